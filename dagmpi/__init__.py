@@ -1,0 +1,39 @@
+"""dagmpi: an MPI-native task-parallel runtime for Python.
+
+    t = dagmpi.spawn(f, x)          # a Task; Task arguments are dependency edges
+    u = dagmpi.spawn(g, t)
+    dagmpi.fetch(u)                 # the value, or the remote exception re-raised
+
+Run a script with ``mpiexec -n 5 python -m dagmpi app.py`` (rank 0 runs the
+script, ranks 1..4 run tasks) or plainly with ``python app.py`` (in-process).
+"""
+
+from .api import (
+    ALL_COMPLETED,
+    FIRST_COMPLETED,
+    FIRST_EXCEPTION,
+    DoneAndNotDone,
+    TaskFunction,
+    as_completed,
+    fetch,
+    info,
+    init,
+    shutdown,
+    spawn,
+    task,
+    wait,
+    workers,
+)
+from .config import Config
+from .errors import DagmpiError, RemoteTraceback, SerializationError, TaskError, UpstreamError
+from .options import Options, Scope, scope
+from .task import Task
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Config", "DagmpiError",
+    "DoneAndNotDone", "Options", "RemoteTraceback", "Scope", "SerializationError", "Task",
+    "TaskError", "TaskFunction", "UpstreamError", "as_completed", "fetch", "info", "init",
+    "scope", "shutdown", "spawn", "task", "wait", "workers", "__version__",
+]

@@ -1,0 +1,7 @@
+"""``python -m dagmpi``: see :mod:`dagmpi.cli`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

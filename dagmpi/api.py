@@ -1,0 +1,154 @@
+"""The user-facing API: spawn, fetch, wait, as_completed, the task decorator."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Optional, Union, overload
+
+from . import context
+from .options import DEFAULT_OPTIONS, Options
+from .task import Task
+
+FIRST_COMPLETED = "FIRST_COMPLETED"
+FIRST_EXCEPTION = "FIRST_EXCEPTION"
+ALL_COMPLETED = "ALL_COMPLETED"
+
+
+def spawn(fn: Callable, *args: Any, options: Optional[Options] = None, **kwargs: Any) -> Task:
+    """Run ``fn(*args, **kwargs)`` as a task somewhere in the job; return its :class:`Task`.
+
+    Any ``Task`` among the arguments (also inside lists, tuples, dicts or
+    objects) is a dependency: the task starts after it finished and receives
+    its value, pulled directly from the rank that holds it.  ``options`` (an
+    :class:`Options`) sets the name, priority and scope; the keyword
+    ``options`` is therefore reserved and not passed to ``fn``.
+
+    Raises ``TypeError``/:class:`~dagmpi.errors.SerializationError` at once if
+    ``fn`` or an argument cannot be pickled, ``ValueError`` for an impossible
+    scope.  Works on the driver and inside tasks (dynamic graphs).
+    """
+    if options is None:
+        options = DEFAULT_OPTIONS
+    elif not isinstance(options, Options):
+        raise TypeError(f"options= must be a dagmpi.Options, got {type(options).__name__}; "
+                        "use dagmpi.Options(name=..., priority=..., scope=...)")
+    return context.current_client().spawn(fn, args, kwargs, options)
+
+
+@overload
+def fetch(x: Task, timeout: Optional[float] = None) -> Any: ...
+@overload
+def fetch(x: Union[list, tuple], timeout: Optional[float] = None) -> list: ...
+
+
+def fetch(x: Any, timeout: Optional[float] = None) -> Any:
+    """The value of a task (or a list of values for a list/tuple of tasks).
+
+    Waits for the task; if it failed, raises the original exception type with
+    the remote traceback as ``__cause__`` (a task that did not run because an
+    input failed raises :class:`~dagmpi.errors.UpstreamError`).  Inside a
+    task, the waiting task gives its slot back so other tasks can run.
+    """
+    if isinstance(x, Task):
+        return x._client.fetch(x, timeout)
+    if isinstance(x, (list, tuple)):
+        bad = [i for i, t in enumerate(x) if not isinstance(t, Task)]
+        if bad:
+            raise TypeError(f"fetch() got a {type(x).__name__} whose item {bad[0]} is a "
+                            f"{type(x[bad[0]]).__name__}, not a Task")
+        return [t._client.fetch(t, timeout) for t in x]
+    raise TypeError(f"fetch() expects a Task or a list/tuple of Tasks, got {type(x).__name__}")
+
+
+class DoneAndNotDone(NamedTuple):
+    done: set
+    not_done: set
+
+
+def _tasks(tasks: Iterable[Task], what: str) -> list[Task]:
+    lst = list(tasks)
+    for t in lst:
+        if not isinstance(t, Task):
+            raise TypeError(f"{what}() expects Tasks, got {type(t).__name__}")
+    return lst
+
+
+def wait(tasks: Iterable[Task], timeout: Optional[float] = None,
+         return_when: str = ALL_COMPLETED) -> DoneAndNotDone:
+    """Wait like :func:`concurrent.futures.wait`; returns ``(done, not_done)`` sets."""
+    if return_when not in (FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED):
+        raise ValueError(f"return_when must be FIRST_COMPLETED, FIRST_EXCEPTION or ALL_COMPLETED, "
+                         f"not {return_when!r}")
+    lst = _tasks(tasks, "wait")
+    if not lst:
+        return DoneAndNotDone(set(), set())
+    done, not_done = lst[0]._client.wait(lst, timeout, return_when)
+    return DoneAndNotDone(done, not_done)
+
+
+def as_completed(tasks: Iterable[Task], timeout: Optional[float] = None) -> Iterator[Task]:
+    """Yield the tasks as they end (finished or failed), like ``concurrent.futures``."""
+    lst = _tasks(tasks, "as_completed")
+    if not lst:
+        return iter(())
+    return lst[0]._client.as_completed(lst, timeout)
+
+
+class TaskFunction:
+    """A function decorated with :func:`task`: call it normally, or ``.spawn`` it."""
+
+    def __init__(self, fn: Callable, options: Options) -> None:
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.options = options
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    def spawn(self, *args: Any, **kwargs: Any) -> Task:
+        """``dagmpi.spawn(fn, *args, options=<the decorator's options>, **kwargs)``."""
+        return spawn(self.fn, *args, options=self.options, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<dagmpi task {self.fn.__qualname__} {self.options}>"
+
+
+def task(fn: Optional[Callable] = None, **options: Any) -> Any:
+    """Decorator: ``@dagmpi.task`` or ``@dagmpi.task(name=..., priority=..., scope=...)``.
+
+    The decorated function still runs normally when called; ``f.spawn(...)``
+    spawns it with these options.
+    """
+    opts = Options.from_kwargs(**options)
+    if fn is None:
+        return lambda f: TaskFunction(f, opts)
+    if not callable(fn):
+        raise TypeError(f"@dagmpi.task decorates a function, got {type(fn).__name__}")
+    return TaskFunction(fn, opts)
+
+
+def init(**config: Any) -> None:
+    """Start dagmpi; keywords override ``DAGMPI_*`` variables (see :class:`dagmpi.Config`).
+
+    Under ``mpiexec``/``srun``: on rank 0 this returns and the script goes on as
+    the driver; on every other rank it serves tasks until the driver ends, then
+    exits the process with status 0 (it never returns there).  Without a
+    launcher it starts the in-process runtime.  Calling it is optional:
+    ``python -m dagmpi app.py`` and the first ``spawn`` call it for you.
+    """
+    context.init(**config)
+
+
+def shutdown() -> None:
+    """Wait for every task, stop the workers; runs automatically at exit."""
+    context.shutdown()
+
+
+def workers() -> list[int]:
+    """The ranks that run tasks."""
+    return sorted(context.current_client().worker_ranks)
+
+
+def info() -> dict[str, Any]:
+    """How this process runs dagmpi: mode, transport, size, worker ranks."""
+    return context.runtime_info()

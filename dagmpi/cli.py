@@ -1,0 +1,152 @@
+"""``python -m dagmpi`` and the ``dagmpi`` command.
+
+::
+
+    mpiexec -n 5 python -m dagmpi app.py [args]   # rank 0 runs app.py, ranks 1..4 run tasks
+    srun -n 5 python -m dagmpi app.py [args]
+    python -m dagmpi app.py [args]                 # no launcher: in-process runtime
+    python -m dagmpi -m package.module [args]
+    dagmpi run app.py | dagmpi info
+
+An uncaught exception in the script aborts every rank (``MPI_Abort``) with the
+traceback printed once, like ``python -m mpi4py``; nothing is left hanging.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import runpy
+import sys
+import traceback
+from typing import Optional
+
+from . import context
+
+EXIT_USAGE = 2
+
+
+class RankFilter(logging.Filter):
+    """Adds ``%(rank)s`` to log records."""
+
+    def __init__(self, rank: int) -> None:
+        super().__init__()
+        self.rank = rank
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.rank = self.rank
+        return True
+
+
+def setup_logging(level: str, rank: int) -> None:
+    """Log dagmpi's messages to stderr with the rank in each line (launcher only)."""
+    handler = logging.StreamHandler()
+    handler.addFilter(RankFilter(rank))
+    handler.setFormatter(logging.Formatter(
+        "%(asctime)s [rank %(rank)s] %(name)s %(levelname)s: %(message)s"))
+    logger = logging.getLogger("dagmpi")
+    logger.addHandler(handler)
+    logger.setLevel(level.upper())
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m dagmpi",
+        description="Run a Python script on dagmpi: rank 0 runs the script, the other ranks run its tasks.")
+    p.add_argument("--transport", choices=["auto", "mpi", "inproc"], default=None)
+    p.add_argument("--workers", type=int, default=None, help="in-process worker ranks (no MPI)")
+    p.add_argument("--slots", type=int, default=None, help="task slots per worker rank")
+    p.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default: $DAGMPI_LOG_LEVEL)")
+    p.add_argument("-m", dest="module", default=None, help="run a module as the script")
+    p.add_argument("script", nargs="?", help="the script to run (or 'info')")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    return p
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "run":
+        argv = argv[1:]
+    ns = _parser().parse_args(argv)
+    rank = context.launcher_rank()
+    if ns.script == "info" and ns.module is None:
+        return _info()
+    if ns.module is None and ns.script is None:
+        _parser().print_usage(sys.stderr)
+        return EXIT_USAGE
+    if ns.module is not None and ns.script is not None:
+        ns.args = [ns.script] + ns.args
+    if ns.module is None:
+        path = ns.script
+        if not os.path.isfile(path):
+            if rank == 0:
+                what = "is a directory" if os.path.isdir(path) else "no such file"
+                sys.stderr.write(f"dagmpi: cannot run {path!r}: {what} "
+                                 f"(current directory: {os.getcwd()})\n")
+            return EXIT_USAGE
+    level = ns.log_level or os.environ.get("DAGMPI_LOG_LEVEL")
+    if level:
+        setup_logging(level, rank)
+    config = {k: v for k, v in (("transport", ns.transport), ("workers", ns.workers),
+                                ("slots", ns.slots)) if v is not None}
+    try:
+        context.init(**config)  # worker ranks serve here, then exit 0
+    except (TypeError, ValueError, RuntimeError) as exc:
+        sys.stderr.write(f"dagmpi: {exc}\n")
+        return EXIT_USAGE
+    return _run_driver(ns)
+
+
+def _run_driver(ns: argparse.Namespace) -> int:
+    rt = context._runtime
+    if ns.module is not None:
+        sys.argv = [ns.module] + ns.args
+        target = lambda: runpy.run_module(ns.module, run_name="__main__", alter_sys=True)  # noqa: E731
+    else:
+        sys.argv = [ns.script] + ns.args
+        sys.path.insert(0, os.path.dirname(os.path.abspath(ns.script)))
+        target = lambda: runpy.run_path(ns.script, run_name="__main__")  # noqa: E731
+    code = 0
+    try:
+        target()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if exc.code is not None and not isinstance(exc.code, int):
+            sys.stderr.write(f"{exc.code}\n")
+    except BaseException:
+        sys.stderr.write("".join(traceback.format_exc()))
+        sys.stderr.write("dagmpi: the script raised on rank 0; aborting all ranks\n")
+        sys.stderr.flush()
+        if rt is not None and rt.mode == "mpi":
+            rt.transport.abort(1)
+        return 1
+    if code != 0:
+        if rt is not None and rt.mode == "mpi":
+            sys.stderr.write(f"dagmpi: the script exited with status {code}; aborting all ranks\n")
+            rt.transport.abort(code)
+        return code
+    context.shutdown()
+    return 0
+
+
+def _info() -> int:
+    import platform
+
+    import dagmpi
+
+    out: dict = {"dagmpi": dagmpi.__version__, "python": platform.python_version(),
+                 "launched_by_mpi": context.launched_by_mpi()}
+    try:
+        from .transport.mpi import library_info
+
+        out["mpi"] = library_info()
+    except ImportError as exc:
+        out["mpi"] = {"error": str(exc)}
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,257 @@
+"""What every rank does as a *user* of the runtime: spawn, watch, fetch.
+
+Both the driver on rank 0 (:class:`~dagmpi.runtime.Driver`) and each worker
+(:class:`~dagmpi.worker.Worker`, for tasks that spawn tasks) are clients.
+User threads never touch the transport: they append messages to ``_outq``
+(one ordered queue, so a task's spawns always precede its completion) and wait
+on ``_cond``; the rank's communication loop drains ``_outq`` and calls
+:meth:`Client._deliver` / :meth:`Client._pulled` when answers come back.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import itertools
+import threading
+import time
+from typing import Any, Callable, Iterable, Iterator, Optional
+
+from . import serialize
+from .errors import raise_error
+from .options import DEFAULT_OPTIONS, Options
+from .task import ERRORED, FINISHED, PENDING, Task
+
+ID_SHIFT = 40  # task id = rank << 40 | counter: unique without asking rank 0
+
+#: ``_CURRENT.client``: the client of the worker whose task runs on this thread.
+_CURRENT = threading.local()
+
+
+class _Pull:
+    __slots__ = ("task_id", "done", "ok", "payload", "buffers")
+
+    def __init__(self, task_id: int) -> None:
+        self.task_id = task_id
+        self.done = False
+        self.ok = False
+        self.payload: Any = None
+        self.buffers: Any = None
+
+
+class Client:
+    """Spawning, watching and fetching on one rank (see the module docstring)."""
+
+    #: The driver watches every task it spawns; workers watch on demand.
+    auto_watch = False
+
+    def __init__(self, rank: int, worker_ranks: Iterable[int], serializes: bool) -> None:
+        self.rank = rank
+        self.worker_ranks = frozenset(worker_ranks)
+        self.serializes = serializes
+        self.fns = serialize.FunctionCache(rank)
+        self._fn_sent: set[tuple[int, int]] = set()
+        self._ids = itertools.count(1)
+        self._req_ids = itertools.count(1)
+        self._outq: collections.deque = collections.deque()
+        self._spawn_lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._watch: dict[int, list[Task]] = {}
+        self._pulls: dict[int, _Pull] = {}
+        self._tls = threading.local()
+        self.closed = False
+
+    def wakeup(self) -> None:  # overridden: interrupt the communication loop
+        pass
+
+    # -------------------------------------------------------------- spawn
+
+    def spawn(self, fn: Callable, args: tuple, kwargs: dict, options: Options = DEFAULT_OPTIONS) -> Task:
+        if self.closed:
+            raise RuntimeError("dagmpi has been shut down; no new tasks can be spawned")
+        if not callable(fn):
+            raise TypeError(f"spawn() needs a callable as its first argument, got {type(fn).__name__}")
+        ranks = options.scope.ranks if options.scope is not None else None
+        if ranks is not None and not ranks & self.worker_ranks:
+            raise ValueError(
+                f"impossible scope: the task may only run on rank(s) {sorted(ranks)}, but the worker "
+                f"ranks of this job are {_ranges(self.worker_ranks)}")
+        if ranks is not None:
+            ranks = ranks & self.worker_ranks
+        fn_id, fn_bytes = self.fns.get(fn)
+        payload, buffers, deps = serialize.dump_args(args, kwargs)
+        name = options.name or getattr(fn, "__qualname__", None) or type(fn).__name__
+        tid = (self.rank << ID_SHIFT) | next(self._ids)
+        task = Task(tid, name, self)
+        if self.auto_watch:
+            with self._cond:
+                self._watch[tid] = [task]
+        with self._spawn_lock:
+            if fn_id in self._fn_sent:
+                fn_bytes = None
+            else:
+                self._fn_sent.add(fn_id)
+            self._outq.append(("sub", tid, name, fn_id, fn_bytes, payload, buffers, deps,
+                               options.priority, ranks, self.auto_watch))
+        self.wakeup()
+        return task
+
+    # ------------------------------------------------------ handle counting
+
+    def release(self, task_id: int) -> None:
+        if not self.closed:
+            self._outq.append(("rel", task_id))
+
+    def acquire(self, task_id: int) -> None:
+        self._outq.append(("acq", task_id))
+
+    # -------------------------------------------------------------- waiting
+
+    def watch(self, task: Task) -> None:
+        """Ask to be told when ``task`` ends (idempotent)."""
+        with self._cond:
+            if task._state != PENDING:
+                return
+            lst = self._watch.get(task.id)
+            if lst is None:
+                self._watch[task.id] = [task]
+            else:
+                if not any(t is task for t in lst):
+                    lst.append(task)
+                return
+        self._outq.append(("watch", task.id))
+        self.wakeup()
+
+    @contextlib.contextmanager
+    def _blocking(self) -> Iterator[None]:
+        """Inside a task: give the slot back while this thread waits."""
+        tid = getattr(self._tls, "task_id", None)
+        if tid is None:
+            yield
+            return
+        self._outq.append(("blk", tid))
+        self.wakeup()
+        try:
+            yield
+        finally:
+            self._outq.append(("unblk", tid))
+            self.wakeup()
+
+    def wait_for(self, task: Task, timeout: Optional[float] = None) -> None:
+        if task._state != PENDING:
+            return
+        self.watch(task)
+        with self._blocking():
+            with self._cond:
+                ok = self._cond.wait_for(lambda: task._state != PENDING, timeout)
+        if not ok:
+            raise TimeoutError(f"{task!r} did not finish within {timeout} s")
+
+    def wait(self, tasks: list[Task], timeout: Optional[float], return_when: str) -> tuple[set, set]:
+        for t in tasks:
+            self.watch(t)
+
+        def finished() -> bool:
+            if return_when == "FIRST_COMPLETED":
+                return any(t._state != PENDING for t in tasks)
+            if return_when == "FIRST_EXCEPTION":
+                return any(t._state == ERRORED for t in tasks) or all(t._state != PENDING for t in tasks)
+            return all(t._state != PENDING for t in tasks)
+
+        if not finished():
+            with self._blocking():
+                with self._cond:
+                    self._cond.wait_for(finished, timeout)
+        done = {t for t in tasks if t._state != PENDING}
+        return done, {t for t in tasks if t._state == PENDING}
+
+    def as_completed(self, tasks: list[Task], timeout: Optional[float]) -> Iterator[Task]:
+        pending = list(dict.fromkeys(tasks))
+        for t in pending:
+            self.watch(t)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while pending:
+            with self._cond:
+                ready = [t for t in pending if t._state != PENDING]
+                if not ready:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        raise TimeoutError(f"{len(pending)} task(s) unfinished after {timeout} s")
+                    with self._blocking():
+                        self._cond.wait(left)
+                    continue
+            for t in ready:
+                pending.remove(t)
+                yield t
+
+    def fetch(self, task: Task, timeout: Optional[float] = None) -> Any:
+        if task._has_value:
+            return task._value
+        self.wait_for(task, timeout)
+        if task._state == ERRORED:
+            raise_error(task._error)
+        if task._has_value:
+            return task._value
+        value = self._pull(task, timeout)
+        task._value = value
+        task._has_value = True
+        return value
+
+    def _pull(self, task: Task, timeout: Optional[float]) -> Any:
+        rid = next(self._req_ids)
+        req = _Pull(task.id)
+        with self._cond:
+            self._pulls[rid] = req
+        self._outq.append(("pull", rid, task.id, task._owner))
+        self.wakeup()
+        with self._blocking():
+            with self._cond:
+                ok = self._cond.wait_for(lambda: req.done, timeout)
+        if not ok:
+            raise TimeoutError(f"the value of {task!r} did not arrive within {timeout} s")
+        if not req.ok:
+            raise_error(req.payload)
+        if self.serializes:
+            return serialize.load_value(req.payload, req.buffers)
+        return req.payload
+
+    # ------------------------------------------- called by the comm loop
+
+    def _deliver(self, task_id: int, owner: Optional[int], error: Any) -> None:
+        with self._cond:
+            for t in self._watch.pop(task_id, ()):
+                if error is None:
+                    t._owner = owner
+                    t._state = FINISHED
+                else:
+                    t._error = error
+                    t._state = ERRORED
+            self._cond.notify_all()
+
+    def _pulled(self, rid: int, ok: bool, payload: Any, buffers: Any) -> None:
+        with self._cond:
+            req = self._pulls.pop(rid, None)
+            if req is None:
+                return
+            req.ok, req.payload, req.buffers, req.done = ok, payload, buffers, True
+            self._cond.notify_all()
+
+    def _fail_all(self, error: Any) -> None:
+        """Wake every waiter with ``error`` (the runtime is going away)."""
+        with self._cond:
+            for tid in list(self._watch):
+                for t in self._watch.pop(tid):
+                    t._error, t._state = error, ERRORED
+            for rid in list(self._pulls):
+                req = self._pulls.pop(rid)
+                req.ok, req.payload, req.done = False, error, True
+            self._cond.notify_all()
+
+
+def _ranges(ranks: Iterable[int]) -> str:
+    rs = sorted(ranks)
+    if not rs:
+        return "(none)"
+    if rs == list(range(rs[0], rs[-1] + 1)) and len(rs) > 2:
+        return f"{rs[0]}..{rs[-1]}"
+    return ", ".join(map(str, rs))

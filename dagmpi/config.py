@@ -1,0 +1,81 @@
+"""One typed configuration: keyword argument > ``DAGMPI_*`` environment variable > default.
+
+Read when the runtime starts (``dagmpi.init()``), never at import time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, fields
+from typing import Any, Mapping, Optional
+
+
+@dataclass(frozen=True)
+class Config:
+    """Runtime settings; each can be set by keyword or by ``DAGMPI_<NAME>``."""
+
+    #: "auto" (MPI when started by an MPI launcher, else in-process), "mpi" or "inproc".
+    transport: str = "auto"
+    #: Number of in-process worker ranks when running without MPI.
+    workers: int = 1
+    #: Concurrent task slots per worker rank (default: 1 under MPI, CPU count in-process).
+    slots: int = 0
+    #: Tasks a worker may hold queued beyond its slots (runs ahead without waiting for rank 0).
+    prefetch: int = 2
+    #: Longest sleep (seconds) of an idle rank between checks for messages.
+    poll_max: float = 1e-3
+    #: Log level of the ``dagmpi`` logger when dagmpi configures logging (launcher only).
+    log_level: str = "WARNING"
+
+    @classmethod
+    def from_sources(cls, overrides: Mapping[str, Any] | None = None,
+                     environ: Optional[Mapping[str, str]] = None) -> "Config":
+        """Build a config from keywords, then ``DAGMPI_*`` variables, then defaults."""
+        overrides = dict(overrides or {})
+        environ = os.environ if environ is None else environ
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(overrides) - set(known))
+        if unknown:
+            raise TypeError(f"unknown dagmpi option(s) {', '.join(unknown)}; "
+                            f"valid options are: {', '.join(known)}")
+        values: dict[str, Any] = {}
+        for name, f in known.items():
+            env_name = "DAGMPI_" + name.upper()
+            if name in overrides and overrides[name] is not None:
+                raw, source = overrides[name], f"keyword {name}="
+            elif env_name in environ:
+                raw, source = environ[env_name], f"environment variable {env_name}"
+            else:
+                continue
+            values[name] = _coerce(raw, f.type, source)
+        cfg = cls(**values)
+        cfg._validate()
+        return cfg
+
+    def _validate(self) -> None:
+        if self.transport not in ("auto", "mpi", "inproc"):
+            raise ValueError(f"transport must be 'auto', 'mpi' or 'inproc', not {self.transport!r}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, not {self.workers}")
+        if self.slots < 0:
+            raise ValueError(f"slots must be >= 1 (or 0 for the default), not {self.slots}")
+        if self.prefetch < 0:
+            raise ValueError(f"prefetch must be >= 0, not {self.prefetch}")
+        if not self.poll_max > 0:
+            raise ValueError(f"poll_max must be > 0 seconds, not {self.poll_max}")
+
+    def replace(self, **changes: Any) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(raw: Any, typ: Any, source: str) -> Any:
+    typ = typ if isinstance(typ, str) else typ.__name__
+    try:
+        if typ == "int":
+            return int(raw)
+        if typ == "float":
+            return float(raw)
+        return str(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"{source} must be {typ}, got {raw!r}") from None

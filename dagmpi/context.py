@@ -1,0 +1,212 @@
+"""Starting and stopping the runtime of this process, and finding the current client.
+
+``init()`` decides the mode once per process:
+
+* **MPI** (started by ``mpiexec``/``srun``, or ``transport="mpi"``) with two or
+  more ranks: rank 0 gets a :class:`~dagmpi.runtime.Driver` and returns to the
+  caller; every other rank becomes a :class:`~dagmpi.worker.Worker`, serves
+  until rank 0 stops it, and exits with status 0 (``init`` never returns there).
+* **Embedded** (no launcher, ``transport="inproc"``, or a single MPI rank):
+  the driver and ``workers`` worker ranks are threads of this process.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import sys
+import threading
+import traceback
+from typing import Any, Optional
+
+from .client import _CURRENT, Client
+from .config import Config
+
+log = logging.getLogger(__name__)
+
+#: Environment variables that MPI launchers (Hydra, PMI-2 srun, PMIx, Open MPI) set.
+LAUNCHER_VARS = ("PMI_RANK", "PMI_SIZE", "PMI_FD", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE",
+                 "MPI_LOCALRANKID", "HYDI_CONTROL_FD")
+
+
+class _Runtime:
+    def __init__(self, mode: str, config: Config, driver: Any, transport: Any, threads: list) -> None:
+        self.mode = mode
+        self.config = config
+        self.driver = driver
+        self.transport = transport
+        self.threads = threads
+
+
+_lock = threading.RLock()
+_runtime: Optional[_Runtime] = None
+
+
+def launched_by_mpi(environ: Optional[dict] = None) -> bool:
+    """True when this process was started by an MPI launcher."""
+    environ = os.environ if environ is None else environ
+    return any(v in environ for v in LAUNCHER_VARS)
+
+
+def launcher_rank(environ: Optional[dict] = None) -> int:
+    """This process's rank according to the launcher's variables (0 if unknown)."""
+    environ = os.environ if environ is None else environ
+    for v in ("PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_RANK", "SLURM_PROCID"):
+        if v in environ:
+            try:
+                return int(environ[v])
+            except ValueError:
+                pass
+    return 0
+
+
+def init(**kwargs: Any) -> Any:
+    """Start dagmpi in this process (idempotent); see :func:`dagmpi.init`."""
+    global _runtime
+    with _lock:
+        if _runtime is not None:
+            if kwargs:
+                cfg = Config.from_sources(kwargs)
+                if cfg != _runtime.config:
+                    log.warning("dagmpi.init() called again with different settings; "
+                                "the first settings stay in force")
+            return _runtime.driver
+        config = Config.from_sources(kwargs)
+        use_mpi = config.transport == "mpi" or (config.transport == "auto" and launched_by_mpi())
+        if use_mpi:
+            _runtime = _start_mpi(config)
+        else:
+            _runtime = _start_embedded(config)
+        atexit.register(_atexit_shutdown)
+        return _runtime.driver
+
+
+def _start_embedded(config: Config) -> _Runtime:
+    from .runtime import Driver
+    from .transport.inproc import InprocHub
+    from .worker import Worker
+
+    n = config.workers
+    hub = InprocHub(n + 1)
+    ranks = range(1, n + 1)
+    slots = config.slots or max(1, (os.cpu_count() or 1) // n)
+    driver = Driver(hub.endpoints[0], ranks, prefetch=config.prefetch)
+    threads = []
+    for r in ranks:
+        w = Worker(hub.endpoints[r], ranks, slots=slots)
+        t = threading.Thread(target=_serve_inproc, args=(w,), name=f"dagmpi-worker{r}", daemon=True)
+        threads.append(t)
+        t.start()
+    driver.start()
+    return _Runtime("embedded", config, driver, hub.endpoints[0], threads)
+
+
+def _serve_inproc(worker: Any) -> None:
+    try:
+        worker.run()
+    except BaseException:
+        sys.stderr.write(f"dagmpi: worker rank {worker.rank} failed; aborting\n{traceback.format_exc()}")
+        worker.transport.abort(1)
+
+
+def _start_mpi(config: Config) -> _Runtime:
+    try:
+        from .transport.mpi import MPITransport
+    except ImportError as exc:
+        raise RuntimeError(str(exc)) from exc
+    tr = MPITransport(poll_max=config.poll_max)
+    if tr.size == 1:
+        log.info("one MPI rank: running the embedded runtime on it")
+        rt = _start_embedded(config)
+        rt.mode = "mpi-1"
+        return rt
+    ranks = range(1, tr.size)
+    if tr.rank == 0:
+        from .runtime import Driver
+
+        driver = Driver(tr, ranks, prefetch=config.prefetch)
+        _install_abort_hook(tr)
+        driver.start()
+        return _Runtime("mpi", config, driver, tr, [])
+    _serve_mpi(tr, ranks, config)
+    raise AssertionError("not reached")
+
+
+def _serve_mpi(tr: Any, ranks: range, config: Config) -> None:
+    """Worker rank: serve, then exit 0; abort the job on any internal error."""
+    from .worker import Worker
+
+    global _runtime
+    worker = Worker(tr, ranks, slots=config.slots or 1)
+    _runtime = _Runtime("mpi-worker", config, None, tr, [])
+    _CURRENT.client = worker
+    try:
+        worker.run()
+        tr.close()
+    except BaseException:
+        sys.stderr.write(f"dagmpi: worker rank {tr.rank} failed; aborting the job\n{traceback.format_exc()}")
+        tr.abort(1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    sys.exit(0)
+
+
+def _install_abort_hook(tr: Any) -> None:
+    """An uncaught exception on rank 0 aborts every rank instead of hanging them."""
+    previous = sys.excepthook
+
+    def hook(typ: Any, value: Any, tb: Any) -> None:
+        previous(typ, value, tb)
+        sys.stderr.write("dagmpi: uncaught exception on rank 0; aborting the job\n")
+        tr.abort(1)
+
+    sys.excepthook = hook
+
+
+def shutdown() -> None:
+    """Wait for all tasks, stop the workers and the runtime (rank 0)."""
+    global _runtime
+    with _lock:
+        rt = _runtime
+        if rt is None or rt.driver is None:
+            return
+        rt.driver.shutdown()
+        for t in rt.threads:
+            t.join(timeout=10)
+        if rt.mode == "mpi":
+            rt.transport.close()
+        _runtime = None
+
+
+def _atexit_shutdown() -> None:
+    try:
+        shutdown()
+    except BaseException:
+        sys.stderr.write(f"dagmpi: shutdown at exit failed\n{traceback.format_exc()}")
+        rt = _runtime
+        if rt is not None and rt.mode == "mpi":
+            rt.transport.abort(1)
+
+
+def current_client() -> Client:
+    """The client for this thread: the running task's worker, else the driver (auto-init)."""
+    c = getattr(_CURRENT, "client", None)
+    if c is not None:
+        return c
+    rt = _runtime
+    if rt is not None and rt.driver is not None:
+        return rt.driver
+    driver = init()
+    if driver is None:
+        raise RuntimeError("dagmpi: no client on this rank")
+    return driver
+
+
+def runtime_info() -> dict[str, Any]:
+    rt = _runtime
+    if rt is None:
+        return {"mode": None}
+    d = rt.driver
+    return {"mode": rt.mode, "transport": rt.transport.name, "size": rt.transport.size,
+            "workers": sorted(d.worker_ranks) if d else None}

@@ -1,0 +1,141 @@
+"""Events into and instructions out of the scheduler state machine.
+
+Events describe something that happened (a task was submitted, a worker
+reported a result); instructions tell the runtime loop what to do next (run a
+task on a rank, free a value, tell a rank that a task ended).  Both are frozen
+dataclasses with ``__slots__``; the scheduler never performs I/O itself.
+
+Payloads that the scheduler does not interpret (the serialized function and
+arguments) travel as ``spec``: an opaque object the runtime gives in
+:class:`TaskSubmitted` and gets back, untouched, in :class:`Execute`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+# --------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerJoined:
+    """A worker rank is ready to run tasks on ``slots`` concurrent slots."""
+
+    rank: int
+    slots: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSubmitted:
+    """A task was spawned on rank ``submitter``.
+
+    ``deps`` are the ids of the tasks whose values it consumes (each once).
+    ``watch`` asks for a :class:`Deliver` to the submitter when the task ends.
+    ``ranks`` restricts placement (``None``: any worker).
+    """
+
+    task_id: int
+    name: str
+    deps: tuple[int, ...]
+    spec: Any
+    submitter: int = 0
+    priority: int = 0
+    ranks: Optional[frozenset[int]] = None
+    watch: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFinished:
+    """A worker computed the task; the value now lives on ``rank``."""
+
+    task_id: int
+    rank: int
+    nbytes: int = 0
+    duration: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFailed:
+    """The task raised on ``rank``; ``error`` is an opaque error payload."""
+
+    task_id: int
+    rank: int
+    error: Any
+
+
+@dataclass(frozen=True, slots=True)
+class TaskBlocked:
+    """The running task waits in ``fetch``; its slot may run other work."""
+
+    task_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class TaskUnblocked:
+    """The task that was blocked in ``fetch`` runs again."""
+
+    task_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class HandleAcquired:
+    """One more handle to the task exists (a Task object was pickled)."""
+
+    task_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class HandleReleased:
+    """A handle to the task was dropped."""
+
+    task_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class WatchRequested:
+    """Rank ``rank`` wants a :class:`Deliver` when the task ends."""
+
+    task_id: int
+    rank: int
+
+
+# --------------------------------------------------------------- instructions
+
+
+@dataclass(frozen=True, slots=True)
+class Execute:
+    """Run ``spec`` on ``rank``; ``inputs`` are ``(dep_id, owner_rank)`` pairs."""
+
+    rank: int
+    task_id: int
+    spec: Any
+    inputs: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """Free the value of ``task_id`` held on ``rank``."""
+
+    rank: int
+    task_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """Tell ``rank`` that ``task_id`` ended: its value is on ``owner``, or it failed.
+
+    Exactly one of ``owner`` (a rank) and ``error`` (an error payload) is set.
+    """
+
+    rank: int
+    task_id: int
+    owner: Optional[int] = None
+    error: Any = None
+
+
+Event = (
+    WorkerJoined | TaskSubmitted | TaskFinished | TaskFailed | TaskBlocked | TaskUnblocked
+    | HandleAcquired | HandleReleased | WatchRequested
+)
+Instruction = Execute | Release | Deliver

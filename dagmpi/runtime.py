@@ -1,0 +1,214 @@
+"""Rank 0: the driver (the user's script) and the loop that runs the scheduler.
+
+The user's thread spawns and fetches through :class:`Driver` (a
+:class:`~dagmpi.client.Client`).  One background thread, the *runtime loop*,
+owns the transport: it turns messages from workers and from the user's
+thread into scheduler events, calls :meth:`Scheduler.handle` once per batch,
+and sends the resulting instructions, batched per destination rank.
+
+Shutdown is explicit: :meth:`Driver.shutdown` waits until every submitted
+task has ended, sends ``("stop",)`` to every worker and waits for each
+``("bye",)``.  An exception inside the loop (a bug, never a user error) is
+logged and aborts the whole job, so no rank is left waiting forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import traceback
+from typing import Any, Callable, Optional
+
+from . import events as ev
+from .client import Client
+from .errors import DagmpiError
+from .scheduler import Scheduler
+from .transport.base import Transport
+
+log = logging.getLogger(__name__)
+
+
+class Driver(Client):
+    """Rank 0's client and runtime loop."""
+
+    auto_watch = True
+
+    def __init__(self, transport: Transport, worker_ranks: Any, prefetch: int = 2,
+                 poll_timeout: float = 0.05) -> None:
+        super().__init__(transport.rank, worker_ranks, transport.serializes)
+        self.transport = transport
+        self.scheduler = Scheduler(prefetch=prefetch)
+        self.fn_table: dict[tuple[int, int], bytes] = {}
+        self.fn_sent: dict[int, set] = {r: set() for r in self.worker_ranks}
+        self.hosts: dict[int, str] = {}
+        self.slots: dict[int, int] = {}
+        self._poll_timeout = poll_timeout
+        self._out: dict[int, list] = {}
+        self._frees: dict[int, list] = {}
+        self._stop_requested = False
+        self._stop_sent = False
+        self._byes: set[int] = set()
+        self._stopped = threading.Event()
+        self._joined = threading.Event()
+        self._fatal: Optional[BaseException] = None
+        self._on_fatal: Callable[[], None] = lambda: transport.abort(1)
+        self._thread = threading.Thread(target=self._main, name="dagmpi-runtime", daemon=True)
+
+    def start(self) -> "Driver":
+        self._thread.start()
+        return self
+
+    def wakeup(self) -> None:
+        self.transport.wakeup()
+
+    # -------------------------------------------------------------- loop
+
+    def _main(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # noqa: BLE001
+            self._fatal = exc
+            msg = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            sys.stderr.write(f"dagmpi: rank 0: the runtime loop failed; aborting the job\n{msg}")
+            sys.stderr.flush()
+            self._fail_all(DagmpiError(f"the dagmpi runtime failed: {exc!r}"))
+            self._on_fatal()
+        finally:
+            self._stopped.set()
+
+    def _loop(self) -> None:
+        tr, sched = self.transport, self.scheduler
+        n_workers = len(self.worker_ranks)
+        while True:
+            msgs = tr.poll(0 if self._outq else self._poll_timeout)
+            events: list = []
+            self._drain_local(events)
+            for src, batch in msgs:
+                self._on_batch(src, batch, events)
+            if events:
+                self._execute(sched.handle_many(events))
+            if self._stop_requested and not self._stop_sent and not self._outq \
+                    and sched.n_active == 0 and len(self.slots) == n_workers:
+                for r in self.worker_ranks:
+                    self._send(r, ("stop",))
+                self._stop_sent = True
+            self._flush()
+            if self._stop_sent and len(self._byes) == n_workers:
+                tr.flush()
+                return
+
+    def _send(self, dest: int, msg: tuple) -> None:
+        box = self._out.get(dest)
+        if box is None:
+            self._out[dest] = [msg]
+        else:
+            box.append(msg)
+
+    def _flush(self) -> None:
+        if self._frees:
+            for dest, ids in self._frees.items():
+                self._send(dest, ("free", ids))
+            self._frees = {}
+        if self._out:
+            out, self._out = self._out, {}
+            for dest, batch in out.items():
+                self.transport.send(dest, batch)
+
+    # ------------------------------------------------- from the user thread
+
+    def _drain_local(self, events: list) -> None:
+        outq = self._outq
+        while outq:
+            m = outq.popleft()
+            kind = m[0]
+            if kind == "sub":
+                events.append(self._submitted(self.rank, m))
+            elif kind == "rel":
+                events.append(ev.HandleReleased(m[1]))
+            elif kind == "acq":
+                events.append(ev.HandleAcquired(m[1]))
+            elif kind == "watch":
+                events.append(ev.WatchRequested(m[1], self.rank))
+            elif kind == "pull":
+                _, rid, tid, owner = m
+                self._send(owner, ("get", tid, rid))
+            elif kind == "stop":
+                self._stop_requested = True
+
+    def _submitted(self, src: int, m: tuple) -> ev.TaskSubmitted:
+        _, tid, name, fn_id, fn_bytes, payload, buffers, deps, priority, ranks, watch = m
+        if fn_bytes is not None:
+            self.fn_table[fn_id] = fn_bytes
+        return ev.TaskSubmitted(tid, name, deps, (name, fn_id, payload, buffers), src, priority,
+                                ranks, watch)
+
+    # --------------------------------------------------- from other ranks
+
+    def _on_batch(self, src: int, batch: list, events: list) -> None:
+        for m in batch:
+            kind = m[0]
+            if kind == "fin":
+                events.append(ev.TaskFinished(m[1], src, m[2], m[3]))
+            elif kind == "sub":
+                events.append(self._submitted(src, m))
+            elif kind == "rel":
+                events.append(ev.HandleReleased(m[1]))
+            elif kind == "err":
+                events.append(ev.TaskFailed(m[1], src, m[2]))
+            elif kind == "blk":
+                events.append(ev.TaskBlocked(m[1]))
+            elif kind == "unblk":
+                events.append(ev.TaskUnblocked(m[1]))
+            elif kind == "acq":
+                events.append(ev.HandleAcquired(m[1]))
+            elif kind == "watch":
+                events.append(ev.WatchRequested(m[1], src))
+            elif kind == "val":
+                self._pulled(m[1], m[2], m[3], m[4])
+            elif kind == "hello":
+                self.slots[src], self.hosts[src] = m[1], m[2]
+                events.append(ev.WorkerJoined(src, m[1]))
+            elif kind == "bye":
+                self._byes.add(src)
+            else:
+                raise RuntimeError(f"rank 0: unknown message {kind!r} from rank {src}")
+
+    # --------------------------------------------------- instructions
+
+    def _execute(self, instructions: list) -> None:
+        me = self.rank
+        for ins in instructions:
+            t = type(ins)
+            if t is ev.Execute:
+                name, fn_id, payload, buffers = ins.spec
+                sent = self.fn_sent[ins.rank]
+                if fn_id not in sent:
+                    sent.add(fn_id)
+                    self._send(ins.rank, ("fn", fn_id, self.fn_table[fn_id]))
+                self._send(ins.rank, ("exec", ins.task_id, name, fn_id, payload, buffers, ins.inputs))
+            elif t is ev.Release:
+                box = self._frees.get(ins.rank)
+                if box is None:
+                    self._frees[ins.rank] = [ins.task_id]
+                else:
+                    box.append(ins.task_id)
+            elif t is ev.Deliver:
+                if ins.rank == me:
+                    self._deliver(ins.task_id, ins.owner, ins.error)
+                else:
+                    self._send(ins.rank, ("dlv", ins.task_id, ins.owner, ins.error))
+
+    # ---------------------------------------------------------- shutdown
+
+    def shutdown(self, timeout: Optional[float] = None) -> None:
+        """Wait for every task to end, stop the workers, stop the loop."""
+        if self.closed:
+            return
+        self.closed = True
+        self._outq.append(("stop",))
+        self.wakeup()
+        if not self._stopped.wait(timeout):
+            raise TimeoutError(f"dagmpi shutdown did not complete within {timeout} s")
+        if self._fatal is not None:
+            raise DagmpiError("the dagmpi runtime failed") from self._fatal

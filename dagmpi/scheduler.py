@@ -1,0 +1,438 @@
+"""The scheduler: a pure state machine that turns events into instructions.
+
+It performs no I/O and imports neither MPI nor threads.  The runtime loop on
+rank 0 (``runtime.py``) feeds it :mod:`dagmpi.events` through
+:meth:`Scheduler.handle` and carries out the :class:`~dagmpi.events.Execute`,
+:class:`~dagmpi.events.Release` and :class:`~dagmpi.events.Deliver`
+instructions it returns.  Unit tests drive it the same way, with no MPI.
+
+State (all of it owned and mutated by this class only)
+------------------------------------------------------
+``tasks``
+    ``task_id -> _Task`` for every task that is not final, or that is final
+    but still referenced.  A task record holds:
+
+    * ``state``: a :class:`~dagmpi.states.TaskState`; changed only through
+      :meth:`Scheduler._set_state`, which checks the transition table.
+    * ``deps`` (ids it consumes) and ``waiting`` (how many of them are not
+      finished yet); ``dependents``: ids of the tasks that consume it.
+    * ``refs``: live handles (a ``Task`` object on some rank, the spawner's
+      counted at submission); ``consumers``: dependents not yet final.  A
+      finished value is released on its owner when both reach zero, and the
+      record is forgotten.
+    * ``owner``/``nbytes``: where the value lives and how large it is.
+    * ``worker``/``blocked``: where an assigned task runs, and whether it waits
+      in a nested ``fetch`` (then it does not count against the worker's slots).
+    * ``watchers``: ranks that get a ``Deliver`` when the task ends.
+
+``workers``
+    ``rank -> _Worker``: slots, ``capacity`` (slots plus a short prefetch
+    queue) and ``load`` (assigned, not blocked tasks).
+
+``ready``
+    A heap of ``(-priority, seq, task_id)`` of READY tasks.  Ties run in
+    submission order.
+
+Policy
+------
+A ready task goes to the worker with the smallest estimated finish time among
+those with free capacity (and inside the task's rank scope): queue wait
+(load / slots times the mean task duration seen so far) plus the time to move
+the inputs it does not already hold (bytes / bandwidth).  Large inputs pull a
+task to the rank that owns them; small ones let balance win.  A worker is
+never given more than ``capacity`` unblocked tasks, so work stays with the
+scheduler until a slot frees, and idle ranks pick it up.
+
+Failures: a task that fails makes every task that (transitively) consumes it
+fail with :class:`UpstreamFailure`; unrelated tasks carry on.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from dataclasses import dataclass
+from typing import Any, Iterable, Optional
+
+from .events import (
+    Deliver,
+    Execute,
+    HandleAcquired,
+    HandleReleased,
+    Instruction,
+    Release,
+    TaskBlocked,
+    TaskFailed,
+    TaskFinished,
+    TaskSubmitted,
+    TaskUnblocked,
+    WatchRequested,
+    WorkerJoined,
+)
+from .states import FINAL_STATES, TaskState, check_transition
+
+#: Assumed network bandwidth (bytes/s) until one is measured.
+DEFAULT_BANDWIDTH = 2.0e9
+#: Assumed task duration (s) until durations are observed.
+DEFAULT_DURATION = 1.0e-4
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamFailure:
+    """Error payload of a task that did not run because an input failed."""
+
+    upstream_id: int
+    upstream_name: str
+    cause: Any  # the error payload of the task that really raised
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownDependency:
+    """Error payload of a task whose input id the scheduler never saw."""
+
+    dep_id: int
+
+
+class _Task:
+    __slots__ = (
+        "id", "name", "state", "deps", "waiting", "dependents", "priority", "ranks",
+        "owner", "nbytes", "refs", "consumers", "spec", "watchers", "error",
+        "worker", "blocked",
+    )
+
+    def __init__(self, ev: TaskSubmitted) -> None:
+        self.id = ev.task_id
+        self.name = ev.name
+        self.state = TaskState.WAITING
+        self.deps = ev.deps
+        self.waiting = 0
+        self.dependents: list[int] = []
+        self.priority = ev.priority
+        self.ranks = ev.ranks
+        self.owner: Optional[int] = None
+        self.nbytes = 0
+        self.refs = 1  # the submitter's handle
+        self.consumers = 0
+        self.spec = ev.spec
+        self.watchers: Optional[set[int]] = {ev.submitter} if ev.watch else None
+        self.error: Any = None
+        self.worker: Optional[int] = None
+        self.blocked = False
+
+
+class _Worker:
+    __slots__ = ("rank", "slots", "capacity", "load", "assigned")
+
+    def __init__(self, rank: int, slots: int, prefetch: int) -> None:
+        self.rank = rank
+        self.slots = slots
+        self.capacity = slots + prefetch
+        self.load = 0  # assigned tasks that are not blocked in fetch
+        self.assigned: set[int] = set()
+
+
+class Scheduler:
+    """Event-driven DAG scheduler; see the module docstring for its state."""
+
+    def __init__(self, prefetch: int = 2) -> None:
+        self.tasks: dict[int, _Task] = {}
+        self.workers: dict[int, _Worker] = {}
+        self.ready: list[tuple[int, int, int]] = []
+        self.prefetch = prefetch
+        self._seq = itertools.count()
+        self._out: list[Instruction] = []
+        self._mean_duration = DEFAULT_DURATION
+        self._n_durations = 0
+        self.bandwidth = DEFAULT_BANDWIDTH
+        self.n_submitted = 0
+        self.n_finished = 0
+        self.n_failed = 0
+        self._handlers = {
+            WorkerJoined: self._on_worker_joined,
+            TaskSubmitted: self._on_submitted,
+            TaskFinished: self._on_finished,
+            TaskFailed: self._on_failed,
+            TaskBlocked: self._on_blocked,
+            TaskUnblocked: self._on_unblocked,
+            HandleAcquired: self._on_acquired,
+            HandleReleased: self._on_released,
+            WatchRequested: self._on_watch,
+        }
+
+    # ------------------------------------------------------------ interface
+
+    def handle(self, *events: Any) -> list[Instruction]:
+        """Apply ``events`` in order and return the instructions they cause."""
+        handlers = self._handlers
+        for ev in events:
+            handlers[type(ev)](ev)
+        self._schedule()
+        out, self._out = self._out, []
+        return out
+
+    def handle_many(self, events: Iterable[Any]) -> list[Instruction]:
+        """Like :meth:`handle` for an iterable (the runtime's batched form)."""
+        return self.handle(*events)
+
+    @property
+    def n_active(self) -> int:
+        """Tasks that are not final yet (submitted and not finished or failed)."""
+        return self.n_submitted - self.n_finished - self.n_failed
+
+    def state_of(self, task_id: int) -> Optional[TaskState]:
+        """The state of a task still known to the scheduler, else ``None``."""
+        t = self.tasks.get(task_id)
+        return t.state if t is not None else None
+
+    # -------------------------------------------------------------- events
+
+    def _on_worker_joined(self, ev: WorkerJoined) -> None:
+        if ev.rank in self.workers:
+            raise ValueError(f"worker rank {ev.rank} joined twice")
+        if ev.slots < 1:
+            raise ValueError(f"worker rank {ev.rank} offers {ev.slots} slots; need at least 1")
+        self.workers[ev.rank] = _Worker(ev.rank, ev.slots, self.prefetch)
+
+    def _on_submitted(self, ev: TaskSubmitted) -> None:
+        if ev.task_id in self.tasks:
+            raise ValueError(f"task {ev.task_id:#x} submitted twice")
+        t = _Task(ev)
+        self.tasks[t.id] = t
+        self.n_submitted += 1
+        failed_dep: Optional[_Task] = None
+        for d in t.deps:
+            if d not in self.tasks:
+                t.deps = ()
+                self._fail(t, UnknownDependency(d))
+                return
+        for d in t.deps:
+            dep = self.tasks[d]
+            dep.dependents.append(t.id)
+            dep.consumers += 1
+            if dep.state is TaskState.ERRORED:
+                failed_dep = dep
+            elif dep.state is not TaskState.FINISHED:
+                t.waiting += 1
+        if failed_dep is not None:
+            self._fail(t, UpstreamFailure(failed_dep.id, failed_dep.name, _root(failed_dep.error)))
+        elif t.waiting == 0:
+            self._make_ready(t)
+
+    def _on_finished(self, ev: TaskFinished) -> None:
+        t = self.tasks[ev.task_id]
+        self._unassign(t)
+        self._set_state(t, TaskState.FINISHED)
+        t.owner = ev.rank
+        t.nbytes = ev.nbytes
+        self.n_finished += 1
+        if ev.duration > 0:
+            self._n_durations += 1
+            n = min(self._n_durations, 100)
+            self._mean_duration += (ev.duration - self._mean_duration) / n
+        if t.watchers:
+            for r in t.watchers:
+                self._out.append(Deliver(r, t.id, owner=ev.rank))
+            t.watchers = None
+        tasks = self.tasks
+        for c in t.dependents:
+            ct = tasks.get(c)
+            if ct is not None and ct.state is TaskState.WAITING:
+                ct.waiting -= 1
+                if ct.waiting == 0:
+                    self._make_ready(ct)
+        self._dependency_done(t)
+        self._maybe_forget(t)
+
+    def _on_failed(self, ev: TaskFailed) -> None:
+        t = self.tasks[ev.task_id]
+        self._unassign(t)
+        self._fail(t, ev.error)
+
+    def _on_blocked(self, ev: TaskBlocked) -> None:
+        t = self.tasks.get(ev.task_id)
+        if t is None or t.state is not TaskState.ASSIGNED or t.blocked:
+            return
+        t.blocked = True
+        self.workers[t.worker].load -= 1
+
+    def _on_unblocked(self, ev: TaskUnblocked) -> None:
+        t = self.tasks.get(ev.task_id)
+        if t is None or t.state is not TaskState.ASSIGNED or not t.blocked:
+            return
+        t.blocked = False
+        self.workers[t.worker].load += 1
+
+    def _on_acquired(self, ev: HandleAcquired) -> None:
+        t = self.tasks.get(ev.task_id)
+        if t is not None:
+            t.refs += 1
+
+    def _on_released(self, ev: HandleReleased) -> None:
+        t = self.tasks.get(ev.task_id)
+        if t is not None:
+            t.refs -= 1
+            self._maybe_forget(t)
+
+    def _on_watch(self, ev: WatchRequested) -> None:
+        t = self.tasks.get(ev.task_id)
+        if t is None:
+            return
+        if t.state is TaskState.FINISHED:
+            self._out.append(Deliver(ev.rank, t.id, owner=t.owner))
+        elif t.state is TaskState.ERRORED:
+            self._out.append(Deliver(ev.rank, t.id, error=t.error))
+        else:
+            if t.watchers is None:
+                t.watchers = set()
+            t.watchers.add(ev.rank)
+
+    # ------------------------------------------------------------ helpers
+
+    def _set_state(self, t: _Task, new: TaskState) -> None:
+        check_transition(t.id, t.state, new)
+        t.state = new
+
+    def _make_ready(self, t: _Task) -> None:
+        self._set_state(t, TaskState.READY)
+        heapq.heappush(self.ready, (-t.priority, next(self._seq), t.id))
+
+    def _unassign(self, t: _Task) -> None:
+        if t.worker is None:
+            return
+        w = self.workers[t.worker]
+        w.assigned.discard(t.id)
+        if not t.blocked:
+            w.load -= 1
+        t.blocked = False
+
+    def _fail(self, t: _Task, error: Any) -> None:
+        """Fail ``t`` and, transitively, every task that consumes it."""
+        stack = [(t, error)]
+        while stack:
+            cur, err = stack.pop()
+            if cur.state in FINAL_STATES:
+                continue
+            self._set_state(cur, TaskState.ERRORED)
+            cur.error = err
+            cur.spec = None
+            self.n_failed += 1
+            if cur.watchers:
+                for r in cur.watchers:
+                    self._out.append(Deliver(r, cur.id, error=err))
+                cur.watchers = None
+            up = UpstreamFailure(cur.id, cur.name, _root(err))
+            for c in cur.dependents:
+                ct = self.tasks.get(c)
+                if ct is not None and ct.state not in FINAL_STATES:
+                    stack.append((ct, up))
+            self._dependency_done(cur)
+            self._maybe_forget(cur)
+
+    def _dependency_done(self, t: _Task) -> None:
+        """``t`` is final: it no longer needs its inputs."""
+        tasks = self.tasks
+        for d in t.deps:
+            dep = tasks.get(d)
+            if dep is not None:
+                dep.consumers -= 1
+                self._maybe_forget(dep)
+
+    def _maybe_forget(self, t: _Task) -> None:
+        if t.refs > 0 or t.consumers > 0 or t.state not in FINAL_STATES:
+            return
+        if t.state is TaskState.FINISHED and t.owner is not None:
+            self._out.append(Release(t.owner, t.id))
+        del self.tasks[t.id]
+
+    # ----------------------------------------------------------- placement
+
+    def _schedule(self) -> None:
+        ready = self.ready
+        if not ready or not self.workers:
+            return
+        free = sum(max(0, w.capacity - w.load) for w in self.workers.values())
+        deferred = []
+        tasks = self.tasks
+        while ready and free > 0:
+            item = heapq.heappop(ready)
+            t = tasks.get(item[2])
+            if t is None or t.state is not TaskState.READY:
+                continue
+            w = self._choose_worker(t)
+            if w is None:
+                deferred.append(item)
+                continue
+            self._assign(t, w)
+            free -= 1
+        for item in deferred:
+            heapq.heappush(ready, item)
+
+    def _choose_worker(self, t: _Task) -> Optional[_Worker]:
+        """The worker with the earliest estimated finish time for ``t``."""
+        tasks = self.tasks
+        local: dict[int, int] = {}
+        total = 0
+        for d in t.deps:
+            dep = tasks[d]
+            total += dep.nbytes
+            local[dep.owner] = local.get(dep.owner, 0) + dep.nbytes
+        best: Optional[_Worker] = None
+        best_cost = 0.0
+        mean, bw, ranks = self._mean_duration, self.bandwidth, t.ranks
+        for w in self.workers.values():
+            if w.load >= w.capacity or (ranks is not None and w.rank not in ranks):
+                continue
+            cost = (w.load / w.slots) * mean + (total - local.get(w.rank, 0)) / bw
+            if best is None or cost < best_cost:
+                best, best_cost = w, cost
+        return best
+
+    def _assign(self, t: _Task, w: _Worker) -> None:
+        self._set_state(t, TaskState.ASSIGNED)
+        t.worker = w.rank
+        w.load += 1
+        w.assigned.add(t.id)
+        tasks = self.tasks
+        inputs = tuple((d, tasks[d].owner) for d in t.deps)
+        self._out.append(Execute(w.rank, t.id, t.spec, inputs))
+        t.spec = None
+
+    # ----------------------------------------------------------- checking
+
+    def validate(self) -> None:
+        """Check every invariant of the state; raise ``AssertionError`` if broken."""
+        tasks = self.tasks
+        ready_ids = {i for _, _, i in self.ready}
+        for t in tasks.values():
+            assert t.refs >= 0, f"{t.id:#x} negative refs"
+            assert t.consumers >= 0, f"{t.id:#x} negative consumers"
+            live_consumers = sum(
+                1 for c in t.dependents if c in tasks and tasks[c].state not in FINAL_STATES)
+            assert t.consumers == live_consumers, (
+                f"{t.id:#x} consumers={t.consumers} but {live_consumers} dependents are pending")
+            if t.state is TaskState.WAITING:
+                pending = sum(1 for d in t.deps if tasks[d].state is not TaskState.FINISHED)
+                assert t.waiting == pending > 0, f"{t.id:#x} waiting={t.waiting}, pending={pending}"
+            if t.state is TaskState.READY:
+                assert t.id in ready_ids, f"{t.id:#x} READY but not queued"
+                assert all(tasks[d].state is TaskState.FINISHED for d in t.deps)
+            if t.state is TaskState.ASSIGNED:
+                assert t.worker in self.workers and t.id in self.workers[t.worker].assigned
+            else:
+                assert not t.blocked
+            if t.state is TaskState.FINISHED:
+                assert t.owner is not None
+            if t.state in FINAL_STATES:
+                assert t.refs > 0 or t.consumers > 0, f"{t.id:#x} final and unreferenced"
+        for w in self.workers.values():
+            unblocked = sum(1 for i in w.assigned if not tasks[i].blocked)
+            assert w.load == unblocked, f"worker {w.rank}: load={w.load}, unblocked={unblocked}"
+            for i in w.assigned:
+                assert tasks[i].state is TaskState.ASSIGNED and tasks[i].worker == w.rank
+
+
+def _root(error: Any) -> Any:
+    """The error of the task that really raised, under any UpstreamFailure wrapping."""
+    while isinstance(error, UpstreamFailure):
+        error = error.cause
+    return error

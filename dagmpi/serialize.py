@@ -1,0 +1,181 @@
+"""All pickling in dagmpi happens here.
+
+* Functions are cloudpickled once per spawning process and cached
+  (:class:`FunctionCache`); receivers cache them by id, so a function crosses
+  each link once.
+* Arguments and results use pickle protocol 5 with out-of-band buffers: the
+  memory of a contiguous numpy array is never copied into the pickle stream, it
+  travels as its own raw buffer (an MPI message of its own over MPI, a plain
+  reference in-process).
+* ``Task`` objects inside the arguments, at any depth (lists, tuples, dicts,
+  attributes of user objects), are written as *persistent ids*: they become the
+  task's dependencies, and on the worker they are replaced by the values of
+  those tasks.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import pickle
+import sys
+import threading
+from typing import Any, Callable, Optional
+
+import cloudpickle
+
+from .errors import SerializationError
+
+PROTOCOL = 5
+
+Buffers = list  # list of pickle.PickleBuffer (or any buffer-protocol object on load)
+
+
+class _ArgPickler(cloudpickle.CloudPickler):
+    """Cloudpickler that records ``Task`` arguments as dependencies."""
+
+    def __init__(self, file: io.BytesIO, buffers: list) -> None:
+        super().__init__(file, protocol=PROTOCOL, buffer_callback=buffers.append)
+        self.deps: dict[int, None] = {}  # ordered set of task ids
+        from .task import Task  # late: task -> client -> serialize
+
+        self._task_type = Task
+
+    def persistent_id(self, obj: Any) -> Optional[int]:
+        if type(obj) is self._task_type:
+            self.deps[obj.id] = None
+            return obj.id
+        return None
+
+
+class _ArgUnpickler(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO, buffers: Any, inputs: dict[int, Any]) -> None:
+        super().__init__(file, buffers=buffers)
+        self._inputs = inputs
+
+    def persistent_load(self, pid: Any) -> Any:
+        try:
+            return self._inputs[pid]
+        except KeyError:
+            raise SerializationError(f"argument refers to task {pid:#x}, whose value was not delivered") from None
+
+
+_SIMPLE = (int, float, str, bytes, bool, type(None), complex)
+
+
+def dump_args(args: tuple, kwargs: dict) -> tuple[bytes, Buffers, tuple[int, ...]]:
+    """Pickle ``(args, kwargs)``; return ``(payload, buffers, dependency ids)``.
+
+    Raises :class:`SerializationError` naming the argument that cannot be pickled.
+    """
+    buffers: list = []
+    if all(type(a) in _SIMPLE for a in args) and all(type(v) in _SIMPLE for v in kwargs.values()):
+        return pickle.dumps((args, kwargs), PROTOCOL), buffers, ()
+    f = io.BytesIO()
+    p = _ArgPickler(f, buffers)
+    try:
+        p.dump((args, kwargs))
+    except Exception as exc:
+        raise _which_argument(args, kwargs, exc) from exc
+    return f.getvalue(), buffers, tuple(p.deps)
+
+
+def _which_argument(args: tuple, kwargs: dict, exc: Exception) -> SerializationError:
+    items = [(f"argument {i} ({type(a).__name__})", a) for i, a in enumerate(args)]
+    items += [(f"keyword argument {k!r} ({type(v).__name__})", v) for k, v in kwargs.items()]
+    for label, value in items:
+        try:
+            _ArgPickler(io.BytesIO(), []).dump(value)
+        except Exception as inner:
+            return SerializationError(
+                f"{label} cannot be pickled, so it cannot be sent to another rank: {inner}. "
+                "Pass something picklable (create the object inside the task instead).")
+    return SerializationError(f"the arguments cannot be pickled: {exc}")
+
+
+def load_args(payload: Any, buffers: Any, inputs: dict[int, Any]) -> tuple[tuple, dict]:
+    """Inverse of :func:`dump_args`; ``inputs`` maps dependency ids to values."""
+    return _ArgUnpickler(io.BytesIO(payload), buffers, inputs).load()
+
+
+def dump_value(value: Any) -> tuple[bytes, Buffers]:
+    """Pickle a task result with out-of-band buffers."""
+    buffers: list = []
+    try:
+        data = cloudpickle.dumps(value, protocol=PROTOCOL, buffer_callback=buffers.append)
+    except Exception as exc:
+        raise SerializationError(
+            f"a value of type {type(value).__name__} cannot be pickled to move it to another rank: {exc}"
+        ) from exc
+    return data, buffers
+
+
+def load_value(payload: Any, buffers: Any) -> Any:
+    """Inverse of :func:`dump_value`."""
+    return pickle.loads(payload, buffers=buffers)
+
+
+def dump_function(fn: Callable) -> bytes:
+    """Cloudpickle a callable, with a clear error when it cannot be."""
+    try:
+        return cloudpickle.dumps(fn, protocol=PROTOCOL)
+    except Exception as exc:
+        name = getattr(fn, "__qualname__", type(fn).__name__)
+        raise SerializationError(
+            f"the function {name!r} cannot be pickled, so it cannot run on another rank: {exc}"
+        ) from exc
+
+
+def load_function(data: bytes) -> Callable:
+    return pickle.loads(data)
+
+
+class FunctionCache:
+    """Assigns ids to functions and pickles each one once.
+
+    Ids are ``(rank, n)`` so ids made on different ranks never collide.  At
+    most ``maxsize`` functions are remembered; an evicted function simply gets
+    a new id (and is sent again) when used again.
+    """
+
+    def __init__(self, rank: int, maxsize: int = 4096) -> None:
+        self.rank = rank
+        self.maxsize = maxsize
+        self._ids: dict[Any, tuple[tuple[int, int], bytes]] = {}
+        self._count = itertools.count()
+        self._lock = threading.Lock()
+
+    def get(self, fn: Callable) -> tuple[tuple[int, int], bytes]:
+        """``(fn_id, pickled bytes)`` of ``fn``, pickling it on first use."""
+        try:
+            hit = self._ids.get(fn)
+        except TypeError:  # unhashable callable: never cached
+            return (self.rank, next(self._count)), dump_function(fn)
+        if hit is not None:
+            return hit
+        data = dump_function(fn)
+        with self._lock:
+            hit = self._ids.get(fn)
+            if hit is None:
+                if len(self._ids) >= self.maxsize:
+                    self._ids.pop(next(iter(self._ids)))
+                hit = self._ids[fn] = ((self.rank, next(self._count)), data)
+        return hit
+
+
+def sizeof(value: Any) -> int:
+    """A cheap estimate of the bytes a value occupies (for placement decisions)."""
+    nbytes = getattr(value, "nbytes", None)
+    if isinstance(nbytes, int):
+        return nbytes
+    if isinstance(value, (bytes, bytearray, memoryview, str)):
+        return len(value)
+    if isinstance(value, (list, tuple)) and value:
+        head = value[:64]
+        return sys.getsizeof(value) + sum(sizeof(v) for v in head) * len(value) // len(head)
+    if isinstance(value, dict) and value:
+        return sys.getsizeof(value) + sum(sizeof(v) for v in itertools.islice(value.values(), 64))
+    try:
+        return sys.getsizeof(value)
+    except TypeError:
+        return 64

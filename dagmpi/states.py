@@ -1,0 +1,52 @@
+"""Task states, declared once.
+
+Every task tracked by the scheduler is in exactly one of these states.  The
+allowed moves are listed in :data:`TRANSITIONS`; :func:`check_transition` is
+the only place that decides whether a move is legal, and the scheduler calls
+it for every change (see ``Scheduler._set_state``).
+
+::
+
+    WAITING --(all inputs finished)--> READY --(placed)--> ASSIGNED
+       |                                 |                    |
+       +--(an input failed)--> ERRORED <-+                    +--> FINISHED
+                                                              +--> ERRORED
+
+``FINISHED`` and ``ERRORED`` are final: a final task is forgotten by the
+scheduler once no handle and no pending consumer refers to it.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class TaskState(enum.IntEnum):
+    """Lifecycle of one task as the scheduler sees it."""
+
+    WAITING = 0  #: submitted; some input is not finished yet
+    READY = 1  #: every input finished; waiting for a processor
+    ASSIGNED = 2  #: sent to a worker (queued there, running, or blocked in fetch)
+    FINISHED = 3  #: the value exists on its owner rank
+    ERRORED = 4  #: the task (or an input of it) raised
+
+
+FINAL_STATES = frozenset({TaskState.FINISHED, TaskState.ERRORED})
+
+TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
+    TaskState.WAITING: frozenset({TaskState.READY, TaskState.ERRORED}),
+    TaskState.READY: frozenset({TaskState.ASSIGNED, TaskState.ERRORED}),
+    TaskState.ASSIGNED: frozenset({TaskState.FINISHED, TaskState.ERRORED}),
+    TaskState.FINISHED: frozenset(),
+    TaskState.ERRORED: frozenset(),
+}
+
+
+class InvalidTransition(RuntimeError):
+    """A state change that :data:`TRANSITIONS` does not allow (a scheduler bug)."""
+
+
+def check_transition(task_id: int, old: TaskState, new: TaskState) -> None:
+    """Raise :class:`InvalidTransition` unless ``old -> new`` is allowed."""
+    if new not in TRANSITIONS[old]:
+        raise InvalidTransition(f"task {task_id:#x}: illegal transition {old.name} -> {new.name}")

@@ -1,0 +1,76 @@
+"""The ``Task`` handle returned by ``spawn``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from .client import Client
+
+PENDING, FINISHED, ERRORED = 0, 1, 2
+
+
+class Task:
+    """A handle to a spawned task: pass it to other tasks, ``fetch`` it, wait on it.
+
+    A ``Task`` used as an argument of ``spawn`` (at any depth inside lists,
+    tuples, dicts or objects) is a dependency: the consumer receives its value.
+    The value stays on the rank that computed it until it is fetched; it is
+    freed when no handle and no pending task needs it.
+    """
+
+    __slots__ = ("id", "name", "_client", "_state", "_owner", "_error", "_value", "_has_value",
+                 "__weakref__")
+
+    def __init__(self, task_id: int, name: str, client: "Client") -> None:
+        self.id = task_id
+        self.name = name
+        self._client = client
+        self._state = PENDING
+        self._owner: Optional[int] = None
+        self._error: Any = None
+        self._value: Any = None
+        self._has_value = False
+
+    # -------------------------------------------------------- public API
+
+    def done(self) -> bool:
+        """True if the task finished or failed (does not wait)."""
+        if self._state == PENDING:
+            self._client.watch(self)
+        return self._state != PENDING
+
+    def exception(self, timeout: Optional[float] = None) -> Optional[BaseException]:
+        """Wait for the task; return the exception it raised, or ``None``."""
+        from .errors import build_exception
+
+        self._client.wait_for(self, timeout)
+        return build_exception(self._error) if self._state == ERRORED else None
+
+    def fetch(self, timeout: Optional[float] = None) -> Any:
+        """Wait for the task and return its value (see :func:`dagmpi.fetch`)."""
+        return self._client.fetch(self, timeout)
+
+    def __repr__(self) -> str:
+        state = ("pending", "finished", "failed")[self._state]
+        return f"<Task {self.name} {self.id:#x} {state}>"
+
+    # ----------------------------------------------------- handle counting
+
+    def __del__(self) -> None:
+        try:
+            self._client.release(self.id)
+        except Exception:  # interpreter shutdown: nothing left to free
+            pass
+
+    def __reduce__(self) -> tuple:
+        # Pickled outside of spawn() arguments (e.g. inside a result): the copy
+        # is a new handle, counted now so the value outlives the pickle's trip.
+        self._client.acquire(self.id)
+        return (_rebuild_task, (self.id, self.name))
+
+
+def _rebuild_task(task_id: int, name: str) -> Task:
+    from . import context
+
+    return Task(task_id, name, context.current_client())

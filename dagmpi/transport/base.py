@@ -1,0 +1,50 @@
+"""The interface every transport implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, NoReturn
+
+
+class Transport(ABC):
+    """One rank's endpoint: send messages to ranks, receive messages from them.
+
+    A message is any picklable object (the runtime sends lists of tuples).
+    ``pickle.PickleBuffer`` objects inside a message are moved without copying
+    them into the pickle stream.  ``send``, ``poll`` and ``flush`` are called
+    by one thread (the rank's communication loop); ``wakeup`` may be called by
+    any thread to end a ``poll`` early.
+    """
+
+    rank: int
+    size: int
+    #: True when messages cross process boundaries, so values must be pickled.
+    serializes: bool = True
+    #: Human-readable name ("mpi", "inproc").
+    name: str = "?"
+
+    @abstractmethod
+    def send(self, dest: int, msg: Any) -> None:
+        """Queue ``msg`` for rank ``dest``; returns without waiting for delivery."""
+
+    @abstractmethod
+    def poll(self, timeout: float) -> list[tuple[int, Any]]:
+        """Return received ``(source, msg)`` pairs, waiting up to ``timeout`` seconds.
+
+        Returns early (possibly with nothing) when :meth:`wakeup` is called.
+        Waiting must not spin the CPU: idle ranks share cores with busy ones.
+        """
+
+    @abstractmethod
+    def wakeup(self) -> None:
+        """Make a concurrent or the next :meth:`poll` return promptly (thread-safe)."""
+
+    def flush(self) -> None:
+        """Wait until every message sent so far has left this rank."""
+
+    def close(self) -> None:
+        """Release the transport's resources (after :meth:`flush`)."""
+
+    @abstractmethod
+    def abort(self, code: int = 1) -> NoReturn:
+        """End the whole job at once (every rank) with exit status ``code``."""

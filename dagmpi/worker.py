@@ -1,0 +1,305 @@
+"""The worker: runs tasks, keeps their results, serves them to other ranks.
+
+One communication loop per worker rank (the main thread of a worker process
+under MPI, a thread in-process) owns the transport.  User code runs on
+executor threads: at most ``slots`` at a time, plus any that are blocked in a
+nested ``fetch`` (those have given their slot back to the scheduler, so nested
+graphs cannot deadlock).
+
+Messages a worker handles (lists of tuples, batched per destination):
+
+from rank 0                          to rank 0
+  ("fn", fn_id, bytes)                 ("hello", slots, host)
+  ("exec", id, name, fn_id,            ("fin", id, nbytes, seconds)
+   payload, buffers, inputs)           ("err", id, ErrorInfo)
+  ("free", [ids])                      ("sub", ...), ("rel", id), ("acq", id),
+  ("dlv", id, owner, error)            ("watch", id), ("blk", id), ("unblk", id)
+  ("stop",)                            ("bye",)
+from/to any rank
+  ("get", id, req_id)  ->  ("val", req_id, ok, payload, buffers)
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import socket
+import threading
+import time
+import traceback
+from typing import Any, Callable, Optional
+
+from . import serialize
+from .client import _CURRENT, Client
+from .errors import ErrorInfo
+from .transport.base import Transport
+
+log = logging.getLogger(__name__)
+
+SCHEDULER = 0
+
+
+class _Job:
+    __slots__ = ("id", "name", "fn_id", "payload", "buffers", "inputs", "missing", "failed")
+
+    def __init__(self, msg: tuple) -> None:
+        _, self.id, self.name, self.fn_id, self.payload, self.buffers, inputs = msg
+        self.inputs: Any = inputs  # tuple of (dep_id, owner), then dict dep_id -> value
+        self.missing = 0
+        self.failed: Any = None
+
+
+class _Executor:
+    """Threads for user code; grows when every thread is busy or blocked."""
+
+    def __init__(self, run: Callable[[_Job], None], name: str) -> None:
+        self._run = run
+        self._name = name
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._idle = 0
+        self._lock = threading.Lock()
+        self.threads: list[threading.Thread] = []
+
+    def submit(self, job: _Job) -> None:
+        with self._lock:
+            spawn = self._idle == 0
+            if not spawn:
+                self._idle -= 1
+        self._q.put(job)
+        if spawn:
+            t = threading.Thread(target=self._loop, name=f"{self._name}-exec{len(self.threads)}", daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    def _loop(self) -> None:
+        q = self._q
+        while True:
+            job = q.get()
+            if job is None:
+                return
+            self._run(job)
+            with self._lock:
+                self._idle += 1
+
+    def stop(self) -> None:
+        for _ in self.threads:
+            self._q.put(None)
+
+
+class Worker(Client):
+    """A worker rank: serves tasks until rank 0 says stop."""
+
+    def __init__(self, transport: Transport, worker_ranks: Any, slots: int = 1) -> None:
+        super().__init__(transport.rank, worker_ranks, transport.serializes)
+        self.transport = transport
+        self.slots = slots
+        self.host = socket.gethostname()
+        self.store: dict[int, Any] = {}  # id -> value (in-process) or (value, payload, buffers)
+        self.fn_cache: dict[tuple[int, int], Callable] = {}
+        self._waiting: dict[int, _Job] = {}  # req_id -> job waiting for that input
+        self._input_reqs: dict[int, tuple[_Job, int]] = {}
+        self._runq: collections.deque[_Job] = collections.deque()
+        self._running = 0
+        self._done: collections.deque = collections.deque()  # results from executor threads
+        self._out: dict[int, list] = {}
+        self._executor = _Executor(self._execute, f"rank{self.rank}")
+        self._stopping = False
+        self.tasks_run = 0
+
+    def wakeup(self) -> None:
+        self.transport.wakeup()
+
+    # ------------------------------------------------------------- loop
+
+    def run(self, poll_timeout: float = 0.05) -> None:
+        """Serve until a stop message; then reply ``bye`` and return."""
+        tr = self.transport
+        _CURRENT.client = self
+        self._send(SCHEDULER, ("hello", self.slots, self.host))
+        self._flush()
+        while not self._stopping:
+            msgs = tr.poll(0 if (self._outq or self._done) else poll_timeout)
+            self._drain_local()
+            for src, batch in msgs:
+                for m in batch:
+                    self._on_message(src, m)
+            self._drain_local()
+            self._start_jobs()
+            self._flush()
+        self._executor.stop()
+        self.closed = True
+        self._send(SCHEDULER, ("bye",))
+        self._flush()
+        tr.flush()
+
+    def _send(self, dest: int, msg: tuple) -> None:
+        box = self._out.get(dest)
+        if box is None:
+            self._out[dest] = [msg]
+        else:
+            box.append(msg)
+
+    def _flush(self) -> None:
+        if self._out:
+            out, self._out = self._out, {}
+            for dest, batch in out.items():
+                if dest == self.rank:  # a message to ourselves (a local get)
+                    for m in batch:
+                        self._on_message(self.rank, m)
+                else:
+                    self.transport.send(dest, batch)
+
+    # ------------------------------------------ from this rank's threads
+
+    def _drain_local(self) -> None:
+        outq, done = self._outq, self._done
+        # Completions and the messages of the task that produced them stay in
+        # order: a task's spawns reach rank 0 before its "fin".
+        while outq or done:
+            while outq:
+                m = outq.popleft()
+                kind = m[0]
+                if kind == "pull":
+                    _, rid, tid, owner = m
+                    self._send(owner, ("get", tid, rid))
+                elif kind == "blk":
+                    self._running -= 1
+                    self._send(SCHEDULER, m)
+                elif kind == "unblk":
+                    self._running += 1
+                    self._send(SCHEDULER, m)
+                else:
+                    self._send(SCHEDULER, m)
+            if done:
+                self._finish(done.popleft())
+
+    def _finish(self, item: tuple) -> None:
+        kind, job, a, b = item
+        self._running -= 1
+        self.tasks_run += 1
+        if kind == "fin":
+            self.store[job.id] = a
+            self._send(SCHEDULER, ("fin", job.id, b[0], b[1]))
+        else:
+            self._send(SCHEDULER, ("err", job.id, a))
+
+    # ----------------------------------------------------- from other ranks
+
+    def _on_message(self, src: int, m: tuple) -> None:
+        kind = m[0]
+        if kind == "exec":
+            self._on_exec(m)
+        elif kind == "fn":
+            self.fn_cache[m[1]] = m[2]  # unpickled lazily, on an executor thread
+        elif kind == "get":
+            self._serve(src, m[1], m[2])
+        elif kind == "val":
+            self._on_value(m[1], m[2], m[3], m[4])
+        elif kind == "free":
+            store = self.store
+            for tid in m[1]:
+                store.pop(tid, None)
+        elif kind == "dlv":
+            self._deliver(m[1], m[2], m[3])
+        elif kind == "stop":
+            self._stopping = True
+        else:
+            raise RuntimeError(f"rank {self.rank}: unknown message {kind!r} from rank {src}")
+
+    def _serve(self, dest: int, tid: int, rid: int) -> None:
+        entry = self.store.get(tid, _MISSING)
+        if entry is _MISSING:
+            self._send(dest, ("val", rid, False,
+                              f"rank {self.rank} does not hold the value of task {tid:#x} "
+                              "(it was freed or never computed here)", None))
+        elif self.serializes:
+            self._send(dest, ("val", rid, True, entry[1], entry[2]))
+        else:
+            self._send(dest, ("val", rid, True, entry, None))
+
+    def _on_value(self, rid: int, ok: bool, payload: Any, buffers: Any) -> None:
+        hit = self._input_reqs.pop(rid, None)
+        if hit is None:  # a nested fetch by user code on this rank
+            self._pulled(rid, ok, payload, buffers)
+            return
+        job, dep = hit
+        if not ok:
+            job.failed = f"could not get the value of input task {dep:#x}: {payload}"
+        elif self.serializes:
+            try:
+                job.inputs[dep] = serialize.load_value(payload, buffers)
+            except Exception as exc:
+                job.failed = f"could not unpickle the value of input task {dep:#x}: {exc!r}"
+        else:
+            job.inputs[dep] = payload
+        job.missing -= 1
+        if job.missing == 0:
+            self._runq.append(job)
+
+    def _on_exec(self, m: tuple) -> None:
+        job = _Job(m)
+        values: dict[int, Any] = {}
+        store = self.store
+        for dep, owner in job.inputs:
+            if owner == self.rank and dep in store:
+                entry = store[dep]
+                values[dep] = entry[0] if self.serializes else entry
+            else:
+                rid = next(self._req_ids)
+                self._input_reqs[rid] = (job, dep)
+                job.missing += 1
+                self._send(owner, ("get", dep, rid))
+        job.inputs = values
+        if job.missing == 0:
+            self._runq.append(job)
+
+    def _start_jobs(self) -> None:
+        runq = self._runq
+        while runq and self._running < self.slots:
+            self._running += 1
+            self._executor.submit(runq.popleft())
+
+    # ------------------------------------------------ on executor threads
+
+    def _execute(self, job: _Job) -> None:
+        tls = self._tls
+        tls.task_id = job.id
+        _CURRENT.client = self
+        t0 = time.perf_counter()
+        try:
+            if job.failed is not None:
+                raise RuntimeError(job.failed)
+            fn = self.fn_cache[job.fn_id]
+            if isinstance(fn, bytes):
+                fn = self.fn_cache[job.fn_id] = serialize.load_function(fn)
+            args, kwargs = serialize.load_args(job.payload, job.buffers, job.inputs)
+            job.inputs = job.payload = job.buffers = None
+            value = fn(*args, **kwargs)
+            del args, kwargs
+            seconds = time.perf_counter() - t0
+            if self.serializes:
+                payload, buffers = serialize.dump_value(value)
+                nbytes = len(payload) + sum(memoryview(b).nbytes for b in buffers)
+                result: Any = (value, payload, buffers)
+            else:
+                nbytes = serialize.sizeof(value)
+                result = value
+            self._done.append(("fin", job, result, (nbytes, seconds)))
+        except BaseException as exc:  # noqa: BLE001 - every failure goes back to the caller
+            self._done.append(("err", job, self._error_info(job, exc), None))
+        finally:
+            tls.task_id = None
+        self.transport.wakeup()
+
+    def _error_info(self, job: _Job, exc: BaseException) -> ErrorInfo:
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        try:
+            exc_bytes: Optional[bytes] = serialize.dump_value(exc)[0]
+        except Exception:  # an exception that will not pickle travels as text
+            exc_bytes = None
+        return ErrorInfo(job.id, job.name, type(exc).__qualname__, str(exc), tb, self.rank,
+                         self.host, exc_bytes)
+
+
+_MISSING = object()
