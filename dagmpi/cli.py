@@ -121,11 +121,13 @@ def _run_driver(ns: argparse.Namespace) -> int:
         sys.stderr.flush()
         if rt is not None and rt.mode == "mpi":
             rt.transport.abort(1)
+        context.abandon()
         return 1
     if code != 0:
         if rt is not None and rt.mode == "mpi":
             sys.stderr.write(f"dagmpi: the script exited with status {code}; aborting all ranks\n")
             rt.transport.abort(code)
+        context.abandon()
         return code
     context.shutdown()
     return 0

@@ -99,6 +99,7 @@ def _start_embedded(config: Config) -> _Runtime:
         threads.append(t)
         t.start()
     driver.start()
+    _install_embedded_hook()
     return _Runtime("embedded", config, driver, hub.endpoints[0], threads)
 
 
@@ -177,6 +178,29 @@ def shutdown() -> None:
         if rt.mode == "mpi":
             rt.transport.close()
         _runtime = None
+
+
+def abandon() -> None:
+    """Forget the runtime without waiting for its tasks (the script failed).
+
+    Embedded: the daemon threads die with the process.  MPI: the caller aborts.
+    """
+    global _runtime
+    with _lock:
+        if _runtime is not None and _runtime.driver is not None:
+            _runtime.driver.closed = True
+        _runtime = None
+
+
+def _install_embedded_hook() -> None:
+    """An uncaught exception in an embedded script exits at once, not after its tasks."""
+    previous = sys.excepthook
+
+    def hook(typ: Any, value: Any, tb: Any) -> None:
+        abandon()
+        previous(typ, value, tb)
+
+    sys.excepthook = hook
 
 
 def _atexit_shutdown() -> None:

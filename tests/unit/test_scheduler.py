@@ -1,0 +1,212 @@
+"""The scheduler as a pure state machine: events in, instructions out, no MPI."""
+
+import pytest
+
+from dagmpi.events import (
+    Deliver,
+    Execute,
+    HandleAcquired,
+    HandleReleased,
+    Release,
+    TaskBlocked,
+    TaskFailed,
+    TaskFinished,
+    TaskSubmitted,
+    TaskUnblocked,
+    WatchRequested,
+    WorkerJoined,
+)
+from dagmpi.scheduler import Scheduler, UnknownDependency, UpstreamFailure
+from dagmpi.states import InvalidTransition, TaskState
+
+
+class Harness:
+    """Feeds events and checks every invariant after each step (like distributed's ``ws``)."""
+
+    def __init__(self, prefetch=0, workers=((1, 1),)):
+        self.s = Scheduler(prefetch=prefetch)
+        self.step(*(WorkerJoined(r, n) for r, n in workers))
+
+    def step(self, *events):
+        out = self.s.handle(*events)
+        self.s.validate()
+        return out
+
+
+def sub(tid, deps=(), name=None, watch=False, priority=0, ranks=None, submitter=0):
+    return TaskSubmitted(tid, name or f"t{tid}", tuple(deps), f"spec{tid}", submitter, priority,
+                         ranks, watch)
+
+
+def executes(out):
+    return [(i.rank, i.task_id) for i in out if isinstance(i, Execute)]
+
+
+@pytest.fixture
+def h():
+    return Harness()
+
+
+def test_independent_task_is_executed_with_its_spec(h):
+    out = h.step(sub(1))
+    assert out == [Execute(1, 1, "spec1", ())]
+    assert h.s.state_of(1) is TaskState.ASSIGNED
+
+
+def test_dependency_waits_then_runs_with_input_location(h):
+    out = h.step(sub(1), sub(2, deps=[1]))
+    assert executes(out) == [(1, 1)]
+    assert h.s.state_of(2) is TaskState.WAITING
+    out = h.step(TaskFinished(1, rank=1, nbytes=8))
+    assert out == [Execute(1, 2, "spec2", ((1, 1),))]
+
+
+def test_capacity_is_slots_plus_prefetch():
+    h = Harness(prefetch=1, workers=[(1, 2)])
+    out = h.step(*(sub(i) for i in range(1, 6)))
+    assert len(executes(out)) == 3  # 2 slots + 1 queued ahead
+    out = h.step(TaskFinished(1, 1))
+    assert executes(out) == [(1, 4)]
+
+
+def test_tasks_spread_over_idle_workers():
+    h = Harness(workers=[(1, 1), (2, 1), (3, 1)])
+    out = h.step(*(sub(i) for i in range(1, 4)))
+    assert sorted(r for r, _ in executes(out)) == [1, 2, 3]
+
+
+def test_large_input_pulls_task_to_its_owner():
+    h = Harness(prefetch=2, workers=[(1, 1), (2, 1)])
+    h.step(sub(1, ranks=frozenset([2])))
+    h.step(TaskFinished(1, rank=2, nbytes=256 << 20))
+    out = h.step(sub(2, deps=[1]))
+    assert executes(out) == [(2, 2)]
+
+
+def test_small_inputs_let_balance_win():
+    h = Harness(prefetch=4, workers=[(1, 1), (2, 1)])
+    h.step(sub(1, ranks=frozenset([2])))
+    h.step(TaskFinished(1, rank=2, nbytes=8))
+    h.step(sub(10, ranks=frozenset([2])), sub(11, ranks=frozenset([2])))  # rank 2 now busy
+    out = h.step(sub(2, deps=[1]))
+    assert executes(out) == [(1, 2)]
+
+
+def test_scope_restricts_ranks_and_waits_for_them():
+    h = Harness(workers=[(1, 1), (2, 1)])
+    out = h.step(sub(1, ranks=frozenset([2])), sub(2, ranks=frozenset([2])))
+    assert executes(out) == [(2, 1)]
+    assert h.s.state_of(2) is TaskState.READY  # rank 1 is free but out of scope
+    out = h.step(TaskFinished(1, 2))
+    assert executes(out) == [(2, 2)]
+
+
+def test_priority_orders_ready_tasks(h):
+    h.step(sub(1))  # occupies the only slot
+    h.step(sub(2, priority=0), sub(3, priority=5), sub(4, priority=1))
+    order = []
+    for done in (1, 3, 4):
+        order += [t for _, t in executes(h.step(TaskFinished(done, 1)))]
+    assert order == [3, 4, 2]
+
+
+def test_blocked_task_gives_its_slot_back(h):
+    assert executes(h.step(sub(1), sub(2))) == [(1, 1)]
+    out = h.step(TaskBlocked(1))
+    assert executes(out) == [(1, 2)]
+    h.step(TaskUnblocked(1))
+    assert h.s.workers[1].load == 2  # over capacity until one ends
+    assert executes(h.step(sub(3))) == []
+    h.step(TaskFinished(2, 1))
+    assert executes(h.step(TaskFinished(1, 1))) == [(1, 3)]
+
+
+def test_failure_propagates_to_dependents_only(h):
+    h.step(sub(1), sub(2, deps=[1], watch=True), sub(3, deps=[2], watch=True), sub(4, watch=True))
+    out = h.step(TaskFailed(1, 1, "boom"))
+    delivered = {i.task_id: i.error for i in out if isinstance(i, Deliver)}
+    assert delivered[2] == UpstreamFailure(1, "t1", "boom")
+    assert delivered[3] == UpstreamFailure(2, "t2", "boom")  # names its direct input, keeps the root
+    assert 4 not in delivered
+    assert executes(out) == [(1, 4)]
+    assert h.s.n_failed == 3
+
+
+def test_submitting_on_a_failed_input_fails_at_once(h):
+    h.step(sub(1))
+    h.step(TaskFailed(1, 1, "boom"))
+    out = h.step(sub(2, deps=[1], watch=True))
+    assert out == [Deliver(0, 2, error=UpstreamFailure(1, "t1", "boom"))]
+
+
+def test_unknown_dependency_is_an_error_not_a_crash(h):
+    out = h.step(sub(2, deps=[99], watch=True))
+    assert out == [Deliver(0, 2, error=UnknownDependency(99))]
+    assert h.s.n_active == 0
+
+
+def test_value_released_when_handles_and_consumers_are_gone(h):
+    h.step(sub(1), sub(2, deps=[1]))
+    h.step(TaskFinished(1, 1))
+    out = h.step(HandleReleased(1))
+    assert not any(isinstance(i, Release) for i in out)  # task 2 still needs it
+    out = h.step(TaskFinished(2, 1))
+    assert Release(1, 1) in out
+    assert 1 not in h.s.tasks
+    out = h.step(HandleReleased(2))
+    assert out == [Release(1, 2)]
+    assert h.s.tasks == {}
+
+
+def test_acquired_handle_keeps_value(h):
+    h.step(sub(1), HandleAcquired(1))
+    h.step(TaskFinished(1, 1))
+    assert h.step(HandleReleased(1)) == []
+    assert h.step(HandleReleased(1)) == [Release(1, 1)]
+
+
+def test_watch_delivers_owner_now_or_later(h):
+    h.step(sub(1))
+    assert h.step(WatchRequested(1, 3)) == []
+    out = h.step(TaskFinished(1, 1))
+    assert Deliver(3, 1, owner=1) in out
+    assert h.step(WatchRequested(1, 4)) == [Deliver(4, 1, owner=1)]
+
+
+def test_illegal_transition_is_refused(h):
+    h.step(sub(1))
+    h.step(TaskFinished(1, 1))
+    with pytest.raises((InvalidTransition, KeyError)):
+        h.s.handle(TaskFinished(1, 1))
+
+
+def test_no_workers_means_tasks_stay_ready():
+    h = Harness(workers=[])
+    assert h.step(sub(1)) == []
+    assert executes(h.step(WorkerJoined(1, 1))) == [(1, 1)]
+
+
+def test_long_chain_and_wide_reduction_leave_no_state():
+    h = Harness(prefetch=2, workers=[(1, 2), (2, 2)])
+    leaves = list(range(1, 65))
+    events = [sub(i) for i in leaves]
+    nxt = 100
+    level = leaves
+    while len(level) > 1:
+        new = []
+        for a, b in zip(level[::2], level[1::2]):
+            events.append(sub(nxt, deps=[a, b]))
+            new.append(nxt)
+            nxt += 1
+        level = new
+    out = h.step(*events, *(HandleReleased(i) for i in range(1, nxt) if i != level[0]))
+    pending = [i for i in out if isinstance(i, Execute)]
+    released = 0
+    while pending:
+        ins = pending.pop(0)
+        out = h.step(TaskFinished(ins.task_id, ins.rank, nbytes=8))
+        pending += [i for i in out if isinstance(i, Execute)]
+        released += sum(isinstance(i, Release) for i in out)
+    assert h.s.n_active == 0
+    assert list(h.s.tasks) == [level[0]]  # only the root, whose handle is alive
+    assert released == len(leaves) + 63 - 1  # every value but the root's was freed
