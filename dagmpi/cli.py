@@ -141,11 +141,14 @@ def _info() -> int:
     out: dict = {"dagmpi": dagmpi.__version__, "python": platform.python_version(),
                  "launched_by_mpi": context.launched_by_mpi()}
     try:
-        from .transport.mpi import library_info
+        from .transport.mpi import library_info, world_rank
 
         out["mpi"] = library_info()
     except ImportError as exc:
         out["mpi"] = {"error": str(exc)}
+    else:
+        if world_rank() != 0:  # one report per job, not one per rank
+            return 0
     print(json.dumps(out, indent=2))
     return 0
 

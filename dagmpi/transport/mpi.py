@@ -25,6 +25,7 @@ thread can cut the sleep short with :meth:`wakeup`.
 
 from __future__ import annotations
 
+import os
 import pickle
 import struct
 import sys
@@ -62,8 +63,26 @@ def library_info() -> dict[str, Any]:
         info["cuda_aware"] = bool(MPI.Query_cuda_support())
     except (AttributeError, NotImplementedError):
         info["cuda_aware"] = False
-    info["ulfm"] = hasattr(MPI.Comm, "Shrink") and hasattr(MPI, "ERR_PROC_FAILED")
+    info["ulfm"] = ulfm_available()
     return info
+
+
+def world_rank() -> int:
+    """This process's rank in ``COMM_WORLD``."""
+    return MPI.COMM_WORLD.Get_rank()
+
+
+def ulfm_available() -> bool:
+    """Whether this run can survive a dead rank (User-Level Failure Mitigation).
+
+    Only Open MPI 5 started with ``mpiexec --with-ft ulfm`` (which sets the
+    ``mpi_ft_enable`` MCA parameter) qualifies; MPICH exports the ``MPIX_Comm_*``
+    symbols but its implementation does not recover survivors, so it counts as no.
+    """
+    if "open mpi" not in MPI.Get_library_version().lower():
+        return False
+    flag = os.environ.get("OMPI_MCA_mpi_ft_enable", "")
+    return flag.lower() in ("1", "true", "yes", "on") and hasattr(MPI.Comm, "Shrink")
 
 
 class MPITransport(Transport):

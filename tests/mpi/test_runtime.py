@@ -1,0 +1,99 @@
+"""End-to-end tests under real ``mpiexec`` (and with no launcher), each a subprocess with a hard timeout."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, find_mpiexec, run_dagmpi
+
+# None = no launcher (embedded in-process runtime); 1 = the single rank also executes tasks.
+RANKS = [None, 1, 2, 5]
+
+
+def ids(n):
+    return "no-launcher" if n is None else f"n{n}"
+
+
+@pytest.mark.parametrize("n", RANKS, ids=ids)
+def test_tree_sum_example(n):
+    r = run_dagmpi(ROOT / "examples" / "tree_sum.py", n=n, timeout=90)
+    assert r.returncode == 0, r
+    assert r.stdout.strip().splitlines()[-1] == "120000000.0", r
+
+
+@pytest.mark.parametrize("n", RANKS, ids=ids)
+def test_errors_propagate(n):
+    r = run_dagmpi("errors.py", n=n, timeout=90)
+    assert r.returncode == 0, r
+    assert "ERRORS-OK" in r.stdout, r
+
+
+@pytest.mark.parametrize("n", RANKS, ids=ids)
+def test_nested_dynamic_graphs(n):
+    r = run_dagmpi("nested.py", n=n, timeout=90)
+    assert r.returncode == 0, r
+    assert "NESTED-OK" in r.stdout, r
+
+
+@pytest.mark.parametrize("n", [None, 2], ids=ids)
+def test_bad_input_is_refused_and_loses_nothing(n):
+    r = run_dagmpi("bad_input.py", n=n, timeout=90)
+    assert r.returncode == 0, r
+    assert "BAD-INPUT-OK 9" in r.stdout, r
+
+
+@pytest.mark.parametrize("n", [3, 5], ids=ids)
+def test_data_moves_rank_to_rank_not_through_rank0(n):
+    r = run_dagmpi("locality.py", n=n, timeout=90)
+    assert r.returncode == 0, r
+    assert "LOCALITY-OK" in r.stdout, r
+
+
+@pytest.mark.parametrize("n", [None, 3], ids=ids)
+def test_driver_exception_aborts_quickly(n):
+    t0 = time.monotonic()
+    r = run_dagmpi("raises.py", n=n, args=["driver"], timeout=60)
+    assert r.returncode != 0, r
+    assert "driver failure on purpose" in r.stderr, r
+    assert "RuntimeError" in r.stderr, r
+    # a worker is busy in a 30 s task: the abort must not wait for it
+    assert time.monotonic() - t0 < 25, r
+
+
+@pytest.mark.parametrize("n", [2, 3], ids=ids)
+def test_dead_worker_ends_job(n):
+    r = run_dagmpi("raises.py", n=n, args=["worker-dies"], timeout=60)
+    assert r.returncode != 0, r
+    assert "UNREACHABLE" not in r.stdout, r
+
+
+@pytest.mark.parametrize("n", [None, 2], ids=ids)
+def test_sys_exit_code_is_kept(n):
+    r = run_dagmpi("raises.py", n=n, args=["exit"], timeout=60)
+    assert r.returncode == 4, r
+
+
+@pytest.mark.parametrize("n", [None, 2], ids=ids)
+def test_missing_script(n):
+    r = run_dagmpi(ROOT / "no_such_script.py", n=n, timeout=60)
+    assert r.returncode == 2, r
+    assert "no_such_script.py" in r.stderr and "no such file" in r.stderr, r
+
+
+def test_info_reports_mpi_capabilities():
+    mpiexec = find_mpiexec()
+    if mpiexec is None:
+        pytest.skip("no mpiexec found (pip install mpich)")
+    out = subprocess.run([mpiexec, "-n", "2", sys.executable, "-m", "dagmpi", "info"],
+                         capture_output=True, text=True, timeout=60, cwd=str(ROOT))
+    assert out.returncode == 0, out
+    info = json.loads(out.stdout)  # printed once (rank 0 only), valid JSON
+    assert info["launched_by_mpi"] is True
+    assert info["mpi"]["cuda_aware"] in (True, False)
+    if "MPICH" in info["mpi"]["library"]:
+        assert info["mpi"]["ulfm"] is False

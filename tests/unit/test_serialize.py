@@ -1,0 +1,113 @@
+"""Serialization: out-of-band buffers, dependencies at any depth, clear errors."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+
+import numpy as np
+import pytest
+
+from dagmpi import serialize
+from dagmpi.errors import SerializationError
+from dagmpi.task import Task
+
+
+class _FakeClient:
+    def release(self, task_id):  # Task.__del__ calls this
+        pass
+
+    def acquire(self, task_id):
+        pass
+
+
+def make_task(task_id):
+    return Task(task_id, "t", _FakeClient())
+
+
+def test_numpy_arrays_travel_out_of_band_without_copy():
+    a = np.arange(1_000_000, dtype=np.float64)
+    payload, buffers, deps = serialize.dump_args((a,), {"b": a[::2].copy()})
+    assert deps == ()
+    assert len(payload) < 10_000  # the 8 MB is not in the pickle stream
+    assert len(buffers) == 2
+    raw = buffers[0].raw()
+    assert np.shares_memory(np.frombuffer(raw, dtype=np.float64), a)  # zero-copy view
+    args, kwargs = serialize.load_args(payload, [b.raw() for b in buffers], {})
+    np.testing.assert_array_equal(args[0], a)
+    np.testing.assert_array_equal(kwargs["b"], a[::2])
+
+
+def test_tasks_at_any_depth_become_dependencies():
+    t1, t2, t3 = make_task(11), make_task(22), make_task(33)
+
+    class Box:
+        def __init__(self, inner):
+            self.inner = inner
+
+    payload, buffers, deps = serialize.dump_args(
+        ([t1, (t2,)], {"k": Box(t3)}), {"again": t1})
+    assert deps == (11, 22, 33)
+    args, kwargs = serialize.load_args(payload, buffers, {11: "a", 22: "b", 33: "c"})
+    assert args[0] == ["a", ("b",)]
+    assert args[1]["k"].inner == "c"
+    assert kwargs["again"] == "a"
+
+
+def test_missing_input_is_a_clear_error():
+    payload, buffers, _ = serialize.dump_args((make_task(5),), {})
+    with pytest.raises(SerializationError, match="0x5"):
+        serialize.load_args(payload, buffers, {})
+
+
+def test_unpicklable_argument_is_named():
+    with pytest.raises(SerializationError, match=r"argument 1 \(lock\)"):
+        serialize.dump_args((1, threading.Lock()), {})
+    with pytest.raises(SerializationError, match=r"keyword argument 'x' \(lock\)"):
+        serialize.dump_args((1,), {"x": threading.Lock()})
+
+
+def test_unpicklable_result_and_function():
+    with pytest.raises(SerializationError, match="lock"):
+        serialize.dump_value(threading.Lock())
+    lock = threading.Lock()
+    with pytest.raises(SerializationError, match="function"):
+        serialize.dump_function(lambda: lock)
+
+
+def test_values_roundtrip_with_buffers():
+    value = {"a": np.ones((3, 4), dtype=np.int32), "s": "text"}
+    payload, buffers = serialize.dump_value(value)
+    assert len(buffers) == 1
+    out = serialize.load_value(payload, [b.raw() for b in buffers])
+    np.testing.assert_array_equal(out["a"], value["a"])
+    assert out["a"].shape == (3, 4) and out["s"] == "text"
+
+
+def test_function_cache_pickles_once_and_ids_are_rank_scoped():
+    cache = serialize.FunctionCache(rank=3)
+
+    def f(x):
+        return x + 1
+
+    id1, data1 = cache.get(f)
+    id2, data2 = cache.get(f)
+    assert id1 == id2 and data1 is data2 and id1[0] == 3
+    assert serialize.load_function(data1)(1) == 2
+    other, _ = cache.get(len)
+    assert other != id1
+
+
+def test_function_cache_is_bounded():
+    cache = serialize.FunctionCache(rank=0, maxsize=2)
+    fns = [lambda i=i: i for i in range(5)]
+    for fn in fns:
+        cache.get(fn)
+    assert len(cache._ids) == 2
+
+
+def test_sizeof_estimates():
+    assert serialize.sizeof(np.zeros(1000)) == 8000
+    assert serialize.sizeof(b"x" * 100) == 100
+    assert serialize.sizeof([np.zeros(10)] * 100) >= 8000
+
