@@ -39,6 +39,28 @@ class _Pull:
         self.buffers: Any = None
 
 
+class _Waiter:
+    """One ``wait``/``as_completed`` call: counts deliveries instead of rescanning its tasks."""
+
+    __slots__ = ("mode", "remaining", "done", "ended", "ids")
+
+    def __init__(self, mode: str, remaining: int, any_ended: bool, any_failed: bool) -> None:
+        self.mode = mode
+        self.remaining = remaining
+        self.ended: list[int] = []
+        self.ids: set[int] = set()
+        self.done = remaining == 0 or (mode == "FIRST_COMPLETED" and any_ended) \
+            or (mode == "FIRST_EXCEPTION" and any_failed)
+
+    def hit(self, task_id: int, failed: bool) -> None:
+        self.remaining -= 1
+        if self.mode == "EACH":
+            self.ended.append(task_id)
+        elif self.mode == "FIRST_COMPLETED" or self.remaining == 0 or \
+                (failed and self.mode == "FIRST_EXCEPTION"):
+            self.done = True
+
+
 class Client:
     """Spawning, watching and fetching on one rank (see the module docstring)."""
 
@@ -58,6 +80,7 @@ class Client:
         self._cond = threading.Condition()
         self._watch: dict[int, list[Task]] = {}
         self._pulls: dict[int, _Pull] = {}
+        self._waiters: dict[int, list[_Waiter]] = {}
         self._tls = threading.local()
         self.closed = False
 
@@ -150,39 +173,77 @@ class Client:
     def wait(self, tasks: list[Task], timeout: Optional[float], return_when: str) -> tuple[set, set]:
         for t in tasks:
             self.watch(t)
-
-        def finished() -> bool:
-            if return_when == "FIRST_COMPLETED":
-                return any(t._state != PENDING for t in tasks)
-            if return_when == "FIRST_EXCEPTION":
-                return any(t._state == ERRORED for t in tasks) or all(t._state != PENDING for t in tasks)
-            return all(t._state != PENDING for t in tasks)
-
-        if not finished():
-            with self._blocking():
+        with self._cond:
+            waiter = self._add_waiter(tasks, return_when)
+        if not waiter.done:
+            try:
+                with self._blocking():
+                    with self._cond:
+                        self._cond.wait_for(lambda: waiter.done, timeout)
+            finally:
                 with self._cond:
-                    self._cond.wait_for(finished, timeout)
+                    self._drop_waiter(waiter)
         done = {t for t in tasks if t._state != PENDING}
         return done, {t for t in tasks if t._state == PENDING}
 
     def as_completed(self, tasks: list[Task], timeout: Optional[float]) -> Iterator[Task]:
-        pending = list(dict.fromkeys(tasks))
-        for t in pending:
+        by_id: dict[int, list[Task]] = {}
+        for t in dict.fromkeys(tasks):
+            by_id.setdefault(t.id, []).append(t)
             self.watch(t)
+        with self._cond:
+            waiter = self._add_waiter(tasks, "EACH")
         deadline = None if timeout is None else time.monotonic() + timeout
-        while pending:
+        try:
+            for tid, lst in list(by_id.items()):  # already ended: yield first
+                if lst[0]._state != PENDING:
+                    del by_id[tid]
+                    yield from lst
+            while by_id:
+                with self._cond:
+                    if not waiter.ended:
+                        left = None if deadline is None else deadline - time.monotonic()
+                        if left is not None and left <= 0:
+                            raise TimeoutError(f"{len(by_id)} task(s) unfinished after {timeout} s")
+                        with self._blocking():
+                            self._cond.wait_for(lambda: waiter.ended, left)
+                        continue
+                    ended, waiter.ended = waiter.ended, []
+                for tid in ended:
+                    yield from by_id.pop(tid, ())
+        finally:
             with self._cond:
-                ready = [t for t in pending if t._state != PENDING]
-                if not ready:
-                    left = None if deadline is None else deadline - time.monotonic()
-                    if left is not None and left <= 0:
-                        raise TimeoutError(f"{len(pending)} task(s) unfinished after {timeout} s")
-                    with self._blocking():
-                        self._cond.wait(left)
-                    continue
-            for t in ready:
-                pending.remove(t)
-                yield t
+                self._drop_waiter(waiter)
+
+    def _add_waiter(self, tasks: list[Task], mode: str) -> "_Waiter":
+        """Register a waiter on the pending ones among ``tasks`` (call with ``_cond`` held).
+
+        Each delivery updates the waiters of that task in O(1), so waiting on
+        n tasks costs O(n) in all, not O(n) per delivery.
+        """
+        pending = {t.id for t in tasks if t._state == PENDING}
+        w = _Waiter(mode, len(pending), any(t._state != PENDING for t in tasks),
+                    any(t._state == ERRORED for t in tasks))
+        for tid in pending:
+            lst = self._waiters.get(tid)
+            if lst is None:
+                self._waiters[tid] = [w]
+            else:
+                lst.append(w)
+        w.ids = pending
+        return w
+
+    def _drop_waiter(self, w: "_Waiter") -> None:
+        for tid in w.ids:
+            lst = self._waiters.get(tid)
+            if lst is not None:
+                try:
+                    lst.remove(w)
+                except ValueError:
+                    pass
+                if not lst:
+                    del self._waiters[tid]
+        w.ids = set()
 
     def fetch(self, task: Task, timeout: Optional[float] = None) -> Any:
         if task._has_value:
@@ -226,6 +287,11 @@ class Client:
                 else:
                     t._error = error
                     t._state = ERRORED
+            waiters = self._waiters.pop(task_id, None)
+            if waiters is not None:
+                for w in waiters:
+                    w.ids.discard(task_id)
+                    w.hit(task_id, error is not None)
             self._cond.notify_all()
 
     def _pulled(self, rid: int, ok: bool, payload: Any, buffers: Any) -> None:
@@ -242,6 +308,8 @@ class Client:
             for tid in list(self._watch):
                 for t in self._watch.pop(tid):
                     t._error, t._state = error, ERRORED
+                for w in self._waiters.pop(tid, ()):
+                    w.hit(tid, True)
             for rid in list(self._pulls):
                 req = self._pulls.pop(rid)
                 req.ok, req.payload, req.done = False, error, True

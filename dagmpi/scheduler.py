@@ -123,10 +123,10 @@ class _Task:
 class _Worker:
     __slots__ = ("rank", "slots", "capacity", "load", "assigned")
 
-    def __init__(self, rank: int, slots: int, prefetch: int) -> None:
+    def __init__(self, rank: int, slots: int, capacity: int) -> None:
         self.rank = rank
         self.slots = slots
-        self.capacity = slots + prefetch
+        self.capacity = capacity  # slots + queue depth; see Scheduler._update_capacity
         self.load = 0  # assigned tasks that are not blocked in fetch
         self.assigned: set[int] = set()
 
@@ -134,11 +134,13 @@ class _Worker:
 class Scheduler:
     """Event-driven DAG scheduler; see the module docstring for its state."""
 
-    def __init__(self, prefetch: int = 2) -> None:
+    def __init__(self, prefetch: int = 2, queue_window: float = 2e-3, max_queue: int = 256) -> None:
         self.tasks: dict[int, _Task] = {}
         self.workers: dict[int, _Worker] = {}
         self.ready: list[tuple[int, int, int]] = []
         self.prefetch = prefetch
+        self.queue_window = queue_window
+        self.max_queue = max_queue
         self._seq = itertools.count()
         self._out: list[Instruction] = []
         self._mean_duration = DEFAULT_DURATION
@@ -191,7 +193,8 @@ class Scheduler:
             raise ValueError(f"worker rank {ev.rank} joined twice")
         if ev.slots < 1:
             raise ValueError(f"worker rank {ev.rank} offers {ev.slots} slots; need at least 1")
-        self.workers[ev.rank] = _Worker(ev.rank, ev.slots, self.prefetch)
+        self.workers[ev.rank] = _Worker(ev.rank, ev.slots, ev.slots + self.prefetch)
+        self._update_capacity()
 
     def _on_submitted(self, ev: TaskSubmitted) -> None:
         if ev.task_id in self.tasks:
@@ -229,6 +232,8 @@ class Scheduler:
             self._n_durations += 1
             n = min(self._n_durations, 100)
             self._mean_duration += (ev.duration - self._mean_duration) / n
+            if self._n_durations & 63 == 1:
+                self._update_capacity()
         if t.watchers:
             for r in t.watchers:
                 self._out.append(Deliver(r, t.id, owner=ev.rank))
@@ -304,6 +309,18 @@ class Scheduler:
         if not t.blocked:
             w.load -= 1
         t.blocked = False
+
+    def _update_capacity(self) -> None:
+        """Tasks a worker may hold beyond its slots: at least ``prefetch``, and
+        enough queued work to keep each slot busy for ``queue_window`` seconds at
+        the mean task duration (at most ``max_queue`` per slot).  Short tasks then
+        never leave a worker idle during a round trip to rank 0, while long ones
+        stay with the scheduler, free to go to whichever rank frees up first."""
+        per_slot = 0
+        if self.queue_window > 0:
+            per_slot = min(self.max_queue, int(self.queue_window / max(self._mean_duration, 1e-9)))
+        for w in self.workers.values():
+            w.capacity = w.slots + max(self.prefetch, per_slot * w.slots)
 
     def _fail(self, t: _Task, error: Any) -> None:
         """Fail ``t`` and, transitively, every task that consumes it."""

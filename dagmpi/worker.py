@@ -103,7 +103,11 @@ class Worker(Client):
         self._running = 0
         self._done: collections.deque = collections.deque()  # results from executor threads
         self._out: dict[int, list] = {}
-        self._executor = _Executor(self._execute, f"rank{self.rank}")
+        self._executor = _Executor(self._run_jobs, f"rank{self.rank}")
+        self._jobs_lock = threading.Lock()  # guards _running against executor threads
+        self._oldest_result = 0.0
+        #: Longest a finished result waits on this rank before it is reported.
+        self.flush_after = 2e-4
         self._stopping = False
         self.tasks_run = 0
 
@@ -164,10 +168,12 @@ class Worker(Client):
                     _, rid, tid, owner = m
                     self._send(owner, ("get", tid, rid))
                 elif kind == "blk":
-                    self._running -= 1
+                    with self._jobs_lock:
+                        self._running -= 1
                     self._send(SCHEDULER, m)
                 elif kind == "unblk":
-                    self._running += 1
+                    with self._jobs_lock:
+                        self._running += 1
                     self._send(SCHEDULER, m)
                 else:
                     self._send(SCHEDULER, m)
@@ -176,7 +182,6 @@ class Worker(Client):
 
     def _finish(self, item: tuple) -> None:
         kind, job, a, b = item
-        self._running -= 1
         self.tasks_run += 1
         if kind == "fin":
             self.store[job.id] = a
@@ -256,9 +261,33 @@ class Worker(Client):
 
     def _start_jobs(self) -> None:
         runq = self._runq
-        while runq and self._running < self.slots:
-            self._running += 1
-            self._executor.submit(runq.popleft())
+        with self._jobs_lock:
+            while runq and self._running < self.slots:
+                self._running += 1
+                self._executor.submit(runq.popleft())
+
+    def _run_jobs(self, job: _Job) -> None:
+        """An executor thread: run ``job``, then keep taking queued jobs while
+        this slot is still ours, so a queue of short tasks costs no thread
+        hand-off per task.  Results are handed to the comm loop in batches: it is
+        woken when this thread runs out of work, when many results wait, or
+        when the oldest waiting result is ``flush_after`` seconds old."""
+        runq, done = self._runq, self._done
+        while True:
+            self._execute(job)
+            with self._jobs_lock:
+                if runq and self._running <= self.slots:
+                    job = runq.popleft()
+                else:
+                    self._running -= 1
+                    job = None
+            now = time.perf_counter()
+            if len(done) == 1:
+                self._oldest_result = now
+            if job is None or len(done) >= 256 or now - self._oldest_result >= self.flush_after:
+                self.transport.wakeup()
+            if job is None:
+                return
 
     # ------------------------------------------------ on executor threads
 
@@ -290,7 +319,6 @@ class Worker(Client):
             self._done.append(("err", job, self._error_info(job, exc), None))
         finally:
             tls.task_id = None
-        self.transport.wakeup()
 
     def _error_info(self, job: _Job, exc: BaseException) -> ErrorInfo:
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

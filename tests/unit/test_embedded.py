@@ -71,3 +71,29 @@ def test_decorator_with_options(runtime):
 def test_workers_and_info(runtime):
     assert len(dagmpi.workers()) == 2
     assert dagmpi.info()["transport"] == "inproc"
+
+
+def sleepy(s):
+    import time
+    time.sleep(s)
+    return s
+
+
+def test_wait_return_when(runtime):
+    fast = dagmpi.spawn(sleepy, 0.0)
+    slow = dagmpi.spawn(sleepy, 1.0)
+    done, not_done = dagmpi.wait([fast, slow], return_when="FIRST_COMPLETED")
+    assert fast in done and slow in not_done
+    bad = dagmpi.spawn(boom, 2)
+    slow2 = dagmpi.spawn(sleepy, 1.0)
+    done, not_done = dagmpi.wait([slow2, bad], return_when="FIRST_EXCEPTION")
+    assert bad in done and slow2 in not_done
+    done, not_done = dagmpi.wait([slow, slow2], timeout=0.01)
+    assert done | not_done == {slow, slow2}
+    assert dagmpi.wait([slow, slow2]).not_done == set()
+
+
+def test_as_completed_yields_each_once_in_order_of_ending(runtime):
+    tasks = [dagmpi.spawn(sleepy, s) for s in (0.3, 0.0, 0.15)]
+    order = [dagmpi.fetch(t) for t in dagmpi.as_completed(tasks + tasks[:1])]
+    assert order == [0.0, 0.15, 0.3]

@@ -24,7 +24,7 @@ class Harness:
     """Feeds events and checks every invariant after each step (like distributed's ``ws``)."""
 
     def __init__(self, prefetch=0, workers=((1, 1),)):
-        self.s = Scheduler(prefetch=prefetch)
+        self.s = Scheduler(prefetch=prefetch, queue_window=0)
         self.step(*(WorkerJoined(r, n) for r, n in workers))
 
     def step(self, *events):
