@@ -87,6 +87,15 @@ class Client:
     def wakeup(self) -> None:  # overridden: interrupt the communication loop
         pass
 
+    def _wait_until(self, predicate: Callable[[], bool], timeout: Optional[float]) -> bool:
+        """Block until ``predicate()`` holds (it is re-checked on each delivery).
+
+        Subclasses override this to make the waiting thread drive the rank's
+        communication itself, which saves a thread wake-up per message.
+        """
+        with self._cond:
+            return self._cond.wait_for(predicate, timeout)
+
     # -------------------------------------------------------------- spawn
 
     def spawn(self, fn: Callable, args: tuple, kwargs: dict, options: Options = DEFAULT_OPTIONS) -> Task:
@@ -165,8 +174,7 @@ class Client:
             return
         self.watch(task)
         with self._blocking():
-            with self._cond:
-                ok = self._cond.wait_for(lambda: task._state != PENDING, timeout)
+            ok = self._wait_until(lambda: task._state != PENDING, timeout)
         if not ok:
             raise TimeoutError(f"{task!r} did not finish within {timeout} s")
 
@@ -178,8 +186,7 @@ class Client:
         if not waiter.done:
             try:
                 with self._blocking():
-                    with self._cond:
-                        self._cond.wait_for(lambda: waiter.done, timeout)
+                    self._wait_until(lambda: waiter.done, timeout)
             finally:
                 with self._cond:
                     self._drop_waiter(waiter)
@@ -200,14 +207,14 @@ class Client:
                     del by_id[tid]
                     yield from lst
             while by_id:
+                if not waiter.ended:
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        raise TimeoutError(f"{len(by_id)} task(s) unfinished after {timeout} s")
+                    with self._blocking():
+                        self._wait_until(lambda: bool(waiter.ended), left)
+                    continue
                 with self._cond:
-                    if not waiter.ended:
-                        left = None if deadline is None else deadline - time.monotonic()
-                        if left is not None and left <= 0:
-                            raise TimeoutError(f"{len(by_id)} task(s) unfinished after {timeout} s")
-                        with self._blocking():
-                            self._cond.wait_for(lambda: waiter.ended, left)
-                        continue
                     ended, waiter.ended = waiter.ended, []
                 for tid in ended:
                     yield from by_id.pop(tid, ())
@@ -266,8 +273,7 @@ class Client:
         self._outq.append(("pull", rid, task.id, task._owner))
         self.wakeup()
         with self._blocking():
-            with self._cond:
-                ok = self._cond.wait_for(lambda: req.done, timeout)
+            ok = self._wait_until(lambda: req.done, timeout)
         if not ok:
             raise TimeoutError(f"the value of {task!r} did not arrive within {timeout} s")
         if not req.ok:

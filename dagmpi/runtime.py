@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 import traceback
 from typing import Any, Callable, Optional
 
@@ -54,6 +55,13 @@ class Driver(Client):
         self._fatal: Optional[BaseException] = None
         self._on_fatal: Callable[[], None] = lambda: transport.abort(1)
         self._thread = threading.Thread(target=self._main, name="dagmpi-runtime", daemon=True)
+        # Leadership of the loop: the runtime thread drives it, except while
+        # a user thread waits in fetch/wait: that thread drives it itself (no
+        # thread wake-up per message) and the runtime thread stands aside.
+        self._lead = threading.Condition(threading.Lock())
+        self._leader = False
+        self._want_lead = 0
+        self._finished = False
 
     def start(self) -> "Driver":
         self._thread.start()
@@ -65,38 +73,94 @@ class Driver(Client):
     # -------------------------------------------------------------- loop
 
     def _main(self) -> None:
+        lead = self._lead
         try:
-            self._loop()
+            while not self._finished:
+                with lead:
+                    while self._want_lead or self._leader:
+                        lead.wait()
+                    self._leader = True
+                try:
+                    self._step(self._poll_timeout, spin=False)
+                finally:
+                    with lead:
+                        self._leader = False
+                        lead.notify_all()
         except BaseException as exc:  # noqa: BLE001
-            self._fatal = exc
-            msg = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-            sys.stderr.write(f"dagmpi: rank 0: the runtime loop failed; aborting the job\n{msg}")
-            sys.stderr.flush()
-            self._fail_all(DagmpiError(f"the dagmpi runtime failed: {exc!r}"))
-            self._on_fatal()
+            self._die(exc)
         finally:
             self._stopped.set()
 
-    def _loop(self) -> None:
+    def _die(self, exc: BaseException) -> None:
+        self._fatal = exc
+        self._finished = True
+        msg = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        sys.stderr.write(f"dagmpi: rank 0: the runtime loop failed; aborting the job\n{msg}")
+        sys.stderr.flush()
+        self._fail_all(DagmpiError(f"the dagmpi runtime failed: {exc!r}"))
+        self._on_fatal()
+
+    def _wait_until(self, predicate: Callable[[], bool], timeout: Optional[float]) -> bool:
+        if predicate():
+            return True
+        if threading.current_thread() is self._thread or self._finished:
+            return super()._wait_until(predicate, timeout)
+        lead = self._lead
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with lead:
+            self._want_lead += 1
+        try:
+            self.wakeup()  # the runtime thread leaves its poll and stands aside
+            with lead:
+                while self._leader:
+                    lead.wait()
+                self._leader = True
+            try:
+                while not predicate():
+                    if self._finished:
+                        break
+                    wait = self._poll_timeout
+                    if deadline is not None:
+                        wait = min(wait, deadline - time.monotonic())
+                        if wait <= 0:
+                            return predicate()
+                    try:
+                        self._step(wait, spin=True)
+                    except BaseException as exc:  # noqa: BLE001
+                        self._die(exc)
+                        raise
+            finally:
+                with lead:
+                    self._leader = False
+                    lead.notify_all()
+        finally:
+            with lead:
+                self._want_lead -= 1
+                lead.notify_all()
+        if predicate():
+            return True
+        return super()._wait_until(predicate, None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+    def _step(self, timeout: float, spin: bool) -> None:
+        """One turn of the loop: receive, schedule, send."""
         tr, sched = self.transport, self.scheduler
         n_workers = len(self.worker_ranks)
-        while True:
-            msgs = tr.poll(0 if self._outq else self._poll_timeout)
-            events: list = []
-            self._drain_local(events)
-            for src, batch in msgs:
-                self._on_batch(src, batch, events)
-            if events:
-                self._execute(sched.handle_many(events))
-            if self._stop_requested and not self._stop_sent and not self._outq \
-                    and sched.n_active == 0 and len(self.slots) == n_workers:
-                for r in self.worker_ranks:
-                    self._send(r, ("stop",))
-                self._stop_sent = True
-            self._flush()
-            if self._stop_sent and len(self._byes) == n_workers:
-                tr.flush()
-                return
+        msgs = tr.poll(0 if self._outq else timeout, spin)
+        events: list = []
+        self._drain_local(events)
+        for src, batch in msgs:
+            self._on_batch(src, batch, events)
+        if events:
+            self._execute(sched.handle_many(events))
+        if self._stop_requested and not self._stop_sent and not self._outq \
+                and sched.n_active == 0 and len(self.slots) == n_workers:
+            for r in self.worker_ranks:
+                self._send(r, ("stop",))
+            self._stop_sent = True
+        self._flush()
+        if self._stop_sent and len(self._byes) == n_workers:
+            tr.flush()
+            self._finished = True
 
     def _send(self, dest: int, msg: tuple) -> None:
         box = self._out.get(dest)

@@ -106,6 +106,13 @@ class Worker(Client):
         self._executor = _Executor(self._run_jobs, f"rank{self.rank}")
         self._jobs_lock = threading.Lock()  # guards _running against executor threads
         self._oldest_result = 0.0
+        self._threads_busy = 0  # executor threads running user code
+        self._nested = 0  # depth of inline tasks waiting in fetch on the comm thread
+        self._comm_thread: Optional[threading.Thread] = None
+        self._poll_timeout = 0.05
+        self._fn_time: dict[Any, float] = {}  # fn id -> recent mean duration here
+        #: Functions whose mean duration here is below this run inline on the comm thread.
+        self.inline_max = 1e-3
         #: Longest a finished result waits on this rank before it is reported.
         self.flush_after = 2e-4
         self._stopping = False
@@ -122,20 +129,50 @@ class Worker(Client):
         _CURRENT.client = self
         self._send(SCHEDULER, ("hello", self.slots, self.host))
         self._flush()
+        self._comm_thread = threading.current_thread()
+        self._poll_timeout = poll_timeout
         while not self._stopping:
-            msgs = tr.poll(0 if (self._outq or self._done) else poll_timeout)
-            self._drain_local()
-            for src, batch in msgs:
-                for m in batch:
-                    self._on_message(src, m)
-            self._drain_local()
-            self._start_jobs()
-            self._flush()
+            self._step(poll_timeout)
         self._executor.stop()
         self.closed = True
         self._send(SCHEDULER, ("bye",))
         self._flush()
         tr.flush()
+
+    def _step(self, timeout: float) -> None:
+        """One turn of the loop: receive, start jobs, report, send."""
+        # Spin only while no executor thread runs user code (it needs the GIL).
+        msgs = self.transport.poll(0 if (self._outq or self._done) else timeout,
+                                   self._threads_busy == 0)
+        self._drain_local()
+        for src, batch in msgs:
+            for m in batch:
+                self._on_message(src, m)
+        self._drain_local()
+        self._start_jobs()
+        self._drain_local()
+        self._flush()
+
+    def _wait_until(self, predicate: Callable[[], bool], timeout: Optional[float]) -> bool:
+        """A task running inline on the comm thread waits by driving the loop
+        itself (nested); jobs that arrive meanwhile go to executor threads."""
+        if threading.current_thread() is not self._comm_thread:
+            return super()._wait_until(predicate, timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._nested += 1
+        try:
+            while not predicate():
+                if self._stopping:
+                    raise RuntimeError("the worker is stopping")
+                wait = self._poll_timeout
+                if deadline is not None:
+                    wait = min(wait, deadline - time.monotonic())
+                    if wait <= 0:
+                        return False
+                self._step(wait)
+            return True
+        finally:
+            self._nested -= 1
 
     def _send(self, dest: int, msg: tuple) -> None:
         box = self._out.get(dest)
@@ -183,6 +220,9 @@ class Worker(Client):
     def _finish(self, item: tuple) -> None:
         kind, job, a, b = item
         self.tasks_run += 1
+        if b is not None:
+            old = self._fn_time.get(job.fn_id)
+            self._fn_time[job.fn_id] = b[1] if old is None else 0.8 * old + 0.2 * b[1]
         if kind == "fin":
             self.store[job.id] = a
             self._send(SCHEDULER, ("fin", job.id, b[0], b[1]))
@@ -260,11 +300,32 @@ class Worker(Client):
             self._runq.append(job)
 
     def _start_jobs(self) -> None:
+        """Start queued jobs while slots are free.
+
+        A job of a function known to be short (mean under ``inline_max``
+        seconds here) runs inline on the comm thread: no thread hand-off, and
+        its result leaves in the same batch.  Others, first runs, and jobs that
+        arrive while an inline task waits in ``fetch`` go to executor threads,
+        so a long task never stops this rank from serving its data.
+        """
         runq = self._runq
-        with self._jobs_lock:
-            while runq and self._running < self.slots:
+        fn_time = self._fn_time
+        while True:
+            with self._jobs_lock:
+                if not runq or self._running >= self.slots:
+                    return
+                job = runq.popleft()
                 self._running += 1
-                self._executor.submit(runq.popleft())
+                inline = (not self._nested and self._threads_busy == 0
+                          and fn_time.get(job.fn_id, 1.0) < self.inline_max)
+                if not inline:
+                    self._threads_busy += 1
+            if inline:
+                self._execute(job)
+                with self._jobs_lock:
+                    self._running -= 1
+            else:
+                self._executor.submit(job)
 
     def _run_jobs(self, job: _Job) -> None:
         """An executor thread: run ``job``, then keep taking queued jobs while
@@ -280,6 +341,7 @@ class Worker(Client):
                     job = runq.popleft()
                 else:
                     self._running -= 1
+                    self._threads_busy -= 1
                     job = None
             now = time.perf_counter()
             if len(done) == 1:

@@ -28,11 +28,13 @@ class Transport(ABC):
         """Queue ``msg`` for rank ``dest``; returns without waiting for delivery."""
 
     @abstractmethod
-    def poll(self, timeout: float) -> list[tuple[int, Any]]:
+    def poll(self, timeout: float, spin: bool = False) -> list[tuple[int, Any]]:
         """Return received ``(source, msg)`` pairs, waiting up to ``timeout`` seconds.
 
         Returns early (possibly with nothing) when :meth:`wakeup` is called.
-        Waiting must not spin the CPU: idle ranks share cores with busy ones.
+        Waiting must not spin the CPU for long: idle ranks share cores with busy
+        ones.  ``spin=True`` allows a short spin after recent traffic, for a
+        caller that knows no other thread of this process needs the GIL.
         """
 
     @abstractmethod

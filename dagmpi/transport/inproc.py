@@ -43,7 +43,7 @@ class InprocTransport(Transport):
     def send(self, dest: int, msg: Any) -> None:
         self.hub.queues[dest].put((self.rank, msg))
 
-    def poll(self, timeout: float) -> list[tuple[int, Any]]:
+    def poll(self, timeout: float, spin: bool = False) -> list[tuple[int, Any]]:
         out: list[tuple[int, Any]] = []
         inbox = self._inbox
         try:

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import select
+import socket
 import struct
 import sys
 import threading
@@ -77,6 +79,32 @@ def _set_timer_slack(ns: int = 1000) -> None:
         pass
 
 
+def _doorbells(comm: "MPI.Comm") -> tuple[Optional[socket.socket], dict[int, str]]:
+    """This rank's doorbell socket and the addresses of the node-local ranks' bells.
+
+    Linux abstract-namespace datagram sockets: nothing on disk to clean up,
+    gone when the process dies.  Elsewhere (or if binding fails) there are no
+    bells and idle ranks fall back to polling with back-off.  Collective.
+    """
+    token = comm.bcast(os.urandom(6).hex() if comm.Get_rank() == 0 else None, root=0)
+    me = comm.Get_rank()
+    sock: Optional[socket.socket] = None
+    ok = False
+    if sys.platform.startswith("linux"):
+        try:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sock.bind(f"\0dagmpi-{token}-{me}")
+            sock.setblocking(False)
+            ok = True
+        except OSError:
+            sock = None
+    where = comm.allgather((socket.gethostname(), ok))
+    host = where[me][0]
+    bells = {r: f"\0dagmpi-{token}-{r}" for r, (h, has) in enumerate(where)
+             if has and ok and h == host and r != me}
+    return sock, bells
+
+
 def world_rank() -> int:
     """This process's rank in ``COMM_WORLD``."""
     return MPI.COMM_WORLD.Get_rank()
@@ -101,7 +129,7 @@ class MPITransport(Transport):
     serializes = True
     name = "mpi"
 
-    def __init__(self, comm: Optional["MPI.Comm"] = None, spin_time: float = 2e-4,
+    def __init__(self, comm: Optional["MPI.Comm"] = None, spin_time: float = 3e-3,
                  poll_max: float = 1e-3) -> None:
         world = comm if comm is not None else MPI.COMM_WORLD
         self.world = world
@@ -115,6 +143,8 @@ class MPITransport(Transport):
         self.poll_max = poll_max
         self._pending: list[tuple[Any, Any]] = []  # (request, object kept alive)
         self._wake = threading.Event()
+        self._bell, self._bells = _doorbells(world)
+        self._own_bell = self._bell.getsockname() if self._bell is not None else None
         self._status = MPI.Status()
         self.bytes_sent = 0
         self.bytes_received = 0
@@ -128,6 +158,7 @@ class MPITransport(Transport):
             frame = _HDR.pack(0) + payload
             self._pending.append((self.ctrl.Isend([frame, MPI.BYTE], dest, TAG_CTRL), frame))
             self.bytes_sent += len(frame)
+            self._ring(dest)
             return
         raws = [b.raw() for b in bufs]
         frame = struct.pack(f"<{len(raws) + 1}Q", len(raws), *(r.nbytes for r in raws)) + payload
@@ -136,6 +167,21 @@ class MPITransport(Transport):
             self._pending.append((self.data.Isend([raw, MPI.BYTE], dest, TAG_BUF), raw))
             self.bytes_sent += raw.nbytes
         self.bytes_sent += len(frame)
+        self._ring(dest)
+
+    def _ring(self, dest: int) -> None:
+        """Push the message out and wake ``dest`` if it sleeps in :meth:`poll`.
+
+        MPI moves a message only while the sender is inside an MPI call, so
+        the pending sends are tested once here, before this rank goes to sleep.
+        """
+        self._test_pending()
+        addr = self._bells.get(dest)
+        if addr is not None:
+            try:
+                self._bell.sendto(b"\0", addr)
+            except OSError:  # its queue is full: it has been woken already
+                pass
 
     def _test_pending(self) -> None:
         pending = self._pending
@@ -179,17 +225,20 @@ class MPITransport(Transport):
             self.bytes_received += len(frame)
             out.append((src, pickle.loads(memoryview(frame)[off:], buffers=bufs)))
 
-    def poll(self, timeout: float) -> list[tuple[int, Any]]:
+    def poll(self, timeout: float, spin: bool = False) -> list[tuple[int, Any]]:
         """Messages that arrived, waiting up to ``timeout`` seconds for one.
 
-        Waiting spins (``Improbe`` + ``sched_yield``, so a rank that shares a
-        core gives it up) for ``spin_time`` after the last message, because the
-        answer to what was just sent usually comes within that; then it sleeps
-        with a growing back-off up to ``poll_max``, so an idle rank costs almost
-        no CPU.  :meth:`wakeup` from another thread ends the wait at once.
+        An idle rank does not spin.  Ranks on the same node ring each other's
+        *doorbell* (an abstract Unix datagram socket) after each send, so a
+        sleeping rank wakes within microseconds; the sleep itself is a
+        ``select`` on the doorbell with a growing timeout (up to ``poll_max``)
+        that also catches messages from other nodes.  With ``spin=True``, after
+        a message the rank spins for ``spin_time`` (``Improbe`` + ``sched_yield``,
+        giving the core up to ranks that share it) because a reply usually
+        follows at once, and waking a sleeping process costs far more.
+        :meth:`wakeup` from another thread rings this rank's own bell.
         """
         out: list[tuple[int, Any]] = []
-        wake = self._wake
         self._drain(out)
         if self._pending:
             self._test_pending()
@@ -203,27 +252,38 @@ class MPITransport(Transport):
             self._slack_set = True
         now = time.perf_counter()
         deadline = now + timeout
-        spin_until = min(self._last_active + self.spin_time, deadline)
+        spin_until = min(self._last_active + self.spin_time, deadline) if spin else now
         yield_ = os.sched_yield
         while now < spin_until:
-            if wake.is_set():
-                wake.clear()
-                return out
             yield_()
             self._drain(out)
             if out:
                 self._last_active = time.perf_counter()
                 return out
             now = time.perf_counter()
-        delay = 2e-5
+        delay = 5e-5
+        bell = self._bell
         while True:
             if self._pending:
                 self._test_pending()
             now = time.perf_counter()
             if now >= deadline:
                 return out
-            if wake.wait(min(delay, deadline - now)):
-                wake.clear()
+            wait = min(delay, deadline - now)
+            if bell is not None:
+                rung = select.select((bell,), (), (), wait)[0]
+                if rung:
+                    self._clear_bell()
+                    if self._wake.is_set():
+                        self._wake.clear()
+                        self._drain(out)
+                        break
+                    for _ in range(4):  # MPICH may need a few progress calls to see it
+                        self._drain(out)
+                        if out:
+                            break
+            elif self._wake.wait(wait):
+                self._wake.clear()
                 self._drain(out)
                 break
             self._drain(out)
@@ -233,13 +293,29 @@ class MPITransport(Transport):
         self._last_active = time.perf_counter()
         return out
 
+    def _clear_bell(self) -> None:
+        bell = self._bell
+        try:
+            while True:
+                bell.recv(64)
+        except OSError:  # BlockingIOError: empty
+            pass
+
     def wakeup(self) -> None:
         self._wake.set()
+        if self._bell is not None:
+            try:
+                self._bell.sendto(b"\0", self._own_bell)
+            except OSError:
+                pass
 
     # ---------------------------------------------------------------- end
 
     def close(self) -> None:
         self.flush()
+        if self._bell is not None:
+            self._bell.close()
+            self._bell = None
         for comm in (self.ctrl, self.data):
             try:
                 comm.Free()
