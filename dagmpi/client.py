@@ -123,9 +123,11 @@ class Client:
                 fn_bytes = None
             else:
                 self._fn_sent.add(fn_id)
-            self._outq.append(("sub", tid, name, fn_id, fn_bytes, payload, buffers, deps,
-                               options.priority, ranks, self.auto_watch))
-        self.wakeup()
+            outq = self._outq
+            outq.append(("sub", tid, name, fn_id, fn_bytes, payload, buffers, deps,
+                         options.priority, ranks, self.auto_watch))
+            if len(outq) == 1:  # else the loop has not drained the queue yet: no new wake-up needed
+                self.wakeup()
         return task
 
     # ------------------------------------------------------ handle counting

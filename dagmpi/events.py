@@ -2,8 +2,10 @@
 
 Events describe something that happened (a task was submitted, a worker
 reported a result); instructions tell the runtime loop what to do next (run a
-task on a rank, free a value, tell a rank that a task ended).  Both are frozen
-dataclasses with ``__slots__``; the scheduler never performs I/O itself.
+task on a rank, free a value, tell a rank that a task ended).  Both are
+dataclasses with ``__slots__`` (not frozen: a frozen dataclass's ``__init__``
+costs several times more, and one is made per task); nobody mutates them.
+The scheduler never performs I/O itself.
 
 Payloads that the scheduler does not interpret (the serialized function and
 arguments) travel as ``spec``: an opaque object the runtime gives in
@@ -18,7 +20,7 @@ from typing import Any, Optional
 # --------------------------------------------------------------------- events
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class WorkerJoined:
     """A worker rank is ready to run tasks on ``slots`` concurrent slots."""
 
@@ -26,7 +28,7 @@ class WorkerJoined:
     slots: int = 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TaskSubmitted:
     """A task was spawned on rank ``submitter``.
 
@@ -45,7 +47,7 @@ class TaskSubmitted:
     watch: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TaskFinished:
     """A worker computed the task; the value now lives on ``rank``."""
 
@@ -55,7 +57,7 @@ class TaskFinished:
     duration: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TaskFailed:
     """The task raised on ``rank``; ``error`` is an opaque error payload."""
 
@@ -64,35 +66,35 @@ class TaskFailed:
     error: Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TaskBlocked:
     """The running task waits in ``fetch``; its slot may run other work."""
 
     task_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TaskUnblocked:
     """The task that was blocked in ``fetch`` runs again."""
 
     task_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HandleAcquired:
     """One more handle to the task exists (a Task object was pickled)."""
 
     task_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HandleReleased:
     """A handle to the task was dropped."""
 
     task_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class WatchRequested:
     """Rank ``rank`` wants a :class:`Deliver` when the task ends."""
 
@@ -103,7 +105,7 @@ class WatchRequested:
 # --------------------------------------------------------------- instructions
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Execute:
     """Run ``spec`` on ``rank``; ``inputs`` are ``(dep_id, owner_rank)`` pairs."""
 
@@ -113,7 +115,7 @@ class Execute:
     inputs: tuple[tuple[int, int], ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Release:
     """Free the value of ``task_id`` held on ``rank``."""
 
@@ -121,7 +123,7 @@ class Release:
     task_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Deliver:
     """Tell ``rank`` that ``task_id`` ended: its value is on ``owner``, or it failed.
 
