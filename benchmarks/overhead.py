@@ -1,0 +1,278 @@
+"""Per-task overhead: dagmpi against Dask distributed, mpi4py.futures and raw mpi4py, in one run.
+
+    python benchmarks/overhead.py [--workers 2] [--sizes 10000,100000] [--chain 2000]
+                                  [--big 1000000] [--peers dagmpi,futures,raw,dask] [--json overhead.json]
+
+Every system gets the same number of worker processes (``--workers``) and trivial
+tasks (``inc(x) = x + 1``):
+
+* independent: submit N tasks, wait for all (tasks/s);
+* chain: a chain of ``--chain`` dependent tasks, each consuming the previous
+  result (µs per chained task; for mpi4py.futures and raw mpi4py, which have no
+  dependencies, the driver waits for each result and submits the next);
+* big graph (dagmpi only): ``--big`` tasks as chains of 1,000, with rank 0's
+  RSS growth per task and the throughput ratio to the 10k-task run.
+
+Peers: dagmpi (``mpiexec -n workers+1 python -m dagmpi``), mpi4py.futures
+(``MPIPoolExecutor.submit`` under ``mpiexec -n workers+1 python -m mpi4py.futures``),
+raw mpi4py (rank 0 pickles ``(fn, arg)`` and sends it, a worker unpickles, runs
+it and sends the pickled result back; 64 in flight per worker: the round-trip
+limit of Python over MPI), and Dask distributed (``LocalCluster`` with
+``processes=True``, one thread per worker).  Each runs in its own subprocess;
+the table shows tasks/s, µs per chained task and dagmpi's ratio to each peer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.abspath(__file__)
+
+
+def inc(x):
+    return x + 1
+
+
+def rss_kib() -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+# ----------------------------------------------------------------- runners (children)
+
+def run_dagmpi(sizes: list[int], chain: int, big: int) -> dict:
+    import dagmpi
+
+    dagmpi.fetch(dagmpi.spawn(inc, 0))  # warm up
+    out: dict = {"independent": {}}
+    for n in sizes:
+        t0 = time.perf_counter()
+        ts = [dagmpi.spawn(inc, i) for i in range(n)]
+        dagmpi.wait(ts)
+        out["independent"][n] = n / (time.perf_counter() - t0)
+        del ts
+    t0 = time.perf_counter()
+    t = dagmpi.spawn(inc, 0)
+    for _ in range(chain - 1):
+        t = dagmpi.spawn(inc, t)
+    assert dagmpi.fetch(t) == chain
+    out["chain_us"] = (time.perf_counter() - t0) / chain * 1e6
+    if big:
+        import gc
+
+        gc.collect()
+        r0 = rss_kib()
+        peak = r0
+        t0 = time.perf_counter()
+        length = 1000
+        heads = []
+        for c in range(big // length):
+            t = dagmpi.spawn(inc, 0)
+            for _ in range(length - 1):
+                t = dagmpi.spawn(inc, t)
+            heads.append(t)
+            if c % 50 == 0:
+                peak = max(peak, rss_kib())
+        values = dagmpi.fetch(heads)
+        assert all(v == length for v in values)
+        secs = time.perf_counter() - t0
+        peak = max(peak, rss_kib())
+        out["big"] = {"tasks": big, "tasks_per_s": big / secs, "seconds": secs,
+                      "rss_growth_bytes_per_task": (peak - r0) * 1024 / big}
+    return out
+
+
+def run_futures(sizes: list[int], chain: int) -> dict:
+    from mpi4py.futures import MPIPoolExecutor
+
+    out: dict = {"independent": {}}
+    with MPIPoolExecutor() as ex:
+        ex.submit(inc, 0).result()
+        for n in sizes:
+            t0 = time.perf_counter()
+            fs = [ex.submit(inc, i) for i in range(n)]
+            for f in fs:
+                f.result()
+            out["independent"][n] = n / (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        x = 0
+        for _ in range(chain):
+            x = ex.submit(inc, x).result()
+        out["chain_us"] = (time.perf_counter() - t0) / chain * 1e6
+    return out
+
+
+def run_raw(sizes: list[int], chain: int) -> dict:
+    import pickle
+
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    rank, size = comm.Get_rank(), comm.Get_size()
+    if rank != 0:
+        st = MPI.Status()
+        while True:
+            msg = comm.recv(source=0, tag=MPI.ANY_TAG, status=st)
+            if st.Get_tag() == 1:
+                return {}
+            fn, arg = pickle.loads(msg)
+            comm.send(pickle.dumps(fn(arg)), dest=0, tag=0)
+    workers = list(range(1, size))
+    out: dict = {"independent": {}}
+    payload = lambda i: pickle.dumps((inc, i))  # noqa: E731
+    for n in sizes:
+        t0 = time.perf_counter()
+        window = 64
+        sent = 0
+        got = 0
+        inflight = {w: 0 for w in workers}
+        while got < n:
+            for w in workers:
+                while inflight[w] < window and sent < n:
+                    comm.send(payload(sent), dest=w, tag=0)
+                    inflight[w] += 1
+                    sent += 1
+            st = MPI.Status()
+            pickle.loads(comm.recv(source=MPI.ANY_SOURCE, tag=0, status=st))
+            inflight[st.Get_source()] -= 1
+            got += 1
+        out["independent"][n] = n / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    x = 0
+    for i in range(chain):
+        comm.send(payload(x), dest=workers[i % len(workers)], tag=0)
+        x = pickle.loads(comm.recv(source=MPI.ANY_SOURCE, tag=0))
+    out["chain_us"] = (time.perf_counter() - t0) / chain * 1e6
+    for w in workers:
+        comm.send(None, dest=w, tag=1)
+    return out
+
+
+def run_dask(sizes: list[int], chain: int, workers: int) -> dict:
+    import logging
+
+    from dask.distributed import Client, LocalCluster, wait
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    out: dict = {"independent": {}}
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        client.submit(inc, 0, pure=False).result()
+        for n in sizes:
+            t0 = time.perf_counter()
+            fs = [client.submit(inc, i, pure=False) for i in range(n)]
+            wait(fs)
+            out["independent"][n] = n / (time.perf_counter() - t0)
+            del fs
+        t0 = time.perf_counter()
+        f = client.submit(inc, 0, pure=False)
+        for _ in range(chain - 1):
+            f = client.submit(inc, f, pure=False)
+        assert f.result() == chain
+        out["chain_us"] = (time.perf_counter() - t0) / chain * 1e6
+    return out
+
+
+# ------------------------------------------------------------------------- parent
+
+def mpiexec() -> str:
+    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    return here if os.path.exists(here) else "mpiexec"
+
+
+def child(peer: str, ns: argparse.Namespace) -> dict:
+    py = sys.executable
+    args = ["--run", peer, "--sizes", ns.sizes, "--chain", str(ns.chain), "--big", str(ns.big),
+            "--workers", str(ns.workers)]
+    n = str(ns.workers + 1)
+    cmd = {
+        "dagmpi": [mpiexec(), "-n", n, py, "-m", "dagmpi", HERE, *args],
+        "futures": [mpiexec(), "-n", n, py, "-m", "mpi4py.futures", HERE, *args],
+        "raw": [mpiexec(), "-n", n, py, HERE, *args],
+        "dask": [py, HERE, *args],
+    }[peer]
+    t0 = time.perf_counter()
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=ns.timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {ns.timeout} s"}
+    for line in p.stdout.splitlines():
+        if line.startswith("RESULT "):
+            res = json.loads(line[7:])
+            res["wall_s"] = time.perf_counter() - t0
+            return res
+    return {"error": f"exit {p.returncode}: {p.stderr.strip()[-800:]}"}
+
+
+def fmt(x, spec=",.0f"):
+    return "—" if x is None else format(x, spec)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--sizes", default="10000,100000")
+    ap.add_argument("--chain", type=int, default=2000)
+    ap.add_argument("--big", type=int, default=1_000_000, help="dagmpi-only graph size (0: skip)")
+    ap.add_argument("--peers", default="dagmpi,futures,raw,dask")
+    ap.add_argument("--timeout", type=float, default=900)
+    ap.add_argument("--json", default="overhead.json")
+    ap.add_argument("--run", help=argparse.SUPPRESS)
+    ns = ap.parse_args()
+    sizes = [int(s) for s in ns.sizes.split(",")]
+
+    if ns.run:
+        res = {"dagmpi": lambda: run_dagmpi(sizes, ns.chain, ns.big),
+               "futures": lambda: run_futures(sizes, ns.chain),
+               "raw": lambda: run_raw(sizes, ns.chain),
+               "dask": lambda: run_dask(sizes, ns.chain, ns.workers)}[ns.run]()
+        if res:
+            print("RESULT " + json.dumps(res), flush=True)
+        return
+
+    results = {}
+    for peer in ns.peers.split(","):
+        print(f"running {peer} ...", file=sys.stderr, flush=True)
+        results[peer] = child(peer, ns)
+    d = results.get("dagmpi", {})
+    cols = [f"{n:,} indep tasks/s" for n in sizes] + ["chain µs/task"]
+    print(f"\n{ns.workers} worker processes, trivial tasks; ratio = dagmpi's advantage (>1: dagmpi faster)\n")
+    print(f"{'system':<16}" + "".join(f"{c:>22}" for c in cols))
+    for peer, r in results.items():
+        if "error" in r:
+            print(f"{peer:<16} error: {r['error']}")
+            continue
+        cells = [fmt(r["independent"].get(str(n), r["independent"].get(n))) for n in sizes]
+        cells.append(fmt(r["chain_us"], ",.1f"))
+        print(f"{peer:<16}" + "".join(f"{c:>22}" for c in cells))
+    if "error" not in d and d:
+        for peer, r in results.items():
+            if peer == "dagmpi" or "error" in r:
+                continue
+            ratios = [d["independent"][str(n)] / r["independent"][str(n)] for n in sizes]
+            ratios.append(r["chain_us"] / d["chain_us"])
+            r["dagmpi_ratio"] = ratios
+            print(f"{'dagmpi / ' + peer:<16}" + "".join(f"{x:>21.2f}x" for x in ratios))
+        if "big" in d:
+            b = d["big"]
+            ref = d["independent"].get(str(sizes[0]))
+            print(f"\ndagmpi {b['tasks']:,}-task graph (chains of 1,000): {b['tasks_per_s']:,.0f} tasks/s "
+                  f"in {b['seconds']:.1f} s ({b['tasks_per_s'] / ref:.2f} of the {sizes[0]:,}-task rate); "
+                  f"rank-0 RSS growth {b['rss_growth_bytes_per_task']:.0f} B/task")
+    print("targets (issue 3, 2 workers): >= 50,000 independent tasks/s, <= 50 µs per chained task")
+    with open(ns.json, "w") as fh:
+        json.dump({"benchmark": "overhead", "workers": ns.workers, "sizes": sizes,
+                   "chain": ns.chain, "results": results}, fh, indent=2)
+    print(f"wrote {ns.json}")
+
+
+if __name__ == "__main__":
+    main()
