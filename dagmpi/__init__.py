@@ -18,6 +18,7 @@ from .api import (
     fetch,
     info,
     init,
+    processors,
     shutdown,
     spawn,
     task,
@@ -35,5 +36,5 @@ __all__ = [
     "ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Config", "DagmpiError",
     "DoneAndNotDone", "Options", "RemoteTraceback", "Scope", "SerializationError", "Task",
     "TaskError", "TaskFunction", "UpstreamError", "as_completed", "fetch", "info", "init",
-    "scope", "shutdown", "spawn", "task", "wait", "workers", "__version__",
+    "processors", "scope", "shutdown", "spawn", "task", "wait", "workers", "__version__",
 ]

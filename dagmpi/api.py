@@ -149,6 +149,19 @@ def workers() -> list[int]:
     return sorted(context.current_client().worker_ranks)
 
 
+def processors() -> list[dict[str, Any]]:
+    """The worker ranks and what each offers, e.g.
+    ``[{"rank": 1, "host": "n01", "cpu_slots": 1, "gpus": [0], "memory": 68719476736,
+    "resources": {"cpu": 1, "gpu": 1, "memory": ..., "licence": 2.0}}, ...]``.
+    Waits (briefly) until every worker has reported."""
+    from .runtime import Driver
+
+    client = context.current_client()
+    if not isinstance(client, Driver):
+        raise RuntimeError("dagmpi.processors() is available on the driver (rank 0) only")
+    return client.processors()
+
+
 def info() -> dict[str, Any]:
     """How this process runs dagmpi: mode, transport, size, worker ranks."""
     return context.runtime_info()

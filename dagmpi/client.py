@@ -110,6 +110,10 @@ class Client:
                 f"ranks of this job are {_ranges(self.worker_ranks)}")
         if ranks is not None:
             ranks = ranks & self.worker_ranks
+        needs = options.needs()
+        near = options.scope.near if options.scope is not None else None
+        if needs is not None or ranks is not None:
+            self._check_placeable(ranks, needs)
         fn_id, fn_bytes = self.fns.get(fn)
         payload, buffers, deps = serialize.dump_args(args, kwargs)
         name = options.name or getattr(fn, "__qualname__", None) or type(fn).__name__
@@ -125,10 +129,14 @@ class Client:
                 self._fn_sent.add(fn_id)
             outq = self._outq
             outq.append(("sub", tid, name, fn_id, fn_bytes, payload, buffers, deps,
-                         options.priority, ranks, self.auto_watch))
+                         options.priority, ranks, self.auto_watch, needs, near))
             if len(outq) == 1:  # else the loop has not drained the queue yet: no new wake-up needed
                 self.wakeup()
         return task
+
+    def _check_placeable(self, ranks: Optional[frozenset], needs: Optional[dict]) -> None:
+        """Refuse a task no rank can ever run (the driver knows the ranks; on a
+        worker the scheduler makes such a task fail with the same message)."""
 
     # ------------------------------------------------------ handle counting
 

@@ -25,6 +25,8 @@ class Config:
     prefetch: int = 2
     #: Longest sleep (seconds) of an idle rank between checks for messages.
     poll_max: float = 1e-3
+    #: Custom resources each worker rank offers, e.g. ``"licence=2,scratch=100GB"``.
+    resources: str = ""
     #: Log level of the ``dagmpi`` logger when dagmpi configures logging (launcher only).
     log_level: str = "WARNING"
 

@@ -20,6 +20,7 @@ import threading
 import traceback
 from typing import Any, Optional
 
+from . import devices
 from .client import _CURRENT, Client
 from .config import Config
 
@@ -94,7 +95,10 @@ def _start_embedded(config: Config) -> _Runtime:
     driver = Driver(hub.endpoints[0], ranks, prefetch=config.prefetch)
     threads = []
     for r in ranks:
-        w = Worker(hub.endpoints[r], ranks, slots=slots)
+        # in-process workers share this node's GPUs and memory like n local ranks
+        env = {**os.environ, "MPI_LOCALRANKID": str(r - 1), "MPI_LOCALNRANKS": str(n)}
+        res, gpus = devices.offers(slots, config.resources, env)
+        w = Worker(hub.endpoints[r], ranks, slots=slots, resources=res, gpus=gpus)
         t = threading.Thread(target=_serve_inproc, args=(w,), name=f"dagmpi-worker{r}", daemon=True)
         threads.append(t)
         t.start()
@@ -139,7 +143,9 @@ def _serve_mpi(tr: Any, ranks: range, config: Config) -> None:
     from .worker import Worker
 
     global _runtime
-    worker = Worker(tr, ranks, slots=config.slots or 1)
+    slots = config.slots or 1
+    res, gpus = devices.offers(slots, config.resources)
+    worker = Worker(tr, ranks, slots=slots, resources=res, gpus=gpus)
     _runtime = _Runtime("mpi-worker", config, None, tr, [])
     _CURRENT.client = worker
     try:

@@ -65,7 +65,7 @@ class ErrorInfo:
 
 def build_exception(info: Any) -> BaseException:
     """Turn an error payload (as the scheduler delivers it) into an exception."""
-    from .scheduler import UnknownDependency, UpstreamFailure
+    from .scheduler import ImpossibleScope, UnknownDependency, UpstreamFailure
 
     if isinstance(info, ErrorInfo):
         exc: Optional[BaseException] = None
@@ -92,6 +92,8 @@ def build_exception(info: Any) -> BaseException:
             info.upstream_id, info.upstream_name)
         exc.__cause__ = build_exception(root)
         return exc
+    if isinstance(info, ImpossibleScope):
+        return ValueError(f"impossible scope: no worker rank can ever run this task: {info.reason}")
     if isinstance(info, UnknownDependency):
         return TaskError(f"not run: depends on task {info.dep_id:#x}, which the scheduler does not "
                          "know (was its handle pickled and freed before use?)")

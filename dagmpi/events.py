@@ -26,6 +26,8 @@ class WorkerJoined:
 
     rank: int
     slots: int = 1
+    #: What the rank offers, e.g. ``{"cpu": 1, "gpu": 1, "memory": 6.4e10}``.
+    resources: Optional[dict] = None
 
 
 @dataclass(slots=True)
@@ -34,7 +36,9 @@ class TaskSubmitted:
 
     ``deps`` are the ids of the tasks whose values it consumes (each once).
     ``watch`` asks for a :class:`Deliver` to the submitter when the task ends.
-    ``ranks`` restricts placement (``None``: any worker).
+    ``ranks`` restricts placement (``None``: any worker); ``needs`` are the
+    resources it holds while assigned (``{"gpu": 1.0}``); ``near`` is a task
+    id whose owner rank it should run on.
     """
 
     task_id: int
@@ -45,6 +49,8 @@ class TaskSubmitted:
     priority: int = 0
     ranks: Optional[frozenset[int]] = None
     watch: bool = False
+    needs: Optional[dict] = None
+    near: Optional[int] = None
 
 
 @dataclass(slots=True)
@@ -136,8 +142,26 @@ class Deliver:
     error: Any = None
 
 
+@dataclass(slots=True)
+class Steal:
+    """Ask ``rank`` to hand back those of ``task_ids`` it has not started."""
+
+    rank: int
+    task_ids: tuple[int, ...]
+
+
+@dataclass(slots=True)
+class TasksReturned:
+    """``rank`` answered a :class:`Steal`: ``returned`` is ``((task_id, spec), ...)``
+    of the tasks it gave back (not started); the rest of the request it keeps."""
+
+    rank: int
+    returned: tuple
+    kept: tuple[int, ...] = ()
+
+
 Event = (
     WorkerJoined | TaskSubmitted | TaskFinished | TaskFailed | TaskBlocked | TaskUnblocked
-    | HandleAcquired | HandleReleased | WatchRequested
+    | HandleAcquired | HandleReleased | WatchRequested | TasksReturned
 )
-Instruction = Execute | Release | Deliver
+Instruction = Execute | Release | Deliver | Steal

@@ -8,14 +8,21 @@ One design, used everywhere: options are an :class:`Options` object, given to
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """Where a task may run.  ``ranks=None`` means any worker rank."""
+    """Where a task may run.
+
+    ``ranks``: only these worker ranks (``None``: any).  ``gpu``: only on a
+    rank that owns a GPU (the task holds one GPU while it runs).  ``near``: the
+    id of a task whose result this task should run next to (on its owner).
+    """
 
     ranks: Optional[frozenset[int]] = None
+    gpu: bool = False
+    near: Optional[int] = None
 
     def __post_init__(self) -> None:
         if self.ranks is not None:
@@ -26,15 +33,54 @@ class Scope:
                 raise ValueError(f"scope ranks must be non-negative integers, got {bad}")
 
 
-def scope(rank: Optional[int] = None, ranks: Optional[Iterable[int]] = None) -> Scope:
-    """Restrict a task to one ``rank`` or a set of ``ranks`` (worker ranks)."""
+def scope(rank: Optional[int] = None, ranks: Optional[Iterable[int]] = None, *,
+          gpu: bool = False, cpu: bool = False, near: Any = None) -> Scope:
+    """Where a task may run.
+
+    ``rank=``/``ranks=``: only on these worker ranks.  ``gpu=True``: only on a
+    rank with a GPU (never on a CPU-only rank).  ``cpu=True``: on a CPU slot
+    (the default; it cannot be combined with ``gpu=True``).  ``near=task``: on
+    the rank that holds that task's result (when it is known at placement).
+    """
     if rank is not None and ranks is not None:
         raise TypeError("give either rank= or ranks=, not both")
-    if rank is not None:
-        return Scope(frozenset([rank]))
-    if ranks is not None:
-        return Scope(frozenset(ranks))
-    return Scope()
+    if gpu and cpu:
+        raise ValueError("impossible scope: gpu=True and cpu=True exclude each other")
+    near_id = None
+    if near is not None:
+        from .task import Task
+
+        if not isinstance(near, Task):
+            raise TypeError(f"scope(near=...) takes a Task, got {type(near).__name__}")
+        near_id = near.id
+    rs = frozenset([rank]) if rank is not None else (frozenset(ranks) if ranks is not None else None)
+    return Scope(rs, bool(gpu), near_id)
+
+
+_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12,
+          "tb": 1e12, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
+
+
+def parse_amount(name: str, value: Any) -> float:
+    """A resource amount: a number, or for sizes a string like ``"4GiB"``."""
+    if isinstance(value, bool):
+        raise TypeError(f"resource {name!r}: amount must be a number, got {value!r}")
+    if isinstance(value, (int, float)):
+        amount = float(value)
+    elif isinstance(value, str):
+        import re
+
+        m = re.fullmatch(r"\s*([0-9.]+)\s*([a-zA-Z]*)\s*", value)
+        if not m or m.group(2).lower() not in _UNITS:
+            raise ValueError(f"resource {name!r}: cannot read the amount {value!r} "
+                             "(use a number or a size like '4GiB', '512MB')")
+        amount = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    else:
+        raise TypeError(f"resource {name!r}: amount must be a number or a size string, got "
+                        f"{type(value).__name__}")
+    if amount < 0:
+        raise ValueError(f"resource {name!r}: amount must be >= 0, got {value!r}")
+    return amount
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +93,17 @@ class Options:
         Larger runs first among ready tasks (default 0).
     scope
         A :class:`Scope` (see :func:`dagmpi.scope`) restricting where it runs.
+    resources
+        What the task holds while it runs, e.g. ``{"gpu": 1, "memory": "4GiB"}``
+        or a custom name a rank advertises (``DAGMPI_RESOURCES="licence=2"``).
+        The scheduler places it only where that much is free, and it waits while
+        other tasks hold it; a request no rank can ever meet is refused at spawn.
     """
 
     name: Optional[str] = None
     priority: int = 0
     scope: Optional[Scope] = None
+    resources: Optional[Mapping[str, Any]] = None
 
     def __post_init__(self) -> None:
         if self.name is not None and not isinstance(self.name, str):
@@ -61,6 +113,23 @@ class Options:
         if self.scope is not None and not isinstance(self.scope, Scope):
             raise TypeError("option scope must be made with dagmpi.scope(...), "
                             f"got {type(self.scope).__name__}")
+        if self.resources is not None:
+            if not isinstance(self.resources, Mapping):
+                raise TypeError(f"option resources must be a dict like {{'gpu': 1, 'memory': '4GiB'}}, "
+                                f"got {type(self.resources).__name__}")
+            for k, v in self.resources.items():
+                if not isinstance(k, str):
+                    raise TypeError(f"resource names must be strings, got {k!r}")
+                parse_amount(k, v)
+
+    def needs(self) -> Optional[dict[str, float]]:
+        """The resources a task holds while it runs (``None``: one CPU slot only)."""
+        if self.resources is None and (self.scope is None or not self.scope.gpu):
+            return None
+        out = {k: parse_amount(k, v) for k, v in (self.resources or {}).items()}
+        if self.scope is not None and self.scope.gpu:
+            out["gpu"] = max(out.get("gpu", 0.0), 1.0)
+        return {k: v for k, v in out.items() if v > 0} or None
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> "Options":

@@ -44,6 +44,7 @@ class Driver(Client):
         self.fn_sent: dict[int, set] = {r: set() for r in self.worker_ranks}
         self.hosts: dict[int, str] = {}
         self.slots: dict[int, int] = {}
+        self.offers: dict[int, dict] = {}  # rank -> resources it offers
         self._poll_timeout = poll_timeout
         self._out: dict[int, list] = {}
         self._frees: dict[int, list] = {}
@@ -141,6 +142,32 @@ class Driver(Client):
             return True
         return super()._wait_until(predicate, None if deadline is None else max(0.0, deadline - time.monotonic()))
 
+    def joined(self, timeout: Optional[float] = 60.0) -> dict[int, dict]:
+        """Wait until every worker has said hello; return rank -> what it offers."""
+        with self._cond:
+            ok = self._cond.wait_for(lambda: len(self.offers) == len(self.worker_ranks) or self._finished,
+                                     timeout)
+        if not ok:
+            missing = sorted(set(self.worker_ranks) - set(self.offers))
+            raise TimeoutError(f"worker rank(s) {missing} did not report within {timeout} s")
+        return dict(self.offers)
+
+    def processors(self) -> list[dict[str, Any]]:
+        """One entry per worker rank: host, CPU slots, GPU ids, memory and other resources."""
+        offers = self.joined()
+        return [{"rank": r, "host": self.hosts[r], "cpu_slots": self.slots[r],
+                 "gpus": list(offers[r].get("gpu_ids", ())),
+                 "memory": int(offers[r].get("memory", 0)),
+                 "resources": {k: v for k, v in offers[r].items() if k != "gpu_ids"}}
+                for r in sorted(offers)]
+
+    def _check_placeable(self, ranks: Optional[frozenset], needs: Optional[dict]) -> None:
+        from .scheduler import unplaceable
+
+        why = unplaceable(self.joined(), ranks, needs)
+        if why is not None:
+            raise ValueError(f"impossible scope: {why}")
+
     def _step(self, timeout: float, spin: bool) -> None:
         """One turn of the loop: receive, schedule, send."""
         tr, sched = self.transport, self.scheduler
@@ -201,11 +228,11 @@ class Driver(Client):
                 self._stop_requested = True
 
     def _submitted(self, src: int, m: tuple) -> ev.TaskSubmitted:
-        _, tid, name, fn_id, fn_bytes, payload, buffers, deps, priority, ranks, watch = m
+        _, tid, name, fn_id, fn_bytes, payload, buffers, deps, priority, ranks, watch, needs, near = m
         if fn_bytes is not None:
             self.fn_table[fn_id] = fn_bytes
-        return ev.TaskSubmitted(tid, name, deps, (name, fn_id, payload, buffers), src, priority,
-                                ranks, watch)
+        return ev.TaskSubmitted(tid, name, deps, (name, fn_id, payload, buffers, needs), src, priority,
+                                ranks, watch, needs, near)
 
     # --------------------------------------------------- from other ranks
 
@@ -230,9 +257,13 @@ class Driver(Client):
                 events.append(ev.WatchRequested(m[1], src))
             elif kind == "val":
                 self._pulled(m[1], m[2], m[3], m[4])
+            elif kind == "stolen":
+                events.append(ev.TasksReturned(src, tuple(m[1]), tuple(m[2])))
             elif kind == "hello":
-                self.slots[src], self.hosts[src] = m[1], m[2]
-                events.append(ev.WorkerJoined(src, m[1]))
+                with self._cond:
+                    self.slots[src], self.hosts[src], self.offers[src] = m[1], m[2], m[3]
+                    self._cond.notify_all()
+                events.append(ev.WorkerJoined(src, m[1], m[3]))
             elif kind == "bye":
                 self._byes.add(src)
             else:
@@ -245,18 +276,20 @@ class Driver(Client):
         for ins in instructions:
             t = type(ins)
             if t is ev.Execute:
-                name, fn_id, payload, buffers = ins.spec
+                name, fn_id, payload, buffers, needs = ins.spec
                 sent = self.fn_sent[ins.rank]
                 if fn_id not in sent:
                     sent.add(fn_id)
                     self._send(ins.rank, ("fn", fn_id, self.fn_table[fn_id]))
-                self._send(ins.rank, ("exec", ins.task_id, name, fn_id, payload, buffers, ins.inputs))
+                self._send(ins.rank, ("exec", ins.task_id, name, fn_id, payload, buffers, ins.inputs, needs))
             elif t is ev.Release:
                 box = self._frees.get(ins.rank)
                 if box is None:
                     self._frees[ins.rank] = [ins.task_id]
                 else:
                     box.append(ins.task_id)
+            elif t is ev.Steal:
+                self._send(ins.rank, ("steal", ins.task_ids))
             elif t is ev.Deliver:
                 if ins.rank == me:
                     self._deliver(ins.task_id, ins.owner, ins.error)

@@ -66,6 +66,8 @@ from .events import (
     TaskFinished,
     TaskSubmitted,
     TaskUnblocked,
+    TasksReturned,
+    Steal,
     WatchRequested,
     WorkerJoined,
 )
@@ -87,6 +89,13 @@ class UpstreamFailure:
 
 
 @dataclass(frozen=True, slots=True)
+class ImpossibleScope:
+    """Error payload of a task that no worker rank can ever run."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class UnknownDependency:
     """Error payload of a task whose input id the scheduler never saw."""
 
@@ -97,7 +106,7 @@ class _Task:
     __slots__ = (
         "id", "name", "state", "deps", "waiting", "dependents", "priority", "ranks",
         "owner", "nbytes", "refs", "consumers", "spec", "watchers", "error",
-        "worker", "blocked",
+        "worker", "blocked", "needs", "near",
     )
 
     def __init__(self, ev: TaskSubmitted) -> None:
@@ -118,17 +127,22 @@ class _Task:
         self.error: Any = None
         self.worker: Optional[int] = None
         self.blocked = False
+        self.needs = ev.needs
+        self.near = ev.near
 
 
 class _Worker:
-    __slots__ = ("rank", "slots", "capacity", "load", "assigned")
+    __slots__ = ("rank", "slots", "capacity", "load", "assigned", "total", "used", "stealing")
 
-    def __init__(self, rank: int, slots: int, capacity: int) -> None:
+    def __init__(self, rank: int, slots: int, capacity: int, resources: Optional[dict]) -> None:
         self.rank = rank
         self.slots = slots
         self.capacity = capacity  # slots + queue depth; see Scheduler._update_capacity
+        self.total: dict = dict(resources or {})  # what the rank offers
+        self.used: dict = {}  # held by its assigned tasks that declared needs
         self.load = 0  # assigned tasks that are not blocked in fetch
-        self.assigned: set[int] = set()
+        self.assigned: dict[int, None] = {}  # in assignment order (the worker runs them FIFO)
+        self.stealing: set[int] = set()  # asked back, answer pending
 
 
 class Scheduler:
@@ -147,6 +161,7 @@ class Scheduler:
         self._n_durations = 0
         self.bandwidth = DEFAULT_BANDWIDTH
         self.n_submitted = 0
+        self.n_stolen = 0
         self.n_finished = 0
         self.n_failed = 0
         self._handlers = {
@@ -159,6 +174,7 @@ class Scheduler:
             HandleAcquired: self._on_acquired,
             HandleReleased: self._on_released,
             WatchRequested: self._on_watch,
+            TasksReturned: self._on_returned,
         }
 
     # ------------------------------------------------------------ interface
@@ -169,6 +185,8 @@ class Scheduler:
         for ev in events:
             handlers[type(ev)](ev)
         self._schedule()
+        if self._n_steal_candidates():
+            self._steal()
         out, self._out = self._out, []
         return out
 
@@ -193,7 +211,7 @@ class Scheduler:
             raise ValueError(f"worker rank {ev.rank} joined twice")
         if ev.slots < 1:
             raise ValueError(f"worker rank {ev.rank} offers {ev.slots} slots; need at least 1")
-        self.workers[ev.rank] = _Worker(ev.rank, ev.slots, ev.slots + self.prefetch)
+        self.workers[ev.rank] = _Worker(ev.rank, ev.slots, ev.slots + self.prefetch, ev.resources)
         self._update_capacity()
 
     def _on_submitted(self, ev: TaskSubmitted) -> None:
@@ -216,7 +234,10 @@ class Scheduler:
                 failed_dep = dep
             elif dep.state is not TaskState.FINISHED:
                 t.waiting += 1
-        if failed_dep is not None:
+        why = self.can_ever_run(t.ranks, t.needs) if (t.needs or t.ranks) and self.workers else None
+        if why is not None:
+            self._fail(t, ImpossibleScope(why))
+        elif failed_dep is not None:
             self._fail(t, UpstreamFailure(failed_dep.id, failed_dep.name, _root(failed_dep.error)))
         elif t.waiting == 0:
             self._make_ready(t)
@@ -267,6 +288,20 @@ class Scheduler:
         t.blocked = False
         self.workers[t.worker].load += 1
 
+    def _on_returned(self, ev: TasksReturned) -> None:
+        w = self.workers[ev.rank]
+        for tid in ev.kept:
+            w.stealing.discard(tid)
+        for tid, spec in ev.returned:
+            t = self.tasks[tid]
+            if t.state is not TaskState.ASSIGNED or t.worker != ev.rank:
+                raise ValueError(f"rank {ev.rank} returned task {tid:#x}, which it was not assigned")
+            self._unassign(t)
+            t.worker = None
+            t.spec = spec
+            self.n_stolen += 1
+            self._make_ready(t)
+
     def _on_acquired(self, ev: HandleAcquired) -> None:
         t = self.tasks.get(ev.task_id)
         if t is not None:
@@ -305,7 +340,11 @@ class Scheduler:
         if t.worker is None:
             return
         w = self.workers[t.worker]
-        w.assigned.discard(t.id)
+        w.assigned.pop(t.id, None)
+        w.stealing.discard(t.id)
+        if t.needs is not None:
+            for k, v in t.needs.items():
+                w.used[k] -= v
         if not t.blocked:
             w.load -= 1
         t.blocked = False
@@ -384,9 +423,70 @@ class Scheduler:
         for item in deferred:
             heapq.heappush(ready, item)
 
+    def can_ever_run(self, ranks: Optional[frozenset], needs: Optional[dict]) -> Optional[str]:
+        """``None`` if some joined worker could run such a task, else why not."""
+        return unplaceable({r: w.total for r, w in self.workers.items()}, ranks, needs)
+
+    def _n_steal_candidates(self) -> int:
+        """Cheap pre-check: ranks with queued tasks beyond their slots (0: no stealing)."""
+        if self.ready or len(self.workers) < 2:
+            return 0
+        return sum(1 for w in self.workers.values() if w.load > w.slots)
+
+    def _steal(self) -> None:
+        """Idle slots while another rank has tasks queued: ask for some back.
+
+        A worker runs its queue in order, so the most recently assigned tasks
+        are the ones not started; the victim returns those it has not started
+        (:class:`TasksReturned`) and they are placed again, on the idle rank.
+        """
+        if self.ready:
+            return  # placement could not fill the idle slots with ready work: stealing would not help
+        idle = [w for w in self.workers.values() if w.load < w.slots]
+        if not idle:
+            return
+        tasks = self.tasks
+        for v in sorted(self.workers.values(), key=lambda w: w.slots - w.load):
+            queued = v.load - v.slots - len(v.stealing)
+            if queued <= 0 or not idle:
+                continue
+            want = sum(w.capacity - w.load for w in idle)
+            take = []
+            for tid in reversed(v.assigned):
+                if len(take) >= min(want, (queued + 1) // 2):
+                    break
+                t = tasks[tid]
+                if t.blocked or tid in v.stealing or t.near is not None:
+                    continue
+                # inputs held by the victim would have to move: worth it only
+                # when that is quicker than waiting in the victim's queue
+                held = sum(tasks[d].nbytes for d in t.deps if tasks[d].owner == v.rank)
+                if held / self.bandwidth > queued * self._mean_duration:
+                    continue
+                if any(self._fits(t, w) for w in idle):
+                    take.append(tid)
+            if take:
+                v.stealing.update(take)
+                self._out.append(Steal(v.rank, tuple(take)))
+                idle = idle[1:] if len(take) >= want else idle
+
+    def _fits(self, t: _Task, w: _Worker) -> bool:
+        if t.ranks is not None and w.rank not in t.ranks:
+            return False
+        if t.needs is not None and any(w.total.get(k, 0) < v for k, v in t.needs.items()):
+            return False
+        return True
+
     def _choose_worker(self, t: _Task) -> Optional[_Worker]:
         """The worker with the earliest estimated finish time for ``t``."""
         tasks = self.tasks
+        needs = t.needs
+        ranks = t.ranks
+        if t.near is not None:
+            near = tasks.get(t.near)
+            home = None if near is None else (near.owner if near.owner is not None else near.worker)
+            if home is not None and (ranks is None or home in ranks):
+                ranks = frozenset([home])
         local: dict[int, int] = {}
         total = 0
         for d in t.deps:
@@ -395,9 +495,12 @@ class Scheduler:
             local[dep.owner] = local.get(dep.owner, 0) + dep.nbytes
         best: Optional[_Worker] = None
         best_cost = 0.0
-        mean, bw, ranks = self._mean_duration, self.bandwidth, t.ranks
+        mean, bw = self._mean_duration, self.bandwidth
         for w in self.workers.values():
             if w.load >= w.capacity or (ranks is not None and w.rank not in ranks):
+                continue
+            if needs is not None and any(w.total.get(k, 0) - w.used.get(k, 0) < v
+                                         for k, v in needs.items()):
                 continue
             cost = (w.load / w.slots) * mean + (total - local.get(w.rank, 0)) / bw
             if best is None or cost < best_cost:
@@ -408,7 +511,10 @@ class Scheduler:
         self._set_state(t, TaskState.ASSIGNED)
         t.worker = w.rank
         w.load += 1
-        w.assigned.add(t.id)
+        if t.needs is not None:
+            for k, v in t.needs.items():
+                w.used[k] = w.used.get(k, 0) + v
+        w.assigned[t.id] = None
         tasks = self.tasks
         inputs = tuple((d, tasks[d].owner) for d in t.deps)
         self._out.append(Execute(w.rank, t.id, t.spec, inputs))
@@ -442,10 +548,31 @@ class Scheduler:
             if t.state in FINAL_STATES:
                 assert t.refs > 0 or t.consumers > 0, f"{t.id:#x} final and unreferenced"
         for w in self.workers.values():
+            assert w.stealing <= set(w.assigned), f"worker {w.rank}: stealing unassigned tasks"
             unblocked = sum(1 for i in w.assigned if not tasks[i].blocked)
             assert w.load == unblocked, f"worker {w.rank}: load={w.load}, unblocked={unblocked}"
+            used: dict = {}
             for i in w.assigned:
                 assert tasks[i].state is TaskState.ASSIGNED and tasks[i].worker == w.rank
+                for k, v in (tasks[i].needs or {}).items():
+                    used[k] = used.get(k, 0) + v
+            for k in set(used) | set(w.used):
+                assert abs(used.get(k, 0) - w.used.get(k, 0)) < 1e-9, f"worker {w.rank}: {k} used"
+                assert w.used.get(k, 0) <= w.total.get(k, 0) + 1e-9, f"worker {w.rank}: {k} over"
+
+
+def unplaceable(offers: dict[int, dict], ranks: Optional[frozenset], needs: Optional[dict]) -> Optional[str]:
+    """Why no rank of ``offers`` (rank -> resources offered) can ever run a task
+    restricted to ``ranks`` that holds ``needs``; ``None`` if one can."""
+    cands = [r for r in offers if ranks is None or r in ranks]
+    if not cands:
+        return f"it may only run on rank(s) {sorted(ranks or ())}, which are not worker ranks"
+    if needs:
+        if not any(all(offers[r].get(k, 0) >= v for k, v in needs.items()) for r in cands):
+            offered = {r: {k: offers[r].get(k, 0) for k in needs} for r in sorted(cands)}
+            return (f"it needs {needs}, but no rank offers that much (worker ranks offer {offered}); "
+                    "check the scope/resources, or start ranks that have them")
+    return None
 
 
 def _root(error: Any) -> Any:

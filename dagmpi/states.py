@@ -10,7 +10,8 @@ it for every change (see ``Scheduler._set_state``).
     WAITING --(all inputs finished)--> READY --(placed)--> ASSIGNED
        |                                 |                    |
        +--(an input failed)--> ERRORED <-+                    +--> FINISHED
-                                                              +--> ERRORED
+                                         ^                    +--> ERRORED
+                                         +---(stolen back)----+
 
 ``FINISHED`` and ``ERRORED`` are final: a final task is forgotten by the
 scheduler once no handle and no pending consumer refers to it.
@@ -36,7 +37,7 @@ FINAL_STATES = frozenset({TaskState.FINISHED, TaskState.ERRORED})
 TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     TaskState.WAITING: frozenset({TaskState.READY, TaskState.ERRORED}),
     TaskState.READY: frozenset({TaskState.ASSIGNED, TaskState.ERRORED}),
-    TaskState.ASSIGNED: frozenset({TaskState.FINISHED, TaskState.ERRORED}),
+    TaskState.ASSIGNED: frozenset({TaskState.FINISHED, TaskState.ERRORED, TaskState.READY}),
     TaskState.FINISHED: frozenset(),
     TaskState.ERRORED: frozenset(),
 }

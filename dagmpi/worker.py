@@ -1,19 +1,21 @@
 """The worker: runs tasks, keeps their results, serves them to other ranks.
 
 One communication loop per worker rank (the main thread of a worker process
-under MPI, a thread in-process) owns the transport.  User code runs on
-executor threads: at most ``slots`` at a time, plus any that are blocked in a
+under MPI, a thread in-process) owns the transport.  A task of a function
+known to be short runs inline on that loop (no thread hand-off); others run
+on executor threads.  At most ``slots`` run at a time, plus any blocked in a
 nested ``fetch`` (those have given their slot back to the scheduler, so nested
-graphs cannot deadlock).
+graphs cannot deadlock; an inline task that blocks drives the loop itself).
 
 Messages a worker handles (lists of tuples, batched per destination):
 
 from rank 0                          to rank 0
-  ("fn", fn_id, bytes)                 ("hello", slots, host)
-  ("exec", id, name, fn_id,            ("fin", id, nbytes, seconds)
-   payload, buffers, inputs)           ("err", id, ErrorInfo)
+  ("fn", fn_id, bytes)                 ("hello", slots, host, offers)
+  ("exec", id, name, fn_id, payload,   ("fin", id, nbytes, seconds)
+   buffers, inputs, needs)             ("err", id, ErrorInfo)
   ("free", [ids])                      ("sub", ...), ("rel", id), ("acq", id),
   ("dlv", id, owner, error)            ("watch", id), ("blk", id), ("unblk", id)
+  ("steal", [ids])                     ("stolen", [(id, spec)], [kept ids])
   ("stop",)                            ("bye",)
 from/to any rank
   ("get", id, req_id)  ->  ("val", req_id, ok, payload, buffers)
@@ -41,10 +43,10 @@ SCHEDULER = 0
 
 
 class _Job:
-    __slots__ = ("id", "name", "fn_id", "payload", "buffers", "inputs", "missing", "failed")
+    __slots__ = ("id", "name", "fn_id", "payload", "buffers", "inputs", "missing", "failed", "needs")
 
     def __init__(self, msg: tuple) -> None:
-        _, self.id, self.name, self.fn_id, self.payload, self.buffers, inputs = msg
+        _, self.id, self.name, self.fn_id, self.payload, self.buffers, inputs, self.needs = msg
         self.inputs: Any = inputs  # tuple of (dep_id, owner), then dict dep_id -> value
         self.missing = 0
         self.failed: Any = None
@@ -90,7 +92,8 @@ class _Executor:
 class Worker(Client):
     """A worker rank: serves tasks until rank 0 says stop."""
 
-    def __init__(self, transport: Transport, worker_ranks: Any, slots: int = 1) -> None:
+    def __init__(self, transport: Transport, worker_ranks: Any, slots: int = 1,
+                 resources: Optional[dict] = None, gpus: Optional[list[int]] = None) -> None:
         super().__init__(transport.rank, worker_ranks, transport.serializes)
         self.transport = transport
         self.slots = slots
@@ -109,6 +112,13 @@ class Worker(Client):
         self._threads_busy = 0  # executor threads running user code
         self._nested = 0  # depth of inline tasks waiting in fetch on the comm thread
         self._comm_thread: Optional[threading.Thread] = None
+        self._loop_lock = threading.Lock()  # held by whichever thread drives the loop
+        self._inline_job: Optional[_Job] = None
+        self._inline_t0 = 0.0
+        self._inline_count = 0
+        self._helping = False  # the monitor drives the loop
+        #: An inline task running longer than this hands the loop to the monitor thread.
+        self.takeover_after = 5e-3
         self._poll_timeout = 0.05
         self._fn_time: dict[Any, float] = {}  # fn id -> recent mean duration here
         #: Functions whose mean duration here is below this run inline on the comm thread.
@@ -117,6 +127,10 @@ class Worker(Client):
         self.flush_after = 2e-4
         self._stopping = False
         self.tasks_run = 0
+        self.gpus = list(gpus or [])
+        #: What this rank offers the scheduler (see ``Options.resources``).
+        self.offers: dict[str, Any] = {"cpu": slots, "gpu": len(self.gpus), "gpu_ids": self.gpus,
+                                       **(resources or {})}
 
     def wakeup(self) -> None:
         self.transport.wakeup()
@@ -127,12 +141,15 @@ class Worker(Client):
         """Serve until a stop message; then reply ``bye`` and return."""
         tr = self.transport
         _CURRENT.client = self
-        self._send(SCHEDULER, ("hello", self.slots, self.host))
+        self._send(SCHEDULER, ("hello", self.slots, self.host, self.offers))
         self._flush()
         self._comm_thread = threading.current_thread()
         self._poll_timeout = poll_timeout
+        threading.Thread(target=self._monitor, name=f"rank{self.rank}-monitor", daemon=True).start()
+        lock = self._loop_lock
         while not self._stopping:
-            self._step(poll_timeout)
+            with lock:
+                self._step(poll_timeout)
         self._executor.stop()
         self.closed = True
         self._send(SCHEDULER, ("bye",))
@@ -141,9 +158,9 @@ class Worker(Client):
 
     def _step(self, timeout: float) -> None:
         """One turn of the loop: receive, start jobs, report, send."""
-        # Spin only while no executor thread runs user code (it needs the GIL).
+        # Spin only while no other thread runs user code (it needs the GIL).
         msgs = self.transport.poll(0 if (self._outq or self._done) else timeout,
-                                   self._threads_busy == 0)
+                                   self._threads_busy == 0 and self._inline_job is None)
         self._drain_local()
         for src, batch in msgs:
             for m in batch:
@@ -169,10 +186,40 @@ class Worker(Client):
                     wait = min(wait, deadline - time.monotonic())
                     if wait <= 0:
                         return False
-                self._step(wait)
+                with self._loop_lock:
+                    self._step(wait)
             return True
         finally:
             self._nested -= 1
+
+    def _monitor(self) -> None:
+        """Keep the rank responsive while a task runs inline for too long.
+
+        Inline tasks are those that were short so far, but a call can always
+        take longer.  This thread looks every few milliseconds; when the same
+        inline task has run for ``takeover_after`` seconds, it drives the loop
+        (serving data requests, steals and new tasks, which go to executor
+        threads) until that task returns.  It sleeps longer while no inline
+        tasks run, so an idle rank stays quiet.
+        """
+        last = -1
+        lock = self._loop_lock
+        while not self._stopping:
+            busy = self._inline_count != last
+            last = self._inline_count
+            time.sleep(self.takeover_after / 2 if busy else 0.05)
+            job = self._inline_job
+            if job is None or time.perf_counter() - self._inline_t0 < self.takeover_after:
+                continue
+            self._helping = True
+            try:
+                while self._inline_job is job and not self._stopping:
+                    with lock:
+                        if self._inline_job is not job:
+                            break
+                        self._step(1e-3)
+            finally:
+                self._helping = False
 
     def _send(self, dest: int, msg: tuple) -> None:
         box = self._out.get(dest)
@@ -247,10 +294,24 @@ class Worker(Client):
                 store.pop(tid, None)
         elif kind == "dlv":
             self._deliver(m[1], m[2], m[3])
+        elif kind == "steal":
+            self._give_back(m[1])
         elif kind == "stop":
             self._stopping = True
         else:
             raise RuntimeError(f"rank {self.rank}: unknown message {kind!r} from rank {src}")
+
+    def _give_back(self, task_ids: Any) -> None:
+        """Rank 0 wants these queued tasks for an idle rank: return those not started."""
+        wanted = set(task_ids)
+        with self._jobs_lock:
+            keep = collections.deque(j for j in self._runq if j.id not in wanted)
+            taken = [j for j in self._runq if j.id in wanted]
+            self._runq.clear()
+            self._runq.extend(keep)
+        returned = [(j.id, (j.name, j.fn_id, j.payload, j.buffers, j.needs)) for j in taken]
+        given = {j.id for j in taken}
+        self._send(SCHEDULER, ("stolen", returned, [t for t in task_ids if t not in given]))
 
     def _serve(self, dest: int, tid: int, rid: int) -> None:
         entry = self.store.get(tid, _MISSING)
@@ -316,16 +377,30 @@ class Worker(Client):
                     return
                 job = runq.popleft()
                 self._running += 1
-                inline = (not self._nested and self._threads_busy == 0
-                          and fn_time.get(job.fn_id, 1.0) < self.inline_max)
+                inline = (not self._nested and not self._helping and self._threads_busy == 0
+                          and fn_time.get(job.fn_id, 1.0) < self.inline_max
+                          and threading.current_thread() is self._comm_thread)
                 if not inline:
                     self._threads_busy += 1
             if inline:
-                self._execute(job)
+                self._run_inline(job)
                 with self._jobs_lock:
                     self._running -= 1
             else:
                 self._executor.submit(job)
+
+    def _run_inline(self, job: _Job) -> None:
+        """Run ``job`` on the comm thread, which holds the loop lock: release it
+        meanwhile so the monitor can take over if the job runs long."""
+        self._inline_job = job
+        self._inline_count += 1
+        self._inline_t0 = time.perf_counter()
+        self._loop_lock.release()
+        try:
+            self._execute(job)
+        finally:
+            self._loop_lock.acquire()
+            self._inline_job = None
 
     def _run_jobs(self, job: _Job) -> None:
         """An executor thread: run ``job``, then keep taking queued jobs while
@@ -361,6 +436,10 @@ class Worker(Client):
         try:
             if job.failed is not None:
                 raise RuntimeError(job.failed)
+            if job.needs is not None and "gpu" in job.needs and self.gpus:
+                from . import devices
+
+                devices.use_gpu(self.gpus[0])
             fn = self.fn_cache[job.fn_id]
             if isinstance(fn, bytes):
                 fn = self.fn_cache[job.fn_id] = serialize.load_function(fn)

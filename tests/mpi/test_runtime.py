@@ -97,3 +97,20 @@ def test_info_reports_mpi_capabilities():
     assert info["mpi"]["cuda_aware"] in (True, False)
     if "MPICH" in info["mpi"]["library"]:
         assert info["mpi"]["ulfm"] is False
+
+
+@pytest.mark.parametrize("n", [None, 3], ids=ids)
+def test_processors_scopes_and_resources(n):
+    env = {"DAGMPI_RESOURCES": "licence=1", "DAGMPI_GPUS": "none"}
+    args = ["--workers", "2"] if n is None else []
+    r = run_dagmpi("scopes.py", n=n, timeout=90, env=env, launcher_args=args)
+    assert r.returncode == 0, r
+    assert "SCOPES-OK 8" in r.stdout, r
+
+
+@pytest.mark.parametrize("n", [None, 3], ids=ids)
+def test_uneven_durations_keep_all_ranks_busy(n):
+    args = ["--workers", "2", "--slots", "1"] if n is None else []
+    r = run_dagmpi("stealing.py", n=n, timeout=90, launcher_args=args)
+    assert r.returncode == 0, r
+    assert "STEALING-OK" in r.stdout, r

@@ -210,3 +210,99 @@ def test_long_chain_and_wide_reduction_leave_no_state():
     assert h.s.n_active == 0
     assert list(h.s.tasks) == [level[0]]  # only the root, whose handle is alive
     assert released == len(leaves) + 63 - 1  # every value but the root's was freed
+
+
+# ------------------------------------------------------------- processors, scopes, resources
+
+from dagmpi.scheduler import ImpossibleScope, unplaceable  # noqa: E402
+
+
+def gsub(tid, deps=(), needs=None, near=None, ranks=None):
+    return TaskSubmitted(tid, f"t{tid}", tuple(deps), f"spec{tid}", 0, 0, ranks, False, needs, near)
+
+
+def hetero(prefetch=2):
+    """Rank 1: CPU only; rank 2: one GPU; both 1 slot."""
+    h = Harness(prefetch=prefetch, workers=[])
+    h.step(WorkerJoined(1, 1, {"cpu": 1, "gpu": 0, "memory": 8e9}),
+           WorkerJoined(2, 1, {"cpu": 1, "gpu": 1, "memory": 8e9}))
+    return h
+
+
+def test_gpu_tasks_never_land_on_cpu_only_ranks():
+    h = hetero(prefetch=4)
+    out = h.step(*(gsub(i, needs={"gpu": 1.0}) for i in range(1, 6)))
+    # one GPU: one GPU task at a time, all on rank 2, the rest wait at the scheduler
+    assert executes(out) == [(2, 1)]
+    for i in range(1, 5):
+        out = h.step(TaskFinished(i, 2))
+        assert executes(out) == [(2, i + 1)]
+    h.step(TaskFinished(5, 2))
+    # plain tasks still use both ranks
+    out = h.step(gsub(10), gsub(11))
+    assert sorted(r for r, _ in executes(out)) == [1, 2]
+
+
+def test_memory_resource_limits_concurrency():
+    h = hetero(prefetch=4)
+    out = h.step(*(gsub(i, needs={"memory": 5e9}) for i in range(1, 5)))
+    assert sorted(executes(out)) == [(1, 1), (2, 2)]  # 8 GB each: one 5 GB task per rank
+    out = h.step(TaskFinished(1, 1))
+    assert executes(out) == [(1, 3)]
+
+
+def test_impossible_request_fails_with_reason():
+    h = hetero()
+    out = h.step(TaskSubmitted(1, "t1", (), "s", 0, 0, None, True, {"gpu": 2.0}, None))
+    (d,) = [i for i in out if isinstance(i, Deliver)]
+    assert isinstance(d.error, ImpossibleScope) and "gpu" in d.error.reason
+    assert unplaceable({1: {"gpu": 0}}, None, {"gpu": 1}) is not None
+    assert unplaceable({1: {"gpu": 1}}, frozenset([5]), None) is not None
+    assert unplaceable({1: {"gpu": 1}}, None, {"gpu": 1}) is None
+
+
+def test_near_runs_next_to_the_given_tasks_result():
+    h = Harness(prefetch=4, workers=[(1, 1), (2, 1)])
+    h.step(sub(1, ranks=frozenset([2])))
+    h.step(TaskFinished(1, 2, nbytes=8))
+    out = h.step(*(gsub(i, near=1) for i in range(2, 5)))
+    assert {r for r, _ in executes(out)} == {2}
+
+
+from dagmpi.events import Steal, TasksReturned  # noqa: E402
+
+
+def test_idle_worker_steals_queued_tasks():
+    h = Harness(prefetch=4, workers=[(1, 1), (2, 1)])
+    out = h.step(*(sub(i) for i in range(1, 11)))
+    on = {r: [t for rr, t in executes(out) if rr == r] for r in (1, 2)}
+    assert len(on[1]) == len(on[2]) == 5
+    # rank 2's tasks were quick; rank 1 is stuck on its first one
+    out = []
+    for t in on[2]:
+        out += h.step(TaskFinished(t, 2))
+    steals = [i for i in out if isinstance(i, Steal)]
+    assert len(steals) == 1 and steals[0].rank == 1
+    asked = steals[0].task_ids
+    assert on[1][0] not in asked and set(asked) <= set(on[1][1:])  # the newest, not the running one
+    # rank 1 already started one of them; it gives back the rest
+    out = h.step(TasksReturned(1, tuple((t, f"spec{t}") for t in asked[1:]), kept=asked[:1]))
+    assert sorted(executes(out)) == sorted((2, t) for t in asked[1:])
+    assert h.s.n_stolen == len(asked) - 1
+    for t in asked[1:]:
+        h.step(TaskFinished(t, 2))
+    # no steal is repeated for a task still being asked about or already kept
+    for t in on[1]:
+        if t not in asked[1:]:
+            h.step(TaskFinished(t, 1))
+    assert h.s.n_active == 0
+
+
+def test_no_stealing_while_ready_work_exists_or_for_pinned_tasks():
+    h = Harness(prefetch=1, workers=[(1, 1), (2, 1)])
+    out = h.step(*(sub(i, ranks=frozenset([1])) for i in range(1, 4)))
+    assert executes(out) == [(1, 1), (1, 2)]
+    out = h.step(sub(9))
+    assert executes(out) == [(2, 9)]
+    out = h.step(TaskFinished(9, 2))
+    assert not [i for i in out if isinstance(i, Steal)]  # rank 2 may not run the pinned tasks

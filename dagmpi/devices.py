@@ -1,0 +1,95 @@
+"""What processors this rank has: CPU slots, GPUs, memory.  The only CuPy importer.
+
+GPUs come from CuPy when ``cupy.cuda.is_available()``; CUDA itself honours
+``CUDA_VISIBLE_DEVICES``.  When several ranks of a node see the same GPUs,
+each takes its share by node-local rank (``MPI_LOCALRANKID``,
+``OMPI_COMM_WORLD_LOCAL_RANK`` or ``SLURM_LOCALID``), so two ranks never
+claim one GPU; ``DAGMPI_GPUS=0,1`` (or ``none``) overrides the detection.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping, Optional
+
+_LOCAL_RANK_VARS = ("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "PMI_LOCAL_RANK")
+_LOCAL_SIZE_VARS = ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE")
+
+
+def _env_int(names: tuple[str, ...], environ: Mapping[str, str], default: int) -> int:
+    for n in names:
+        v = environ.get(n, "")
+        if v.strip().isdigit():
+            return int(v)
+    return default
+
+
+def visible_gpu_count() -> int:
+    """GPUs CUDA shows this process (0 without CuPy or without a usable GPU)."""
+    try:
+        import cupy
+    except Exception:  # no CuPy: a CPU-only rank
+        return 0
+    try:
+        if not cupy.cuda.is_available():
+            return 0
+        return int(cupy.cuda.runtime.getDeviceCount())
+    except Exception:
+        return 0
+
+
+def local_gpus(environ: Optional[Mapping[str, str]] = None, count: Optional[int] = None) -> list[int]:
+    """The device ids this rank owns."""
+    environ = os.environ if environ is None else environ
+    forced = environ.get("DAGMPI_GPUS")
+    if forced is not None:
+        forced = forced.strip().lower()
+        if forced in ("", "none"):
+            return []
+        try:
+            return [int(x) for x in forced.split(",")]
+        except ValueError:
+            raise ValueError(f"DAGMPI_GPUS must be a comma-separated list of device ids or 'none', "
+                             f"not {environ['DAGMPI_GPUS']!r}") from None
+    n = visible_gpu_count() if count is None else count
+    if n == 0:
+        return []
+    local_rank = _env_int(_LOCAL_RANK_VARS, environ, 0)
+    local_size = _env_int(_LOCAL_SIZE_VARS, environ, 1)
+    if local_size <= n:  # enough GPUs: a disjoint share each
+        share = n // max(local_size, 1)
+        return list(range(local_rank * share, (local_rank + 1) * share)) if local_rank < local_size else []
+    return [local_rank % n]  # more ranks than GPUs: they share round-robin
+
+
+def memory_bytes(environ: Optional[Mapping[str, str]] = None) -> int:
+    """This rank's share of the node's physical memory."""
+    environ = os.environ if environ is None else environ
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
+    return total // max(1, _env_int(_LOCAL_SIZE_VARS, environ, 1))
+
+
+def use_gpu(device_id: int) -> None:
+    """Make ``device_id`` the current CUDA device of the calling thread."""
+    import cupy
+
+    cupy.cuda.Device(device_id).use()
+
+
+def offers(slots: int, extra: str = "", environ: Optional[Mapping[str, str]] = None) -> tuple[dict, list[int]]:
+    """What a worker rank offers: ``({"memory": bytes, custom...}, gpu ids)``.
+
+    ``extra`` is ``DAGMPI_RESOURCES``-style text: ``"licence=2,scratch=100GB"``.
+    """
+    from .options import parse_amount
+
+    res: dict = {"memory": memory_bytes(environ)}
+    for item in filter(None, (x.strip() for x in extra.split(","))):
+        name, sep, amount = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"resources: cannot read {item!r}; write name=amount, e.g. 'licence=2'")
+        res[name.strip()] = parse_amount(name.strip(), amount.strip())
+    return res, local_gpus(environ)
