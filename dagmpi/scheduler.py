@@ -71,7 +71,11 @@ from .events import (
     WatchRequested,
     WorkerJoined,
 )
-from .states import FINAL_STATES, TaskState, check_transition
+from .states import FIRST_FINAL, LEGAL_MOVES, TaskState, check_transition
+
+# Module-level aliases: looking an enum member up on its class is slow on the hot path.
+_WAITING, _READY, _ASSIGNED = TaskState.WAITING, TaskState.READY, TaskState.ASSIGNED
+_FINISHED, _ERRORED = TaskState.FINISHED, TaskState.ERRORED
 
 #: Assumed network bandwidth (bytes/s) until one is measured.
 DEFAULT_BANDWIDTH = 2.0e9
@@ -112,7 +116,7 @@ class _Task:
     def __init__(self, ev: TaskSubmitted) -> None:
         self.id = ev.task_id
         self.name = ev.name
-        self.state = TaskState.WAITING
+        self.state = _WAITING
         self.deps = ev.deps
         self.waiting = 0
         self.dependents: list[int] = []
@@ -230,9 +234,9 @@ class Scheduler:
             dep = self.tasks[d]
             dep.dependents.append(t.id)
             dep.consumers += 1
-            if dep.state is TaskState.ERRORED:
+            if dep.state is _ERRORED:
                 failed_dep = dep
-            elif dep.state is not TaskState.FINISHED:
+            elif dep.state is not _FINISHED:
                 t.waiting += 1
         why = self.can_ever_run(t.ranks, t.needs) if (t.needs or t.ranks) and self.workers else None
         if why is not None:
@@ -244,8 +248,9 @@ class Scheduler:
 
     def _on_finished(self, ev: TaskFinished) -> None:
         t = self.tasks[ev.task_id]
-        self._unassign(t)
-        self._set_state(t, TaskState.FINISHED)
+        if t.worker is not None:
+            self._unassign(t)
+        self._set_state(t, _FINISHED)
         t.owner = ev.rank
         t.nbytes = ev.nbytes
         self.n_finished += 1
@@ -262,12 +267,14 @@ class Scheduler:
         tasks = self.tasks
         for c in t.dependents:
             ct = tasks.get(c)
-            if ct is not None and ct.state is TaskState.WAITING:
+            if ct is not None and ct.state is _WAITING:
                 ct.waiting -= 1
                 if ct.waiting == 0:
                     self._make_ready(ct)
-        self._dependency_done(t)
-        self._maybe_forget(t)
+        if t.deps:
+            self._dependency_done(t)
+        if t.refs <= 0 and t.consumers <= 0:
+            self._maybe_forget(t)
 
     def _on_failed(self, ev: TaskFailed) -> None:
         t = self.tasks[ev.task_id]
@@ -276,14 +283,14 @@ class Scheduler:
 
     def _on_blocked(self, ev: TaskBlocked) -> None:
         t = self.tasks.get(ev.task_id)
-        if t is None or t.state is not TaskState.ASSIGNED or t.blocked:
+        if t is None or t.state is not _ASSIGNED or t.blocked:
             return
         t.blocked = True
         self.workers[t.worker].load -= 1
 
     def _on_unblocked(self, ev: TaskUnblocked) -> None:
         t = self.tasks.get(ev.task_id)
-        if t is None or t.state is not TaskState.ASSIGNED or not t.blocked:
+        if t is None or t.state is not _ASSIGNED or not t.blocked:
             return
         t.blocked = False
         self.workers[t.worker].load += 1
@@ -294,7 +301,7 @@ class Scheduler:
             w.stealing.discard(tid)
         for tid, spec in ev.returned:
             t = self.tasks[tid]
-            if t.state is not TaskState.ASSIGNED or t.worker != ev.rank:
+            if t.state is not _ASSIGNED or t.worker != ev.rank:
                 raise ValueError(f"rank {ev.rank} returned task {tid:#x}, which it was not assigned")
             self._unassign(t)
             t.worker = None
@@ -317,9 +324,9 @@ class Scheduler:
         t = self.tasks.get(ev.task_id)
         if t is None:
             return
-        if t.state is TaskState.FINISHED:
+        if t.state is _FINISHED:
             self._out.append(Deliver(ev.rank, t.id, owner=t.owner))
-        elif t.state is TaskState.ERRORED:
+        elif t.state is _ERRORED:
             self._out.append(Deliver(ev.rank, t.id, error=t.error))
         else:
             if t.watchers is None:
@@ -329,11 +336,12 @@ class Scheduler:
     # ------------------------------------------------------------ helpers
 
     def _set_state(self, t: _Task, new: TaskState) -> None:
-        check_transition(t.id, t.state, new)
+        if t.state * 8 + new not in LEGAL_MOVES:
+            check_transition(t.id, t.state, new)  # raises, naming the move
         t.state = new
 
     def _make_ready(self, t: _Task) -> None:
-        self._set_state(t, TaskState.READY)
+        self._set_state(t, _READY)
         heapq.heappush(self.ready, (-t.priority, next(self._seq), t.id))
 
     def _unassign(self, t: _Task) -> None:
@@ -366,9 +374,9 @@ class Scheduler:
         stack = [(t, error)]
         while stack:
             cur, err = stack.pop()
-            if cur.state in FINAL_STATES:
+            if cur.state >= FIRST_FINAL:
                 continue
-            self._set_state(cur, TaskState.ERRORED)
+            self._set_state(cur, _ERRORED)
             cur.error = err
             cur.spec = None
             self.n_failed += 1
@@ -379,7 +387,7 @@ class Scheduler:
             up = UpstreamFailure(cur.id, cur.name, _root(err))
             for c in cur.dependents:
                 ct = self.tasks.get(c)
-                if ct is not None and ct.state not in FINAL_STATES:
+                if ct is not None and ct.state < FIRST_FINAL:
                     stack.append((ct, up))
             self._dependency_done(cur)
             self._maybe_forget(cur)
@@ -394,9 +402,9 @@ class Scheduler:
                 self._maybe_forget(dep)
 
     def _maybe_forget(self, t: _Task) -> None:
-        if t.refs > 0 or t.consumers > 0 or t.state not in FINAL_STATES:
+        if t.refs > 0 or t.consumers > 0 or t.state < FIRST_FINAL:
             return
-        if t.state is TaskState.FINISHED and t.owner is not None:
+        if t.state is _FINISHED and t.owner is not None:
             self._out.append(Release(t.owner, t.id))
         del self.tasks[t.id]
 
@@ -412,7 +420,7 @@ class Scheduler:
         while ready and free > 0:
             item = heapq.heappop(ready)
             t = tasks.get(item[2])
-            if t is None or t.state is not TaskState.READY:
+            if t is None or t.state is not _READY:
                 continue
             w = self._choose_worker(t)
             if w is None:
@@ -508,7 +516,7 @@ class Scheduler:
         return best
 
     def _assign(self, t: _Task, w: _Worker) -> None:
-        self._set_state(t, TaskState.ASSIGNED)
+        self._set_state(t, _ASSIGNED)
         t.worker = w.rank
         w.load += 1
         if t.needs is not None:
@@ -530,22 +538,22 @@ class Scheduler:
             assert t.refs >= 0, f"{t.id:#x} negative refs"
             assert t.consumers >= 0, f"{t.id:#x} negative consumers"
             live_consumers = sum(
-                1 for c in t.dependents if c in tasks and tasks[c].state not in FINAL_STATES)
+                1 for c in t.dependents if c in tasks and tasks[c].state < FIRST_FINAL)
             assert t.consumers == live_consumers, (
                 f"{t.id:#x} consumers={t.consumers} but {live_consumers} dependents are pending")
-            if t.state is TaskState.WAITING:
-                pending = sum(1 for d in t.deps if tasks[d].state is not TaskState.FINISHED)
+            if t.state is _WAITING:
+                pending = sum(1 for d in t.deps if tasks[d].state is not _FINISHED)
                 assert t.waiting == pending > 0, f"{t.id:#x} waiting={t.waiting}, pending={pending}"
-            if t.state is TaskState.READY:
+            if t.state is _READY:
                 assert t.id in ready_ids, f"{t.id:#x} READY but not queued"
-                assert all(tasks[d].state is TaskState.FINISHED for d in t.deps)
-            if t.state is TaskState.ASSIGNED:
+                assert all(tasks[d].state is _FINISHED for d in t.deps)
+            if t.state is _ASSIGNED:
                 assert t.worker in self.workers and t.id in self.workers[t.worker].assigned
             else:
                 assert not t.blocked
-            if t.state is TaskState.FINISHED:
+            if t.state is _FINISHED:
                 assert t.owner is not None
-            if t.state in FINAL_STATES:
+            if t.state >= FIRST_FINAL:
                 assert t.refs > 0 or t.consumers > 0, f"{t.id:#x} final and unreferenced"
         for w in self.workers.values():
             assert w.stealing <= set(w.assigned), f"worker {w.rank}: stealing unassigned tasks"
@@ -553,7 +561,7 @@ class Scheduler:
             assert w.load == unblocked, f"worker {w.rank}: load={w.load}, unblocked={unblocked}"
             used: dict = {}
             for i in w.assigned:
-                assert tasks[i].state is TaskState.ASSIGNED and tasks[i].worker == w.rank
+                assert tasks[i].state is _ASSIGNED and tasks[i].worker == w.rank
                 for k, v in (tasks[i].needs or {}).items():
                     used[k] = used.get(k, 0) + v
             for k in set(used) | set(w.used):

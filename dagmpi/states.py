@@ -33,6 +33,8 @@ class TaskState(enum.IntEnum):
 
 
 FINAL_STATES = frozenset({TaskState.FINISHED, TaskState.ERRORED})
+#: ``state >= FIRST_FINAL`` is the fast test for a final state (enum hashing is slow).
+FIRST_FINAL = TaskState.FINISHED
 
 TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     TaskState.WAITING: frozenset({TaskState.READY, TaskState.ERRORED}),
@@ -47,7 +49,11 @@ class InvalidTransition(RuntimeError):
     """A state change that :data:`TRANSITIONS` does not allow (a scheduler bug)."""
 
 
+#: ``old * 8 + new`` for each allowed move: a set of small ints is the cheapest check.
+LEGAL_MOVES = frozenset(int(o) * 8 + int(n) for o, targets in TRANSITIONS.items() for n in targets)
+
+
 def check_transition(task_id: int, old: TaskState, new: TaskState) -> None:
     """Raise :class:`InvalidTransition` unless ``old -> new`` is allowed."""
-    if new not in TRANSITIONS[old]:
+    if old * 8 + new not in LEGAL_MOVES:
         raise InvalidTransition(f"task {task_id:#x}: illegal transition {old.name} -> {new.name}")
