@@ -49,6 +49,7 @@ fail with :class:`UpstreamFailure`; unrelated tasks carry on.
 
 from __future__ import annotations
 
+import collections
 import heapq
 import itertools
 from dataclasses import dataclass
@@ -136,7 +137,7 @@ class _Task:
 
 
 class _Worker:
-    __slots__ = ("rank", "slots", "capacity", "load", "assigned", "total", "used", "stealing")
+    __slots__ = ("rank", "slots", "capacity", "load", "assigned", "total", "used", "stealing", "ahead")
 
     def __init__(self, rank: int, slots: int, capacity: int, resources: Optional[dict]) -> None:
         self.rank = rank
@@ -147,6 +148,7 @@ class _Worker:
         self.load = 0  # assigned tasks that are not blocked in fetch
         self.assigned: dict[int, None] = {}  # in assignment order (the worker runs them FIFO)
         self.stealing: set[int] = set()  # asked back, answer pending
+        self.ahead: collections.deque = collections.deque()  # could run ahead here when room frees
 
 
 class Scheduler:
@@ -166,6 +168,7 @@ class Scheduler:
         self.bandwidth = DEFAULT_BANDWIDTH
         self.n_submitted = 0
         self.n_stolen = 0
+        self.n_run_ahead = 0
         self.n_finished = 0
         self.n_failed = 0
         self._handlers = {
@@ -189,6 +192,12 @@ class Scheduler:
         for ev in events:
             handlers[type(ev)](ev)
         self._schedule()
+        for w in self.workers.values():
+            ahead = w.ahead
+            while ahead and w.load < w.capacity:
+                t = self.tasks.get(ahead.popleft())
+                if t is not None and t.state is _WAITING:
+                    self._run_ahead(t)
         if self._n_steal_candidates():
             self._steal()
         out, self._out = self._out, []
@@ -245,6 +254,8 @@ class Scheduler:
             self._fail(t, UpstreamFailure(failed_dep.id, failed_dep.name, _root(failed_dep.error)))
         elif t.waiting == 0:
             self._make_ready(t)
+        else:
+            self._run_ahead(t)
 
     def _on_finished(self, ev: TaskFinished) -> None:
         t = self.tasks[ev.task_id]
@@ -267,17 +278,22 @@ class Scheduler:
         tasks = self.tasks
         for c in t.dependents:
             ct = tasks.get(c)
-            if ct is not None and ct.state is _WAITING:
-                ct.waiting -= 1
-                if ct.waiting == 0:
-                    self._make_ready(ct)
+            if ct is not None:
+                if ct.state is _WAITING:
+                    ct.waiting -= 1
+                    if ct.waiting == 0:
+                        self._make_ready(ct)
+                elif ct.state is _ASSIGNED:  # ran ahead: its worker feeds it locally
+                    ct.waiting -= 1
         if t.deps:
             self._dependency_done(t)
         if t.refs <= 0 and t.consumers <= 0:
             self._maybe_forget(t)
 
     def _on_failed(self, ev: TaskFailed) -> None:
-        t = self.tasks[ev.task_id]
+        t = self.tasks.get(ev.task_id)
+        if t is None or t.state >= FIRST_FINAL:
+            return  # already failed here (an input failed first) and maybe forgotten
         self._unassign(t)
         self._fail(t, ev.error)
 
@@ -304,7 +320,6 @@ class Scheduler:
             if t.state is not _ASSIGNED or t.worker != ev.rank:
                 raise ValueError(f"rank {ev.rank} returned task {tid:#x}, which it was not assigned")
             self._unassign(t)
-            t.worker = None
             t.spec = spec
             self.n_stolen += 1
             self._make_ready(t)
@@ -356,6 +371,7 @@ class Scheduler:
         if not t.blocked:
             w.load -= 1
         t.blocked = False
+        t.worker = None
 
     def _update_capacity(self) -> None:
         """Tasks a worker may hold beyond its slots: at least ``prefetch``, and
@@ -376,6 +392,8 @@ class Scheduler:
             cur, err = stack.pop()
             if cur.state >= FIRST_FINAL:
                 continue
+            if cur.worker is not None:  # ran ahead: its worker drops it when the input fails
+                self._unassign(cur)
             self._set_state(cur, _ERRORED)
             cur.error = err
             cur.spec = None
@@ -464,8 +482,11 @@ class Scheduler:
                 if len(take) >= min(want, (queued + 1) // 2):
                     break
                 t = tasks[tid]
-                if t.blocked or tid in v.stealing or t.near is not None:
+                if t.blocked or tid in v.stealing or t.near is not None or t.waiting:
                     continue
+                if any((c := tasks.get(d)) is not None and c.state is _ASSIGNED and c.waiting
+                       for d in t.dependents):
+                    continue  # a task ran ahead on this rank and waits for it there
                 # inputs held by the victim would have to move: worth it only
                 # when that is quicker than waiting in the victim's queue
                 held = sum(tasks[d].nbytes for d in t.deps if tasks[d].owner == v.rank)
@@ -524,9 +545,44 @@ class Scheduler:
                 w.used[k] = w.used.get(k, 0) + v
         w.assigned[t.id] = None
         tasks = self.tasks
-        inputs = tuple((d, tasks[d].owner) for d in t.deps)
-        self._out.append(Execute(w.rank, t.id, t.spec, inputs))
+        rank = w.rank
+        inputs = tuple((d, o if (o := tasks[d].owner) is not None else rank) for d in t.deps)
+        self._out.append(Execute(rank, t.id, t.spec, inputs))
         t.spec = None
+        if t.dependents:
+            for c in t.dependents:
+                ct = tasks.get(c)
+                if ct is not None and ct.state is _WAITING:
+                    self._run_ahead(ct)
+
+    def _run_ahead(self, t: _Task) -> None:
+        """Assign a waiting task to the rank where all its unfinished inputs are
+        being computed, if it has room: that rank starts it the moment the
+        inputs exist, with no round trip through rank 0 (a chain of tasks runs
+        at the worker's pace).  Inputs that are already finished elsewhere are
+        pulled as usual."""
+        tasks = self.tasks
+        home = None
+        for d in t.deps:
+            dep = tasks[d]
+            if dep.state is _FINISHED:
+                continue
+            if dep.state is not _ASSIGNED or dep.blocked or (home is not None and dep.worker != home):
+                return
+            home = dep.worker
+        if home is None:
+            return
+        w = self.workers[home]
+        if not self._fits(t, w) or t.near is not None:
+            return
+        if w.load >= w.capacity:
+            w.ahead.append(t.id)  # retried when a task of this rank ends
+            return
+        if t.needs is not None and any(w.total.get(k, 0) - w.used.get(k, 0) < v
+                                       for k, v in t.needs.items()):
+            return
+        self.n_run_ahead += 1
+        self._assign(t, w)
 
     # ----------------------------------------------------------- checking
 
@@ -549,6 +605,9 @@ class Scheduler:
                 assert all(tasks[d].state is _FINISHED for d in t.deps)
             if t.state is _ASSIGNED:
                 assert t.worker in self.workers and t.id in self.workers[t.worker].assigned
+                pending = [d for d in t.deps if tasks[d].state is not _FINISHED]
+                assert t.waiting == len(pending), f"{t.id:#x} ASSIGNED waiting={t.waiting}"
+                assert all(tasks[d].worker == t.worker for d in pending), f"{t.id:#x} ran ahead apart"
             else:
                 assert not t.blocked
             if t.state is _FINISHED:

@@ -1,4 +1,4 @@
-"""Task states, declared once.
+r"""Task states, declared once.
 
 Every task tracked by the scheduler is in exactly one of these states.  The
 allowed moves are listed in :data:`TRANSITIONS`; :func:`check_transition` is
@@ -8,6 +8,8 @@ it for every change (see ``Scheduler._set_state``).
 ::
 
     WAITING --(all inputs finished)--> READY --(placed)--> ASSIGNED
+       |  \                              |                 ^  |
+       |   +--(inputs still running, all on one rank: run ahead there)--+
        |                                 |                    |
        +--(an input failed)--> ERRORED <-+                    +--> FINISHED
                                          ^                    +--> ERRORED
@@ -37,7 +39,7 @@ FINAL_STATES = frozenset({TaskState.FINISHED, TaskState.ERRORED})
 FIRST_FINAL = TaskState.FINISHED
 
 TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
-    TaskState.WAITING: frozenset({TaskState.READY, TaskState.ERRORED}),
+    TaskState.WAITING: frozenset({TaskState.READY, TaskState.ERRORED, TaskState.ASSIGNED}),
     TaskState.READY: frozenset({TaskState.ASSIGNED, TaskState.ERRORED}),
     TaskState.ASSIGNED: frozenset({TaskState.FINISHED, TaskState.ERRORED, TaskState.READY}),
     TaskState.FINISHED: frozenset(),

@@ -102,6 +102,8 @@ class Worker(Client):
         self.fn_cache: dict[tuple[int, int], Callable] = {}
         self._waiting: dict[int, _Job] = {}  # req_id -> job waiting for that input
         self._input_reqs: dict[int, tuple[_Job, int]] = {}
+        self._local_waits: dict[int, list[_Job]] = {}  # task id -> jobs here that wait for it
+        self._failed_here: dict[int, None] = {}  # recent failures here (bounded, oldest dropped)
         self._runq: collections.deque[_Job] = collections.deque()
         self._running = 0
         self._done: collections.deque = collections.deque()  # results from executor threads
@@ -159,15 +161,22 @@ class Worker(Client):
     def _step(self, timeout: float) -> None:
         """One turn of the loop: receive, start jobs, report, send."""
         # Spin only while no other thread runs user code (it needs the GIL).
-        msgs = self.transport.poll(0 if (self._outq or self._done) else timeout,
+        startable = self._runq and self._running < self.slots
+        msgs = self.transport.poll(0 if (self._outq or self._done or startable) else timeout,
                                    self._threads_busy == 0 and self._inline_job is None)
         self._drain_local()
         for src, batch in msgs:
             for m in batch:
                 self._on_message(src, m)
         self._drain_local()
-        self._start_jobs()
-        self._drain_local()
+        # Run what is runnable, including tasks that ran ahead and whose inputs
+        # were just computed here, for up to ~1 ms before reporting the batch.
+        until = time.perf_counter() + 1e-3
+        while True:
+            self._start_jobs()
+            self._drain_local()
+            if not (self._runq and self._running < self.slots) or time.perf_counter() > until:
+                break
         self._flush()
 
     def _wait_until(self, predicate: Callable[[], bool], timeout: Optional[float]) -> bool:
@@ -267,6 +276,18 @@ class Worker(Client):
     def _finish(self, item: tuple) -> None:
         kind, job, a, b = item
         self.tasks_run += 1
+        waiters = self._local_waits.pop(job.id, None)
+        if kind == "fin":
+            if waiters:
+                value = a[0] if self.serializes else a
+                for w in waiters:
+                    w.inputs[job.id] = value
+                    w.missing -= 1
+                    if w.missing == 0:
+                        self._runq.append(w)
+        else:
+            self._note_failed(job.id)
+            self._drop_waiters(waiters)
         if b is not None:
             old = self._fn_time.get(job.fn_id)
             self._fn_time[job.fn_id] = b[1] if old is None else 0.8 * old + 0.2 * b[1]
@@ -300,6 +321,20 @@ class Worker(Client):
             self._stopping = True
         else:
             raise RuntimeError(f"rank {self.rank}: unknown message {kind!r} from rank {src}")
+
+    def _note_failed(self, task_id: int) -> None:
+        failed = self._failed_here
+        failed[task_id] = None
+        if len(failed) > 100_000:
+            del failed[next(iter(failed))]
+
+    def _drop_waiters(self, waiters: Optional[list]) -> None:
+        """Jobs that ran ahead and wait for an input that failed here will never
+        run (rank 0 fails them on the same news); drop them and their own waiters."""
+        while waiters:
+            w = waiters.pop()
+            self._note_failed(w.id)
+            waiters.extend(self._local_waits.pop(w.id, ()))
 
     def _give_back(self, task_ids: Any) -> None:
         """Rank 0 wants these queued tasks for an idle rank: return those not started."""
@@ -351,6 +386,12 @@ class Worker(Client):
             if owner == self.rank and dep in store:
                 entry = store[dep]
                 values[dep] = entry[0] if self.serializes else entry
+            elif owner == self.rank:
+                # rank 0 ran this task ahead: its input is being computed here
+                if dep in self._failed_here:
+                    return  # that input failed: rank 0 has failed this task too
+                self._local_waits.setdefault(dep, []).append(job)
+                job.missing += 1
             else:
                 rid = next(self._req_ids)
                 self._input_reqs[rid] = (job, dep)

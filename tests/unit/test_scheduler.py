@@ -306,3 +306,42 @@ def test_no_stealing_while_ready_work_exists_or_for_pinned_tasks():
     assert executes(out) == [(2, 9)]
     out = h.step(TaskFinished(9, 2))
     assert not [i for i in out if isinstance(i, Steal)]  # rank 2 may not run the pinned tasks
+
+
+# ------------------------------------------------------------------ running ahead
+
+def test_chain_runs_ahead_on_the_rank_computing_its_input():
+    h = Harness(prefetch=3, workers=[(1, 1), (2, 1)])
+    out = h.step(sub(1), sub(2, deps=[1]), sub(3, deps=[2]))
+    # 2 and 3 go straight to rank 1, told that their input will be computed there
+    ex = [i for i in out if isinstance(i, Execute)]
+    assert [(i.rank, i.task_id, i.inputs) for i in ex] == [
+        (1, 1, ()), (1, 2, ((1, 1),)), (1, 3, ((2, 1),))]
+    assert h.s.n_run_ahead == 2
+    out = h.step(TaskFinished(1, 1), TaskFinished(2, 1))
+    assert not executes(out)
+    h.step(TaskFinished(3, 1))
+    assert h.s.n_active == 0
+
+
+def test_no_run_ahead_across_ranks_or_beyond_capacity():
+    h = Harness(prefetch=1, workers=[(1, 1), (2, 1)])
+    out = h.step(sub(1, ranks=frozenset([1])), sub(2, ranks=frozenset([2])), sub(3, deps=[1, 2]))
+    assert executes(out) == [(1, 1), (2, 2)]  # inputs on two ranks: 3 waits
+    assert h.s.state_of(3) is TaskState.WAITING
+    h2 = Harness(prefetch=1, workers=[(1, 1)])
+    out = h2.step(sub(1), sub(2, deps=[1]), sub(3, deps=[2]))
+    assert executes(out) == [(1, 1), (1, 2)]  # capacity 2: the third waits for room
+    out = h2.step(TaskFinished(1, 1))
+    assert executes(out) == [(1, 3)]
+
+
+def test_failed_input_fails_the_task_that_ran_ahead():
+    h = Harness(prefetch=3, workers=[(1, 1)])
+    h.step(sub(1), sub(2, deps=[1], watch=True), sub(3, deps=[2], watch=True))
+    out = h.step(TaskFailed(1, 1, "boom"))
+    failed = {i.task_id: i.error for i in out if isinstance(i, Deliver)}
+    assert set(failed) == {2, 3} and all(isinstance(e, UpstreamFailure) for e in failed.values())
+    assert h.s.workers[1].load == 0
+    # a late report from the worker about a task already failed here is ignored
+    h.step(TaskFailed(2, 1, "late"))
