@@ -35,13 +35,26 @@ State (all of it owned and mutated by this class only)
 
 Policy
 ------
-A ready task goes to the worker with the smallest estimated finish time among
-those with free capacity (and inside the task's rank scope): queue wait
-(load / slots times the mean task duration seen so far) plus the time to move
-the inputs it does not already hold (bytes / bandwidth).  Large inputs pull a
-task to the rank that owns them; small ones let balance win.  A worker is
-never given more than ``capacity`` unblocked tasks, so work stays with the
-scheduler until a slot frees, and idle ranks pick it up.
+Order: ready tasks leave the heap by user priority, then depth (a task one
+level below its deepest input goes before new roots: reductions and chains
+finish before more data is produced), then by how many inputs they are the
+last consumer of (memory they free), then submission order.
+
+Placement: a ready task goes to the worker with the smallest estimated finish
+time among those with free capacity that its scope and resources allow: queue
+wait (load / slots times the mean task duration seen so far) plus the time to
+move the inputs it does not already hold (bytes / bandwidth).  Large inputs
+pull a task to the rank that owns them; small ones let balance win.  A worker
+holds at most ``capacity`` unblocked tasks (its slots plus a queue sized to
+cover ``queue_window`` seconds of work, see :meth:`Scheduler._update_capacity`).
+
+Running ahead: a task whose unfinished inputs are all assigned to one rank is
+assigned there at once; the worker starts it when the inputs exist, so a chain
+does not round-trip through rank 0 per task.
+
+Stealing: when a rank has idle slots and nothing is ready, the newest queued
+tasks of a busy rank are asked back (:class:`~dagmpi.events.Steal`); those not
+started come back (:class:`~dagmpi.events.TasksReturned`) and are placed again.
 
 Failures: a task that fails makes every task that (transitively) consumes it
 fail with :class:`UpstreamFailure`; unrelated tasks carry on.
@@ -111,7 +124,7 @@ class _Task:
     __slots__ = (
         "id", "name", "state", "deps", "waiting", "dependents", "priority", "ranks",
         "owner", "nbytes", "refs", "consumers", "spec", "watchers", "error",
-        "worker", "blocked", "needs", "near",
+        "worker", "blocked", "needs", "near", "level",
     )
 
     def __init__(self, ev: TaskSubmitted) -> None:
@@ -134,6 +147,7 @@ class _Task:
         self.blocked = False
         self.needs = ev.needs
         self.near = ev.near
+        self.level = 0  # 1 + the deepest input's level
 
 
 class _Worker:
@@ -157,7 +171,7 @@ class Scheduler:
     def __init__(self, prefetch: int = 2, queue_window: float = 2e-3, max_queue: int = 256) -> None:
         self.tasks: dict[int, _Task] = {}
         self.workers: dict[int, _Worker] = {}
-        self.ready: list[tuple[int, int, int]] = []
+        self.ready: list[tuple[int, int, int, int, int]] = []
         self.prefetch = prefetch
         self.queue_window = queue_window
         self.max_queue = max_queue
@@ -241,6 +255,8 @@ class Scheduler:
                 return
         for d in t.deps:
             dep = self.tasks[d]
+            if dep.level >= t.level:
+                t.level = dep.level + 1
             dep.dependents.append(t.id)
             dep.consumers += 1
             if dep.state is _ERRORED:
@@ -357,7 +373,16 @@ class Scheduler:
 
     def _make_ready(self, t: _Task) -> None:
         self._set_state(t, _READY)
-        heapq.heappush(self.ready, (-t.priority, next(self._seq), t.id))
+        # Order: user priority; then depth (finish started work: reductions and
+        # chains before new roots, which drives the graph's long paths and keeps
+        # few intermediates alive); then how many inputs this task is the last
+        # consumer of (running it frees them); then submission order.
+        tasks = self.tasks
+        frees = 0
+        for d in t.deps:
+            if tasks[d].consumers == 1:
+                frees += 1
+        heapq.heappush(self.ready, (-t.priority, -t.level, -frees, next(self._seq), t.id))
 
     def _unassign(self, t: _Task) -> None:
         if t.worker is None:
@@ -437,7 +462,7 @@ class Scheduler:
         tasks = self.tasks
         while ready and free > 0:
             item = heapq.heappop(ready)
-            t = tasks.get(item[2])
+            t = tasks.get(item[-1])
             if t is None or t.state is not _READY:
                 continue
             w = self._choose_worker(t)
@@ -589,7 +614,7 @@ class Scheduler:
     def validate(self) -> None:
         """Check every invariant of the state; raise ``AssertionError`` if broken."""
         tasks = self.tasks
-        ready_ids = {i for _, _, i in self.ready}
+        ready_ids = {item[-1] for item in self.ready}
         for t in tasks.values():
             assert t.refs >= 0, f"{t.id:#x} negative refs"
             assert t.consumers >= 0, f"{t.id:#x} negative consumers"

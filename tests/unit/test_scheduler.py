@@ -345,3 +345,18 @@ def test_failed_input_fails_the_task_that_ran_ahead():
     assert h.s.workers[1].load == 0
     # a late report from the worker about a task already failed here is ignored
     h.step(TaskFailed(2, 1, "late"))
+
+
+def test_deeper_and_memory_freeing_tasks_go_first():
+    h = Harness(prefetch=0, workers=[(1, 1)])
+    h.step(*(sub(i) for i in range(1, 7)))  # six loads; one slot: 1 runs, 2..6 wait
+    h.step(TaskFinished(1, 1))  # 2 runs
+    out = h.step(sub(10, deps=[1, 2]), TaskFinished(2, 1))
+    # the reduction of the two finished loads goes before the remaining loads
+    assert executes(out) == [(1, 10)]
+    out = h.step(TaskFinished(10, 1))
+    assert executes(out) == [(1, 3)]
+    # explicit priority still wins over depth
+    h.step(sub(20, priority=5), sub(21, deps=[10]))
+    out = h.step(TaskFinished(3, 1))
+    assert executes(out) == [(1, 20)]
