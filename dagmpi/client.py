@@ -81,6 +81,9 @@ class Client:
         self._watch: dict[int, list[Task]] = {}
         self._pulls: dict[int, _Pull] = {}
         self._waiters: dict[int, list[_Waiter]] = {}
+        self._retry_on_cache: dict[tuple, bytes] = {}
+        #: Retries of a task that gives no ``retries=`` (``DAGMPI_RETRIES``).
+        self.default_retries = 0
         self._tls = threading.local()
         self.closed = False
 
@@ -112,6 +115,11 @@ class Client:
             ranks = ranks & self.worker_ranks
         needs = options.needs()
         near = options.scope.near if options.scope is not None else None
+        retries = self.default_retries if options.retries is None else options.retries
+        policy = None
+        if retries or options.timeout is not None:
+            retry_on = None if options.retry_on is None else self._retry_on_bytes(options.retry_on)
+            policy = (retries, retry_on, options.timeout)
         if needs is not None or ranks is not None:
             self._check_placeable(ranks, needs)
         fn_id, fn_bytes = self.fns.get(fn)
@@ -129,10 +137,19 @@ class Client:
                 self._fn_sent.add(fn_id)
             outq = self._outq
             outq.append(("sub", tid, name, fn_id, fn_bytes, payload, buffers, deps,
-                         options.priority, ranks, self.auto_watch, needs, near))
+                         options.priority, ranks, self.auto_watch, needs, near, policy))
             if len(outq) == 1:  # else the loop has not drained the queue yet: no new wake-up needed
                 self.wakeup()
         return task
+
+    def _retry_on_bytes(self, types: tuple) -> bytes:
+        """``retry_on`` pickled once per distinct tuple (user exception classes
+        may live in ``__main__``, so cloudpickle, like functions)."""
+        cache = self._retry_on_cache
+        hit = cache.get(types)
+        if hit is None:
+            hit = cache[types] = serialize.dump_function(types)
+        return hit
 
     def _check_placeable(self, ranks: Optional[frozenset], needs: Optional[dict]) -> None:
         """Refuse a task no rank can ever run (the driver knows the ranks; on a

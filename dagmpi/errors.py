@@ -58,6 +58,8 @@ class ErrorInfo:
     rank: int
     host: str
     exc_bytes: Optional[bytes] = None  # the exception, cloudpickled, when it pickles
+    attempt: int = 1  # which run of the task raised (retries run it again)
+    attempts: int = 1  # how many runs it was allowed
 
     def summary(self) -> str:
         return f"{self.type_name}: {self.message}"
@@ -82,7 +84,8 @@ def build_exception(info: Any) -> BaseException:
             f"\n\"\"\"\nTask {info.task_name!r} ({info.task_id:#x}) raised on rank {info.rank} "
             f"({info.host}):\n{info.traceback}\"\"\"")
         if hasattr(exc, "add_note"):
-            exc.add_note(f"dagmpi: raised by task {info.task_name!r} on rank {info.rank} ({info.host})")
+            tries = f", attempt {info.attempt} of {info.attempts}" if info.attempts > 1 else ""
+            exc.add_note(f"dagmpi: raised by task {info.task_name!r} on rank {info.rank} ({info.host}){tries}")
         return exc
     if isinstance(info, UpstreamFailure):
         root = info.cause

@@ -51,6 +51,7 @@ class TaskSubmitted:
     watch: bool = False
     needs: Optional[dict] = None
     near: Optional[int] = None
+    retries: int = 0
 
 
 @dataclass(slots=True)
@@ -65,11 +66,25 @@ class TaskFinished:
 
 @dataclass(slots=True)
 class TaskFailed:
-    """The task raised on ``rank``; ``error`` is an opaque error payload."""
+    """The task raised on ``rank``; ``error`` is an opaque error payload.
+
+    ``retryable``: the exception is one the task may be retried on.
+    ``stuck``: it timed out and its call has not returned; the rank gets no
+    new work until :class:`StuckReturned`.
+    """
 
     task_id: int
     rank: int
     error: Any
+    retryable: bool = False
+    stuck: bool = False
+
+
+@dataclass(slots=True)
+class StuckReturned:
+    """A call that had timed out on ``rank`` finally returned (its result is dropped)."""
+
+    rank: int
 
 
 @dataclass(slots=True)
@@ -113,12 +128,14 @@ class WatchRequested:
 
 @dataclass(slots=True)
 class Execute:
-    """Run ``spec`` on ``rank``; ``inputs`` are ``(dep_id, owner_rank)`` pairs."""
+    """Run ``spec`` on ``rank``; ``inputs`` are ``(dep_id, owner_rank)`` pairs;
+    ``attempt`` counts from 1 (retries run the task again)."""
 
     rank: int
     task_id: int
     spec: Any
     inputs: tuple[tuple[int, int], ...]
+    attempt: int = 1
 
 
 @dataclass(slots=True)
@@ -162,6 +179,6 @@ class TasksReturned:
 
 Event = (
     WorkerJoined | TaskSubmitted | TaskFinished | TaskFailed | TaskBlocked | TaskUnblocked
-    | HandleAcquired | HandleReleased | WatchRequested | TasksReturned
+    | HandleAcquired | HandleReleased | WatchRequested | TasksReturned | StuckReturned
 )
 Instruction = Execute | Release | Deliver | Steal

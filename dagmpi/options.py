@@ -98,12 +98,24 @@ class Options:
         or a custom name a rank advertises (``DAGMPI_RESOURCES="licence=2"``).
         The scheduler places it only where that much is free, and it waits while
         other tasks hold it; a request no rank can ever meet is refused at spawn.
+    retries
+        How many times to re-run the task if it raises (default: the run-wide
+        ``DAGMPI_RETRIES``, else 0), on another rank when one is free.
+    retry_on
+        Exception types that are retried (default: any ``Exception``).
+    timeout
+        Seconds the task may run; past that it fails with ``TimeoutError`` (and
+        is retried if allowed).  Python cannot kill a thread, so its rank gets
+        no new work until the stuck call returns; its late result is dropped.
     """
 
     name: Optional[str] = None
     priority: int = 0
     scope: Optional[Scope] = None
     resources: Optional[Mapping[str, Any]] = None
+    retries: Optional[int] = None
+    retry_on: Optional[tuple] = None
+    timeout: Optional[float] = None
 
     def __post_init__(self) -> None:
         if self.name is not None and not isinstance(self.name, str):
@@ -113,6 +125,18 @@ class Options:
         if self.scope is not None and not isinstance(self.scope, Scope):
             raise TypeError("option scope must be made with dagmpi.scope(...), "
                             f"got {type(self.scope).__name__}")
+        if self.retries is not None and (not isinstance(self.retries, int) or isinstance(self.retries, bool)
+                                         or self.retries < 0):
+            raise ValueError(f"option retries must be an int >= 0, got {self.retries!r}")
+        if self.retry_on is not None:
+            types = self.retry_on if isinstance(self.retry_on, tuple) else (self.retry_on,)
+            if not types or not all(isinstance(t, type) and issubclass(t, BaseException) for t in types):
+                raise TypeError(f"option retry_on must be an exception type or a tuple of them, "
+                                f"got {self.retry_on!r}")
+            object.__setattr__(self, "retry_on", types)
+        if self.timeout is not None and (isinstance(self.timeout, bool) or
+                                         not isinstance(self.timeout, (int, float)) or not self.timeout > 0):
+            raise ValueError(f"option timeout must be a number of seconds > 0, got {self.timeout!r}")
         if self.resources is not None:
             if not isinstance(self.resources, Mapping):
                 raise TypeError(f"option resources must be a dict like {{'gpu': 1, 'memory': '4GiB'}}, "

@@ -228,11 +228,12 @@ class Driver(Client):
                 self._stop_requested = True
 
     def _submitted(self, src: int, m: tuple) -> ev.TaskSubmitted:
-        _, tid, name, fn_id, fn_bytes, payload, buffers, deps, priority, ranks, watch, needs, near = m
+        _, tid, name, fn_id, fn_bytes, payload, buffers, deps, priority, ranks, watch, needs, near, \
+            policy = m
         if fn_bytes is not None:
             self.fn_table[fn_id] = fn_bytes
-        return ev.TaskSubmitted(tid, name, deps, (name, fn_id, payload, buffers, needs), src, priority,
-                                ranks, watch, needs, near)
+        return ev.TaskSubmitted(tid, name, deps, (name, fn_id, payload, buffers, needs, policy), src,
+                                priority, ranks, watch, needs, near, policy[0] if policy else 0)
 
     # --------------------------------------------------- from other ranks
 
@@ -246,7 +247,9 @@ class Driver(Client):
             elif kind == "rel":
                 events.append(ev.HandleReleased(m[1]))
             elif kind == "err":
-                events.append(ev.TaskFailed(m[1], src, m[2]))
+                events.append(ev.TaskFailed(m[1], src, m[2], m[3], m[4]))
+            elif kind == "late":
+                events.append(ev.StuckReturned(src))
             elif kind == "blk":
                 events.append(ev.TaskBlocked(m[1]))
             elif kind == "unblk":
@@ -276,12 +279,13 @@ class Driver(Client):
         for ins in instructions:
             t = type(ins)
             if t is ev.Execute:
-                name, fn_id, payload, buffers, needs = ins.spec
+                name, fn_id, payload, buffers, needs, policy = ins.spec
                 sent = self.fn_sent[ins.rank]
                 if fn_id not in sent:
                     sent.add(fn_id)
                     self._send(ins.rank, ("fn", fn_id, self.fn_table[fn_id]))
-                self._send(ins.rank, ("exec", ins.task_id, name, fn_id, payload, buffers, ins.inputs, needs))
+                self._send(ins.rank, ("exec", ins.task_id, name, fn_id, payload, buffers, ins.inputs, needs,
+                                      policy, ins.attempt))
             elif t is ev.Release:
                 box = self._frees.get(ins.rank)
                 if box is None:

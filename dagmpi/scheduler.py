@@ -80,6 +80,7 @@ from .events import (
     TaskFinished,
     TaskSubmitted,
     TaskUnblocked,
+    StuckReturned,
     TasksReturned,
     Steal,
     WatchRequested,
@@ -124,7 +125,7 @@ class _Task:
     __slots__ = (
         "id", "name", "state", "deps", "waiting", "dependents", "priority", "ranks",
         "owner", "nbytes", "refs", "consumers", "spec", "watchers", "error",
-        "worker", "blocked", "needs", "near", "level",
+        "worker", "blocked", "needs", "near", "level", "retries", "attempt", "avoid",
     )
 
     def __init__(self, ev: TaskSubmitted) -> None:
@@ -148,10 +149,14 @@ class _Task:
         self.needs = ev.needs
         self.near = ev.near
         self.level = 0  # 1 + the deepest input's level
+        self.retries = ev.retries  # re-runs left
+        self.attempt = 1
+        self.avoid: Optional[set[int]] = None  # ranks it failed on
 
 
 class _Worker:
-    __slots__ = ("rank", "slots", "capacity", "load", "assigned", "total", "used", "stealing", "ahead")
+    __slots__ = ("rank", "slots", "capacity", "load", "assigned", "total", "used", "stealing", "ahead",
+                 "stuck")
 
     def __init__(self, rank: int, slots: int, capacity: int, resources: Optional[dict]) -> None:
         self.rank = rank
@@ -163,6 +168,7 @@ class _Worker:
         self.assigned: dict[int, None] = {}  # in assignment order (the worker runs them FIFO)
         self.stealing: set[int] = set()  # asked back, answer pending
         self.ahead: collections.deque = collections.deque()  # could run ahead here when room frees
+        self.stuck = 0  # timed-out calls still running: no new work until they return
 
 
 class Scheduler:
@@ -182,6 +188,7 @@ class Scheduler:
         self.bandwidth = DEFAULT_BANDWIDTH
         self.n_submitted = 0
         self.n_stolen = 0
+        self.n_retried = 0
         self.n_run_ahead = 0
         self.n_finished = 0
         self.n_failed = 0
@@ -196,6 +203,7 @@ class Scheduler:
             HandleReleased: self._on_released,
             WatchRequested: self._on_watch,
             TasksReturned: self._on_returned,
+            StuckReturned: self._on_stuck_returned,
         }
 
     # ------------------------------------------------------------ interface
@@ -307,11 +315,27 @@ class Scheduler:
             self._maybe_forget(t)
 
     def _on_failed(self, ev: TaskFailed) -> None:
+        if ev.stuck and ev.rank in self.workers:
+            self.workers[ev.rank].stuck += 1
         t = self.tasks.get(ev.task_id)
         if t is None or t.state >= FIRST_FINAL:
             return  # already failed here (an input failed first) and maybe forgotten
         self._unassign(t)
+        if ev.retryable and t.retries > 0 and t.spec is not None:
+            t.retries -= 1
+            t.attempt += 1
+            if t.avoid is None:
+                t.avoid = set()
+            t.avoid.add(ev.rank)
+            self.n_retried += 1
+            self._make_ready(t)
+            return
         self._fail(t, ev.error)
+
+    def _on_stuck_returned(self, ev: StuckReturned) -> None:
+        w = self.workers.get(ev.rank)
+        if w is not None and w.stuck > 0:
+            w.stuck -= 1
 
     def _on_blocked(self, ev: TaskBlocked) -> None:
         t = self.tasks.get(ev.task_id)
@@ -457,7 +481,7 @@ class Scheduler:
         ready = self.ready
         if not ready or not self.workers:
             return
-        free = sum(max(0, w.capacity - w.load) for w in self.workers.values())
+        free = sum(max(0, w.capacity - w.load) for w in self.workers.values() if not w.stuck)
         deferred = []
         tasks = self.tasks
         while ready and free > 0:
@@ -551,12 +575,14 @@ class Scheduler:
         best_cost = 0.0
         mean, bw = self._mean_duration, self.bandwidth
         for w in self.workers.values():
-            if w.load >= w.capacity or (ranks is not None and w.rank not in ranks):
+            if w.load >= w.capacity or w.stuck or (ranks is not None and w.rank not in ranks):
                 continue
             if needs is not None and any(w.total.get(k, 0) - w.used.get(k, 0) < v
                                          for k, v in needs.items()):
                 continue
             cost = (w.load / w.slots) * mean + (total - local.get(w.rank, 0)) / bw
+            if t.avoid is not None and w.rank in t.avoid:
+                cost += 1e9  # a retry goes to another rank when one has room
             if best is None or cost < best_cost:
                 best, best_cost = w, cost
         return best
@@ -572,8 +598,9 @@ class Scheduler:
         tasks = self.tasks
         rank = w.rank
         inputs = tuple((d, o if (o := tasks[d].owner) is not None else rank) for d in t.deps)
-        self._out.append(Execute(rank, t.id, t.spec, inputs))
-        t.spec = None
+        self._out.append(Execute(rank, t.id, t.spec, inputs, t.attempt))
+        if not t.retries:
+            t.spec = None  # kept only while a retry may need it
         if t.dependents:
             for c in t.dependents:
                 ct = tasks.get(c)
@@ -592,13 +619,14 @@ class Scheduler:
             dep = tasks[d]
             if dep.state is _FINISHED:
                 continue
-            if dep.state is not _ASSIGNED or dep.blocked or (home is not None and dep.worker != home):
+            if dep.state is not _ASSIGNED or dep.blocked or dep.retries or \
+                    (home is not None and dep.worker != home):
                 return
             home = dep.worker
         if home is None:
             return
         w = self.workers[home]
-        if not self._fits(t, w) or t.near is not None:
+        if not self._fits(t, w) or t.near is not None or w.stuck:
             return
         if w.load >= w.capacity:
             w.ahead.append(t.id)  # retried when a task of this rank ends

@@ -12,7 +12,8 @@ Messages a worker handles (lists of tuples, batched per destination):
 from rank 0                          to rank 0
   ("fn", fn_id, bytes)                 ("hello", slots, host, offers)
   ("exec", id, name, fn_id, payload,   ("fin", id, nbytes, seconds)
-   buffers, inputs, needs)             ("err", id, ErrorInfo)
+   buffers, inputs, needs, policy,     ("err", id, ErrorInfo, retryable, stuck)
+   attempt)                            ("late",)  a timed-out call returned
   ("free", [ids])                      ("sub", ...), ("rel", id), ("acq", id),
   ("dlv", id, owner, error)            ("watch", id), ("blk", id), ("unblk", id)
   ("steal", [ids])                     ("stolen", [(id, spec)], [kept ids])
@@ -43,10 +44,13 @@ SCHEDULER = 0
 
 
 class _Job:
-    __slots__ = ("id", "name", "fn_id", "payload", "buffers", "inputs", "missing", "failed", "needs")
+    __slots__ = ("id", "name", "fn_id", "payload", "buffers", "inputs", "missing", "failed", "needs",
+                 "policy", "attempt", "timed_out")
 
     def __init__(self, msg: tuple) -> None:
-        _, self.id, self.name, self.fn_id, self.payload, self.buffers, inputs, self.needs = msg
+        (_, self.id, self.name, self.fn_id, self.payload, self.buffers, inputs, self.needs,
+         self.policy, self.attempt) = msg
+        self.timed_out = False
         self.inputs: Any = inputs  # tuple of (dep_id, owner), then dict dep_id -> value
         self.missing = 0
         self.failed: Any = None
@@ -103,6 +107,8 @@ class Worker(Client):
         self._waiting: dict[int, _Job] = {}  # req_id -> job waiting for that input
         self._input_reqs: dict[int, tuple[_Job, int]] = {}
         self._local_waits: dict[int, list[_Job]] = {}  # task id -> jobs here that wait for it
+        self._timed: dict[int, tuple[float, _Job]] = {}  # running jobs with a timeout: deadline
+        self._retry_types: dict[bytes, Any] = {}
         self._failed_here: dict[int, None] = {}  # recent failures here (bounded, oldest dropped)
         self._runq: collections.deque[_Job] = collections.deque()
         self._running = 0
@@ -216,7 +222,12 @@ class Worker(Client):
         while not self._stopping:
             busy = self._inline_count != last
             last = self._inline_count
-            time.sleep(self.takeover_after / 2 if busy else 0.05)
+            nap = self.takeover_after / 2 if busy else 0.05
+            if self._timed:
+                nap = min(nap, max(1e-3, self._check_timeouts() - time.perf_counter()))
+            time.sleep(nap)
+            if self._timed:
+                self._check_timeouts()
             job = self._inline_job
             if job is None or time.perf_counter() - self._inline_t0 < self.takeover_after:
                 continue
@@ -275,6 +286,14 @@ class Worker(Client):
 
     def _finish(self, item: tuple) -> None:
         kind, job, a, b = item
+        if kind == "timeout":  # the monitor gave up on it; the call goes on
+            self._note_failed(job.id)
+            self._drop_waiters(self._local_waits.pop(job.id, None))
+            self._send(SCHEDULER, ("err", job.id, a, b, True))
+            return
+        if kind == "late":  # a call already reported as timed out returned; drop its result
+            self._send(SCHEDULER, ("late",))
+            return
         self.tasks_run += 1
         waiters = self._local_waits.pop(job.id, None)
         if kind == "fin":
@@ -288,14 +307,13 @@ class Worker(Client):
         else:
             self._note_failed(job.id)
             self._drop_waiters(waiters)
-        if b is not None:
+        if kind == "fin":
             old = self._fn_time.get(job.fn_id)
             self._fn_time[job.fn_id] = b[1] if old is None else 0.8 * old + 0.2 * b[1]
-        if kind == "fin":
             self.store[job.id] = a
             self._send(SCHEDULER, ("fin", job.id, b[0], b[1]))
         else:
-            self._send(SCHEDULER, ("err", job.id, a))
+            self._send(SCHEDULER, ("err", job.id, a, b, False))
 
     # ----------------------------------------------------- from other ranks
 
@@ -344,7 +362,7 @@ class Worker(Client):
             taken = [j for j in self._runq if j.id in wanted]
             self._runq.clear()
             self._runq.extend(keep)
-        returned = [(j.id, (j.name, j.fn_id, j.payload, j.buffers, j.needs)) for j in taken]
+        returned = [(j.id, (j.name, j.fn_id, j.payload, j.buffers, j.needs, j.policy)) for j in taken]
         given = {j.id for j in taken}
         self._send(SCHEDULER, ("stolen", returned, [t for t in task_ids if t not in given]))
 
@@ -419,6 +437,7 @@ class Worker(Client):
                 job = runq.popleft()
                 self._running += 1
                 inline = (not self._nested and not self._helping and self._threads_busy == 0
+                          and job.policy is None
                           and fn_time.get(job.fn_id, 1.0) < self.inline_max
                           and threading.current_thread() is self._comm_thread)
                 if not inline:
@@ -429,6 +448,28 @@ class Worker(Client):
                     self._running -= 1
             else:
                 self._executor.submit(job)
+
+    def _check_timeouts(self) -> float:
+        """Report running jobs past their timeout; return the next deadline."""
+        now = time.perf_counter()
+        nxt = now + 1.0
+        expired = []
+        with self._jobs_lock:
+            for tid, (deadline, job) in list(self._timed.items()):
+                if deadline <= now:
+                    del self._timed[tid]
+                    job.timed_out = True
+                    expired.append(job)
+                else:
+                    nxt = min(nxt, deadline)
+        for job in expired:
+            exc = TimeoutError(f"task {job.name!r} ran longer than its timeout of {job.policy[2]:g} s on "
+                               f"rank {self.rank} ({self.host}); the call was abandoned and this rank "
+                               "takes no new tasks until it returns")
+            self._done.append(("timeout", job, self._error_info(job, exc), self._retryable(job, exc)))
+        if expired:
+            self.transport.wakeup()
+        return nxt
 
     def _run_inline(self, job: _Job) -> None:
         """Run ``job`` on the comm thread, which holds the loop lock: release it
@@ -474,6 +515,10 @@ class Worker(Client):
         tls.task_id = job.id
         _CURRENT.client = self
         t0 = time.perf_counter()
+        timeout = job.policy[2] if job.policy is not None else None
+        if timeout is not None:
+            with self._jobs_lock:
+                self._timed[job.id] = (t0 + timeout, job)
         try:
             if job.failed is not None:
                 raise RuntimeError(job.failed)
@@ -496,11 +541,31 @@ class Worker(Client):
             else:
                 nbytes = serialize.sizeof(value)
                 result = value
-            self._done.append(("fin", job, result, (nbytes, seconds)))
+            item: tuple = ("fin", job, result, (nbytes, seconds))
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the caller
-            self._done.append(("err", job, self._error_info(job, exc), None))
+            item = ("err", job, self._error_info(job, exc), self._retryable(job, exc))
         finally:
             tls.task_id = None
+        if timeout is not None:
+            with self._jobs_lock:  # decides, with _check_timeouts, which outcome is reported
+                self._timed.pop(job.id, None)
+                if job.timed_out:
+                    item = ("late", job, None, None)
+        self._done.append(item)
+
+    def _retryable(self, job: _Job, exc: BaseException) -> bool:
+        """May rank 0 run ``job`` again after ``exc``?  (Its ``retry_on`` types.)"""
+        if job.policy is None or not job.policy[0]:
+            return False
+        types: Any = Exception
+        if job.policy[1] is not None:
+            types = self._retry_types.get(job.policy[1])
+            if types is None:
+                try:
+                    types = self._retry_types[job.policy[1]] = serialize.load_function(job.policy[1])
+                except Exception:  # the classes cannot be loaded here: retry on anything
+                    types = Exception
+        return isinstance(exc, types)
 
     def _error_info(self, job: _Job, exc: BaseException) -> ErrorInfo:
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
@@ -508,8 +573,9 @@ class Worker(Client):
             exc_bytes: Optional[bytes] = serialize.dump_value(exc)[0]
         except Exception:  # an exception that will not pickle travels as text
             exc_bytes = None
+        attempts = 1 + (job.policy[0] if job.policy is not None else 0)
         return ErrorInfo(job.id, job.name, type(exc).__qualname__, str(exc), tb, self.rank,
-                         self.host, exc_bytes)
+                         self.host, exc_bytes, job.attempt, attempts)
 
 
 _MISSING = object()

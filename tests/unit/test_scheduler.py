@@ -360,3 +360,45 @@ def test_deeper_and_memory_freeing_tasks_go_first():
     h.step(sub(20, priority=5), sub(21, deps=[10]))
     out = h.step(TaskFinished(3, 1))
     assert executes(out) == [(1, 20)]
+
+
+# ------------------------------------------------------------------ retries, timeouts
+
+from dagmpi.events import StuckReturned  # noqa: E402
+
+
+def rsub(tid, retries, deps=(), watch=True):
+    return TaskSubmitted(tid, f"t{tid}", tuple(deps), f"spec{tid}", 0, 0, None, watch, None, None, retries)
+
+
+def test_retry_runs_again_on_another_rank_then_gives_up():
+    h = Harness(prefetch=0, workers=[(1, 1), (2, 1)])
+    out = h.step(rsub(1, retries=2))
+    ex = [i for i in out if isinstance(i, Execute)]
+    assert [(i.rank, i.attempt, i.spec) for i in ex] == [(1, 1, "spec1")]
+    out = h.step(TaskFailed(1, 1, "e1", retryable=True))
+    ex = [i for i in out if isinstance(i, Execute)]
+    assert [(i.rank, i.attempt, i.spec) for i in ex] == [(2, 2, "spec1")]  # elsewhere, same spec
+    out = h.step(TaskFailed(1, 2, "e2", retryable=True))
+    assert [(i.rank, i.attempt) for i in out if isinstance(i, Execute)] == [(1, 3)]
+    out = h.step(TaskFailed(1, 1, "e3", retryable=True))
+    assert [i.error for i in out if isinstance(i, Deliver)] == ["e3"]  # out of retries
+    assert h.s.n_retried == 2
+
+
+def test_non_retryable_error_fails_at_once():
+    h = Harness(prefetch=0, workers=[(1, 1), (2, 1)])
+    h.step(rsub(1, retries=5))
+    out = h.step(TaskFailed(1, 1, "nope", retryable=False))
+    assert [i.error for i in out if isinstance(i, Deliver)] == ["nope"]
+
+
+def test_rank_with_a_stuck_call_gets_no_work_until_it_returns():
+    h = Harness(prefetch=2, workers=[(1, 1), (2, 1)])
+    h.step(rsub(1, retries=1))
+    out = h.step(TaskFailed(1, 1, "timeout", retryable=True, stuck=True))
+    assert executes(out) == [(2, 1)]  # retried on the other rank
+    out = h.step(sub(5), sub(6))
+    assert {r for r, _ in executes(out)} == {2}  # rank 1 is not trusted
+    out = h.step(StuckReturned(1), sub(7))
+    assert executes(out) == [(1, 7)]
