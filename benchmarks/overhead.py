@@ -209,7 +209,9 @@ def child(peer: str, ns: argparse.Namespace) -> dict:
             res = json.loads(line[7:])
             res["wall_s"] = time.perf_counter() - t0
             return res
-    return {"error": f"exit {p.returncode}: {p.stderr.strip()[-800:]}"}
+    err = p.stderr.strip()
+    return {"error": f"exit {p.returncode}: {err[:600]} ... {err[-600:]}" if len(err) > 1300
+            else f"exit {p.returncode}: {err}"}
 
 
 def fmt(x, spec=",.0f"):

@@ -25,6 +25,8 @@ class Config:
     prefetch: int = 2
     #: Longest sleep (seconds) of an idle rank between checks for messages.
     poll_max: float = 1e-3
+    #: Retries of a task that sets no ``retries=`` option.
+    retries: int = 0
     #: Custom resources each worker rank offers, e.g. ``"licence=2,scratch=100GB"``.
     resources: str = ""
     #: Log level of the ``dagmpi`` logger when dagmpi configures logging (launcher only).
@@ -62,6 +64,8 @@ class Config:
             raise ValueError(f"workers must be >= 1, not {self.workers}")
         if self.slots < 0:
             raise ValueError(f"slots must be >= 1 (or 0 for the default), not {self.slots}")
+        if self.retries < 0:
+            raise ValueError(f"retries must be >= 0, not {self.retries}")
         if self.prefetch < 0:
             raise ValueError(f"prefetch must be >= 0, not {self.prefetch}")
         if not self.poll_max > 0:

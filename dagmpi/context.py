@@ -93,12 +93,14 @@ def _start_embedded(config: Config) -> _Runtime:
     ranks = range(1, n + 1)
     slots = config.slots or max(1, (os.cpu_count() or 1) // n)
     driver = Driver(hub.endpoints[0], ranks, prefetch=config.prefetch)
+    driver.default_retries = config.retries
     threads = []
     for r in ranks:
         # in-process workers share this node's GPUs and memory like n local ranks
         env = {**os.environ, "MPI_LOCALRANKID": str(r - 1), "MPI_LOCALNRANKS": str(n)}
         res, gpus = devices.offers(slots, config.resources, env)
         w = Worker(hub.endpoints[r], ranks, slots=slots, resources=res, gpus=gpus)
+        w.default_retries = config.retries
         t = threading.Thread(target=_serve_inproc, args=(w,), name=f"dagmpi-worker{r}", daemon=True)
         threads.append(t)
         t.start()
@@ -131,6 +133,7 @@ def _start_mpi(config: Config) -> _Runtime:
         from .runtime import Driver
 
         driver = Driver(tr, ranks, prefetch=config.prefetch)
+        driver.default_retries = config.retries
         _install_abort_hook(tr)
         driver.start()
         return _Runtime("mpi", config, driver, tr, [])
@@ -146,6 +149,7 @@ def _serve_mpi(tr: Any, ranks: range, config: Config) -> None:
     slots = config.slots or 1
     res, gpus = devices.offers(slots, config.resources)
     worker = Worker(tr, ranks, slots=slots, resources=res, gpus=gpus)
+    worker.default_retries = config.retries
     _runtime = _Runtime("mpi-worker", config, None, tr, [])
     _CURRENT.client = worker
     try:

@@ -574,15 +574,19 @@ class Scheduler:
         best: Optional[_Worker] = None
         best_cost = 0.0
         mean, bw = self._mean_duration, self.bandwidth
+        avoid = t.avoid
+        if avoid is not None and not any(
+                w.rank not in avoid and not w.stuck and self._fits(t, w) for w in self.workers.values()):
+            avoid = None  # every rank that could run it failed it already: any will do
         for w in self.workers.values():
             if w.load >= w.capacity or w.stuck or (ranks is not None and w.rank not in ranks):
                 continue
             if needs is not None and any(w.total.get(k, 0) - w.used.get(k, 0) < v
                                          for k, v in needs.items()):
                 continue
+            if avoid is not None and w.rank in avoid:
+                continue
             cost = (w.load / w.slots) * mean + (total - local.get(w.rank, 0)) / bw
-            if t.avoid is not None and w.rank in t.avoid:
-                cost += 1e9  # a retry goes to another rank when one has room
             if best is None or cost < best_cost:
                 best, best_cost = w, cost
         return best

@@ -86,5 +86,9 @@ if __name__ == "__main__":
         assert "timeout of 0.3 s" in str(exc)
         checks += 1
     assert time.time() - t0 < 8.0
+    # the run-wide default (DAGMPI_RETRIES=1 in the test) applies when no retries= is given
+    if os.environ.get("DAGMPI_RETRIES") == "1":
+        assert dagmpi.fetch(dagmpi.spawn(flaky, 99, d)) == 990
+        checks += 1
     print(f"RETRIES-OK {checks}")
     sys.stdout.flush()
