@@ -52,6 +52,8 @@ class TaskSubmitted:
     needs: Optional[dict] = None
     near: Optional[int] = None
     retries: int = 0
+    #: A key of the function (durations are learned per function).
+    fn: Any = None
 
 
 @dataclass(slots=True)

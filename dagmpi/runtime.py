@@ -233,7 +233,7 @@ class Driver(Client):
         if fn_bytes is not None:
             self.fn_table[fn_id] = fn_bytes
         return ev.TaskSubmitted(tid, name, deps, (name, fn_id, payload, buffers, needs, policy), src,
-                                priority, ranks, watch, needs, near, policy[0] if policy else 0)
+                                priority, ranks, watch, needs, near, policy[0] if policy else 0, fn_id)
 
     # --------------------------------------------------- from other ranks
 

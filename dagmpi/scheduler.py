@@ -125,7 +125,7 @@ class _Task:
     __slots__ = (
         "id", "name", "state", "deps", "waiting", "dependents", "priority", "ranks",
         "owner", "nbytes", "refs", "consumers", "spec", "watchers", "error",
-        "worker", "blocked", "needs", "near", "level", "retries", "attempt", "avoid",
+        "worker", "blocked", "needs", "near", "level", "retries", "attempt", "avoid", "fn", "est",
     )
 
     def __init__(self, ev: TaskSubmitted) -> None:
@@ -152,11 +152,13 @@ class _Task:
         self.retries = ev.retries  # re-runs left
         self.attempt = 1
         self.avoid: Optional[set[int]] = None  # ranks it failed on
+        self.fn = ev.fn
+        self.est = 0.0  # its estimated run time, counted in its worker's backlog
 
 
 class _Worker:
     __slots__ = ("rank", "slots", "capacity", "load", "assigned", "total", "used", "stealing", "ahead",
-                 "stuck")
+                 "stuck", "backlog")
 
     def __init__(self, rank: int, slots: int, capacity: int, resources: Optional[dict]) -> None:
         self.rank = rank
@@ -169,6 +171,7 @@ class _Worker:
         self.stealing: set[int] = set()  # asked back, answer pending
         self.ahead: collections.deque = collections.deque()  # could run ahead here when room frees
         self.stuck = 0  # timed-out calls still running: no new work until they return
+        self.backlog = 0.0  # estimated seconds of work of its unblocked assigned tasks
 
 
 class Scheduler:
@@ -184,6 +187,7 @@ class Scheduler:
         self._seq = itertools.count()
         self._out: list[Instruction] = []
         self._mean_duration = DEFAULT_DURATION
+        self._fn_mean: dict[Any, float] = {}  # (function, processor kind) -> recent mean duration
         self._n_durations = 0
         self.bandwidth = DEFAULT_BANDWIDTH
         self.n_submitted = 0
@@ -293,6 +297,9 @@ class Scheduler:
             self._n_durations += 1
             n = min(self._n_durations, 100)
             self._mean_duration += (ev.duration - self._mean_duration) / n
+            key = (t.fn, t.needs is not None and "gpu" in t.needs)
+            old = self._fn_mean.get(key)
+            self._fn_mean[key] = ev.duration if old is None else old + 0.2 * (ev.duration - old)
             if self._n_durations & 63 == 1:
                 self._update_capacity()
         if t.watchers:
@@ -342,14 +349,18 @@ class Scheduler:
         if t is None or t.state is not _ASSIGNED or t.blocked:
             return
         t.blocked = True
-        self.workers[t.worker].load -= 1
+        w = self.workers[t.worker]
+        w.load -= 1
+        w.backlog -= t.est
 
     def _on_unblocked(self, ev: TaskUnblocked) -> None:
         t = self.tasks.get(ev.task_id)
         if t is None or t.state is not _ASSIGNED or not t.blocked:
             return
         t.blocked = False
-        self.workers[t.worker].load += 1
+        w = self.workers[t.worker]
+        w.load += 1
+        w.backlog += t.est
 
     def _on_returned(self, ev: TasksReturned) -> None:
         w = self.workers[ev.rank]
@@ -419,8 +430,15 @@ class Scheduler:
                 w.used[k] -= v
         if not t.blocked:
             w.load -= 1
+            w.backlog = max(0.0, w.backlog - t.est) if w.load else 0.0
         t.blocked = False
         t.worker = None
+
+    def estimate(self, t: _Task) -> float:
+        """Expected run time of ``t``: the recent mean of its function on its
+        processor kind, else the mean of all tasks so far."""
+        est = self._fn_mean.get((t.fn, t.needs is not None and "gpu" in t.needs))
+        return self._mean_duration if est is None else est
 
     def _update_capacity(self) -> None:
         """Tasks a worker may hold beyond its slots: at least ``prefetch``, and
@@ -573,7 +591,7 @@ class Scheduler:
             local[dep.owner] = local.get(dep.owner, 0) + dep.nbytes
         best: Optional[_Worker] = None
         best_cost = 0.0
-        mean, bw = self._mean_duration, self.bandwidth
+        bw = self.bandwidth
         avoid = t.avoid
         if avoid is not None and not any(
                 w.rank not in avoid and not w.stuck and self._fits(t, w) for w in self.workers.values()):
@@ -586,7 +604,9 @@ class Scheduler:
                 continue
             if avoid is not None and w.rank in avoid:
                 continue
-            cost = (w.load / w.slots) * mean + (total - local.get(w.rank, 0)) / bw
+            # queue wait on this rank + moving the inputs it does not hold (the run
+            # time itself is the same on every rank of one processor kind)
+            cost = w.backlog / w.slots + (total - local.get(w.rank, 0)) / bw
             if best is None or cost < best_cost:
                 best, best_cost = w, cost
         return best
@@ -595,6 +615,8 @@ class Scheduler:
         self._set_state(t, _ASSIGNED)
         t.worker = w.rank
         w.load += 1
+        t.est = self.estimate(t)
+        w.backlog += t.est
         if t.needs is not None:
             for k, v in t.needs.items():
                 w.used[k] = w.used.get(k, 0) + v
@@ -674,6 +696,8 @@ class Scheduler:
         for w in self.workers.values():
             assert w.stealing <= set(w.assigned), f"worker {w.rank}: stealing unassigned tasks"
             unblocked = sum(1 for i in w.assigned if not tasks[i].blocked)
+            backlog = sum(tasks[i].est for i in w.assigned if not tasks[i].blocked)
+            assert abs(w.backlog - backlog) <= 1e-6 * max(1.0, backlog), f"worker {w.rank}: backlog"
             assert w.load == unblocked, f"worker {w.rank}: load={w.load}, unblocked={unblocked}"
             used: dict = {}
             for i in w.assigned:

@@ -402,3 +402,26 @@ def test_rank_with_a_stuck_call_gets_no_work_until_it_returns():
     assert {r for r, _ in executes(out)} == {2}  # rank 1 is not trusted
     out = h.step(StuckReturned(1), sub(7))
     assert executes(out) == [(1, 7)]
+
+
+def fsub(tid, fn, ranks=None):
+    return TaskSubmitted(tid, f"t{tid}", (), f"spec{tid}", 0, 0, ranks, False, None, None, 0, fn)
+
+
+def test_durations_are_learned_per_function_and_drive_queue_wait():
+    h = Harness(prefetch=8, workers=[(1, 1), (2, 1)])
+    # learn: "slow" takes 1 s, "fast" 1 ms
+    h.step(fsub(1, "slow", ranks=frozenset([1])), fsub(2, "fast", ranks=frozenset([2])))
+    h.step(TaskFinished(1, 1, duration=1.0), TaskFinished(2, 2, duration=1e-3))
+    assert h.s.estimate(_probe(h, "slow")) == 1.0 and h.s.estimate(_probe(h, "fast")) == 1e-3
+    # rank 1 gets one slow task, rank 2 three fast ones
+    h.step(fsub(10, "slow", ranks=frozenset([1])),
+           *(fsub(i, "fast", ranks=frozenset([2])) for i in (11, 12, 13)))
+    # a new task waits less behind three fast tasks than behind one slow one
+    out = h.step(fsub(20, "fast"))
+    assert executes(out) == [(2, 20)]
+
+
+def _probe(h, fn):
+    from dagmpi.scheduler import _Task
+    return _Task(fsub(999, fn))
