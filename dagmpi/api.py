@@ -56,7 +56,9 @@ def fetch(x: Any, timeout: Optional[float] = None) -> Any:
         if bad:
             raise TypeError(f"fetch() got a {type(x).__name__} whose item {bad[0]} is a "
                             f"{type(x[bad[0]]).__name__}, not a Task")
-        return [t._client.fetch(t, timeout) for t in x]
+        if not x:
+            return []
+        return x[0]._client.fetch_many(list(x), timeout)
     raise TypeError(f"fetch() expects a Task or a list/tuple of Tasks, got {type(x).__name__}")
 
 

@@ -292,22 +292,53 @@ class Client:
         task._has_value = True
         return value
 
+    def fetch_many(self, tasks: list[Task], timeout: Optional[float] = None) -> list:
+        """Values of ``tasks``, in order: wait for all, then pull every missing
+        value at once (one round of requests, not one round trip per task)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self.wait(tasks, timeout, "ALL_COMPLETED")
+        for t in tasks:
+            if t._state == PENDING:
+                raise TimeoutError(f"{t!r} did not finish within {timeout} s")
+            if t._state == ERRORED:
+                raise_error(t._error)
+        need = list({t.id: t for t in tasks if not t._has_value}.values())
+        if need:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            for t, value in zip(need, self._pull_all(need, left)):
+                t._value, t._has_value = value, True
+        out = []
+        for t in tasks:
+            if not t._has_value:  # another handle of the same task got the value
+                t._value, t._has_value = self.fetch(t, timeout), True
+            out.append(t._value)
+        return out
+
     def _pull(self, task: Task, timeout: Optional[float]) -> Any:
-        rid = next(self._req_ids)
-        req = _Pull(task.id)
+        return self._pull_all([task], timeout)[0]
+
+    def _pull_all(self, tasks: list[Task], timeout: Optional[float]) -> list:
+        reqs = []
         with self._cond:
-            self._pulls[rid] = req
-        self._outq.append(("pull", rid, task.id, task._owner))
+            for task in tasks:
+                rid = next(self._req_ids)
+                req = _Pull(task.id)
+                self._pulls[rid] = req
+                reqs.append((rid, req, task))
+        for rid, req, task in reqs:
+            self._outq.append(("pull", rid, task.id, task._owner))
         self.wakeup()
         with self._blocking():
-            ok = self._wait_until(lambda: req.done, timeout)
+            ok = self._wait_until(lambda: all(r.done for _, r, _ in reqs), timeout)
         if not ok:
-            raise TimeoutError(f"the value of {task!r} did not arrive within {timeout} s")
-        if not req.ok:
-            raise_error(req.payload)
-        if self.serializes:
-            return serialize.load_value(req.payload, req.buffers)
-        return req.payload
+            late = [t for _, r, t in reqs if not r.done]
+            raise TimeoutError(f"the value of {late[0]!r} did not arrive within {timeout} s")
+        out = []
+        for _, req, task in reqs:
+            if not req.ok:
+                raise_error(req.payload)
+            out.append(serialize.load_value(req.payload, req.buffers) if self.serializes else req.payload)
+        return out
 
     # ------------------------------------------- called by the comm loop
 

@@ -126,6 +126,7 @@ class _Task:
         "id", "name", "state", "deps", "waiting", "dependents", "priority", "ranks",
         "owner", "nbytes", "refs", "consumers", "spec", "watchers", "error",
         "worker", "blocked", "needs", "near", "level", "retries", "attempt", "avoid", "fn", "est",
+        "in_ahead",
     )
 
     def __init__(self, ev: TaskSubmitted) -> None:
@@ -154,6 +155,7 @@ class _Task:
         self.avoid: Optional[set[int]] = None  # ranks it failed on
         self.fn = ev.fn
         self.est = 0.0  # its estimated run time, counted in its worker's backlog
+        self.in_ahead = False  # queued in a worker's ``ahead`` list
 
 
 class _Worker:
@@ -222,8 +224,10 @@ class Scheduler:
             ahead = w.ahead
             while ahead and w.load < w.capacity:
                 t = self.tasks.get(ahead.popleft())
-                if t is not None and t.state is _WAITING:
-                    self._run_ahead(t)
+                if t is not None:
+                    t.in_ahead = False
+                    if t.state is _WAITING:
+                        self._run_ahead(t)
         if self._n_steal_candidates():
             self._steal()
         out, self._out = self._out, []
@@ -655,7 +659,9 @@ class Scheduler:
         if not self._fits(t, w) or t.near is not None or w.stuck:
             return
         if w.load >= w.capacity:
-            w.ahead.append(t.id)  # retried when a task of this rank ends
+            if not t.in_ahead:  # retried when a task of this rank ends
+                t.in_ahead = True
+                w.ahead.append(t.id)
             return
         if t.needs is not None and any(w.total.get(k, 0) - w.used.get(k, 0) < v
                                        for k, v in t.needs.items()):
