@@ -111,3 +111,20 @@ def test_sizeof_estimates():
     assert serialize.sizeof(b"x" * 100) == 100
     assert serialize.sizeof([np.zeros(10)] * 100) >= 8000
 
+
+
+def test_plain_arguments_take_the_c_pickler_and_others_cloudpickle():
+    t = make_task(42)
+    assert serialize._plain(([1, "a", t], {"k": (2.0, None)}), 0)
+    assert serialize._plain((np.zeros(3),), 0)
+    assert not serialize._plain((np.array([object()]),), 0)
+    assert not serialize._plain((lambda: 1,), 0)  # functions need pickling by value
+    payload, buffers, deps = serialize.dump_args(([1, t], np.arange(4.0)), {"x": {"y": t}})
+    assert deps == (42,)
+    args, kwargs = serialize.load_args(payload, [b.raw() for b in buffers], {42: "v"})
+    assert args[0] == [1, "v"] and kwargs == {"x": {"y": "v"}}
+    np.testing.assert_array_equal(args[1], np.arange(4.0))
+    f = lambda x: x + 1  # noqa: E731 - a lambda argument goes through cloudpickle
+    payload, _, _ = serialize.dump_args((f,), {})
+    (g,), _ = serialize.load_args(payload, [], {})
+    assert g(1) == 2
