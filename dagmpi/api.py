@@ -137,7 +137,13 @@ def init(**config: Any) -> None:
     exits the process with status 0 (it never returns there).  Without a
     launcher it starts the in-process runtime.  Calling it is optional:
     ``python -m dagmpi app.py`` and the first ``spawn`` call it for you.
+
+    Checkpoints: ``init(checkpoint="run.ckpt", policy="all" | "marked")`` (or
+    ``DAGMPI_CHECKPOINT`` / ``DAGMPI_CHECKPOINT_POLICY``) saves results in HDF5
+    under that directory; a rerun completes already-saved tasks from it.
     """
+    if "policy" in config:
+        config["checkpoint_policy"] = config.pop("policy")
     context.init(**config)
 
 

@@ -25,6 +25,12 @@ class Config:
     prefetch: int = 2
     #: Longest sleep (seconds) of an idle rank between checks for messages.
     poll_max: float = 1e-3
+    #: Checkpoint directory ("" = no checkpoints); results of checkpointed tasks are saved there.
+    checkpoint: str = ""
+    #: "marked": only tasks with ``checkpoint=True``; "all": every task.
+    checkpoint_policy: str = "marked"
+    #: Seconds running tasks may go on after SIGTERM/SIGUSR1 before they are abandoned.
+    grace: float = 10.0
     #: Retries of a task that sets no ``retries=`` option.
     retries: int = 0
     #: Custom resources each worker rank offers, e.g. ``"licence=2,scratch=100GB"``.
@@ -64,6 +70,10 @@ class Config:
             raise ValueError(f"workers must be >= 1, not {self.workers}")
         if self.slots < 0:
             raise ValueError(f"slots must be >= 1 (or 0 for the default), not {self.slots}")
+        if self.checkpoint_policy not in ("all", "marked"):
+            raise ValueError(f"checkpoint_policy must be 'all' or 'marked', not {self.checkpoint_policy!r}")
+        if self.grace < 0:
+            raise ValueError(f"grace must be >= 0 seconds, not {self.grace}")
         if self.retries < 0:
             raise ValueError(f"retries must be >= 0, not {self.retries}")
         if self.prefetch < 0:

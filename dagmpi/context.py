@@ -68,10 +68,7 @@ def init(**kwargs: Any) -> Any:
     with _lock:
         if _runtime is not None:
             if kwargs:
-                cfg = Config.from_sources(kwargs)
-                if cfg != _runtime.config:
-                    log.warning("dagmpi.init() called again with different settings; "
-                                "the first settings stay in force")
+                _reconfigure(_runtime, kwargs)
             return _runtime.driver
         config = Config.from_sources(kwargs)
         use_mpi = config.transport == "mpi" or (config.transport == "auto" and launched_by_mpi())
@@ -81,6 +78,30 @@ def init(**kwargs: Any) -> Any:
             _runtime = _start_embedded(config)
         atexit.register(_atexit_shutdown)
         return _runtime.driver
+
+
+#: Settings a script's own ``dagmpi.init(...)`` may still change after the launcher
+#: (``python -m dagmpi``) started the runtime, as long as no task was spawned.
+_LATE_SETTINGS = frozenset({"checkpoint", "checkpoint_policy", "retries", "grace"})
+
+
+def _reconfigure(rt: "_Runtime", kwargs: dict) -> None:
+    new = Config.from_sources(kwargs)
+    changed = sorted(k for k in kwargs if getattr(new, k) != getattr(rt.config, k))
+    if not changed:
+        return
+    driver = rt.driver
+    fixed = [k for k in changed if k not in _LATE_SETTINGS]
+    if fixed or driver is None or driver.scheduler.n_submitted or driver._outq:
+        log.warning("dagmpi.init(): the runtime is already running; %s cannot change now "
+                    "(the first settings stay in force)", ", ".join(fixed or changed))
+        return
+    rt.config = rt.config.replace(**{k: getattr(new, k) for k in changed})
+    driver.default_retries = rt.config.retries
+    driver.grace = rt.config.grace
+    _setup_checkpoint(driver, rt.config)
+    driver._outq.append(("cfgall",))
+    driver.wakeup()
 
 
 def _start_embedded(config: Config) -> _Runtime:
@@ -94,6 +115,8 @@ def _start_embedded(config: Config) -> _Runtime:
     slots = config.slots or max(1, (os.cpu_count() or 1) // n)
     driver = Driver(hub.endpoints[0], ranks, prefetch=config.prefetch)
     driver.default_retries = config.retries
+    driver.grace = config.grace
+    _setup_checkpoint(driver, config)
     threads = []
     for r in ranks:
         # in-process workers share this node's GPUs and memory like n local ranks
@@ -107,6 +130,25 @@ def _start_embedded(config: Config) -> _Runtime:
     driver.start()
     _install_embedded_hook()
     return _Runtime("embedded", config, driver, hub.endpoints[0], threads)
+
+
+def _setup_checkpoint(driver: Any, config: Config) -> None:
+    """Rank 0: index the checkpoint directory (a rerun restores what it holds)."""
+    if not config.checkpoint:
+        return
+    from .checkpoint.hdf5 import scan
+
+    directory = os.path.abspath(config.checkpoint)
+    index = scan(directory)
+    for w in index.warnings:
+        log.warning("checkpoint: %s", w)
+    if len(index):
+        log.info("checkpoint %s: %d saved results in %d files", directory, len(index), len(index.files))
+    driver.ckpt_index = index
+    driver.ckpt_dir = directory
+    driver.checkpointing = True
+    driver.checkpoint_all = config.checkpoint_policy == "all"
+    os.makedirs(directory, exist_ok=True)
 
 
 def _serve_inproc(worker: Any) -> None:
@@ -134,6 +176,8 @@ def _start_mpi(config: Config) -> _Runtime:
 
         driver = Driver(tr, ranks, prefetch=config.prefetch)
         driver.default_retries = config.retries
+        driver.grace = config.grace
+        _setup_checkpoint(driver, config)
         _install_abort_hook(tr)
         driver.start()
         return _Runtime("mpi", config, driver, tr, [])

@@ -54,6 +54,9 @@ class TaskSubmitted:
     retries: int = 0
     #: A key of the function (durations are learned per function).
     fn: Any = None
+    #: Where a saved result of this task is (a checkpoint location): it is
+    #: complete at once, its value read from there by whoever needs it.
+    restored: Any = None
 
 
 @dataclass(slots=True)

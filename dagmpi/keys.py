@@ -62,16 +62,15 @@ def function_fingerprint(fn: Callable) -> bytes:
 
 
 class _KeyPickler(cloudpickle.CloudPickler):
-    def __init__(self, file: io.BytesIO, buffers: list, keys: dict[int, str]) -> None:
+    def __init__(self, file: io.BytesIO, buffers: list) -> None:
         super().__init__(file, protocol=5, buffer_callback=buffers.append)
-        self._keys = keys
         from .task import Task
 
         self._task_type = Task
 
     def persistent_id(self, obj: Any) -> Optional[str]:
         if type(obj) is self._task_type:
-            key = self._keys.get(obj.id)
+            key = obj._key
             if key is None:
                 raise SerializationError(
                     f"argument {obj!r} has no checkpoint key (it was spawned before checkpointing "
@@ -80,16 +79,14 @@ class _KeyPickler(cloudpickle.CloudPickler):
         return None
 
 
-def task_key(fn: Callable, args: tuple, kwargs: dict, dep_keys: dict[int, str],
-             user_key: Optional[str] = None) -> str:
-    """The key of a task calling ``fn(*args, **kwargs)``; ``dep_keys`` maps the ids of
-    argument Tasks to their keys."""
+def task_key(fn: Callable, args: tuple, kwargs: dict, user_key: Optional[str] = None) -> str:
+    """The key of a task calling ``fn(*args, **kwargs)`` (argument Tasks by their ``_key``)."""
     if user_key is not None:
         return "u" + hashlib.sha256(b"user:" + user_key.encode()).hexdigest()[:39]
     h = hashlib.sha256(function_fingerprint(fn))
     f = io.BytesIO()
     buffers: list = []
-    _KeyPickler(f, buffers, dep_keys).dump((args, kwargs))
+    _KeyPickler(f, buffers).dump((args, kwargs))
     h.update(f.getvalue())
     for b in buffers:
         h.update(b.raw())

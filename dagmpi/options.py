@@ -103,6 +103,11 @@ class Options:
         ``DAGMPI_RETRIES``, else 0), on another rank when one is free.
     retry_on
         Exception types that are retried (default: any ``Exception``).
+    checkpoint
+        Save the result in the run's checkpoint (``dagmpi.init(checkpoint=...)``)
+        and restore it instead of running on a rerun (default: the run's policy).
+    key
+        The task's checkpoint key, instead of the hash of its function and arguments.
     timeout
         Seconds the task may run; past that it fails with ``TimeoutError`` (and
         is retried if allowed).  Python cannot kill a thread, so its rank gets
@@ -116,6 +121,8 @@ class Options:
     retries: Optional[int] = None
     retry_on: Optional[tuple] = None
     timeout: Optional[float] = None
+    checkpoint: Optional[bool] = None
+    key: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.name is not None and not isinstance(self.name, str):
@@ -137,6 +144,10 @@ class Options:
         if self.timeout is not None and (isinstance(self.timeout, bool) or
                                          not isinstance(self.timeout, (int, float)) or not self.timeout > 0):
             raise ValueError(f"option timeout must be a number of seconds > 0, got {self.timeout!r}")
+        if self.checkpoint is not None and not isinstance(self.checkpoint, bool):
+            raise TypeError(f"option checkpoint must be True or False, got {self.checkpoint!r}")
+        if self.key is not None and (not isinstance(self.key, str) or not self.key):
+            raise TypeError(f"option key must be a non-empty str, got {self.key!r}")
         if self.resources is not None:
             if not isinstance(self.resources, Mapping):
                 raise TypeError(f"option resources must be a dict like {{'gpu': 1, 'memory': '4GiB'}}, "

@@ -45,6 +45,12 @@ class Driver(Client):
         self.hosts: dict[int, str] = {}
         self.slots: dict[int, int] = {}
         self.offers: dict[int, dict] = {}  # rank -> resources it offers
+        #: Completed checkpoint entries found at start (``None``: checkpointing off).
+        self.ckpt_index: Any = None
+        self.ckpt_dir = ""
+        self.n_restored = 0
+        #: Seconds running tasks may go on after a preemption signal.
+        self.grace = 10.0
         self._poll_timeout = poll_timeout
         self._out: dict[int, list] = {}
         self._frees: dict[int, list] = {}
@@ -223,17 +229,31 @@ class Driver(Client):
                 events.append(ev.WatchRequested(m[1], self.rank))
             elif kind == "pull":
                 _, rid, tid, owner = m
-                self._send(owner, ("get", tid, rid))
+                self._request_value(owner, tid, rid)
+            elif kind == "cfgall":
+                if self.ckpt_dir:
+                    for r in self.offers:
+                        self._send(r, ("cfg", {"checkpoint": self.ckpt_dir, "all": self.checkpoint_all}))
             elif kind == "stop":
                 self._stop_requested = True
 
     def _submitted(self, src: int, m: tuple) -> ev.TaskSubmitted:
         _, tid, name, fn_id, fn_bytes, payload, buffers, deps, priority, ranks, watch, needs, near, \
-            policy = m
+            policy, ckpt = m
         if fn_bytes is not None:
             self.fn_table[fn_id] = fn_bytes
-        return ev.TaskSubmitted(tid, name, deps, (name, fn_id, payload, buffers, needs, policy), src,
-                                priority, ranks, watch, needs, near, policy[0] if policy else 0, fn_id)
+        restored = save = None
+        if ckpt is not None:
+            key, marked = ckpt
+            restored = self.ckpt_index.get(key) if self.ckpt_index is not None else None
+            if restored is not None:
+                self.n_restored += 1
+                payload = buffers = None  # never runs
+            elif marked:
+                save = key
+        return ev.TaskSubmitted(tid, name, deps, (name, fn_id, payload, buffers, needs, policy, save), src,
+                                priority, ranks, watch, needs, near, policy[0] if policy else 0, fn_id,
+                                restored)
 
     # --------------------------------------------------- from other ranks
 
@@ -267,6 +287,8 @@ class Driver(Client):
                     self.slots[src], self.hosts[src], self.offers[src] = m[1], m[2], m[3]
                     self._cond.notify_all()
                 events.append(ev.WorkerJoined(src, m[1], m[3]))
+                if self.ckpt_dir:
+                    self._send(src, ("cfg", {"checkpoint": self.ckpt_dir, "all": self.checkpoint_all}))
             elif kind == "bye":
                 self._byes.add(src)
             else:
@@ -279,14 +301,16 @@ class Driver(Client):
         for ins in instructions:
             t = type(ins)
             if t is ev.Execute:
-                name, fn_id, payload, buffers, needs, policy = ins.spec
+                name, fn_id, payload, buffers, needs, policy, save = ins.spec
                 sent = self.fn_sent[ins.rank]
                 if fn_id not in sent:
                     sent.add(fn_id)
                     self._send(ins.rank, ("fn", fn_id, self.fn_table[fn_id]))
                 self._send(ins.rank, ("exec", ins.task_id, name, fn_id, payload, buffers, ins.inputs, needs,
-                                      policy, ins.attempt))
+                                      policy, ins.attempt, save))
             elif t is ev.Release:
+                if type(ins.rank) is not int:  # a value in a checkpoint file: nothing to free
+                    continue
                 box = self._frees.get(ins.rank)
                 if box is None:
                     self._frees[ins.rank] = [ins.task_id]

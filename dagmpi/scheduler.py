@@ -194,6 +194,7 @@ class Scheduler:
         self.bandwidth = DEFAULT_BANDWIDTH
         self.n_submitted = 0
         self.n_stolen = 0
+        self.n_restored = 0
         self.n_retried = 0
         self.n_run_ahead = 0
         self.n_finished = 0
@@ -279,6 +280,9 @@ class Scheduler:
                 failed_dep = dep
             elif dep.state is not _FINISHED:
                 t.waiting += 1
+        if ev.restored is not None:
+            self._restore(t, ev.restored)
+            return
         why = self.can_ever_run(t.ranks, t.needs) if (t.needs or t.ranks) and self.workers else None
         if why is not None:
             self._fail(t, ImpossibleScope(why))
@@ -288,6 +292,23 @@ class Scheduler:
             self._make_ready(t)
         else:
             self._run_ahead(t)
+
+    def _restore(self, t: _Task, where: Any) -> None:
+        """``t``'s result was found in a checkpoint: it is finished, owned by the file."""
+        t.waiting = 0
+        t.spec = None
+        self._set_state(t, _FINISHED)
+        t.owner = where
+        t.nbytes = getattr(where, "nbytes", 0)
+        self.n_finished += 1
+        self.n_restored += 1
+        if t.watchers:
+            for r in t.watchers:
+                self._out.append(Deliver(r, t.id, owner=where))
+            t.watchers = None
+        if t.deps:
+            self._dependency_done(t)
+        self._maybe_forget(t)
 
     def _on_finished(self, ev: TaskFinished) -> None:
         t = self.tasks[ev.task_id]

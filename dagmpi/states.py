@@ -39,7 +39,8 @@ FINAL_STATES = frozenset({TaskState.FINISHED, TaskState.ERRORED})
 FIRST_FINAL = TaskState.FINISHED
 
 TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
-    TaskState.WAITING: frozenset({TaskState.READY, TaskState.ERRORED, TaskState.ASSIGNED}),
+    TaskState.WAITING: frozenset({TaskState.READY, TaskState.ERRORED, TaskState.ASSIGNED,
+                                  TaskState.FINISHED}),  # FINISHED: restored from a checkpoint
     TaskState.READY: frozenset({TaskState.ASSIGNED, TaskState.ERRORED}),
     TaskState.ASSIGNED: frozenset({TaskState.FINISHED, TaskState.ERRORED, TaskState.READY}),
     TaskState.FINISHED: frozenset(),

@@ -19,7 +19,7 @@ class Task:
     freed when no handle and no pending task needs it.
     """
 
-    __slots__ = ("id", "name", "_client", "_state", "_owner", "_error", "_value", "_has_value",
+    __slots__ = ("id", "name", "_client", "_state", "_owner", "_error", "_value", "_has_value", "_key",
                  "__weakref__")
 
     def __init__(self, task_id: int, name: str, client: "Client") -> None:
@@ -31,6 +31,7 @@ class Task:
         self._error: Any = None
         self._value: Any = None
         self._has_value = False
+        self._key: Optional[str] = None  # checkpoint key, when checkpointing is on
 
     # -------------------------------------------------------- public API
 
@@ -67,10 +68,12 @@ class Task:
         # Pickled outside of spawn() arguments (e.g. inside a result): the copy
         # is a new handle, counted now so the value outlives the pickle's trip.
         self._client.acquire(self.id)
-        return (_rebuild_task, (self.id, self.name))
+        return (_rebuild_task, (self.id, self.name, self._key))
 
 
-def _rebuild_task(task_id: int, name: str) -> Task:
+def _rebuild_task(task_id: int, name: str, key: Optional[str] = None) -> Task:
     from . import context
 
-    return Task(task_id, name, context.current_client())
+    t = Task(task_id, name, context.current_client())
+    t._key = key
+    return t

@@ -35,6 +35,7 @@ from typing import Any, Callable, Optional
 
 from . import serialize
 from .client import _CURRENT, Client
+from .checkpoint.base import Location
 from .errors import ErrorInfo
 from .transport.base import Transport
 
@@ -45,11 +46,11 @@ SCHEDULER = 0
 
 class _Job:
     __slots__ = ("id", "name", "fn_id", "payload", "buffers", "inputs", "missing", "failed", "needs",
-                 "policy", "attempt", "timed_out")
+                 "policy", "attempt", "timed_out", "save")
 
     def __init__(self, msg: tuple) -> None:
         (_, self.id, self.name, self.fn_id, self.payload, self.buffers, inputs, self.needs,
-         self.policy, self.attempt) = msg
+         self.policy, self.attempt, self.save) = msg
         self.timed_out = False
         self.inputs: Any = inputs  # tuple of (dep_id, owner), then dict dep_id -> value
         self.missing = 0
@@ -107,6 +108,8 @@ class Worker(Client):
         self._waiting: dict[int, _Job] = {}  # req_id -> job waiting for that input
         self._input_reqs: dict[int, tuple[_Job, int]] = {}
         self._local_waits: dict[int, list[_Job]] = {}  # task id -> jobs here that wait for it
+        self._writer: Any = None  # checkpoint writer, made on first save
+        self.ckpt_dir = ""
         self._timed: dict[int, tuple[float, _Job]] = {}  # running jobs with a timeout: deadline
         self._retry_types: dict[bytes, Any] = {}
         self._failed_here: dict[int, None] = {}  # recent failures here (bounded, oldest dropped)
@@ -159,6 +162,7 @@ class Worker(Client):
             with lock:
                 self._step(poll_timeout)
         self._executor.stop()
+        self.close_checkpoint()
         self.closed = True
         self._send(SCHEDULER, ("bye",))
         self._flush()
@@ -270,7 +274,7 @@ class Worker(Client):
                 kind = m[0]
                 if kind == "pull":
                     _, rid, tid, owner = m
-                    self._send(owner, ("get", tid, rid))
+                    self._request_value(owner, tid, rid)
                 elif kind == "blk":
                     with self._jobs_lock:
                         self._running -= 1
@@ -311,6 +315,8 @@ class Worker(Client):
             old = self._fn_time.get(job.fn_id)
             self._fn_time[job.fn_id] = b[1] if old is None else 0.8 * old + 0.2 * b[1]
             self.store[job.id] = a
+            if job.save is not None:
+                self._checkpoint_writer().add(job.save, job.name, a[0] if self.serializes else a)
             self._send(SCHEDULER, ("fin", job.id, b[0], b[1]))
         else:
             self._send(SCHEDULER, ("err", job.id, a, b, False))
@@ -335,10 +341,28 @@ class Worker(Client):
             self._deliver(m[1], m[2], m[3])
         elif kind == "steal":
             self._give_back(m[1])
+        elif kind == "cfg":
+            self.ckpt_dir = m[1]["checkpoint"]
+            self.checkpointing = bool(self.ckpt_dir)
+            self.checkpoint_all = m[1]["all"]
         elif kind == "stop":
             self._stopping = True
         else:
             raise RuntimeError(f"rank {self.rank}: unknown message {kind!r} from rank {src}")
+
+    def _checkpoint_writer(self) -> Any:
+        if self._writer is None:
+            from .checkpoint.hdf5 import Writer
+
+            self._writer = Writer(self.ckpt_dir, self.rank)
+        return self._writer
+
+    def close_checkpoint(self, timeout: Optional[float] = 60.0) -> int:
+        """Make every saved result durable; return how many this rank saved."""
+        if self._writer is None:
+            return 0
+        self._writer.close(timeout)
+        return self._writer.written
 
     def _note_failed(self, task_id: int) -> None:
         failed = self._failed_here
@@ -362,7 +386,8 @@ class Worker(Client):
             taken = [j for j in self._runq if j.id in wanted]
             self._runq.clear()
             self._runq.extend(keep)
-        returned = [(j.id, (j.name, j.fn_id, j.payload, j.buffers, j.needs, j.policy)) for j in taken]
+        returned = [(j.id, (j.name, j.fn_id, j.payload, j.buffers, j.needs, j.policy, j.save))
+                    for j in taken]
         given = {j.id for j in taken}
         self._send(SCHEDULER, ("stolen", returned, [t for t in task_ids if t not in given]))
 
@@ -404,6 +429,11 @@ class Worker(Client):
             if owner == self.rank and dep in store:
                 entry = store[dep]
                 values[dep] = entry[0] if self.serializes else entry
+            elif isinstance(owner, Location):  # restored: read it from the checkpoint here
+                try:
+                    values[dep] = self._checkpoint_reader().load(owner)
+                except Exception as exc:  # noqa: BLE001 - the task fails with this
+                    job.failed = f"could not read the checkpointed value of input {dep:#x}: {exc}"
             elif owner == self.rank:
                 # rank 0 ran this task ahead: its input is being computed here
                 if dep in self._failed_here:
