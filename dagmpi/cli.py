@@ -20,6 +20,7 @@ import logging
 import os
 import runpy
 import sys
+import time
 import traceback
 from typing import Optional
 
@@ -69,6 +70,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "run":
         argv = argv[1:]
+    if argv and argv[0] == "ckpt":
+        return ckpt_main(argv[1:])
     ns = _parser().parse_args(argv)
     rank = context.launcher_rank()
     if ns.script == "info" and ns.module is None:
@@ -130,6 +133,42 @@ def _run_driver(ns: argparse.Namespace) -> int:
         context.abandon()
         return code
     context.shutdown()
+    return 0
+
+
+def ckpt_main(argv: list[str]) -> int:
+    """``python -m dagmpi ckpt ls|info PATH``: what a checkpoint directory holds."""
+    p = argparse.ArgumentParser(prog="python -m dagmpi ckpt",
+                                description="Inspect a dagmpi checkpoint directory (read-only).")
+    p.add_argument("command", choices=["ls", "info"])
+    p.add_argument("path")
+    ns = p.parse_args(argv)
+    if not os.path.isdir(ns.path):
+        sys.stderr.write(f"dagmpi ckpt: {ns.path!r} is not a directory\n")
+        return EXIT_USAGE
+    from .checkpoint import CheckpointError
+    from .checkpoint.hdf5 import scan
+
+    try:
+        idx = scan(ns.path)
+    except CheckpointError as exc:
+        sys.stderr.write(f"dagmpi ckpt: {exc}\n")
+        return 1
+    for w in idx.warnings:
+        sys.stderr.write(f"warning: {w}\n")
+    if ns.command == "ls":
+        print(f"{'key':<41} {'task':<28} {'kind':<6} {'bytes':>12}  {'saved (UTC)':<19}  file")
+        for loc in sorted(idx.entries.values(), key=lambda e: e.time):
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(loc.time))
+            print(f"{loc.key:<41} {loc.name[:28]:<28} {loc.kind:<6} {loc.nbytes:>12,}  {when}  "
+                  f"{os.path.basename(loc.path)}")
+    else:
+        total = sum(e.nbytes for e in idx.entries.values())
+        names: dict[str, int] = {}
+        for e in idx.entries.values():
+            names[e.name] = names.get(e.name, 0) + 1
+        print(json.dumps({"directory": idx.directory, "files": len(idx.files), "entries": len(idx),
+                          "bytes": total, "tasks_by_name": names, "warnings": idx.warnings}, indent=2))
     return 0
 
 

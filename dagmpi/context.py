@@ -127,8 +127,10 @@ def _start_embedded(config: Config) -> _Runtime:
         t = threading.Thread(target=_serve_inproc, args=(w,), name=f"dagmpi-worker{r}", daemon=True)
         threads.append(t)
         t.start()
+    driver.on_preempted = _exit_now
     driver.start()
     _install_embedded_hook()
+    _install_signal_handlers(driver)
     return _Runtime("embedded", config, driver, hub.endpoints[0], threads)
 
 
@@ -179,6 +181,7 @@ def _start_mpi(config: Config) -> _Runtime:
         driver.grace = config.grace
         _setup_checkpoint(driver, config)
         _install_abort_hook(tr)
+        _install_signal_handlers(driver)
         driver.start()
         return _Runtime("mpi", config, driver, tr, [])
     _serve_mpi(tr, ranks, config)
@@ -194,6 +197,7 @@ def _serve_mpi(tr: Any, ranks: range, config: Config) -> None:
     res, gpus = devices.offers(slots, config.resources)
     worker = Worker(tr, ranks, slots=slots, resources=res, gpus=gpus)
     worker.default_retries = config.retries
+    _install_signal_handlers(worker)
     _runtime = _Runtime("mpi-worker", config, None, tr, [])
     _CURRENT.client = worker
     try:
@@ -205,6 +209,27 @@ def _serve_mpi(tr: Any, ranks: range, config: Config) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     sys.exit(0)
+
+
+def _exit_now(code: int) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _install_signal_handlers(client: Any) -> None:
+    """SIGTERM and SIGUSR1 (Slurm's preemption, time limit and ``--signal``)
+    preempt the run: rank 0 coordinates, every rank saves its checkpoint, and
+    the job exits with status 75 (see ``dagmpi.checkpoint.base.EXIT_PREEMPTED``)."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, signal.SIGUSR1):
+        try:
+            signal.signal(sig, lambda signum, frame: client.note_signal(signum))
+        except (ValueError, OSError):  # not allowed here (embedded in another framework)
+            pass
 
 
 def _install_abort_hook(tr: Any) -> None:

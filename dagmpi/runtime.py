@@ -51,6 +51,11 @@ class Driver(Client):
         self.n_restored = 0
         #: Seconds running tasks may go on after a preemption signal.
         self.grace = 10.0
+        self._signal = 0  # set by a signal handler (SIGTERM/SIGUSR1): preempt
+        self._preempt_deadline = 0.0
+        self._flushed: dict[int, int] = {}
+        #: Called when a preempted run has saved its checkpoint: ends the job.
+        self.on_preempted: Callable[[int], None] = lambda code: transport.abort(code)
         self._poll_timeout = poll_timeout
         self._out: dict[int, list] = {}
         self._frees: dict[int, list] = {}
@@ -174,10 +179,53 @@ class Driver(Client):
         if why is not None:
             raise ValueError(f"impossible scope: {why}")
 
+    def note_signal(self, signum: int) -> None:
+        """Signal handler side (main thread): ask the loop to preempt the run."""
+        if not self._signal:
+            self._signal = signum
+        self.transport.wakeup_from_signal()
+
+    def _preempt_step(self) -> None:
+        """Preemption: stop dispatching, let workers finish running tasks within
+        ``grace`` seconds and make their checkpoints durable, then end the job
+        with :data:`~dagmpi.checkpoint.base.EXIT_PREEMPTED`."""
+        import signal as _signal
+
+        from .checkpoint.base import EXIT_PREEMPTED
+
+        now = time.monotonic()
+        if not self._preempt_deadline:
+            self._preempt_deadline = now + self.grace
+            name = _signal.Signals(self._signal).name if self._signal > 0 else f"rank {-self._signal}"
+            log.warning("preempted by %s: no new tasks; running tasks get %.0f s", name, self.grace)
+            for r in self.worker_ranks:
+                self._send(r, ("preempt", self.grace))
+            self._flush()
+            return
+        if len(self._flushed) < len(self.worker_ranks) and now < self._preempt_deadline + 30:
+            return
+        name = _signal.Signals(self._signal).name if self._signal > 0 else "a worker's signal"
+        saved = sum(self._flushed.values())
+        where = f" in {self.ckpt_dir}" if self.ckpt_dir else " (checkpointing is off: nothing was saved)"
+        sys.stderr.write(f"dagmpi: preempted by {name}: {saved} result(s) saved{where}; exiting with "
+                         f"status {EXIT_PREEMPTED} (resumable: run the same command again)\n")
+        sys.stderr.flush()
+        sys.stdout.flush()
+        self._finished = True
+        self.on_preempted(EXIT_PREEMPTED)
+
     def _step(self, timeout: float, spin: bool) -> None:
         """One turn of the loop: receive, schedule, send."""
         tr, sched = self.transport, self.scheduler
         n_workers = len(self.worker_ranks)
+        if self._signal:
+            msgs = tr.poll(min(timeout, 0.05), False)
+            for src, batch in msgs:
+                for m in batch:
+                    if m[0] == "flushed":
+                        self._flushed[src] = m[1]
+            self._preempt_step()
+            return
         msgs = tr.poll(0 if self._outq else timeout, spin)
         events: list = []
         self._drain_local(events)
@@ -291,6 +339,9 @@ class Driver(Client):
                     self._send(src, ("cfg", {"checkpoint": self.ckpt_dir, "all": self.checkpoint_all}))
             elif kind == "bye":
                 self._byes.add(src)
+            elif kind == "preempt-req":  # a worker got SIGTERM/SIGUSR1 (srun signals every rank)
+                if not self._signal:
+                    self._signal = m[1]
             else:
                 raise RuntimeError(f"rank 0: unknown message {kind!r} from rank {src}")
 

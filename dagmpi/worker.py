@@ -109,6 +109,10 @@ class Worker(Client):
         self._input_reqs: dict[int, tuple[_Job, int]] = {}
         self._local_waits: dict[int, list[_Job]] = {}  # task id -> jobs here that wait for it
         self._writer: Any = None  # checkpoint writer, made on first save
+        self._signal = 0
+        self._signal_sent = False
+        self._preempt_until = 0.0
+        self._flushed = False
         self.ckpt_dir = ""
         self._timed: dict[int, tuple[float, _Job]] = {}  # running jobs with a timeout: deadline
         self._retry_types: dict[bytes, Any] = {}
@@ -168,8 +172,31 @@ class Worker(Client):
         self._flush()
         tr.flush()
 
+    def note_signal(self, signum: int) -> None:
+        """Signal handler side: tell rank 0 (it coordinates the preemption)."""
+        self._signal = signum
+        self.transport.wakeup_from_signal()
+
+    def _preempt_check(self) -> None:
+        if self._signal and not self._signal_sent:
+            self._signal_sent = True
+            self._send(SCHEDULER, ("preempt-req", self._signal))
+        if self._preempt_until and not self._flushed:
+            self._drain_local()  # results of tasks that just ended go to the checkpoint first
+            if self._running == 0 or time.monotonic() >= self._preempt_until:
+                self._flushed = True
+                try:
+                    saved = self.close_checkpoint()
+                except Exception as exc:  # noqa: BLE001 - reported, the job still ends
+                    log.error("rank %d: could not flush the checkpoint: %r", self.rank, exc)
+                    saved = 0
+                self._send(SCHEDULER, ("flushed", saved))
+
     def _step(self, timeout: float) -> None:
         """One turn of the loop: receive, start jobs, report, send."""
+        if self._signal or self._preempt_until:
+            self._preempt_check()
+            timeout = min(timeout, 0.05)
         # Spin only while no other thread runs user code (it needs the GIL).
         startable = self._runq and self._running < self.slots
         msgs = self.transport.poll(0 if (self._outq or self._done or startable) else timeout,
@@ -345,6 +372,8 @@ class Worker(Client):
             self.ckpt_dir = m[1]["checkpoint"]
             self.checkpointing = bool(self.ckpt_dir)
             self.checkpoint_all = m[1]["all"]
+        elif kind == "preempt":
+            self._preempt_until = time.monotonic() + m[1]
         elif kind == "stop":
             self._stopping = True
         else:
@@ -460,6 +489,8 @@ class Worker(Client):
         """
         runq = self._runq
         fn_time = self._fn_time
+        if self._preempt_until:
+            return  # preempted: nothing new starts
         while True:
             with self._jobs_lock:
                 if not runq or self._running >= self.slots:
@@ -524,7 +555,7 @@ class Worker(Client):
         while True:
             self._execute(job)
             with self._jobs_lock:
-                if runq and self._running <= self.slots:
+                if runq and self._running <= self.slots and not self._preempt_until:
                     job = runq.popleft()
                 else:
                     self._running -= 1

@@ -80,6 +80,8 @@ class Writer:
 
     def flush(self, timeout: Optional[float] = None) -> None:
         """Make everything queued so far durable (close and rename the current file)."""
+        if not self._thread.is_alive():
+            return
         done = threading.Event()
         self._q.put(("roll", done))
         if not done.wait(timeout):

@@ -41,6 +41,10 @@ class Transport(ABC):
     def wakeup(self) -> None:
         """Make a concurrent or the next :meth:`poll` return promptly (thread-safe)."""
 
+    def wakeup_from_signal(self) -> None:
+        """Like :meth:`wakeup`, but safe inside a signal handler (takes no lock).
+        Default: nothing (the loop notices the flag at its next poll timeout)."""
+
     def flush(self) -> None:
         """Wait until every message sent so far has left this rank."""
 

@@ -301,6 +301,13 @@ class MPITransport(Transport):
         except OSError:  # BlockingIOError: empty
             pass
 
+    def wakeup_from_signal(self) -> None:
+        if self._bell is not None:
+            try:
+                self._bell.sendto(b"\0", self._own_bell)
+            except OSError:
+                pass
+
     def wakeup(self) -> None:
         self._wake.set()
         if self._bell is not None:
@@ -325,5 +332,9 @@ class MPITransport(Transport):
     def abort(self, code: int = 1) -> NoReturn:
         sys.stdout.flush()
         sys.stderr.flush()
-        self.world.Abort(code)
-        raise SystemExit(code)  # not reached
+        try:
+            self.world.Abort(code)
+        finally:
+            # MPICH's MPI_Abort can return while the launcher tears the job down:
+            # leave now, with this status, so nothing else runs or overrides it
+            os._exit(code)

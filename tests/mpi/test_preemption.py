@@ -1,0 +1,137 @@
+"""Checkpoint, preemption and resume end to end: SIGTERM/SIGUSR1, SIGKILL at random moments,
+a different rank count on restart.  Every run is a subprocess with a hard timeout."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, SCRIPTS, find_mpiexec, run_dagmpi
+
+N_PARTS = 16
+N_TASKS = 2 * N_PARTS  # 16 make + 15 combine + 1 summary
+
+
+def expected_hash(n: int = N_PARTS) -> str:
+    """The result of ckpt_app.py computed without dagmpi."""
+    parts = [np.random.default_rng(i).standard_normal(50_000) for i in range(n)]
+    while len(parts) > 1:
+        parts = [np.sort(parts[i] + parts[i + 1])[::-1].copy() if i + 1 < len(parts) else parts[i]
+                 for i in range(0, len(parts), 2)]
+    return hashlib.sha256(parts[0].tobytes()).hexdigest()
+
+
+def command(n, ckpt, log, pause):
+    cmd = [sys.executable, "-m", "dagmpi", str(SCRIPTS / "ckpt_app.py"), str(ckpt), str(log),
+           str(N_PARTS), str(pause)]
+    if n is not None:
+        mpiexec = find_mpiexec()
+        if mpiexec is None:
+            pytest.skip("no mpiexec found (pip install mpich)")
+        cmd = [mpiexec, "-n", str(n), *cmd]
+    return cmd
+
+
+def start(n, ckpt, log, pause):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen(command(n, ckpt, log, pause), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, start_new_session=True, cwd=str(ROOT))
+
+
+def runs(log) -> int:
+    try:
+        with open(log) as fh:
+            return len(fh.read().split("\n")) - 1
+    except FileNotFoundError:
+        return 0
+
+
+def wait_for_runs(log, k, proc, limit=60.0):
+    t0 = time.monotonic()
+    while runs(log) < k:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() - t0 < limit, "the run made no progress"
+        time.sleep(0.05)
+
+
+def finish(proc, timeout=90):
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"hang: {err[-2000:]}")
+    return proc.returncode, out, err
+
+
+def result_of(out: str) -> str:
+    lines = [ln for ln in out.splitlines() if ln.startswith("RESULT ")]
+    assert lines, out
+    return lines[-1].split()[1]
+
+
+@pytest.mark.parametrize("first,second,sig", [(None, 3, signal.SIGTERM), (3, 2, signal.SIGUSR1),
+                                              (5, None, signal.SIGTERM)],
+                         ids=["embedded-then-n3", "n3-then-n2-usr1", "n5-then-embedded"])
+def test_preempted_run_exits_resumable_and_resume_skips_finished_tasks(tmp_path, first, second, sig):
+    ckpt, log = tmp_path / "ckpt", tmp_path / "runs.log"
+    proc = start(first, ckpt, log, pause=0.1)
+    wait_for_runs(log, 6, proc)
+    os.kill(proc.pid, sig)  # the launcher (mpiexec forwards it) or the embedded process
+    rc, out, err = finish(proc)
+    assert rc == 75, (rc, err[-3000:])
+    assert "preempted by" in err and "resumable" in err, err[-2000:]
+    n1 = runs(log)
+    assert 0 < n1 < N_TASKS
+    r = run_dagmpi(SCRIPTS / "ckpt_app.py", n=second, timeout=90,
+                   args=[ckpt, log, N_PARTS, 0.1])  # same arguments, same task keys
+    assert r.returncode == 0, r
+    assert result_of(r.stdout) == expected_hash()
+    # every task ran exactly once over both attempts: the resume skipped all saved ones
+    assert runs(log) == N_TASKS, (n1, runs(log))
+    assert f"RESTORED {n1}" in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("n", [None, 3], ids=["embedded", "n3"])
+def test_sigkill_at_random_moments_then_resume_gives_the_same_result(tmp_path, n):
+    rng = random.Random(1234 if n is None else 4321)
+    ckpt, log = tmp_path / "ckpt", tmp_path / "runs.log"
+    kills = int(os.environ.get("DAGMPI_CHAOS_KILLS", "4"))
+    for _ in range(kills):
+        proc = start(n, ckpt, log, pause=0.05)
+        time.sleep(rng.uniform(0.3, 2.0))
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the whole job, mid-task or mid-write
+        proc.communicate(timeout=30)
+    r = run_dagmpi(SCRIPTS / "ckpt_app.py", n=n, timeout=90, args=[ckpt, log, N_PARTS, 0.05])
+    assert r.returncode == 0, r
+    assert result_of(r.stdout) == expected_hash()
+    # the restart never trusted a cut-off file: only complete .h5 files were read
+    from dagmpi.checkpoint.hdf5 import scan
+
+    idx = scan(str(ckpt))
+    assert all(p.endswith(".h5") for p in idx.files)
+
+
+def test_ckpt_cli_lists_entries(tmp_path):
+    ckpt, log = tmp_path / "ckpt", tmp_path / "runs.log"
+    r = run_dagmpi(SCRIPTS / "ckpt_app.py", n=None, timeout=90, args=[ckpt, log, 4, 0.0])
+    assert r.returncode == 0, r
+    ls = subprocess.run([sys.executable, "-m", "dagmpi", "ckpt", "ls", str(ckpt)], capture_output=True,
+                        text=True, timeout=60, cwd=str(ROOT))
+    assert ls.returncode == 0 and ls.stdout.count("make") == 4 and "combine" in ls.stdout, ls
+    info = subprocess.run([sys.executable, "-m", "dagmpi", "ckpt", "info", str(ckpt)], capture_output=True,
+                          text=True, timeout=60, cwd=str(ROOT))
+    assert '"entries": 8' in info.stdout, info.stdout
+    (ckpt / "junk.h5").write_bytes(b"garbage")
+    ls = subprocess.run([sys.executable, "-m", "dagmpi", "ckpt", "ls", str(ckpt)], capture_output=True,
+                        text=True, timeout=60, cwd=str(ROOT))
+    assert ls.returncode == 0 and "junk.h5" in ls.stderr and (ckpt / "junk.h5").exists()
