@@ -22,6 +22,7 @@ from typing import Any, Callable, Optional
 import cloudpickle
 
 from .errors import SerializationError
+from .serialize import _SIMPLE, _plain
 
 _FP_CACHE: dict[Any, bytes] = {}
 
@@ -79,14 +80,30 @@ class _KeyPickler(cloudpickle.CloudPickler):
         return None
 
 
+class _FastKeyPickler(pickle.Pickler):
+    def __init__(self, file: io.BytesIO, buffers: list) -> None:
+        super().__init__(file, protocol=5, buffer_callback=buffers.append)
+        from .task import Task
+
+        self._task_type = Task
+
+    persistent_id = _KeyPickler.persistent_id
+
+
 def task_key(fn: Callable, args: tuple, kwargs: dict, user_key: Optional[str] = None) -> str:
     """The key of a task calling ``fn(*args, **kwargs)`` (argument Tasks by their ``_key``)."""
     if user_key is not None:
         return "u" + hashlib.sha256(b"user:" + user_key.encode()).hexdigest()[:39]
     h = hashlib.sha256(function_fingerprint(fn))
+    if all(type(a) in _SIMPLE for a in args) and all(type(v) in _SIMPLE for v in kwargs.values()):
+        h.update(pickle.dumps((args, kwargs), 5))
+        return "k" + h.hexdigest()[:39]
     f = io.BytesIO()
     buffers: list = []
-    _KeyPickler(f, buffers).dump((args, kwargs))
+    if _plain(args, 0) and _plain(kwargs, 0):
+        _FastKeyPickler(f, buffers).dump((args, kwargs))  # same bytes for the same data, cheaper
+    else:
+        _KeyPickler(f, buffers).dump((args, kwargs))
     h.update(f.getvalue())
     for b in buffers:
         h.update(b.raw())
