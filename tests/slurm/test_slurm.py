@@ -1,0 +1,114 @@
+"""Real Slurm: a checkpointed dagmpi job is preempted (or requeued), restarts and resumes.
+
+Starts the one-node cluster of ``slurm/cluster.sh`` (Debian's slurmctld, slurmd, munge; .ci/run
+installs them).  Skips, saying why, only where those packages are not installed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "mpi"))
+from test_preemption import N_TASKS, N_PARTS, expected_hash  # noqa: E402
+
+CLUSTER = ROOT / "slurm" / "cluster.sh"
+SBATCH = ROOT / "slurm" / "dagmpi.sbatch"
+
+
+def sh(*cmd, timeout=60, check=True):
+    return subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, check=check)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    if shutil.which("slurmctld") is None and not os.path.exists("/usr/sbin/slurmctld"):
+        pytest.skip("Slurm is not installed (apt-get install -y --no-install-recommends "
+                    "slurmctld slurmd slurm-client munge); .ci/run installs it")
+    if os.geteuid() != 0:
+        pytest.skip("the one-node test cluster needs root (it writes /etc/slurm and starts daemons)")
+    r = subprocess.run(["bash", str(CLUSTER), "start"], capture_output=True, text=True, timeout=120)
+    if r.returncode == 3:
+        pytest.skip(r.stderr.strip())
+    assert r.returncode == 0, r.stderr
+    yield
+    subprocess.run(["bash", str(CLUSTER), "stop"], capture_output=True, text=True, timeout=120)
+
+
+def job_state(job: str) -> tuple[str, int]:
+    out = sh("scontrol", "show", "job", job).stdout
+    state = re.search(r"JobState=(\S+)", out).group(1)
+    restarts = int(re.search(r"Restarts=(\d+)", out).group(1))
+    return state, restarts
+
+
+def runs(log: Path) -> int:
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def submit(workdir: Path, ntasks: int, pause: float) -> str:
+    env = dict(os.environ, DAGMPI_PYTHON=sys.executable, PYTHONPATH=str(ROOT))
+    r = subprocess.run(["sbatch", "--parsable", "-p", "debug", "-n", str(ntasks), "-D", str(workdir),
+                        "--export=ALL", str(SBATCH), str(ROOT / "tests" / "scripts" / "ckpt_app.py"),
+                        str(workdir / "ckpt"), str(workdir / "runs.log"), str(N_PARTS), str(pause)],
+                       capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip().split(";")[0]
+
+
+def wait_until(pred, limit, what):
+    t0 = time.monotonic()
+    while not pred():
+        assert time.monotonic() - t0 < limit, f"timed out waiting for {what}"
+        time.sleep(0.3)
+
+
+def finish(job: str, workdir: Path) -> str:
+    try:
+        wait_until(lambda: job_state(job)[0] in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"), 150,
+                   f"job {job} to end")
+    finally:
+        subprocess.run(["scancel", job], capture_output=True, timeout=30)
+    out = (workdir / f"dagmpi-{job}.out").read_text()
+    state, restarts = job_state(job)
+    assert state == "COMPLETED", out[-3000:]
+    assert restarts >= 1, out[-3000:]
+    return out
+
+
+def check_result(out: str, workdir: Path) -> None:
+    results = re.findall(r"^RESULT (\S+)", out, re.M)
+    assert results == [expected_hash()], out[-3000:]
+    restored = int(re.findall(r"^RESTORED (\d+)", out, re.M)[-1])
+    assert restored > 0, out[-3000:]
+    assert "restart 1" in out, out[-3000:]
+    # the restart skipped what was saved: far fewer than two full runs
+    assert runs(workdir / "runs.log") <= N_TASKS + 4, runs(workdir / "runs.log")
+
+
+def test_preempted_job_is_requeued_and_resumes(cluster, tmp_path):
+    job = submit(tmp_path, 2, 0.3)
+    wait_until(lambda: runs(tmp_path / "runs.log") >= 4, 90, "the job to make progress")
+    urgent = sh("sbatch", "--parsable", "-p", "urgent", "-n", "4", "--wrap", "sleep 3").stdout.strip()
+    try:
+        out = finish(job, tmp_path)
+    finally:
+        subprocess.run(["scancel", urgent], capture_output=True, timeout=30)
+    assert "DUE TO PREEMPTION" in out and "preempted by SIGTERM" in out, out[-3000:]
+    check_result(out, tmp_path)
+
+
+def test_scontrol_requeue_restarts_and_resumes(cluster, tmp_path):
+    job = submit(tmp_path, 2, 0.3)
+    wait_until(lambda: runs(tmp_path / "runs.log") >= 4, 90, "the job to make progress")
+    sh("scontrol", "requeue", job)
+    out = finish(job, tmp_path)
+    check_result(out, tmp_path)
