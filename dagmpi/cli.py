@@ -140,15 +140,25 @@ def ckpt_main(argv: list[str]) -> int:
     """``python -m dagmpi ckpt ls|info PATH``: what a checkpoint directory holds."""
     p = argparse.ArgumentParser(prog="python -m dagmpi ckpt",
                                 description="Inspect a dagmpi checkpoint directory (read-only).")
-    p.add_argument("command", choices=["ls", "info"])
+    p.add_argument("command", choices=["ls", "info", "gc"],
+                   help="ls: entries; info: summary; gc: remove entries the newest completed run did not use")
     p.add_argument("path")
+    p.add_argument("--dry-run", action="store_true", help="gc: say what would be removed")
     ns = p.parse_args(argv)
     if not os.path.isdir(ns.path):
         sys.stderr.write(f"dagmpi ckpt: {ns.path!r} is not a directory\n")
         return EXIT_USAGE
     from .checkpoint import CheckpointError
-    from .checkpoint.hdf5 import scan
+    from .checkpoint.hdf5 import gc, scan
 
+    if ns.command == "gc":
+        try:
+            report = gc(ns.path, dry_run=ns.dry_run)
+        except CheckpointError as exc:
+            sys.stderr.write(f"dagmpi ckpt gc: {exc}\n")
+            return 1
+        print(json.dumps(report, indent=2))
+        return 0
     try:
         idx = scan(ns.path)
     except CheckpointError as exc:

@@ -49,6 +49,7 @@ class Driver(Client):
         self.ckpt_index: Any = None
         self.ckpt_dir = ""
         self.n_restored = 0
+        self.used_keys: set[str] = set()  # every task key of this run (for ``ckpt gc``)
         #: Seconds running tasks may go on after a preemption signal.
         self.grace = 10.0
         self._signal = 0  # set by a signal handler (SIGTERM/SIGUSR1): preempt
@@ -293,6 +294,7 @@ class Driver(Client):
         restored = save = None
         if ckpt is not None:
             key, marked = ckpt
+            self.used_keys.add(key)
             restored = self.ckpt_index.get(key) if self.ckpt_index is not None else None
             if restored is not None:
                 self.n_restored += 1
@@ -388,3 +390,7 @@ class Driver(Client):
             raise TimeoutError(f"dagmpi shutdown did not complete within {timeout} s")
         if self._fatal is not None:
             raise DagmpiError("the dagmpi runtime failed") from self._fatal
+        if self.ckpt_dir and self.used_keys:
+            from .checkpoint.hdf5 import write_manifest
+
+            write_manifest(self.ckpt_dir, self.used_keys)

@@ -277,3 +277,81 @@ class Reader:
             for f in self._files.values():
                 f.close()
             self._files.clear()
+
+
+MANIFEST_GLOB = "used-*.keys"
+
+
+def write_manifest(directory: str, keys: set[str]) -> str:
+    """Record the keys a completed run used (``ckpt gc`` keeps those); atomic."""
+    path = os.path.join(directory, f"used-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.keys")
+    tmp = path + ".tmp"
+    with open(tmp, "w") as fh:
+        fh.write("\n".join(sorted(keys)) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.rename(tmp, path)
+    return path
+
+
+def gc(directory: str, dry_run: bool = False) -> dict[str, Any]:
+    """Remove the entries that the newest completed run did not use.
+
+    Files with only unused entries are deleted; files with some are rewritten
+    (kept entries copied to a new complete file, then the old one removed).
+    Without a manifest (no run has completed yet) nothing is touched.
+    """
+    manifests = sorted(glob.glob(os.path.join(directory, MANIFEST_GLOB)), key=os.path.getmtime)
+    if not manifests:
+        raise CheckpointError(f"{directory}: no completed run recorded which entries it uses "
+                              f"({MANIFEST_GLOB}); nothing removed")
+    with open(manifests[-1]) as fh:
+        keep = {line.strip() for line in fh if line.strip()}
+    idx = scan(directory)
+    report: dict[str, Any] = {"manifest": manifests[-1], "kept": 0, "removed": 0, "files_deleted": [],
+                              "files_rewritten": [], "bytes_freed": 0, "warnings": idx.warnings}
+    by_file: dict[str, list[Location]] = {}
+    for loc in idx.entries.values():
+        by_file.setdefault(loc.path, []).append(loc)
+    for path in idx.files:
+        with h5py.File(path, "r", locking=False) as f:
+            present = _entries_of(f, path)
+        used = [loc for loc in present if loc.key in keep and idx.entries.get(loc.key) == loc]
+        dropped = len(present) - len(used)
+        report["kept"] += len(used)
+        report["removed"] += dropped
+        if not dropped:
+            continue
+        report["bytes_freed"] += sum(l.nbytes for l in present if l not in used)
+        if dry_run:
+            (report["files_rewritten"] if used else report["files_deleted"]).append(path)
+            continue
+        if used:
+            _rewrite(path, used)
+            report["files_rewritten"].append(path)
+        else:
+            os.remove(path)
+            report["files_deleted"].append(path)
+    return report
+
+
+def _rewrite(path: str, keep: list[Location]) -> None:
+    new = path[: -len(".h5")] + "-gc.h5"
+    tmp = new + ".tmp"
+    with h5py.File(path, "r", locking=False) as src, h5py.File(tmp, "w", locking=False) as dst:
+        for k, v in src.attrs.items():
+            dst.attrs[k] = v
+        ent = dst.create_group("entries")
+        for loc in keep:
+            src.copy(src["entries"][loc.key], ent, name=loc.key)
+        g = dst.create_group("index")
+        text = h5py.string_dtype()
+        g.create_dataset("key", data=np.array([l.key for l in keep], dtype=object), dtype=text)
+        g.create_dataset("name", data=np.array([l.name for l in keep], dtype=object), dtype=text)
+        g.create_dataset("kind", data=np.array([l.kind for l in keep], dtype=object), dtype=text)
+        g.create_dataset("nbytes", data=np.array([l.nbytes for l in keep], dtype=np.int64))
+        g.create_dataset("time", data=np.array([l.time for l in keep], dtype=np.float64))
+        dst.flush()
+        os.fsync(dst.id.get_vfd_handle())
+    os.rename(tmp, new)
+    os.remove(path)

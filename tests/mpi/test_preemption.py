@@ -135,3 +135,21 @@ def test_ckpt_cli_lists_entries(tmp_path):
     ls = subprocess.run([sys.executable, "-m", "dagmpi", "ckpt", "ls", str(ckpt)], capture_output=True,
                         text=True, timeout=60, cwd=str(ROOT))
     assert ls.returncode == 0 and "junk.h5" in ls.stderr and (ckpt / "junk.h5").exists()
+
+
+def test_ckpt_gc_keeps_only_what_the_last_run_used(tmp_path):
+    ckpt, log = tmp_path / "ckpt", tmp_path / "runs.log"
+    r = run_dagmpi(SCRIPTS / "ckpt_app.py", n=None, timeout=90, args=[ckpt, log, 4, 0.0])
+    assert r.returncode == 0, r
+    r = run_dagmpi(SCRIPTS / "ckpt_app.py", n=None, timeout=90, args=[ckpt, log, 2, 0.0])
+    assert r.returncode == 0 and "RESTORED 3" in r.stdout, r  # make 0, make 1, combine(0, 1)
+    gc = subprocess.run([sys.executable, "-m", "dagmpi", "ckpt", "gc", str(ckpt)], capture_output=True,
+                        text=True, timeout=60, cwd=str(ROOT))
+    assert gc.returncode == 0, gc
+    import json
+
+    report = json.loads(gc.stdout)
+    assert report["kept"] == 4 and report["removed"] == 5, report
+    before = runs(log)
+    r = run_dagmpi(SCRIPTS / "ckpt_app.py", n=None, timeout=90, args=[ckpt, log, 2, 0.0])
+    assert r.returncode == 0 and "RESTORED 4" in r.stdout and runs(log) == before, r
