@@ -38,6 +38,11 @@ def inc(x):
     return x + 1
 
 
+def settle() -> None:
+    """Every system gets the same pause between the throughput and the latency phase."""
+    time.sleep(1.0)
+
+
 def rss_kib() -> int:
     with open("/proc/self/status") as fh:
         for line in fh:
@@ -59,6 +64,7 @@ def run_dagmpi(sizes: list[int], chain: int, big: int) -> dict:
         dagmpi.wait(ts)
         out["independent"][n] = n / (time.perf_counter() - t0)
         del ts
+    settle()  # let the releases of the 100k handles drain before timing latency
     t0 = time.perf_counter()
     t = dagmpi.spawn(inc, 0)
     for _ in range(chain - 1):
@@ -102,6 +108,7 @@ def run_futures(sizes: list[int], chain: int) -> dict:
             for f in fs:
                 f.result()
             out["independent"][n] = n / (time.perf_counter() - t0)
+        settle()
         t0 = time.perf_counter()
         x = 0
         for _ in range(chain):
@@ -145,6 +152,7 @@ def run_raw(sizes: list[int], chain: int) -> dict:
             inflight[st.Get_source()] -= 1
             got += 1
         out["independent"][n] = n / (time.perf_counter() - t0)
+    settle()
     t0 = time.perf_counter()
     x = 0
     for i in range(chain):
@@ -159,7 +167,14 @@ def run_raw(sizes: list[int], chain: int) -> dict:
 def run_dask(sizes: list[int], chain: int, workers: int) -> dict:
     import logging
 
+    import dask
     from dask.distributed import Client, LocalCluster, wait
+
+    # 100k futures on 2 cores starve Dask's event loop: without long timeouts the client
+    # loses its scheduler connection (CommClosedError) before the run ends
+    dask.config.set({"distributed.comm.timeouts.connect": "600s",
+                     "distributed.comm.timeouts.tcp": "600s",
+                     "distributed.scheduler.worker-ttl": None})
 
     logging.getLogger("distributed").setLevel(logging.ERROR)
     out: dict = {"independent": {}}
@@ -172,6 +187,7 @@ def run_dask(sizes: list[int], chain: int, workers: int) -> dict:
             wait(fs)
             out["independent"][n] = n / (time.perf_counter() - t0)
             del fs
+        settle()
         t0 = time.perf_counter()
         f = client.submit(inc, 0, pure=False)
         for _ in range(chain - 1):

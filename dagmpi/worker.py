@@ -386,7 +386,7 @@ class Worker(Client):
             self._writer = Writer(self.ckpt_dir, self.rank)
         return self._writer
 
-    def close_checkpoint(self, timeout: Optional[float] = 60.0) -> int:
+    def close_checkpoint(self, timeout: Optional[float] = None) -> int:
         """Make every saved result durable; return how many this rank saved."""
         if self._writer is None:
             return 0

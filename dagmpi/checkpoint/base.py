@@ -30,6 +30,8 @@ class Location:
     nbytes: int = 0
     kind: str = ""  # "array" (native HDF5 dataset) or "pickle"
     time: float = 0.0
+    offset: int = -1  # pickled values: where in the file's /blob (-1: a dataset of its own)
+    length: int = 0
 
 
 @dataclass

@@ -3,12 +3,13 @@
 Layout of one file (readable with h5py or ``h5dump``)::
 
     /                    attrs: format="dagmpi-checkpoint", version, rank, created
-    /entries/<key>       a dataset: the value itself for a numpy (or CuPy) array,
-                         else the pickled bytes (uint8); attrs: name, kind, type,
-                         nbytes, time
-    /index/{key,name,kind,nbytes,time}
-                         one row per entry, written when the file is completed,
-                         so a restart indexes 100k entries without 100k reads
+    /entries/<key>       a numpy (or CuPy, copied to host) array result, as a native
+                         dataset; attrs: name, type
+    /blob                every other result, pickled, back to back (uint8)
+    /index/{key,name,kind,nbytes,time,offset,length}
+                         one row per entry ("array" or "pickle"; offset/length into
+                         /blob), written when the file is completed, so a restart
+                         indexes 100k entries with one read per column
 
 A rank appends entries to ``<dir>/rank<r>-<pid>-<n>.h5.tmp``; every
 ``roll_seconds`` or ``roll_entries`` (and on close) the file is flushed,
@@ -45,6 +46,65 @@ def _to_host(value: Any) -> Any:
     return value
 
 
+class _FileBuilder:
+    """Builds one checkpoint file under a ``.tmp`` name; :meth:`finish` makes it
+    complete (index table, flush, fsync, atomic rename).  Arrays become datasets
+    of their own; other values are pickled into one ``/blob`` per file (one
+    dataset per small value would cost ~1 ms each in HDF5)."""
+
+    def __init__(self, final: str, rank: int) -> None:
+        self.final = final
+        self.tmp = final + ".tmp"
+        self.f = h5py.File(self.tmp, "w", locking=False)
+        self.f.attrs["format"] = FORMAT
+        self.f.attrs["version"] = VERSION
+        self.f.attrs["rank"] = rank
+        self.f.attrs["created"] = time.time()
+        self.entries = self.f.create_group("entries")
+        self.blob = bytearray()
+        self.rows: list[tuple] = []  # key, name, kind, nbytes, time, offset, length
+        self.keys: set[str] = set()
+        self.nbytes = 0
+
+    def add_array(self, key: str, name: str, value: np.ndarray, when: float, typ: str) -> None:
+        ds = self.entries.create_dataset(key, data=value)
+        ds.attrs["name"] = name
+        ds.attrs["type"] = typ
+        self._row(key, name, "array", value.nbytes, when, -1, 0)
+
+    def add_pickled(self, key: str, name: str, data: bytes, when: float) -> None:
+        off = len(self.blob)
+        self.blob += data
+        self._row(key, name, "pickle", len(data), when, off, len(data))
+
+    def _row(self, key: str, name: str, kind: str, nbytes: int, when: float, off: int, length: int) -> None:
+        self.rows.append((key, name, kind, nbytes, when, off, length))
+        self.keys.add(key)
+        self.nbytes += nbytes
+
+    def finish(self) -> None:
+        f, rows = self.f, self.rows
+        f.create_dataset("blob", data=np.frombuffer(bytes(self.blob), dtype=np.uint8))
+        g = f.create_group("index")
+        text = h5py.string_dtype()
+        g.create_dataset("key", data=np.array([r[0] for r in rows], dtype=object), dtype=text)
+        g.create_dataset("name", data=np.array([r[1] for r in rows], dtype=object), dtype=text)
+        g.create_dataset("kind", data=np.array([r[2] for r in rows], dtype=object), dtype=text)
+        g.create_dataset("nbytes", data=np.array([r[3] for r in rows], dtype=np.int64))
+        g.create_dataset("time", data=np.array([r[4] for r in rows], dtype=np.float64))
+        g.create_dataset("offset", data=np.array([r[5] for r in rows], dtype=np.int64))
+        g.create_dataset("length", data=np.array([r[6] for r in rows], dtype=np.int64))
+        f.flush()
+        os.fsync(f.id.get_vfd_handle())  # h5py's flush alone does not reach the disk
+        f.close()
+        os.rename(self.tmp, self.final)
+        dfd = os.open(os.path.dirname(self.final) or ".", os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
 class Writer:
     """Saves results of one rank.  ``add`` is cheap (a queue); a thread writes.
 
@@ -54,7 +114,7 @@ class Writer:
     """
 
     def __init__(self, directory: str, rank: int, roll_seconds: float = 2.0,
-                 roll_entries: int = 2000, roll_bytes: int = 1 << 30) -> None:
+                 roll_entries: int = 20000, roll_bytes: int = 1 << 30) -> None:
         os.makedirs(directory, exist_ok=True)
         self.directory = directory
         self.rank = rank
@@ -63,11 +123,8 @@ class Writer:
         self.roll_bytes = roll_bytes
         self.written = 0
         self._q: queue.SimpleQueue = queue.SimpleQueue()
-        self._file: Optional[h5py.File] = None
-        self._tmp = ""
+        self._file: Optional[_FileBuilder] = None
         self._n_files = 0
-        self._entries = 0
-        self._bytes = 0
         self._opened = 0.0
         self._error: Optional[BaseException] = None
         self._thread = threading.Thread(target=self._run, name=f"rank{rank}-ckpt", daemon=True)
@@ -82,7 +139,7 @@ class Writer:
         self._q.put(("add", key, name, value))
 
     def flush(self, timeout: Optional[float] = None) -> None:
-        """Make everything queued so far durable (close and rename the current file)."""
+        """Make everything queued so far durable (complete the current file)."""
         if not self._thread.is_alive():
             return
         done = threading.Event()
@@ -112,8 +169,9 @@ class Writer:
                 kind = item[0]
                 if kind == "add":
                     self._write(item[1], item[2], item[3])
-                    if (self._entries >= self.roll_entries or self._bytes >= self.roll_bytes
-                            or time.monotonic() - self._opened >= self.roll_seconds):
+                    f = self._file
+                    if f is not None and (len(f.rows) >= self.roll_entries or f.nbytes >= self.roll_bytes
+                                          or time.monotonic() - self._opened >= self.roll_seconds):
                         self._roll()
                 elif kind == "roll":
                     self._roll()
@@ -126,67 +184,28 @@ class Writer:
                 if item is not None and item[0] == "roll":
                     item[1].set()
 
-    def _open(self) -> h5py.File:
-        self._n_files += 1
-        base = f"rank{self.rank}-{os.getpid()}-{int(time.time() * 1000)}-{self._n_files}.h5"
-        self._tmp = os.path.join(self.directory, base + ".tmp")
-        f = h5py.File(self._tmp, "w", locking=False)
-        f.attrs["format"] = FORMAT
-        f.attrs["version"] = VERSION
-        f.attrs["rank"] = self.rank
-        f.attrs["created"] = time.time()
-        f.create_group("entries")
-        self._file, self._entries, self._bytes, self._opened = f, 0, 0, time.monotonic()
-        self._rows: list[tuple] = []
-        return f
-
     def _write(self, key: str, name: str, value: Any) -> None:
-        f = self._file or self._open()
-        grp = f["entries"]
-        if key in grp:
+        f = self._file
+        if f is None:
+            self._n_files += 1
+            base = f"rank{self.rank}-{os.getpid()}-{int(time.time() * 1000)}-{self._n_files}.h5"
+            f = self._file = _FileBuilder(os.path.join(self.directory, base), self.rank)
+            self._opened = time.monotonic()
+        if key in f.keys:
             return
         value = _to_host(value)
+        now = time.time()
         if isinstance(value, np.ndarray) and not value.dtype.hasobject:
-            ds = grp.create_dataset(key, data=value)
-            ds.attrs["kind"] = "array"
-            nbytes = value.nbytes
+            f.add_array(key, name, value, now, f"{type(value).__module__}.{type(value).__qualname__}")
         else:
-            data = cloudpickle.dumps(value, protocol=5)
-            ds = grp.create_dataset(key, data=np.frombuffer(data, dtype=np.uint8))
-            ds.attrs["kind"] = "pickle"
-            nbytes = len(data)
-        ds.attrs["name"] = name
-        ds.attrs["type"] = f"{type(value).__module__}.{type(value).__qualname__}"
-        ds.attrs["nbytes"] = nbytes
-        ds.attrs["time"] = time.time()
-        self._entries += 1
-        self._bytes += nbytes
+            f.add_pickled(key, name, cloudpickle.dumps(value, protocol=5), now)
         self.written += 1
-        self._rows.append((key, name, ds.attrs["kind"], nbytes, ds.attrs["time"]))
 
     def _roll(self) -> None:
         f = self._file
-        if f is None:
-            return
-        self._file = None
-        rows = self._rows
-        g = f.create_group("index")
-        text = h5py.string_dtype()
-        g.create_dataset("key", data=np.array([r[0] for r in rows], dtype=object), dtype=text)
-        g.create_dataset("name", data=np.array([r[1] for r in rows], dtype=object), dtype=text)
-        g.create_dataset("kind", data=np.array([r[2] for r in rows], dtype=object), dtype=text)
-        g.create_dataset("nbytes", data=np.array([r[3] for r in rows], dtype=np.int64))
-        g.create_dataset("time", data=np.array([r[4] for r in rows], dtype=np.float64))
-        f.flush()
-        os.fsync(f.id.get_vfd_handle())
-        f.close()
-        final = self._tmp[: -len(".tmp")]
-        os.rename(self._tmp, final)
-        dfd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        if f is not None:
+            self._file = None
+            f.finish()
 
 
 def scan(directory: str) -> Index:
@@ -237,8 +256,10 @@ def _entries_of(f: "h5py.File", path: str) -> list[Location]:
         kinds = g["kind"].asstr()[()]
         sizes = g["nbytes"][()]
         times = g["time"][()]
-        return [Location(path, str(k), str(n), int(b), str(c), float(t))
-                for k, n, c, b, t in zip(keys, names, kinds, sizes, times)]
+        offs = g["offset"][()]
+        lens = g["length"][()]
+        return [Location(path, str(k), str(n), int(b), str(c), float(t), int(o), int(ln))
+                for k, n, c, b, t, o, ln in zip(keys, names, kinds, sizes, times, offs, lens)]
     out = []
     for key, ds in f["entries"].items():
         a = ds.attrs
@@ -263,14 +284,18 @@ class Reader:
                 except Exception as exc:
                     raise CheckpointError(f"cannot open checkpoint file {loc.path}: {exc}") from exc
             try:
-                ds = f["entries"][loc.key]
-                kind = ds.attrs.get("kind", "")
-                data = ds[()]
+                if loc.offset >= 0:
+                    raw = f["blob"][loc.offset:loc.offset + loc.length].tobytes()
+                    kind = "pickle"
+                else:
+                    ds = f["entries"][loc.key]
+                    kind = ds.attrs.get("kind", loc.kind)
+                    raw = ds[()]
             except Exception as exc:
                 raise CheckpointError(f"{loc.path}: cannot read entry {loc.key}: {exc}") from exc
         if kind == "array":
-            return np.asarray(data) if np.ndim(data) == 0 else data
-        return pickle.loads(data.tobytes())
+            return np.asarray(raw) if np.ndim(raw) == 0 else raw
+        return pickle.loads(raw if isinstance(raw, bytes) else raw.tobytes())
 
     def close(self) -> None:
         with self._lock:
@@ -336,22 +361,14 @@ def gc(directory: str, dry_run: bool = False) -> dict[str, Any]:
 
 
 def _rewrite(path: str, keep: list[Location]) -> None:
-    new = path[: -len(".h5")] + "-gc.h5"
-    tmp = new + ".tmp"
-    with h5py.File(path, "r", locking=False) as src, h5py.File(tmp, "w", locking=False) as dst:
-        for k, v in src.attrs.items():
-            dst.attrs[k] = v
-        ent = dst.create_group("entries")
+    with h5py.File(path, "r", locking=False) as src:
+        b = _FileBuilder(path[: -len(".h5")] + "-gc.h5", int(src.attrs.get("rank", -1)))
         for loc in keep:
-            src.copy(src["entries"][loc.key], ent, name=loc.key)
-        g = dst.create_group("index")
-        text = h5py.string_dtype()
-        g.create_dataset("key", data=np.array([l.key for l in keep], dtype=object), dtype=text)
-        g.create_dataset("name", data=np.array([l.name for l in keep], dtype=object), dtype=text)
-        g.create_dataset("kind", data=np.array([l.kind for l in keep], dtype=object), dtype=text)
-        g.create_dataset("nbytes", data=np.array([l.nbytes for l in keep], dtype=np.int64))
-        g.create_dataset("time", data=np.array([l.time for l in keep], dtype=np.float64))
-        dst.flush()
-        os.fsync(dst.id.get_vfd_handle())
-    os.rename(tmp, new)
+            if loc.offset >= 0:
+                b.add_pickled(loc.key, loc.name, src["blob"][loc.offset:loc.offset + loc.length].tobytes(),
+                              loc.time)
+            else:
+                ds = src["entries"][loc.key]
+                b.add_array(loc.key, loc.name, ds[()], loc.time, str(ds.attrs.get("type", "")))
+        b.finish()
     os.remove(path)

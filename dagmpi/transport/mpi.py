@@ -289,7 +289,12 @@ class MPITransport(Transport):
             self._drain(out)
             if out:
                 break
-            delay = min(delay * 2, self.poll_max)
+            if self._pending:
+                # a large send moves only while this rank keeps calling MPI
+                # (MPICH copies it through shared memory in chunks): stay close
+                delay = 2e-5
+            else:
+                delay = min(delay * 2, self.poll_max)
         self._last_active = time.perf_counter()
         return out
 
