@@ -129,18 +129,22 @@ class Client:
             policy = (retries, retry_on, options.timeout)
         if needs is not None or ranks is not None:
             self._check_placeable(ranks, needs)
-        fn_id, fn_bytes = self.fns.get(fn)
-        payload, buffers, deps = serialize.dump_args(args, kwargs)
         name = options.name or getattr(fn, "__qualname__", None) or type(fn).__name__
-        tid = (self.rank << ID_SHIFT) | next(self._ids)
-        task = Task(tid, name, self)
-        ckpt = None
+        ckpt = key = None
         if self.checkpointing:
             from .keys import task_key
 
-            task._key = task_key(fn, args, kwargs, options.key)
+            key = task_key(fn, args, kwargs, options.key)
+            where = self._saved(key)
+            if where is not None:  # completed from the checkpoint: nothing to pickle or run
+                return self._spawn_restored(name, key, where)
             save = self.checkpoint_all if options.checkpoint is None else options.checkpoint
-            ckpt = (task._key, save)
+            ckpt = (key, save)
+        fn_id, fn_bytes = self.fns.get(fn)
+        payload, buffers, deps = serialize.dump_args(args, kwargs)
+        tid = (self.rank << ID_SHIFT) | next(self._ids)
+        task = Task(tid, name, self)
+        task._key = key
         if self.auto_watch:
             with self._cond:
                 self._watch[tid] = [task]
@@ -153,6 +157,23 @@ class Client:
             outq.append(("sub", tid, name, fn_id, fn_bytes, payload, buffers, deps,
                          options.priority, ranks, self.auto_watch, needs, near, policy, ckpt))
             if len(outq) == 1:  # else the loop has not drained the queue yet: no new wake-up needed
+                self.wakeup()
+        return task
+
+    def _saved(self, key: str) -> Any:
+        """Where a saved result of ``key`` is, if this rank knows (rank 0 holds the index)."""
+        return None
+
+    def _spawn_restored(self, name: str, key: str, where: Any) -> Task:
+        tid = (self.rank << ID_SHIFT) | next(self._ids)
+        task = Task(tid, name, self)
+        task._key = key
+        task._owner = where
+        task._state = FINISHED
+        with self._spawn_lock:
+            outq = self._outq
+            outq.append(("rsub", tid, name, key, where))
+            if len(outq) == 1:
                 self.wakeup()
         return task
 

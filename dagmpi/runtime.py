@@ -173,6 +173,10 @@ class Driver(Client):
                  "resources": {k: v for k, v in offers[r].items() if k != "gpu_ids"}}
                 for r in sorted(offers)]
 
+    def _saved(self, key: str) -> Any:
+        index = self.ckpt_index
+        return None if index is None else index.get(key)
+
     def _check_placeable(self, ranks: Optional[frozenset], needs: Optional[dict]) -> None:
         from .scheduler import unplaceable
 
@@ -270,6 +274,11 @@ class Driver(Client):
             kind = m[0]
             if kind == "sub":
                 events.append(self._submitted(self.rank, m))
+            elif kind == "rsub":  # spawned here, found in the checkpoint (Client._spawn_restored)
+                _, tid, name, key, where = m
+                self.used_keys.add(key)
+                self.n_restored += 1
+                events.append(ev.TaskSubmitted(tid, name, (), None, self.rank, restored=where))
             elif kind == "rel":
                 events.append(ev.HandleReleased(m[1]))
             elif kind == "acq":

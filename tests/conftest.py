@@ -47,10 +47,15 @@ def run_dagmpi(script: str | Path, n: int | None = None, timeout: float = 60, ar
     full_env.update(env or {})
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=full_env, start_new_session=True, cwd=str(ROOT))
+    return wait_or_kill(proc, timeout)
+
+
+def wait_or_kill(proc: subprocess.Popen, timeout: float) -> Result:
+    """Wait for a job started in its own session; on timeout kill the whole group and fail."""
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
-        pytest.fail(f"timed out after {timeout} s (hang): {' '.join(cmd)}\n{Result(-9, out, err)!r}")
+        pytest.fail(f"timed out after {timeout} s (hang): {proc.args}\n{Result(-9, out, err)!r}")
     return Result(proc.returncode, out, err)

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ROOT, SCRIPTS, find_mpiexec, run_dagmpi
+from conftest import ROOT, SCRIPTS, find_mpiexec, run_dagmpi, wait_or_kill
 
 N_PARTS = 16
 N_TASKS = 2 * N_PARTS  # 16 make + 15 combine + 1 summary
@@ -63,13 +63,8 @@ def wait_for_runs(log, k, proc, limit=60.0):
 
 
 def finish(proc, timeout=90):
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"hang: {err[-2000:]}")
-    return proc.returncode, out, err
+    r = wait_or_kill(proc, timeout)
+    return r.returncode, r.stdout, r.stderr
 
 
 def result_of(out: str) -> str:
