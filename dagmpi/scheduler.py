@@ -33,28 +33,8 @@ State (all of it owned and mutated by this class only)
     A heap of ``(-priority, seq, task_id)`` of READY tasks.  Ties run in
     submission order.
 
-Policy
-------
-Order: ready tasks leave the heap by user priority, then depth (a task one
-level below its deepest input goes before new roots: reductions and chains
-finish before more data is produced), then by how many inputs they are the
-last consumer of (memory they free), then submission order.
-
-Placement: a ready task goes to the worker with the smallest estimated finish
-time among those with free capacity that its scope and resources allow: queue
-wait (load / slots times the mean task duration seen so far) plus the time to
-move the inputs it does not already hold (bytes / bandwidth).  Large inputs
-pull a task to the rank that owns them; small ones let balance win.  A worker
-holds at most ``capacity`` unblocked tasks (its slots plus a queue sized to
-cover ``queue_window`` seconds of work, see :meth:`Scheduler._update_capacity`).
-
-Running ahead: a task whose unfinished inputs are all assigned to one rank is
-assigned there at once; the worker starts it when the inputs exist, so a chain
-does not round-trip through rank 0 per task.
-
-Stealing: when a rank has idle slots and nothing is ready, the newest queued
-tasks of a busy rank are asked back (:class:`~dagmpi.events.Steal`); those not
-started come back (:class:`~dagmpi.events.TasksReturned`) and are placed again.
+Policy (order, placement, queue depth, running ahead, stealing) lives in
+:mod:`dagmpi.policy`, a mixin of :class:`Scheduler` that reads the same state.
 
 Failures: a task that fails makes every task that (transitively) consumes it
 fail with :class:`UpstreamFailure`; unrelated tasks carry on.
@@ -82,10 +62,12 @@ from .events import (
     TaskUnblocked,
     StuckReturned,
     TasksReturned,
-    Steal,
     WatchRequested,
     WorkerJoined,
 )
+from .policy import Placement, unplaceable
+
+__all__ = ["Scheduler", "UpstreamFailure", "ImpossibleScope", "UnknownDependency", "unplaceable"]
 from .states import FIRST_FINAL, LEGAL_MOVES, TaskState, check_transition
 
 # Module-level aliases: looking an enum member up on its class is slow on the hot path.
@@ -176,7 +158,7 @@ class _Worker:
         self.backlog = 0.0  # estimated seconds of work of its unblocked assigned tasks
 
 
-class Scheduler:
+class Scheduler(Placement):
     """Event-driven DAG scheduler; see the module docstring for its state."""
 
     def __init__(self, prefetch: int = 2, queue_window: float = 2e-3, max_queue: int = 256) -> None:
@@ -459,24 +441,6 @@ class Scheduler:
         t.blocked = False
         t.worker = None
 
-    def estimate(self, t: _Task) -> float:
-        """Expected run time of ``t``: the recent mean of its function on its
-        processor kind, else the mean of all tasks so far."""
-        est = self._fn_mean.get((t.fn, t.needs is not None and "gpu" in t.needs))
-        return self._mean_duration if est is None else est
-
-    def _update_capacity(self) -> None:
-        """Tasks a worker may hold beyond its slots: at least ``prefetch``, and
-        enough queued work to keep each slot busy for ``queue_window`` seconds at
-        the mean task duration (at most ``max_queue`` per slot).  Short tasks then
-        never leave a worker idle during a round trip to rank 0, while long ones
-        stay with the scheduler, free to go to whichever rank frees up first."""
-        per_slot = 0
-        if self.queue_window > 0:
-            per_slot = min(self.max_queue, int(self.queue_window / max(self._mean_duration, 1e-9)))
-        for w in self.workers.values():
-            w.capacity = w.slots + max(self.prefetch, per_slot * w.slots)
-
     def _fail(self, t: _Task, error: Any) -> None:
         """Fail ``t`` and, transitively, every task that consumes it."""
         stack = [(t, error)]
@@ -520,122 +484,6 @@ class Scheduler:
 
     # ----------------------------------------------------------- placement
 
-    def _schedule(self) -> None:
-        ready = self.ready
-        if not ready or not self.workers:
-            return
-        free = sum(max(0, w.capacity - w.load) for w in self.workers.values() if not w.stuck)
-        deferred = []
-        tasks = self.tasks
-        while ready and free > 0:
-            item = heapq.heappop(ready)
-            t = tasks.get(item[-1])
-            if t is None or t.state is not _READY:
-                continue
-            w = self._choose_worker(t)
-            if w is None:
-                deferred.append(item)
-                continue
-            self._assign(t, w)
-            free -= 1
-        for item in deferred:
-            heapq.heappush(ready, item)
-
-    def can_ever_run(self, ranks: Optional[frozenset], needs: Optional[dict]) -> Optional[str]:
-        """``None`` if some joined worker could run such a task, else why not."""
-        return unplaceable({r: w.total for r, w in self.workers.items()}, ranks, needs)
-
-    def _n_steal_candidates(self) -> int:
-        """Cheap pre-check: ranks with queued tasks beyond their slots (0: no stealing)."""
-        if self.ready or len(self.workers) < 2:
-            return 0
-        return sum(1 for w in self.workers.values() if w.load > w.slots)
-
-    def _steal(self) -> None:
-        """Idle slots while another rank has tasks queued: ask for some back.
-
-        A worker runs its queue in order, so the most recently assigned tasks
-        are the ones not started; the victim returns those it has not started
-        (:class:`TasksReturned`) and they are placed again, on the idle rank.
-        """
-        if self.ready:
-            return  # placement could not fill the idle slots with ready work: stealing would not help
-        idle = [w for w in self.workers.values() if w.load < w.slots]
-        if not idle:
-            return
-        tasks = self.tasks
-        for v in sorted(self.workers.values(), key=lambda w: w.slots - w.load):
-            queued = v.load - v.slots - len(v.stealing)
-            if queued <= 0 or not idle:
-                continue
-            want = sum(w.capacity - w.load for w in idle)
-            take = []
-            for tid in reversed(v.assigned):
-                if len(take) >= min(want, (queued + 1) // 2):
-                    break
-                t = tasks[tid]
-                if t.blocked or tid in v.stealing or t.near is not None or t.waiting:
-                    continue
-                if any((c := tasks.get(d)) is not None and c.state is _ASSIGNED and c.waiting
-                       for d in t.dependents):
-                    continue  # a task ran ahead on this rank and waits for it there
-                # inputs held by the victim would have to move: worth it only
-                # when that is quicker than waiting in the victim's queue
-                held = sum(tasks[d].nbytes for d in t.deps if tasks[d].owner == v.rank)
-                if held / self.bandwidth > queued * self._mean_duration:
-                    continue
-                if any(self._fits(t, w) for w in idle):
-                    take.append(tid)
-            if take:
-                v.stealing.update(take)
-                self._out.append(Steal(v.rank, tuple(take)))
-                idle = idle[1:] if len(take) >= want else idle
-
-    def _fits(self, t: _Task, w: _Worker) -> bool:
-        if t.ranks is not None and w.rank not in t.ranks:
-            return False
-        if t.needs is not None and any(w.total.get(k, 0) < v for k, v in t.needs.items()):
-            return False
-        return True
-
-    def _choose_worker(self, t: _Task) -> Optional[_Worker]:
-        """The worker with the earliest estimated finish time for ``t``."""
-        tasks = self.tasks
-        needs = t.needs
-        ranks = t.ranks
-        if t.near is not None:
-            near = tasks.get(t.near)
-            home = None if near is None else (near.owner if near.owner is not None else near.worker)
-            if home is not None and (ranks is None or home in ranks):
-                ranks = frozenset([home])
-        local: dict[int, int] = {}
-        total = 0
-        for d in t.deps:
-            dep = tasks[d]
-            total += dep.nbytes
-            local[dep.owner] = local.get(dep.owner, 0) + dep.nbytes
-        best: Optional[_Worker] = None
-        best_cost = 0.0
-        bw = self.bandwidth
-        avoid = t.avoid
-        if avoid is not None and not any(
-                w.rank not in avoid and not w.stuck and self._fits(t, w) for w in self.workers.values()):
-            avoid = None  # every rank that could run it failed it already: any will do
-        for w in self.workers.values():
-            if w.load >= w.capacity or w.stuck or (ranks is not None and w.rank not in ranks):
-                continue
-            if needs is not None and any(w.total.get(k, 0) - w.used.get(k, 0) < v
-                                         for k, v in needs.items()):
-                continue
-            if avoid is not None and w.rank in avoid:
-                continue
-            # queue wait on this rank + moving the inputs it does not hold (the run
-            # time itself is the same on every rank of one processor kind)
-            cost = w.backlog / w.slots + (total - local.get(w.rank, 0)) / bw
-            if best is None or cost < best_cost:
-                best, best_cost = w, cost
-        return best
-
     def _assign(self, t: _Task, w: _Worker) -> None:
         self._set_state(t, _ASSIGNED)
         t.worker = w.rank
@@ -657,38 +505,6 @@ class Scheduler:
                 ct = tasks.get(c)
                 if ct is not None and ct.state is _WAITING:
                     self._run_ahead(ct)
-
-    def _run_ahead(self, t: _Task) -> None:
-        """Assign a waiting task to the rank where all its unfinished inputs are
-        being computed, if it has room: that rank starts it the moment the
-        inputs exist, with no round trip through rank 0 (a chain of tasks runs
-        at the worker's pace).  Inputs that are already finished elsewhere are
-        pulled as usual."""
-        tasks = self.tasks
-        home = None
-        for d in t.deps:
-            dep = tasks[d]
-            if dep.state is _FINISHED:
-                continue
-            if dep.state is not _ASSIGNED or dep.blocked or dep.retries or \
-                    (home is not None and dep.worker != home):
-                return
-            home = dep.worker
-        if home is None:
-            return
-        w = self.workers[home]
-        if not self._fits(t, w) or t.near is not None or w.stuck:
-            return
-        if w.load >= w.capacity:
-            if not t.in_ahead:  # retried when a task of this rank ends
-                t.in_ahead = True
-                w.ahead.append(t.id)
-            return
-        if t.needs is not None and any(w.total.get(k, 0) - w.used.get(k, 0) < v
-                                       for k, v in t.needs.items()):
-            return
-        self.n_run_ahead += 1
-        self._assign(t, w)
 
     # ----------------------------------------------------------- checking
 
@@ -734,20 +550,6 @@ class Scheduler:
             for k in set(used) | set(w.used):
                 assert abs(used.get(k, 0) - w.used.get(k, 0)) < 1e-9, f"worker {w.rank}: {k} used"
                 assert w.used.get(k, 0) <= w.total.get(k, 0) + 1e-9, f"worker {w.rank}: {k} over"
-
-
-def unplaceable(offers: dict[int, dict], ranks: Optional[frozenset], needs: Optional[dict]) -> Optional[str]:
-    """Why no rank of ``offers`` (rank -> resources offered) can ever run a task
-    restricted to ``ranks`` that holds ``needs``; ``None`` if one can."""
-    cands = [r for r in offers if ranks is None or r in ranks]
-    if not cands:
-        return f"it may only run on rank(s) {sorted(ranks or ())}, which are not worker ranks"
-    if needs:
-        if not any(all(offers[r].get(k, 0) >= v for k, v in needs.items()) for r in cands):
-            offered = {r: {k: offers[r].get(k, 0) for k in needs} for r in sorted(cands)}
-            return (f"it needs {needs}, but no rank offers that much (worker ranks offer {offered}); "
-                    "check the scope/resources, or start ranks that have them")
-    return None
 
 
 def _root(error: Any) -> Any:

@@ -5,7 +5,6 @@
 Prints ``RESULT <sha256 of the final array>`` and ``RESTORED <n>``.
 """
 import hashlib
-import os
 import sys
 import time
 
