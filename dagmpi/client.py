@@ -148,6 +148,7 @@ class Client:
         if self.auto_watch:
             with self._cond:
                 self._watch[tid] = [task]
+            task._watched = True
         with self._spawn_lock:
             if fn_id in self._fn_sent:
                 fn_bytes = None
@@ -203,15 +204,17 @@ class Client:
 
     def watch(self, task: Task) -> None:
         """Ask to be told when ``task`` ends (idempotent)."""
+        if task._watched:  # registered already (every task the driver spawns is)
+            return
         with self._cond:
             if task._state != PENDING:
                 return
+            task._watched = True
             lst = self._watch.get(task.id)
             if lst is None:
                 self._watch[task.id] = [task]
             else:
-                if not any(t is task for t in lst):
-                    lst.append(task)
+                lst.append(task)
                 return
         self._outq.append(("watch", task.id))
         self.wakeup()

@@ -20,6 +20,7 @@ class Task:
     """
 
     __slots__ = ("id", "name", "_client", "_state", "_owner", "_error", "_value", "_has_value", "_key",
+                 "_watched",
                  "__weakref__")
 
     def __init__(self, task_id: int, name: str, client: "Client") -> None:
@@ -32,6 +33,7 @@ class Task:
         self._value: Any = None
         self._has_value = False
         self._key: Optional[str] = None  # checkpoint key, when checkpointing is on
+        self._watched = False  # registered with its client for the end notice
 
     # -------------------------------------------------------- public API
 
