@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import queue
 import socket
 import threading
 import time
@@ -37,61 +36,13 @@ from . import serialize
 from .client import _CURRENT, Client
 from .checkpoint.base import Location
 from .errors import ErrorInfo
+from .jobs import Executor as _Executor
+from .jobs import Job as _Job
 from .transport.base import Transport
 
 log = logging.getLogger(__name__)
 
 SCHEDULER = 0
-
-
-class _Job:
-    __slots__ = ("id", "name", "fn_id", "payload", "buffers", "inputs", "missing", "failed", "needs",
-                 "policy", "attempt", "timed_out", "save")
-
-    def __init__(self, msg: tuple) -> None:
-        (_, self.id, self.name, self.fn_id, self.payload, self.buffers, inputs, self.needs,
-         self.policy, self.attempt, self.save) = msg
-        self.timed_out = False
-        self.inputs: Any = inputs  # tuple of (dep_id, owner), then dict dep_id -> value
-        self.missing = 0
-        self.failed: Any = None
-
-
-class _Executor:
-    """Threads for user code; grows when every thread is busy or blocked."""
-
-    def __init__(self, run: Callable[[_Job], None], name: str) -> None:
-        self._run = run
-        self._name = name
-        self._q: queue.SimpleQueue = queue.SimpleQueue()
-        self._idle = 0
-        self._lock = threading.Lock()
-        self.threads: list[threading.Thread] = []
-
-    def submit(self, job: _Job) -> None:
-        with self._lock:
-            spawn = self._idle == 0
-            if not spawn:
-                self._idle -= 1
-        self._q.put(job)
-        if spawn:
-            t = threading.Thread(target=self._loop, name=f"{self._name}-exec{len(self.threads)}", daemon=True)
-            self.threads.append(t)
-            t.start()
-
-    def _loop(self) -> None:
-        q = self._q
-        while True:
-            job = q.get()
-            if job is None:
-                return
-            self._run(job)
-            with self._lock:
-                self._idle += 1
-
-    def stop(self) -> None:
-        for _ in self.threads:
-            self._q.put(None)
 
 
 class Worker(Client):

@@ -1,0 +1,60 @@
+"""A worker's units of work: one task to run (:class:`Job`) and the threads
+that run user code off the communication loop (:class:`Executor`)."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any, Callable
+
+
+class Job:
+    """One ``exec`` message on a worker: what to run, and its inputs as they arrive."""
+
+    __slots__ = ("id", "name", "fn_id", "payload", "buffers", "inputs", "missing", "failed", "needs",
+                 "policy", "attempt", "timed_out", "save")
+
+    def __init__(self, msg: tuple) -> None:
+        (_, self.id, self.name, self.fn_id, self.payload, self.buffers, inputs, self.needs,
+         self.policy, self.attempt, self.save) = msg
+        self.timed_out = False
+        self.inputs: Any = inputs  # tuple of (dep_id, owner), then dict dep_id -> value
+        self.missing = 0
+        self.failed: Any = None
+
+
+class Executor:
+    """Threads for user code; grows when every thread is busy or blocked."""
+
+    def __init__(self, run: Callable[[Job], None], name: str) -> None:
+        self._run = run
+        self._name = name
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._idle = 0
+        self._lock = threading.Lock()
+        self.threads: list[threading.Thread] = []
+
+    def submit(self, job: Job) -> None:
+        with self._lock:
+            spawn = self._idle == 0
+            if not spawn:
+                self._idle -= 1
+        self._q.put(job)
+        if spawn:
+            t = threading.Thread(target=self._loop, name=f"{self._name}-exec{len(self.threads)}", daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    def _loop(self) -> None:
+        q = self._q
+        while True:
+            job = q.get()
+            if job is None:
+                return
+            self._run(job)
+            with self._lock:
+                self._idle += 1
+
+    def stop(self) -> None:
+        for _ in self.threads:
+            self._q.put(None)
