@@ -33,14 +33,28 @@ _CURRENT = threading.local()
 
 
 class _Pull:
-    __slots__ = ("task_id", "done", "ok", "payload", "buffers")
+    __slots__ = ("task_id", "done", "ok", "payload", "buffers", "group")
 
-    def __init__(self, task_id: int) -> None:
+    def __init__(self, task_id: int, group: "_PullGroup") -> None:
         self.task_id = task_id
         self.done = False
         self.ok = False
         self.payload: Any = None
         self.buffers: Any = None
+        self.group = group
+
+    def finish(self, ok: bool, payload: Any, buffers: Any) -> None:
+        self.ok, self.payload, self.buffers, self.done = ok, payload, buffers, True
+        self.group.left -= 1
+
+
+class _PullGroup:
+    """The pulls of one fetch: a count, so waiting on n values is not O(n) per answer."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, n: int) -> None:
+        self.left = n
 
 
 class _Waiter:
@@ -86,6 +100,7 @@ class Client:
         self._pulls: dict[int, _Pull] = {}
         self._waiters: dict[int, list[_Waiter]] = {}
         self._retry_on_cache: dict[tuple, bytes] = {}
+        self._reader: Any = None  # checkpoint reader, made on first restored value
         #: Retries of a task that gives no ``retries=`` (``DAGMPI_RETRIES``).
         self.default_retries = 0
         #: Checkpointing is on: every task gets a key; ``checkpoint_all``: policy "all".
@@ -142,9 +157,8 @@ class Client:
             ckpt = (key, save)
         fn_id, fn_bytes = self.fns.get(fn)
         payload, buffers, deps = serialize.dump_args(args, kwargs)
-        tid = (self.rank << ID_SHIFT) | next(self._ids)
-        task = Task(tid, name, self)
-        task._key = key
+        task = self._new_task(name, key)
+        tid = task.id
         if self.auto_watch:
             with self._cond:
                 self._watch[tid] = [task]
@@ -154,28 +168,33 @@ class Client:
                 fn_bytes = None
             else:
                 self._fn_sent.add(fn_id)
-            outq = self._outq
-            outq.append(("sub", tid, name, fn_id, fn_bytes, payload, buffers, deps,
-                         options.priority, ranks, self.auto_watch, needs, near, policy, ckpt))
-            if len(outq) == 1:  # else the loop has not drained the queue yet: no new wake-up needed
-                self.wakeup()
+            self._enqueue(("sub", tid, name, fn_id, fn_bytes, payload, buffers, deps,
+                           options.priority, ranks, self.auto_watch, needs, near, policy, ckpt))
         return task
+
+    def _new_task(self, name: str, key: Optional[str]) -> Task:
+        task = Task((self.rank << ID_SHIFT) | next(self._ids), name, self)
+        task._key = key
+        return task
+
+    def _enqueue(self, msg: tuple) -> None:
+        """Queue ``msg`` for the comm loop; wake it only if the queue was empty
+        (otherwise it has not drained the queue yet and will see this too)."""
+        outq = self._outq
+        outq.append(msg)
+        if len(outq) == 1:
+            self.wakeup()
 
     def _saved(self, key: str) -> Any:
         """Where a saved result of ``key`` is, if this rank knows (rank 0 holds the index)."""
         return None
 
     def _spawn_restored(self, name: str, key: str, where: Any) -> Task:
-        tid = (self.rank << ID_SHIFT) | next(self._ids)
-        task = Task(tid, name, self)
-        task._key = key
+        task = self._new_task(name, key)
         task._owner = where
         task._state = FINISHED
-        with self._spawn_lock:
-            outq = self._outq
-            outq.append(("rsub", tid, name, key, where))
-            if len(outq) == 1:
-                self.wakeup()
+        with self._spawn_lock:  # keeps submissions in spawn order
+            self._enqueue(("rsub", task.id, name, key, where))
         return task
 
     def _retry_on_bytes(self, types: tuple) -> bytes:
@@ -357,17 +376,18 @@ class Client:
 
     def _pull_all(self, tasks: list[Task], timeout: Optional[float]) -> list:
         reqs = []
+        group = _PullGroup(len(tasks))
         with self._cond:
             for task in tasks:
                 rid = next(self._req_ids)
-                req = _Pull(task.id)
+                req = _Pull(task.id, group)
                 self._pulls[rid] = req
                 reqs.append((rid, req, task))
         for rid, req, task in reqs:
             self._outq.append(("pull", rid, task.id, task._owner))
         self.wakeup()
         with self._blocking():
-            ok = self._wait_until(lambda: all(r.done for _, r, _ in reqs), timeout)
+            ok = self._wait_until(lambda: group.left == 0, timeout)
         if not ok:
             late = [t for _, r, t in reqs if not r.done]
             raise TimeoutError(f"the value of {late[0]!r} did not arrive within {timeout} s")
@@ -412,12 +432,11 @@ class Client:
             self._send(owner, ("get", task_id, rid))
 
     def _checkpoint_reader(self) -> Any:
-        reader = self.__dict__.get("_reader")
-        if reader is None:
+        if self._reader is None:
             from .checkpoint.hdf5 import Reader
 
-            reader = self._reader = Reader()
-        return reader
+            self._reader = Reader()
+        return self._reader
 
     def _send(self, dest: int, msg: tuple) -> None:  # overridden by the ranks' loops
         raise NotImplementedError
@@ -427,7 +446,7 @@ class Client:
             req = self._pulls.pop(rid, None)
             if req is None:
                 return
-            req.ok, req.payload, req.buffers, req.done = ok, payload, buffers, True
+            req.finish(ok, payload, buffers)
             self._cond.notify_all()
 
     def _fail_all(self, error: Any) -> None:
@@ -439,8 +458,7 @@ class Client:
                 for w in self._waiters.pop(tid, ()):
                     w.hit(tid, True)
             for rid in list(self._pulls):
-                req = self._pulls.pop(rid)
-                req.ok, req.payload, req.done = False, error, True
+                self._pulls.pop(rid).finish(False, error, None)
             self._cond.notify_all()
 
 

@@ -48,7 +48,6 @@ class Driver(Client):
         #: Completed checkpoint entries found at start (``None``: checkpointing off).
         self.ckpt_index: Any = None
         self.ckpt_dir = ""
-        self.n_restored = 0
         self.used_keys: set[str] = set()  # every task key of this run (for ``ckpt gc``)
         #: Seconds running tasks may go on after a preemption signal.
         self.grace = 10.0
@@ -173,12 +172,17 @@ class Driver(Client):
                  "resources": {k: v for k, v in offers[r].items() if k != "gpu_ids"}}
                 for r in sorted(offers)]
 
+    @property
+    def n_restored(self) -> int:
+        """Tasks of this run completed from the checkpoint."""
+        return self.scheduler.n_restored
+
     def _saved(self, key: str) -> Any:
         index = self.ckpt_index
         return None if index is None else index.get(key)
 
     def _check_placeable(self, ranks: Optional[frozenset], needs: Optional[dict]) -> None:
-        from .scheduler import unplaceable
+        from .policy import unplaceable
 
         why = unplaceable(self.joined(), ranks, needs)
         if why is not None:
@@ -199,9 +203,9 @@ class Driver(Client):
         from .checkpoint.base import EXIT_PREEMPTED
 
         now = time.monotonic()
+        name = _signal.Signals(self._signal).name
         if not self._preempt_deadline:
             self._preempt_deadline = now + self.grace
-            name = _signal.Signals(self._signal).name if self._signal > 0 else f"rank {-self._signal}"
             log.warning("preempted by %s: no new tasks; running tasks get %.0f s", name, self.grace)
             for r in self.worker_ranks:
                 self._send(r, ("preempt", self.grace))
@@ -209,7 +213,6 @@ class Driver(Client):
             return
         if len(self._flushed) < len(self.worker_ranks) and now < self._preempt_deadline + 30:
             return
-        name = _signal.Signals(self._signal).name if self._signal > 0 else "a worker's signal"
         saved = sum(self._flushed.values())
         where = f" in {self.ckpt_dir}" if self.ckpt_dir else " (checkpointing is off: nothing was saved)"
         sys.stderr.write(f"dagmpi: preempted by {name}: {saved} result(s) saved{where}; exiting with "
@@ -277,7 +280,6 @@ class Driver(Client):
             elif kind == "rsub":  # spawned here, found in the checkpoint (Client._spawn_restored)
                 _, tid, name, key, where = m
                 self.used_keys.add(key)
-                self.n_restored += 1
                 events.append(ev.TaskSubmitted(tid, name, (), None, self.rank, restored=where))
             elif kind == "rel":
                 events.append(ev.HandleReleased(m[1]))
@@ -304,9 +306,8 @@ class Driver(Client):
         if ckpt is not None:
             key, marked = ckpt
             self.used_keys.add(key)
-            restored = self.ckpt_index.get(key) if self.ckpt_index is not None else None
+            restored = self._saved(key)
             if restored is not None:
-                self.n_restored += 1
                 payload = buffers = None  # never runs
             elif marked:
                 save = key

@@ -201,15 +201,16 @@ class Worker(Client):
         """
         last = -1
         lock = self._loop_lock
+        next_deadline = float("inf")  # of the running jobs with a timeout, as last seen
         while not self._stopping:
             busy = self._inline_count != last
             last = self._inline_count
             nap = self.takeover_after / 2 if busy else 0.05
-            if self._timed:
-                nap = min(nap, max(1e-3, self._check_timeouts() - time.perf_counter()))
+            if self._timed:  # a timed job may have started since: look again soon
+                nap = min(nap, max(1e-3, next_deadline - time.perf_counter()), 0.01)
             time.sleep(nap)
             if self._timed:
-                self._check_timeouts()
+                next_deadline = self._check_timeouts()
             job = self._inline_job
             if job is None or time.perf_counter() - self._inline_t0 < self.takeover_after:
                 continue
