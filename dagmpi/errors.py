@@ -31,6 +31,14 @@ class UpstreamError(TaskError):
         self.upstream_name = upstream_name
 
 
+class WorkerLostError(DagmpiError):
+    """A task could not complete because a worker rank died (see ``rank``)."""
+
+    def __init__(self, message: str, rank: int = -1) -> None:
+        super().__init__(message)
+        self.rank = rank
+
+
 class RemoteTraceback(Exception):
     """Carries the traceback text of an exception raised on another rank."""
 
@@ -67,7 +75,7 @@ class ErrorInfo:
 
 def build_exception(info: Any) -> BaseException:
     """Turn an error payload (as the scheduler delivers it) into an exception."""
-    from .scheduler import ImpossibleScope, UnknownDependency, UpstreamFailure
+    from .scheduler import ImpossibleScope, RankLost, UnknownDependency, UpstreamFailure
 
     if isinstance(info, ErrorInfo):
         exc: Optional[BaseException] = None
@@ -89,7 +97,7 @@ def build_exception(info: Any) -> BaseException:
         return exc
     if isinstance(info, UpstreamFailure):
         root = info.cause
-        what = root.summary() if isinstance(root, ErrorInfo) else str(root)
+        what = root.summary() if isinstance(root, ErrorInfo) else str(build_exception(root))
         exc = UpstreamError(
             f"not run: upstream task {info.upstream_name!r} ({info.upstream_id:#x}) failed: {what}",
             info.upstream_id, info.upstream_name)
@@ -97,6 +105,9 @@ def build_exception(info: Any) -> BaseException:
         return exc
     if isinstance(info, ImpossibleScope):
         return ValueError(f"impossible scope: no worker rank can ever run this task: {info.reason}")
+    if isinstance(info, RankLost):
+        return WorkerLostError(f"worker rank {info.rank} died and the task cannot go on: {info.reason}",
+                               info.rank)
     if isinstance(info, UnknownDependency):
         return TaskError(f"not run: depends on task {info.dep_id:#x}, which the scheduler does not "
                          "know (was its handle pickled and freed before use?)")

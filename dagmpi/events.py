@@ -86,6 +86,17 @@ class TaskFailed:
 
 
 @dataclass(slots=True)
+class WorkerLost:
+    """Worker ``rank`` died (its process is gone, detected by the MPI library).
+
+    Its queued and running tasks run again elsewhere; the values it held are
+    computed again from their inputs when something still needs them.
+    """
+
+    rank: int
+
+
+@dataclass(slots=True)
 class StuckReturned:
     """A call that had timed out on ``rank`` finally returned (its result is dropped)."""
 
@@ -184,6 +195,6 @@ class TasksReturned:
 
 Event = (
     WorkerJoined | TaskSubmitted | TaskFinished | TaskFailed | TaskBlocked | TaskUnblocked
-    | HandleAcquired | HandleReleased | WatchRequested | TasksReturned | StuckReturned
+    | HandleAcquired | HandleReleased | WatchRequested | TasksReturned | StuckReturned | WorkerLost
 )
 Instruction = Execute | Release | Deliver | Steal

@@ -64,10 +64,12 @@ from .events import (
     TasksReturned,
     WatchRequested,
     WorkerJoined,
+    WorkerLost,
 )
 from .policy import Placement, unplaceable
 
-__all__ = ["Scheduler", "UpstreamFailure", "ImpossibleScope", "UnknownDependency", "unplaceable"]
+__all__ = ["Scheduler", "UpstreamFailure", "ImpossibleScope", "UnknownDependency", "RankLost",
+           "unplaceable"]
 from .states import FIRST_FINAL, LEGAL_MOVES, TaskState, check_transition
 
 # Module-level aliases: looking an enum member up on its class is slow on the hot path.
@@ -97,6 +99,14 @@ class ImpossibleScope:
 
 
 @dataclass(frozen=True, slots=True)
+class RankLost:
+    """Error payload of a task that cannot go on because worker rank ``rank`` died."""
+
+    rank: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class UnknownDependency:
     """Error payload of a task whose input id the scheduler never saw."""
 
@@ -108,7 +118,7 @@ class _Task:
         "id", "name", "state", "deps", "waiting", "dependents", "priority", "ranks",
         "owner", "nbytes", "refs", "consumers", "spec", "watchers", "error",
         "worker", "blocked", "needs", "near", "level", "retries", "attempt", "avoid", "fn", "est",
-        "in_ahead",
+        "in_ahead", "heirs", "gone", "lost", "stale",
     )
 
     def __init__(self, ev: TaskSubmitted) -> None:
@@ -138,6 +148,10 @@ class _Task:
         self.fn = ev.fn
         self.est = 0.0  # its estimated run time, counted in its worker's backlog
         self.in_ahead = False  # queued in a worker's ``ahead`` list
+        self.heirs = 0  # records of tasks that consume it (lineage mode: they may need it again)
+        self.gone = False  # FINISHED, but the value no longer exists (freed, or its rank died)
+        self.lost = 0  # times it was running on a rank that died
+        self.stale = False  # ASSIGNED, and an input it may not have fetched yet is computed again
 
 
 class _Worker:
@@ -161,8 +175,20 @@ class _Worker:
 class Scheduler(Placement):
     """Event-driven DAG scheduler; see the module docstring for its state."""
 
-    def __init__(self, prefetch: int = 2, queue_window: float = 2e-3, max_queue: int = 256) -> None:
+    def __init__(self, prefetch: int = 2, queue_window: float = 2e-3, max_queue: int = 256,
+                 lineage: bool = False, max_lost: int = 3) -> None:
         self.tasks: dict[int, _Task] = {}
+        #: Keep what it takes to compute a value again (each task's spec, and the
+        #: records of its inputs while it exists): on when ranks may die and the
+        #: job goes on (ULFM).  Costs memory: a chain keeps its ancestors' specs
+        #: as long as its last value is referenced.
+        self.lineage = lineage
+        #: A task that was running on ``max_lost`` ranks that died fails instead
+        #: of killing another one (it may be what kills them: OOM, segfault).
+        self.max_lost = max_lost
+        self.n_workers_lost = 0
+        self.n_recomputed = 0
+        self.n_rescheduled = 0
         self.workers: dict[int, _Worker] = {}
         self.ready: list[tuple[int, int, int, int, int]] = []
         self.prefetch = prefetch
@@ -193,6 +219,7 @@ class Scheduler(Placement):
             WatchRequested: self._on_watch,
             TasksReturned: self._on_returned,
             StuckReturned: self._on_stuck_returned,
+            WorkerLost: self._on_worker_lost,
         }
 
     # ------------------------------------------------------------ interface
@@ -258,6 +285,7 @@ class Scheduler(Placement):
                 t.level = dep.level + 1
             dep.dependents.append(t.id)
             dep.consumers += 1
+            dep.heirs += 1
             if dep.state is _ERRORED:
                 failed_dep = dep
             elif dep.state is not _FINISHED:
@@ -293,12 +321,19 @@ class Scheduler(Placement):
         self._maybe_forget(t)
 
     def _on_finished(self, ev: TaskFinished) -> None:
-        t = self.tasks[ev.task_id]
+        t = self.tasks.get(ev.task_id)
+        if t is None or t.state is not _ASSIGNED or t.worker != ev.rank:
+            # it failed meanwhile (an input it had already fetched was lost with
+            # its rank and could not be recomputed): nobody wants this value
+            if ev.rank in self.workers:
+                self._out.append(Release(ev.rank, ev.task_id))
+            return
         if t.worker is not None:
             self._unassign(t)
         self._set_state(t, _FINISHED)
         t.owner = ev.rank
         t.nbytes = ev.nbytes
+        t.stale = False
         self.n_finished += 1
         if ev.duration > 0:
             self._n_durations += 1
@@ -321,7 +356,7 @@ class Scheduler(Placement):
                     ct.waiting -= 1
                     if ct.waiting == 0:
                         self._make_ready(ct)
-                elif ct.state is _ASSIGNED:  # ran ahead: its worker feeds it locally
+                elif ct.state is _ASSIGNED and ct.waiting > 0:  # ran ahead: fed locally
                     ct.waiting -= 1
         if t.deps:
             self._dependency_done(t)
@@ -351,6 +386,104 @@ class Scheduler(Placement):
         if w is not None and w.stuck > 0:
             w.stuck -= 1
 
+    def _on_worker_lost(self, ev: WorkerLost) -> None:
+        """Worker ``ev.rank`` died: run its tasks elsewhere and compute again the
+        values it held that are still needed (from their inputs, recursively:
+        inputs whose values were freed are recomputed too).  A task that cannot
+        be recomputed (no lineage, or restricted to dead ranks) fails with
+        :class:`RankLost`."""
+        w = self.workers.pop(ev.rank, None)
+        if w is None:
+            return
+        self.n_workers_lost += 1
+        tasks = self.tasks
+        rank = ev.rank
+        touched: dict[int, _Task] = {}
+        # 1. its assigned tasks (FIFO: the first ``slots`` may have been running)
+        for i, tid in enumerate(w.assigned):
+            t = tasks[tid]
+            t.worker = None
+            t.blocked = False
+            if i < w.slots:
+                t.lost += 1
+            self.n_rescheduled += 1
+            touched[tid] = t
+        for tid in w.ahead:
+            t = tasks.get(tid)
+            if t is not None:
+                t.in_ahead = False
+        # 2. the values it held
+        lost = [t for t in tasks.values() if t.state is _FINISHED and t.owner == rank and not t.gone]
+        for t in lost:
+            t.gone = True
+            t.owner = None
+            t.nbytes = 0
+        # 3. recompute the lost values something still needs, and the freed inputs they need
+        doomed: dict[int, str] = {}
+        stack = [t for t in lost if t.refs > 0 or t.consumers > 0]
+        while stack:
+            t = stack.pop()
+            if t.state is not _FINISHED or not t.gone:
+                continue
+            if type(t.owner) is not int and t.owner is not None:  # in a checkpoint: still readable
+                t.gone = False
+                continue
+            self._set_state(t, _WAITING)
+            t.gone = False
+            self.n_finished -= 1
+            touched[t.id] = t
+            for d in t.deps:
+                tasks[d].consumers += 1
+            why = self._why_not_again(t, rank)
+            if why is not None:
+                doomed[t.id] = why
+                continue
+            self.n_recomputed += 1
+            for d in t.deps:
+                dep = tasks[d]
+                if dep.state is _FINISHED and dep.gone:
+                    stack.append(dep)
+            for c in t.dependents:
+                ct = tasks.get(c)
+                if ct is None:
+                    continue
+                if ct.state is _WAITING or ct.state is _READY:
+                    touched[c] = ct
+                elif ct.state is _ASSIGNED and ct.worker is not None:
+                    # on a live rank: it runs if it fetched this input before the
+                    # rank died, else its worker gives it back
+                    ct.waiting += 1
+                    ct.stale = True
+        # 4. fail what cannot run again; place the rest
+        if not self.workers:
+            for t in [t for t in tasks.values() if t.state < FIRST_FINAL]:
+                self._fail(t, RankLost(rank, "no worker rank is left alive"))
+            return
+        for t in touched.values():
+            if t.state < FIRST_FINAL and t.id not in doomed:
+                why = self._why_not_again(t, rank)
+                if why is not None:
+                    doomed[t.id] = why
+        for tid, why in doomed.items():
+            self._fail(tasks[tid], RankLost(rank, why))
+        for t in touched.values():
+            if t.state < FIRST_FINAL:
+                self._requeue(t)
+
+    def _why_not_again(self, t: _Task, rank: int) -> Optional[str]:
+        """Why ``t`` (its value or its run lost with ``rank``) cannot run again, or ``None``."""
+        if t.spec is None:
+            return (f"its value, or the task itself, was on rank {rank}, and this run keeps no "
+                    "lineage to compute it again")
+        if t.lost >= self.max_lost:
+            return (f"it was running on {t.lost} ranks that died (the last one rank {rank}); "
+                    "it may be what kills them (memory, a crash in native code)")
+        if t.ranks or t.needs:
+            scope = self.can_ever_run(t.ranks, t.needs)
+            if scope is not None:
+                return f"no live rank can run it any more: {scope}"
+        return None
+
     def _on_blocked(self, ev: TaskBlocked) -> None:
         t = self.tasks.get(ev.task_id)
         if t is None or t.state is not _ASSIGNED or t.blocked:
@@ -370,17 +503,25 @@ class Scheduler(Placement):
         w.backlog += t.est
 
     def _on_returned(self, ev: TasksReturned) -> None:
-        w = self.workers[ev.rank]
+        w = self.workers.get(ev.rank)
+        if w is None:
+            return  # the rank died meanwhile: its tasks were rescheduled then
         for tid in ev.kept:
             w.stealing.discard(tid)
         for tid, spec in ev.returned:
-            t = self.tasks[tid]
+            t = self.tasks.get(tid)
+            if t is None or t.state >= FIRST_FINAL:
+                continue  # failed meanwhile (an input failed): the worker dropped it too
             if t.state is not _ASSIGNED or t.worker != ev.rank:
                 raise ValueError(f"rank {ev.rank} returned task {tid:#x}, which it was not assigned")
+            requested = tid in w.stealing
             self._unassign(t)
             t.spec = spec
-            self.n_stolen += 1
-            self._make_ready(t)
+            if requested:
+                self.n_stolen += 1
+            else:  # given back unasked: an input it was fetching died with its rank
+                self.n_rescheduled += 1
+            self._requeue(t)
 
     def _on_acquired(self, ev: HandleAcquired) -> None:
         t = self.tasks.get(ev.task_id)
@@ -412,6 +553,23 @@ class Scheduler(Placement):
         if t.state * 8 + new not in LEGAL_MOVES:
             check_transition(t.id, t.state, new)  # raises, naming the move
         t.state = new
+
+    def _requeue(self, t: _Task) -> None:
+        """``t`` is not running anywhere (any more): READY if every input has a
+        value, else WAITING for those that are being computed (again)."""
+        tasks = self.tasks
+        missing = 0
+        for d in t.deps:
+            dep = tasks[d]
+            if dep.state is not _FINISHED or dep.gone:
+                missing += 1
+        t.stale = False
+        t.waiting = missing
+        if missing == 0:
+            if t.state is not _READY:
+                self._make_ready(t)
+        elif t.state is not _WAITING:
+            self._set_state(t, _WAITING)
 
     def _make_ready(self, t: _Task) -> None:
         self._set_state(t, _READY)
@@ -478,9 +636,29 @@ class Scheduler(Placement):
     def _maybe_forget(self, t: _Task) -> None:
         if t.refs > 0 or t.consumers > 0 or t.state < FIRST_FINAL:
             return
-        if t.state is _FINISHED and t.owner is not None:
+        if t.state is _FINISHED and t.owner is not None and not t.gone:
             self._out.append(Release(t.owner, t.id))
-        del self.tasks[t.id]
+            if type(t.owner) is int:
+                t.gone = True  # (a value in a checkpoint file stays readable)
+        if not self.lineage:
+            del self.tasks[t.id]
+            return
+        # lineage: keep the record (and its spec) while a consumer's record
+        # exists, which may have to be computed again from it
+        tasks = self.tasks
+        stack = [t]
+        while stack:
+            cur = stack.pop()
+            if cur.heirs > 0 or cur.refs > 0 or cur.consumers > 0 or cur.state < FIRST_FINAL \
+                    or cur.id not in tasks:
+                continue
+            del tasks[cur.id]
+            for d in cur.deps:
+                dep = tasks.get(d)
+                if dep is not None:
+                    dep.heirs -= 1
+                    if dep.heirs <= 0:
+                        stack.append(dep)
 
     # ----------------------------------------------------------- placement
 
@@ -498,8 +676,8 @@ class Scheduler(Placement):
         rank = w.rank
         inputs = tuple((d, o if (o := tasks[d].owner) is not None else rank) for d in t.deps)
         self._out.append(Execute(rank, t.id, t.spec, inputs, t.attempt))
-        if not t.retries:
-            t.spec = None  # kept only while a retry may need it
+        if not t.retries and not self.lineage:
+            t.spec = None  # kept only while a retry (or a recomputation) may need it
         if t.dependents:
             for c in t.dependents:
                 ct = tasks.get(c)
@@ -519,23 +697,31 @@ class Scheduler(Placement):
                 1 for c in t.dependents if c in tasks and tasks[c].state < FIRST_FINAL)
             assert t.consumers == live_consumers, (
                 f"{t.id:#x} consumers={t.consumers} but {live_consumers} dependents are pending")
+            if self.lineage:
+                heirs = sum(1 for c in t.dependents if c in tasks)
+                assert t.heirs == heirs, f"{t.id:#x} heirs={t.heirs} but {heirs} dependents are kept"
+                assert t.spec is not None or t.state >= FIRST_FINAL, f"{t.id:#x} lineage without a spec"
             if t.state is _WAITING:
-                pending = sum(1 for d in t.deps if tasks[d].state is not _FINISHED)
+                pending = sum(1 for d in t.deps if tasks[d].state is not _FINISHED or tasks[d].gone)
                 assert t.waiting == pending > 0, f"{t.id:#x} waiting={t.waiting}, pending={pending}"
             if t.state is _READY:
                 assert t.id in ready_ids, f"{t.id:#x} READY but not queued"
-                assert all(tasks[d].state is _FINISHED for d in t.deps)
+                assert all(tasks[d].state is _FINISHED and not tasks[d].gone for d in t.deps)
             if t.state is _ASSIGNED:
                 assert t.worker in self.workers and t.id in self.workers[t.worker].assigned
-                pending = [d for d in t.deps if tasks[d].state is not _FINISHED]
+                pending = [d for d in t.deps if tasks[d].state is not _FINISHED or tasks[d].gone]
                 assert t.waiting == len(pending), f"{t.id:#x} ASSIGNED waiting={t.waiting}"
-                assert all(tasks[d].worker == t.worker for d in pending), f"{t.id:#x} ran ahead apart"
+                if not t.stale:
+                    assert all(tasks[d].worker == t.worker for d in pending), f"{t.id:#x} ran ahead apart"
             else:
                 assert not t.blocked
-            if t.state is _FINISHED:
+            if t.state is _FINISHED and not t.gone:
                 assert t.owner is not None
             if t.state >= FIRST_FINAL:
-                assert t.refs > 0 or t.consumers > 0, f"{t.id:#x} final and unreferenced"
+                assert t.refs > 0 or t.consumers > 0 or (self.lineage and t.heirs > 0), \
+                    f"{t.id:#x} final and unreferenced"
+                if t.refs > 0 or t.consumers > 0:
+                    assert not t.gone, f"{t.id:#x} needed but its value is gone"
         for w in self.workers.values():
             assert w.stealing <= set(w.assigned), f"worker {w.rank}: stealing unassigned tasks"
             unblocked = sum(1 for i in w.assigned if not tasks[i].blocked)

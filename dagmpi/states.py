@@ -16,7 +16,11 @@ it for every change (see ``Scheduler._set_state``).
                                          +---(stolen back)----+
 
 ``FINISHED`` and ``ERRORED`` are final: a final task is forgotten by the
-scheduler once no handle and no pending consumer refers to it.
+scheduler once no handle and no pending consumer refers to it.  One way back
+exists, for fault tolerance: when a worker rank dies, the values it held are
+lost; a FINISHED task whose value is still needed goes back to WAITING and
+runs again (lineage recomputation), and READY/ASSIGNED tasks whose inputs
+were lost go back to WAITING.
 """
 
 from __future__ import annotations
@@ -41,9 +45,12 @@ FIRST_FINAL = TaskState.FINISHED
 TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     TaskState.WAITING: frozenset({TaskState.READY, TaskState.ERRORED, TaskState.ASSIGNED,
                                   TaskState.FINISHED}),  # FINISHED: restored from a checkpoint
-    TaskState.READY: frozenset({TaskState.ASSIGNED, TaskState.ERRORED}),
-    TaskState.ASSIGNED: frozenset({TaskState.FINISHED, TaskState.ERRORED, TaskState.READY}),
-    TaskState.FINISHED: frozenset(),
+    # READY -> WAITING, ASSIGNED -> WAITING: an input's value died with its rank
+    TaskState.READY: frozenset({TaskState.ASSIGNED, TaskState.ERRORED, TaskState.WAITING}),
+    TaskState.ASSIGNED: frozenset({TaskState.FINISHED, TaskState.ERRORED, TaskState.READY,
+                                   TaskState.WAITING}),
+    # FINISHED -> WAITING: the value died with its rank and is computed again
+    TaskState.FINISHED: frozenset({TaskState.WAITING}),
     TaskState.ERRORED: frozenset(),
 }
 
