@@ -25,6 +25,8 @@ from .task import ERRORED, FINISHED, PENDING, Task
 
 #: ``_Pull.buffers`` marker: the payload is the value itself (read from a checkpoint).
 LOADED = object()
+#: ``_Pull.payload`` marker: the owner rank died; ask the scheduler where the value is now.
+LOST = object()
 
 ID_SHIFT = 40  # task id = rank << 40 | counter: unique without asking rank 0
 
@@ -33,10 +35,11 @@ _CURRENT = threading.local()
 
 
 class _Pull:
-    __slots__ = ("task_id", "done", "ok", "payload", "buffers", "group")
+    __slots__ = ("task_id", "done", "ok", "payload", "buffers", "group", "owner")
 
-    def __init__(self, task_id: int, group: "_PullGroup") -> None:
+    def __init__(self, task_id: int, group: "_PullGroup", owner: Any = None) -> None:
         self.task_id = task_id
+        self.owner = owner
         self.done = False
         self.ok = False
         self.payload: Any = None
@@ -108,6 +111,8 @@ class Client:
         self.checkpoint_all = False
         self._tls = threading.local()
         self.closed = False
+        #: Ranks that died (ULFM): values they held are asked for again.
+        self.dead: set[int] = set()
 
     def wakeup(self) -> None:  # overridden: interrupt the communication loop
         pass
@@ -375,12 +380,51 @@ class Client:
         return self._pull_all([task], timeout)[0]
 
     def _pull_all(self, tasks: list[Task], timeout: Optional[float]) -> list:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        values: list = [None] * len(tasks)
+        todo = list(range(len(tasks)))
+        for attempt in range(1000):
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            out, lost = self._pull_once([tasks[i] for i in todo], left)
+            again = []
+            for i, v in zip(todo, out):
+                if v is LOST:
+                    again.append(i)
+                else:
+                    values[i] = v
+            if not again:
+                return values
+            # their owner rank died: the scheduler computes them again; wait, then pull
+            if attempt:
+                time.sleep(min(0.05, 0.002 * attempt))
+            for i in again:
+                self._rewatch(tasks[i])
+            for i in again:
+                t = tasks[i]
+                self.wait_for(t, None if deadline is None else max(0.0, deadline - time.monotonic()))
+                if t._state == ERRORED:
+                    raise_error(t._error)
+            todo = again
+        raise RuntimeError("the values kept being lost with their ranks")
+
+    def _rewatch(self, task: Task) -> None:
+        """The value of ``task`` died with its rank: forget where it was and ask again."""
+        with self._cond:
+            task._state = PENDING
+            task._owner = None
+            task._watched = True
+            lst = self._watch.setdefault(task.id, [])
+            if task not in lst:
+                lst.append(task)
+        self._enqueue(("watch", task.id))
+
+    def _pull_once(self, tasks: list[Task], timeout: Optional[float]) -> tuple[list, list]:
         reqs = []
         group = _PullGroup(len(tasks))
         with self._cond:
             for task in tasks:
                 rid = next(self._req_ids)
-                req = _Pull(task.id, group)
+                req = _Pull(task.id, group, task._owner)
                 self._pulls[rid] = req
                 reqs.append((rid, req, task))
         for rid, req, task in reqs:
@@ -391,15 +435,20 @@ class Client:
         if not ok:
             late = [t for _, r, t in reqs if not r.done]
             raise TimeoutError(f"the value of {late[0]!r} did not arrive within {timeout} s")
-        out = []
+        out: list = []
+        lost: list = []
         for _, req, task in reqs:
             if not req.ok:
+                if req.payload is LOST:
+                    lost.append(task)
+                    out.append(LOST)
+                    continue
                 raise_error(req.payload)
             if req.buffers is LOADED or not self.serializes:
                 out.append(req.payload)
             else:
                 out.append(serialize.load_value(req.payload, req.buffers))
-        return out
+        return out, lost
 
     # ------------------------------------------- called by the comm loop
 
@@ -428,8 +477,20 @@ class Client:
                 self._pulled(rid, False, exc, None)
             else:
                 self._pulled(rid, True, value, LOADED)
+        elif owner in self.dead:
+            self._pulled(rid, False, LOST, None)
         else:
             self._send(owner, ("get", task_id, rid))
+
+    def _lost_rank(self, rank: int) -> None:
+        """``rank`` died (comm loop): pulls waiting on it are answered ``LOST``."""
+        self.dead.add(rank)
+        with self._cond:
+            for rid, req in list(self._pulls.items()):
+                if req.owner == rank:
+                    del self._pulls[rid]
+                    req.finish(False, LOST, None)
+            self._cond.notify_all()
 
     def _checkpoint_reader(self) -> Any:
         if self._reader is None:

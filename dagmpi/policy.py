@@ -209,6 +209,8 @@ class Placement:
                     (home is not None and dep.worker != home):
                 return
             home = dep.worker
+            if d in self.workers[home].stealing:
+                return  # it may come back from there: this one would wait for it in vain
         if home is None:
             return
         w = self.workers[home]

@@ -39,7 +39,10 @@ class Driver(Client):
                  poll_timeout: float = 0.05) -> None:
         super().__init__(transport.rank, worker_ranks, transport.serializes)
         self.transport = transport
-        self.scheduler = Scheduler(prefetch=prefetch)
+        #: The job goes on when a worker rank dies (ULFM): keep lineage to recompute.
+        self.fault_tolerant = bool(getattr(transport, "fault_tolerant", False))
+        self.scheduler = Scheduler(prefetch=prefetch, lineage=self.fault_tolerant)
+        self.failures: list[dict] = []  # one record per dead rank: when, what was redone
         self.fn_table: dict[tuple[int, int], bytes] = {}
         self.fn_sent: dict[int, set] = {r: set() for r in self.worker_ranks}
         self.hosts: dict[int, str] = {}
@@ -156,8 +159,8 @@ class Driver(Client):
     def joined(self, timeout: Optional[float] = 60.0) -> dict[int, dict]:
         """Wait until every worker has said hello; return rank -> what it offers."""
         with self._cond:
-            ok = self._cond.wait_for(lambda: len(self.offers) == len(self.worker_ranks) or self._finished,
-                                     timeout)
+            ok = self._cond.wait_for(lambda: len(set(self.offers) | self.dead) == len(self.worker_ranks)
+                                     or self._finished, timeout)
         if not ok:
             missing = sorted(set(self.worker_ranks) - set(self.offers))
             raise TimeoutError(f"worker rank(s) {missing} did not report within {timeout} s")
@@ -165,11 +168,11 @@ class Driver(Client):
 
     def processors(self) -> list[dict[str, Any]]:
         """One entry per worker rank: host, CPU slots, GPU ids, memory and other resources."""
-        offers = self.joined()
-        return [{"rank": r, "host": self.hosts[r], "cpu_slots": self.slots[r],
+        offers = {r: o for r, o in self.joined().items() if r not in self.dead}
+        return [{"rank": r, "host": self.hosts[r], "pid": offers[r].get("pid"), "cpu_slots": self.slots[r],
                  "gpus": list(offers[r].get("gpu_ids", ())),
                  "memory": int(offers[r].get("memory", 0)),
-                 "resources": {k: v for k, v in offers[r].items() if k != "gpu_ids"}}
+                 "resources": {k: v for k, v in offers[r].items() if k not in ("gpu_ids", "pid")}}
                 for r in sorted(offers)]
 
     @property
@@ -184,7 +187,7 @@ class Driver(Client):
     def _check_placeable(self, ranks: Optional[frozenset], needs: Optional[dict]) -> None:
         from .policy import unplaceable
 
-        why = unplaceable(self.joined(), ranks, needs)
+        why = unplaceable({r: o for r, o in self.joined().items() if r not in self.dead}, ranks, needs)
         if why is not None:
             raise ValueError(f"impossible scope: {why}")
 
@@ -207,11 +210,11 @@ class Driver(Client):
         if not self._preempt_deadline:
             self._preempt_deadline = now + self.grace
             log.warning("preempted by %s: no new tasks; running tasks get %.0f s", name, self.grace)
-            for r in self.worker_ranks:
+            for r in self.worker_ranks - self.dead:
                 self._send(r, ("preempt", self.grace))
             self._flush()
             return
-        if len(self._flushed) < len(self.worker_ranks) and now < self._preempt_deadline + 30:
+        if len(set(self._flushed) | self.dead) < len(self.worker_ranks) and now < self._preempt_deadline + 30:
             return
         saved = sum(self._flushed.values())
         where = f" in {self.ckpt_dir}" if self.ckpt_dir else " (checkpointing is off: nothing was saved)"
@@ -225,13 +228,14 @@ class Driver(Client):
     def _step(self, timeout: float, spin: bool) -> None:
         """One turn of the loop: receive, schedule, send."""
         tr, sched = self.transport, self.scheduler
-        n_workers = len(self.worker_ranks)
         if self._signal:
             msgs = tr.poll(min(timeout, 0.05), False)
             for src, batch in msgs:
                 for m in batch:
                     if m[0] == "flushed":
                         self._flushed[src] = m[1]
+                    elif m[0] == "dead":
+                        self._rank_died(src, [])
             self._preempt_step()
             return
         msgs = tr.poll(0 if self._outq else timeout, spin)
@@ -241,13 +245,14 @@ class Driver(Client):
             self._on_batch(src, batch, events)
         if events:
             self._execute(sched.handle_many(events))
+        n_workers = len(self.worker_ranks)
         if self._stop_requested and not self._stop_sent and not self._outq \
-                and sched.n_active == 0 and len(self.slots) == n_workers:
-            for r in self.worker_ranks:
+                and sched.n_active == 0 and len(set(self.slots) | self.dead) == n_workers:
+            for r in self.worker_ranks - self.dead:
                 self._send(r, ("stop",))
             self._stop_sent = True
         self._flush()
-        if self._stop_sent and len(self._byes) == n_workers:
+        if self._stop_sent and len(self._byes | self.dead) == n_workers:
             tr.flush()
             self._finished = True
 
@@ -265,8 +270,10 @@ class Driver(Client):
             self._frees = {}
         if self._out:
             out, self._out = self._out, {}
+            dead = self.dead
             for dest, batch in out.items():
-                self.transport.send(dest, batch)
+                if dest not in dead:
+                    self.transport.send(dest, batch)
 
     # ------------------------------------------------- from the user thread
 
@@ -351,11 +358,34 @@ class Driver(Client):
                     self._send(src, ("cfg", {"checkpoint": self.ckpt_dir, "all": self.checkpoint_all}))
             elif kind == "bye":
                 self._byes.add(src)
+            elif kind == "dead":
+                self._rank_died(src, events)
             elif kind == "preempt-req":  # a worker got SIGTERM/SIGUSR1 (srun signals every rank)
                 if not self._signal:
                     self._signal = m[1]
             else:
                 raise RuntimeError(f"rank 0: unknown message {kind!r} from rank {src}")
+
+    def _rank_died(self, rank: int, events: list) -> None:
+        """The transport saw ``rank`` die (ULFM): reschedule and recompute, tell the survivors."""
+        if rank == self.rank or rank in self.dead:
+            return
+        if rank not in self.worker_ranks:
+            return
+        self.dead.add(rank)
+        sched = self.scheduler
+        before = (sched.n_rescheduled, sched.n_recomputed)
+        sched_out = sched.handle(ev.WorkerLost(rank))  # now, before any later message is handled
+        rec = {"rank": rank, "host": self.hosts.get(rank, "?"), "detected": time.time(),
+               "rescheduled": sched.n_rescheduled - before[0], "recomputed": sched.n_recomputed - before[1]}
+        self.failures.append(rec)
+        log.warning("worker rank %d (%s) died; %d task(s) rescheduled, %d lost value(s) being "
+                    "recomputed; %d worker rank(s) left", rank, rec["host"], rec["rescheduled"],
+                    rec["recomputed"], len(self.worker_ranks) - len(self.dead))
+        for r in self.worker_ranks - self.dead:
+            self._send(r, ("lost", rank))
+        self._execute(sched_out)
+        self._lost_rank(rank)
 
     # --------------------------------------------------- instructions
 

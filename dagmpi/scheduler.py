@@ -430,6 +430,8 @@ class Scheduler(Placement):
                 continue
             self._set_state(t, _WAITING)
             t.gone = False
+            t.owner = None  # (a freed value's record still names the rank that had it)
+            t.nbytes = 0
             self.n_finished -= 1
             touched[t.id] = t
             for d in t.deps:
@@ -717,6 +719,8 @@ class Scheduler(Placement):
                 assert not t.blocked
             if t.state is _FINISHED and not t.gone:
                 assert t.owner is not None
+            if t.state < FIRST_FINAL:
+                assert t.owner is None, f"{t.id:#x} not finished but has an owner"
             if t.state >= FIRST_FINAL:
                 assert t.refs > 0 or t.consumers > 0 or (self.lineage and t.heirs > 0), \
                     f"{t.id:#x} final and unreferenced"

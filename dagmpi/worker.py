@@ -17,6 +17,8 @@ from rank 0                          to rank 0
   ("free", [ids])                      ("sub", ...), ("rel", id), ("acq", id),
   ("dlv", id, owner, error)            ("watch", id), ("blk", id), ("unblk", id)
   ("steal", [ids])                     ("stolen", [(id, spec)], [kept ids])
+  ("lost", rank)  rank died (ULFM)       (also: tasks given back unasked, whose
+                                        input died with its rank)
   ("stop",)                            ("bye",)
 from/to any rank
   ("get", id, req_id)  ->  ("val", req_id, ok, payload, buffers)
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import socket
 import threading
 import time
@@ -57,7 +60,7 @@ class Worker(Client):
         self.store: dict[int, Any] = {}  # id -> value (in-process) or (value, payload, buffers)
         self.fn_cache: dict[tuple[int, int], Callable] = {}
         self._waiting: dict[int, _Job] = {}  # req_id -> job waiting for that input
-        self._input_reqs: dict[int, tuple[_Job, int]] = {}
+        self._input_reqs: dict[int, tuple[_Job, int, int]] = {}  # req id -> (job, input, owner)
         self._local_waits: dict[int, list[_Job]] = {}  # task id -> jobs here that wait for it
         self._writer: Any = None  # checkpoint writer, made on first save
         self._signal = 0
@@ -68,6 +71,9 @@ class Worker(Client):
         self._timed: dict[int, tuple[float, _Job]] = {}  # running jobs with a timeout: deadline
         self._retry_types: dict[bytes, Any] = {}
         self._failed_here: dict[int, None] = {}  # recent failures here (bounded, oldest dropped)
+        #: Tasks this rank gave back to rank 0 (stolen, or their input died), until
+        #: assigned here again: a task that ran ahead behind one of them goes back too.
+        self._given_back: dict[int, None] = {}
         self._runq: collections.deque[_Job] = collections.deque()
         self._running = 0
         self._done: collections.deque = collections.deque()  # results from executor threads
@@ -96,7 +102,7 @@ class Worker(Client):
         self.gpus = list(gpus or [])
         #: What this rank offers the scheduler (see ``Options.resources``).
         self.offers: dict[str, Any] = {"cpu": slots, "gpu": len(self.gpus), "gpu_ids": self.gpus,
-                                       **(resources or {})}
+                                       **(resources or {}), "pid": os.getpid()}
 
     def wakeup(self) -> None:
         self.transport.wakeup()
@@ -324,6 +330,16 @@ class Worker(Client):
             self.ckpt_dir = m[1]["checkpoint"]
             self.checkpointing = bool(self.ckpt_dir)
             self.checkpoint_all = m[1]["all"]
+        elif kind == "lost":
+            self._on_lost(m[1])
+        elif kind == "dead":  # seen by the transport (ULFM); rank 0 says what to do
+            if src == SCHEDULER:
+                import sys
+
+                sys.stderr.write(f"dagmpi: rank {self.rank}: rank 0 (the driver) died; ending the job\n")
+                sys.stderr.flush()
+                self.transport.abort(1)
+            self.dead.add(src)
         elif kind == "preempt":
             self._preempt_until = time.monotonic() + m[1]
         elif kind == "stop":
@@ -367,10 +383,46 @@ class Worker(Client):
             taken = [j for j in self._runq if j.id in wanted]
             self._runq.clear()
             self._runq.extend(keep)
-        returned = [(j.id, (j.name, j.fn_id, j.payload, j.buffers, j.needs, j.policy, j.save))
-                    for j in taken]
+        returned = [self._spec_of(j) for j in taken]
         given = {j.id for j in taken}
         self._send(SCHEDULER, ("stolen", returned, [t for t in task_ids if t not in given]))
+
+    def _on_lost(self, rank: int) -> None:
+        """Rank 0 says ``rank`` died: give back the queued tasks that were still
+        fetching an input from it (and those that ran ahead here behind them);
+        rank 0 has the inputs computed again and places them anew."""
+        self._lost_rank(rank)
+        hit = {rid: job for rid, (job, _, owner) in self._input_reqs.items() if owner == rank}
+        if not hit:
+            return
+        jobs = {id(j): j for j in hit.values()}
+        stack = list(jobs.values())
+        while stack:
+            j = stack.pop()
+            for w in self._local_waits.pop(j.id, ()):
+                if id(w) not in jobs:
+                    jobs[id(w)] = w
+                    stack.append(w)
+        gone = set(jobs)
+        self._input_reqs = {rid: v for rid, v in self._input_reqs.items() if id(v[0]) not in gone}
+        for dep in list(self._local_waits):
+            left = [w for w in self._local_waits[dep] if id(w) not in gone]
+            if left:
+                self._local_waits[dep] = left
+            else:
+                del self._local_waits[dep]
+        returned = [self._spec_of(j) for j in jobs.values()]
+        log.info("rank %d: rank %d died; giving back %d task(s) that needed its data",
+                 self.rank, rank, len(returned))
+        self._send(SCHEDULER, ("stolen", returned, []))
+
+    def _spec_of(self, job: _Job) -> tuple:
+        """``(id, spec)`` of a job given back to rank 0 (remembered in ``_given_back``)."""
+        given = self._given_back
+        given[job.id] = None
+        if len(given) > 100_000:
+            del given[next(iter(given))]
+        return job.id, (job.name, job.fn_id, job.payload, job.buffers, job.needs, job.policy, job.save)
 
     def _serve(self, dest: int, tid: int, rid: int) -> None:
         entry = self.store.get(tid, _MISSING)
@@ -388,7 +440,7 @@ class Worker(Client):
         if hit is None:  # a nested fetch by user code on this rank
             self._pulled(rid, ok, payload, buffers)
             return
-        job, dep = hit
+        job, dep, _ = hit
         if not ok:
             job.failed = f"could not get the value of input task {dep:#x}: {payload}"
         elif self.serializes:
@@ -404,6 +456,9 @@ class Worker(Client):
 
     def _on_exec(self, m: tuple) -> None:
         job = _Job(m)
+        given = self._given_back
+        if given:
+            given.pop(job.id, None)
         values: dict[int, Any] = {}
         store = self.store
         for dep, owner in job.inputs:
@@ -419,16 +474,33 @@ class Worker(Client):
                 # rank 0 ran this task ahead: its input is being computed here
                 if dep in self._failed_here:
                     return  # that input failed: rank 0 has failed this task too
+                if dep in given:
+                    # ... but this rank gave that input back (the two messages
+                    # crossed): give this one back too; rank 0 places it again
+                    self._drop_input_reqs(job)
+                    self._send(SCHEDULER, ("stolen", [self._spec_of(job)], []))
+                    return
                 self._local_waits.setdefault(dep, []).append(job)
                 job.missing += 1
             else:
                 rid = next(self._req_ids)
-                self._input_reqs[rid] = (job, dep)
+                self._input_reqs[rid] = (job, dep, owner)
                 job.missing += 1
                 self._send(owner, ("get", dep, rid))
         job.inputs = values
         if job.missing == 0:
             self._runq.append(job)
+
+    def _drop_input_reqs(self, job: _Job) -> None:
+        """Forget the input requests ``job`` sent already (their answers are then ignored)."""
+        if job.missing:
+            self._input_reqs = {rid: v for rid, v in self._input_reqs.items() if v[0] is not job}
+            for dep in list(self._local_waits):
+                left = [w for w in self._local_waits[dep] if w is not job]
+                if left:
+                    self._local_waits[dep] = left
+                else:
+                    del self._local_waits[dep]
 
     def _start_jobs(self) -> None:
         """Start queued jobs while slots are free.

@@ -22,6 +22,10 @@ class Transport(ABC):
     serializes: bool = True
     #: Human-readable name ("mpi", "inproc").
     name: str = "?"
+    #: The job survives the death of a rank (MPI with ULFM): :meth:`poll` then
+    #: reports a dead rank ``r`` once, as ``(r, [("dead",)])``, and messages to
+    #: dead ranks are dropped.
+    fault_tolerant: bool = False
 
     @abstractmethod
     def send(self, dest: int, msg: Any) -> None:

@@ -14,6 +14,19 @@ with their header.  Sends are non-blocking and the sent objects are kept alive
 until their requests complete.  Receiving allocates uninitialised numpy
 buffers, receives into them, and unpickles zero-copy on top of them.
 
+Dead ranks (ULFM)
+-----------------
+Under Open MPI started with ``mpiexec --with-ft ulfm`` the communicators
+return errors instead of aborting.  A receive from any source then fails once
+per newly dead rank (``MPI_ERR_PROC_FAILED``, within milliseconds of the
+death); the transport acknowledges the failure (``Comm.Ack_failed``, so
+receiving goes on), asks which ranks died (``Comm.Get_failed``) and reports
+each once from :meth:`MPITransport.poll` as ``(rank, [("dead",)])``.  Messages
+to a dead rank are dropped, as is the rest of a message whose sender died
+half-way.  Survivors keep their rank numbers and their data; every message is
+point-to-point, so no collective has to be repaired (no ``Revoke``/``Shrink``:
+see docs/design.md).
+
 Waiting
 -------
 MPI's blocking calls spin.  With more ranks than cores (a laptop, CI) a
@@ -51,13 +64,15 @@ except ImportError as _exc:  # pragma: no cover - exercised by the launcher's ch
 TAG_CTRL = 1
 TAG_BUF = 2
 _HDR = struct.Struct("<Q")
+#: What :meth:`MPITransport.poll` reports, as the only message "from" a rank that died.
+_DEAD = ("dead",)
 
 
 def library_info() -> dict[str, Any]:
     """What the MPI library is and what it supports."""
     info: dict[str, Any] = {
         "mpi4py": __import__("mpi4py").__version__,
-        "library": MPI.Get_library_version().strip().splitlines()[0],
+        "library": MPI.Get_library_version().strip("\0 \n").splitlines()[0].strip("\0 "),
         "mpi_version": "%d.%d" % MPI.Get_version(),
         "thread_level": MPI.Query_thread() if MPI.Is_initialized() else None,
     }
@@ -66,6 +81,8 @@ def library_info() -> dict[str, Any]:
     except (AttributeError, NotImplementedError):
         info["cuda_aware"] = False
     info["ulfm"] = ulfm_available()
+    if not info["ulfm"] and "open mpi" in info["library"].lower() and hasattr(MPI.Comm, "Shrink"):
+        info["ulfm_hint"] = "start with `mpiexec --with-ft ulfm` to survive dead ranks"
     return info
 
 
@@ -148,23 +165,44 @@ class MPITransport(Transport):
         self._status = MPI.Status()
         self.bytes_sent = 0
         self.bytes_received = 0
+        self.fault_tolerant = ulfm_available()
+        #: Ranks known to be dead (ULFM); ``_new_dead``: not reported by poll yet.
+        self.dead: set[int] = set()
+        self._new_dead: list[int] = []
+        self._graveyard: list[Any] = []  # sends to dead ranks: kept alive, never completed
+        if self.fault_tolerant:
+            for comm in (self.ctrl, self.data):
+                comm.Set_errhandler(MPI.ERRORS_RETURN)
+            self._fail_classes = {MPI.ERR_PROC_FAILED, getattr(MPI, "ERR_PROC_FAILED_PENDING", -1),
+                                  getattr(MPI, "ERR_REVOKED", -1)}
 
     # ---------------------------------------------------------------- send
 
     def send(self, dest: int, msg: Any) -> None:
+        if self.fault_tolerant:
+            if dest in self.dead:
+                return
+            try:
+                self._send(dest, msg)
+            except MPI.Exception as exc:
+                self._on_mpi_error(exc)
+            return
+        self._send(dest, msg)
+
+    def _send(self, dest: int, msg: Any) -> None:
         bufs: list[pickle.PickleBuffer] = []
         payload = pickle.dumps(msg, 5, buffer_callback=bufs.append)
         if not bufs:
             frame = _HDR.pack(0) + payload
-            self._pending.append((self.ctrl.Isend([frame, MPI.BYTE], dest, TAG_CTRL), frame))
+            self._pending.append((self.ctrl.Isend([frame, MPI.BYTE], dest, TAG_CTRL), frame, dest))
             self.bytes_sent += len(frame)
             self._ring(dest)
             return
         raws = [b.raw() for b in bufs]
         frame = struct.pack(f"<{len(raws) + 1}Q", len(raws), *(r.nbytes for r in raws)) + payload
-        self._pending.append((self.ctrl.Isend([frame, MPI.BYTE], dest, TAG_CTRL), frame))
+        self._pending.append((self.ctrl.Isend([frame, MPI.BYTE], dest, TAG_CTRL), frame, dest))
         for raw in raws:
-            self._pending.append((self.data.Isend([raw, MPI.BYTE], dest, TAG_BUF), raw))
+            self._pending.append((self.data.Isend([raw, MPI.BYTE], dest, TAG_BUF), raw, dest))
             self.bytes_sent += raw.nbytes
         self.bytes_sent += len(frame)
         self._ring(dest)
@@ -184,24 +222,121 @@ class MPITransport(Transport):
                 pass
 
     def _test_pending(self) -> None:
+        if self.fault_tolerant:
+            try:
+                self._test_pending_ff()
+            except MPI.Exception as exc:
+                self._on_mpi_error(exc)
+                self._test_each()
+            return
+        self._test_pending_ff()
+
+    def _test_pending_ff(self) -> None:
         pending = self._pending
         if len(pending) == 1:
             if pending[0][0].Test():
                 pending.clear()
             return
-        done = MPI.Request.Testsome([r for r, _ in pending])
+        done = MPI.Request.Testsome([p[0] for p in pending])
         if done:
             gone = set(done)
             self._pending = [p for i, p in enumerate(pending) if i not in gone]
 
+    def _test_each(self) -> None:
+        """After an error: test the sends one by one; drop those to dead ranks."""
+        keep = []
+        for p in self._pending:
+            if p[2] in self.dead:
+                self._graveyard.append(p)
+                continue
+            try:
+                if not p[0].Test():
+                    keep.append(p)
+            except MPI.Exception as exc:
+                self._on_mpi_error(exc)
+                if p[2] not in self.dead:
+                    raise
+                self._graveyard.append(p)
+        self._pending = keep
+
     def flush(self) -> None:
-        if self._pending:
-            MPI.Request.Waitall([r for r, _ in self._pending])
+        if not self._pending:
+            return
+        if not self.fault_tolerant:
+            MPI.Request.Waitall([p[0] for p in self._pending])
             self._pending.clear()
+            return
+        # a send to a rank that dies meanwhile never completes: test, do not wait
+        deadline = time.monotonic() + 60.0
+        while self._pending and time.monotonic() < deadline:
+            self._test_pending()
+            self._drop_dead_sends()
+            if self._pending:
+                time.sleep(1e-4)
+                self._check_failures()
+
+    def _drop_dead_sends(self) -> None:
+        if self.dead and self._pending:
+            self._graveyard.extend(p for p in self._pending if p[2] in self.dead)
+            self._pending = [p for p in self._pending if p[2] not in self.dead]
+
+    # ---------------------------------------------------------- dead ranks
+
+    def _on_mpi_error(self, exc: "MPI.Exception") -> None:
+        """An MPI call failed: if ranks died, note them; anything else is a real error."""
+        if exc.Get_error_class() in self._fail_classes or exc.Get_error_class() == MPI.ERR_IN_STATUS:
+            if self._check_failures() or exc.Get_error_class() != MPI.ERR_IN_STATUS:
+                return
+            if self.dead:
+                return  # a request to a rank that had died already
+        raise exc
+
+    def _check_failures(self) -> bool:
+        """Acknowledge failed ranks and queue the new ones for :meth:`poll`; True if any."""
+        found = False
+        for comm in (self.ctrl, self.data):
+            try:
+                comm.Ack_failed()
+                failed = comm.Get_failed()
+            except MPI.Exception:
+                continue
+            try:
+                n = failed.Get_size()
+                if n:
+                    ranks = MPI.Group.Translate_ranks(failed, list(range(n)), comm.Get_group())
+                    for r in ranks:
+                        if r not in self.dead and r >= 0:
+                            self.dead.add(r)
+                            self._new_dead.append(r)
+                            found = True
+            finally:
+                failed.Free()
+        if found:
+            self._drop_dead_sends()
+        return found
 
     # ------------------------------------------------------------- receive
 
     def _drain(self, out: list[tuple[int, Any]], limit: int = 4096) -> None:
+        if self.fault_tolerant:
+            self._drain_ft(out, limit)
+            return
+        self._drain_ff(out, limit)
+
+    def _drain_ft(self, out: list[tuple[int, Any]], limit: int) -> None:
+        for _ in range(8):
+            try:
+                self._drain_ff(out, limit)
+                break
+            except MPI.Exception as exc:
+                self._on_mpi_error(exc)
+        if self.dead:  # a dead rank's last messages are dropped: its death is what counts
+            dead = self.dead
+            out[:] = [m for m in out if m[0] not in dead or m[1] and m[1][0] == _DEAD]
+        while self._new_dead:
+            out.append((self._new_dead.pop(0), [_DEAD]))
+
+    def _drain_ff(self, out: list[tuple[int, Any]], limit: int = 4096) -> None:
         ctrl, st = self.ctrl, self._status
         for _ in range(limit):
             m = ctrl.Improbe(MPI.ANY_SOURCE, TAG_CTRL, st)
