@@ -26,7 +26,8 @@ from .api import (
     workers,
 )
 from .config import Config
-from .errors import DagmpiError, RemoteTraceback, SerializationError, TaskError, UpstreamError
+from .errors import (DagmpiError, RemoteTraceback, SerializationError, TaskError, UpstreamError,
+                     WorkerLostError)
 from .options import Options, Scope, scope
 from .task import Task
 
@@ -35,6 +36,6 @@ __version__ = "0.1.0"
 __all__ = [
     "ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Config", "DagmpiError",
     "DoneAndNotDone", "Options", "RemoteTraceback", "Scope", "SerializationError", "Task",
-    "TaskError", "TaskFunction", "UpstreamError", "as_completed", "fetch", "info", "init",
+    "TaskError", "TaskFunction", "UpstreamError", "WorkerLostError", "as_completed", "fetch", "info", "init",
     "processors", "scope", "shutdown", "spawn", "task", "wait", "workers", "__version__",
 ]

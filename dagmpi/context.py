@@ -198,17 +198,48 @@ def _serve_mpi(tr: Any, ranks: range, config: Config) -> None:
     worker = Worker(tr, ranks, slots=slots, resources=res, gpus=gpus)
     worker.default_retries = config.retries
     _install_signal_handlers(worker)
+    if getattr(tr, "fault_tolerant", False):
+        _exit_by_sigkill()
     _runtime = _Runtime("mpi-worker", config, None, tr, [])
     _CURRENT.client = worker
     try:
         worker.run()
         tr.close()
     except BaseException:
+        if getattr(tr, "fault_tolerant", False):
+            # ULFM: this rank alone goes; rank 0 sees it die and carries on without it.
+            # (SIGKILL, not exit(1): a rank that exits non-zero or fails in
+            # MPI_Finalize leaves the survivors waiting for it.)
+            sys.stderr.write(f"dagmpi: worker rank {tr.rank} failed; it ends itself (SIGKILL) and the "
+                             f"job goes on without it\n{traceback.format_exc()}")
+            sys.stderr.flush()
+            os.kill(os.getpid(), 9)
         sys.stderr.write(f"dagmpi: worker rank {tr.rank} failed; aborting the job\n{traceback.format_exc()}")
         tr.abort(1)
     sys.stdout.flush()
     sys.stderr.flush()
     sys.exit(0)
+
+
+def _exit_by_sigkill() -> None:
+    """ULFM worker: a task that calls ``os._exit`` ends its rank with SIGKILL instead.
+
+    Open MPI's ULFM notices a rank that is killed, but not one that exits
+    without ``MPI_Finalize``: the survivors would wait for it forever.
+    """
+    real_exit = os._exit
+
+    def _exit(code: int) -> None:  # noqa: ANN001 - same signature as os._exit
+        try:
+            sys.stdout.flush()
+            sys.stderr.write(f"dagmpi: os._exit({code}) on a worker rank: ending it with SIGKILL "
+                             "so that the other ranks notice and carry on\n")
+            sys.stderr.flush()
+        finally:
+            os.kill(os.getpid(), 9)
+            real_exit(code)
+
+    os._exit = _exit
 
 
 def _exit_now(code: int) -> None:

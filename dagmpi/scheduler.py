@@ -399,13 +399,13 @@ class Scheduler(Placement):
         tasks = self.tasks
         rank = ev.rank
         touched: dict[int, _Task] = {}
-        # 1. its assigned tasks (FIFO: the first ``slots`` may have been running)
-        for i, tid in enumerate(w.assigned):
+        # 1. its assigned tasks: any of them may have been running (and be what killed
+        #    it), so each counts the death, like Dask's ``allowed-failures``
+        for tid in w.assigned:
             t = tasks[tid]
             t.worker = None
             t.blocked = False
-            if i < w.slots:
-                t.lost += 1
+            t.lost += 1
             self.n_rescheduled += 1
             touched[tid] = t
         for tid in w.ahead:

@@ -59,3 +59,8 @@ def wait_or_kill(proc: subprocess.Popen, timeout: float) -> Result:
         out, err = proc.communicate()
         pytest.fail(f"timed out after {timeout} s (hang): {proc.args}\n{Result(-9, out, err)!r}")
     return Result(proc.returncode, out, err)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--chaos", type=int, default=0, metavar="N",
+                     help="run the rank-killing chaos tests N times each (default: a quick subset)")

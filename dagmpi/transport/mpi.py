@@ -52,7 +52,20 @@ import numpy as np
 
 from .base import Transport
 
+def _ft_requested() -> bool:
+    """Started by ``mpiexec --with-ft ulfm`` (Open MPI sets ``OMPI_MCA_mpi_ft_enable``)."""
+    return os.environ.get("OMPI_MCA_mpi_ft_enable", "").lower() in ("1", "true", "yes", "on")
+
+
 try:
+    import mpi4py
+
+    if _ft_requested():
+        # After a rank died, MPI_Finalize can wait forever for it (its PMIx fence
+        # still counts the dead rank: open-mpi/ompi#9434, #11404).  Every rank has
+        # flushed its messages before it exits, so under ULFM ranks leave without
+        # MPI_Finalize; the launcher still gets each rank's exit status.
+        mpi4py.rc.finalize = False
     from mpi4py import MPI
 except ImportError as _exc:  # pragma: no cover - exercised by the launcher's checks
     raise ImportError(
@@ -136,8 +149,7 @@ def ulfm_available() -> bool:
     """
     if "open mpi" not in MPI.Get_library_version().lower():
         return False
-    flag = os.environ.get("OMPI_MCA_mpi_ft_enable", "")
-    return flag.lower() in ("1", "true", "yes", "on") and hasattr(MPI.Comm, "Shrink")
+    return _ft_requested() and hasattr(MPI.Comm, "Shrink")
 
 
 class MPITransport(Transport):

