@@ -33,7 +33,18 @@ def leaf(i):
     return (i * 7919) % M
 
 
-def mix(a, b, k):
+WORK = 0.0
+
+
+def spin(seconds):
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def mix(a, b, k, work=0.0):
+    if work:
+        spin(work)
     return (a * 31 + b * 17 + k) % M
 
 
@@ -70,6 +81,8 @@ def main():
     ap.add_argument("--mode", choices=("random", "holder", "none"), default="random")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default="")
+    ap.add_argument("--at", type=float, default=0.0, help="kill when this share of the graph is done")
+    ap.add_argument("--work", type=float, default=0.0, help="seconds of CPU work per task")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     width = 200
@@ -90,27 +103,47 @@ def main():
         victims = [(0.5, holder)]
     elif args.mode == "random":
         order = rng.sample(ranks, min(args.kill, len(ranks) - 1))
-        victims = sorted((rng.uniform(0.1, 0.8), r) for r in order)
+        victims = sorted((args.at or rng.uniform(0.1, 0.8), r) for r in order)
     killed = []
+    regained = []  # when the finished count got back to where it was at each kill
 
     def killer():
         for share, rank in victims:
             while driver.scheduler.n_finished < share * n_total:
                 time.sleep(0.001)
+            done_at_kill = driver.scheduler.n_finished
             os.kill(pids[rank], signal.SIGKILL)
-            killed.append((rank, time.time(), driver.scheduler.n_finished))
+            killed.append((rank, time.time(), done_at_kill))
             print(f"chaos: killed rank {rank} (pid {pids[rank]}) at {driver.scheduler.n_finished}"
                   f"/{n_total} finished", file=sys.stderr, flush=True)
 
+    def watch_recovery():
+        seen = 0
+        while len(regained) < len(victims):
+            time.sleep(0.0005)
+            fails = driver.failures
+            if len(fails) > seen and len(killed) > seen:
+                # the rank's death was handled: the finished count dropped by what is
+                # recomputed; recovered when it is back where it was at the kill
+                n = len(regained)
+                target = killed[n][2]
+                while driver.scheduler.n_finished < target:
+                    time.sleep(0.0005)
+                regained.append(time.time())
+                seen += 1
+
     t0 = time.perf_counter()
     threading.Thread(target=killer, daemon=True).start()
+    if victims:
+        threading.Thread(target=watch_recovery, daemon=True).start()
     prev = [dagmpi.spawn(leaf, i) for i in range(width)]
     for layer in range(1, layers):
         cur = []
         for i in range(width):
             k = layer * width + i
             a, b = prev[i], prev[(i * 7 + layer) % width]
-            cur.append(dagmpi.spawn(mix_big, a, b, k, big) if big is not None else dagmpi.spawn(mix, a, b, k))
+            cur.append(dagmpi.spawn(mix_big, a, b, k, big) if big is not None
+                       else dagmpi.spawn(mix, a, b, k, args.work))
         prev = cur
     while len(prev) > 1:
         prev = [dagmpi.spawn(add, *prev[i:i + 8]) for i in range(0, len(prev), 8)]
@@ -121,7 +154,9 @@ def main():
     report = {"result": got, "expected": want, "seconds": seconds, "tasks": sched.n_submitted,
               "killed": [r for r, _, _ in killed], "failures": driver.failures,
               "rescheduled": sched.n_rescheduled, "recomputed": sched.n_recomputed,
-              "kill_times": [t for _, t, _ in killed]}
+              "kill_times": [t for _, t, _ in killed], "regained": regained,
+              "detect_s": [f["detected"] - t for f, (_, t, _) in zip(driver.failures, killed)],
+              "recover_s": [g - f["detected"] for f, g in zip(driver.failures, regained)]}
     print(f"result {got} expected {want} in {seconds:.2f} s; killed {report['killed']}; "
           f"rescheduled {sched.n_rescheduled}, recomputed {sched.n_recomputed}", flush=True)
     if args.json:
