@@ -198,8 +198,7 @@ def _serve_mpi(tr: Any, ranks: range, config: Config) -> None:
     worker = Worker(tr, ranks, slots=slots, resources=res, gpus=gpus)
     worker.default_retries = config.retries
     _install_signal_handlers(worker)
-    if getattr(tr, "fault_tolerant", False):
-        _exit_by_sigkill()
+    _guard_os_exit(tr.rank, bool(getattr(tr, "fault_tolerant", False)))
     _runtime = _Runtime("mpi-worker", config, None, tr, [])
     _CURRENT.client = worker
     try:
@@ -221,22 +220,27 @@ def _serve_mpi(tr: Any, ranks: range, config: Config) -> None:
     sys.exit(0)
 
 
-def _exit_by_sigkill() -> None:
-    """ULFM worker: a task that calls ``os._exit`` ends its rank with SIGKILL instead.
+def _guard_os_exit(rank: int, fault_tolerant: bool) -> None:
+    """A task that calls ``os._exit`` on a worker: say which rank goes, and how.
 
-    Open MPI's ULFM notices a rank that is killed, but not one that exits
-    without ``MPI_Finalize``: the survivors would wait for it forever.
+    Under ULFM the rank ends with SIGKILL instead: Open MPI notices a rank that
+    is killed, but not one that exits without ``MPI_Finalize`` (the survivors
+    would wait for it forever).  Otherwise the launcher ends the job.
     """
     real_exit = os._exit
+    host = __import__("socket").gethostname()
 
     def _exit(code: int) -> None:  # noqa: ANN001 - same signature as os._exit
         try:
             sys.stdout.flush()
-            sys.stderr.write(f"dagmpi: os._exit({code}) on a worker rank: ending it with SIGKILL "
-                             "so that the other ranks notice and carry on\n")
+            then = ("it ends with SIGKILL and the job goes on without it" if fault_tolerant else
+                    "the job ends (no ULFM; resume from the checkpoint)")
+            sys.stderr.write(f"dagmpi: worker rank {rank} (pid {os.getpid()} on {host}) called "
+                             f"os._exit({code}) in a task; {then}\n")
             sys.stderr.flush()
         finally:
-            os.kill(os.getpid(), 9)
+            if fault_tolerant:
+                os.kill(os.getpid(), 9)
             real_exit(code)
 
     os._exit = _exit

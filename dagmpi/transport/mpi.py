@@ -77,6 +77,7 @@ except ImportError as _exc:  # pragma: no cover - exercised by the launcher's ch
 TAG_CTRL = 1
 TAG_BUF = 2
 _HDR = struct.Struct("<Q")
+_os_exit = os._exit  # the real one (a worker rank wraps os._exit for its tasks)
 #: What :meth:`MPITransport.poll` reports, as the only message "from" a rank that died.
 _DEAD = ("dead",)
 
@@ -489,4 +490,4 @@ class MPITransport(Transport):
         finally:
             # MPICH's MPI_Abort can return while the launcher tears the job down:
             # leave now, with this status, so nothing else runs or overrides it
-            os._exit(code)
+            _os_exit(code)

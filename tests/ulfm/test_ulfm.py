@@ -155,3 +155,13 @@ def test_under_mpich_a_killed_rank_ends_the_job_within_seconds(tmp_path):
     assert res.returncode != 0, res
     out = res.stdout + res.stderr
     assert "BAD TERMINATION" in out and "Killed" in out, res
+
+
+@pytest.mark.mpi
+def test_under_mpich_os_exit_in_a_task_names_the_rank(tmp_path):
+    from conftest import run_dagmpi
+
+    res = run_dagmpi("rank_death.py", n=3, args=["exit", tmp_path], timeout=60)
+    assert res.returncode != 0, res
+    assert "called os._exit(3) in a task; the job ends" in res.stderr, res
+    assert "worker rank" in res.stderr, res
