@@ -29,6 +29,9 @@ class Config:
     checkpoint: str = ""
     #: "marked": only tasks with ``checkpoint=True``; "all": every task.
     checkpoint_policy: str = "marked"
+    #: Seconds between a worker's checkpoint files (each is flushed, fsynced and renamed
+    #: into place): results younger than this are lost with a killed rank.
+    checkpoint_interval: float = 2.0
     #: Seconds running tasks may go on after SIGTERM/SIGUSR1 before they are abandoned.
     grace: float = 10.0
     #: Retries of a task that sets no ``retries=`` option.
@@ -72,6 +75,8 @@ class Config:
             raise ValueError(f"slots must be >= 1 (or 0 for the default), not {self.slots}")
         if self.checkpoint_policy not in ("all", "marked"):
             raise ValueError(f"checkpoint_policy must be 'all' or 'marked', not {self.checkpoint_policy!r}")
+        if self.checkpoint_interval <= 0:
+            raise ValueError(f"checkpoint_interval must be > 0 seconds, not {self.checkpoint_interval}")
         if self.grace < 0:
             raise ValueError(f"grace must be >= 0 seconds, not {self.grace}")
         if self.retries < 0:

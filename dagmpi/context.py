@@ -124,6 +124,7 @@ def _start_embedded(config: Config) -> _Runtime:
         res, gpus = devices.offers(slots, config.resources, env)
         w = Worker(hub.endpoints[r], ranks, slots=slots, resources=res, gpus=gpus)
         w.default_retries = config.retries
+        w.checkpoint_interval = config.checkpoint_interval
         t = threading.Thread(target=_serve_inproc, args=(w,), name=f"dagmpi-worker{r}", daemon=True)
         threads.append(t)
         t.start()
@@ -197,6 +198,7 @@ def _serve_mpi(tr: Any, ranks: range, config: Config) -> None:
     res, gpus = devices.offers(slots, config.resources)
     worker = Worker(tr, ranks, slots=slots, resources=res, gpus=gpus)
     worker.default_retries = config.retries
+    worker.checkpoint_interval = config.checkpoint_interval
     _install_signal_handlers(worker)
     _guard_os_exit(tr.rank, bool(getattr(tr, "fault_tolerant", False)))
     _runtime = _Runtime("mpi-worker", config, None, tr, [])

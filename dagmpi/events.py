@@ -94,6 +94,9 @@ class WorkerLost:
     """
 
     rank: int
+    #: ``task_id -> location`` of lost or freed values found in a checkpoint:
+    #: read back from there instead of computed again.
+    saved: Optional[dict] = None
 
 
 @dataclass(slots=True)

@@ -374,18 +374,51 @@ class Driver(Client):
             return
         self.dead.add(rank)
         sched = self.scheduler
-        before = (sched.n_rescheduled, sched.n_recomputed)
-        sched_out = sched.handle(ev.WorkerLost(rank))  # now, before any later message is handled
-        rec = {"rank": rank, "host": self.hosts.get(rank, "?"), "detected": time.time(),
-               "rescheduled": sched.n_rescheduled - before[0], "recomputed": sched.n_recomputed - before[1]}
+        detected = time.time()
+        before = (sched.n_rescheduled, sched.n_recomputed, sched.n_reloaded)
+        # now, before any later message is handled
+        sched_out = sched.handle(ev.WorkerLost(rank, self._saved_results(rank)))
+        rec = {"rank": rank, "host": self.hosts.get(rank, "?"), "detected": detected,
+               "rescheduled": sched.n_rescheduled - before[0], "recomputed": sched.n_recomputed - before[1],
+               "reloaded": sched.n_reloaded - before[2]}
         self.failures.append(rec)
         log.warning("worker rank %d (%s) died; %d task(s) rescheduled, %d lost value(s) being "
-                    "recomputed; %d worker rank(s) left", rank, rec["host"], rec["rescheduled"],
-                    rec["recomputed"], len(self.worker_ranks) - len(self.dead))
+                    "recomputed, %d read back from the checkpoint; %d worker rank(s) left", rank,
+                    rec["host"], rec["rescheduled"], rec["recomputed"], rec["reloaded"],
+                    len(self.worker_ranks) - len(self.dead))
         for r in self.worker_ranks - self.dead:
             self._send(r, ("lost", rank))
         self._execute(sched_out)
         self._lost_rank(rank)
+
+    def _saved_results(self, rank: int) -> Optional[dict]:
+        """Task id -> checkpoint location, for the values lost with ``rank`` (or freed
+        earlier) that a checkpoint file of this run holds (a fresh scan: the dead
+        rank's files that were complete when it died)."""
+        if not self.ckpt_dir:
+            return None
+        from .checkpoint.hdf5 import scan
+        from .states import TaskState
+
+        sched = self.scheduler
+        wanted = {}
+        for t in sched.tasks.values():
+            if t.state is TaskState.FINISHED and (t.owner == rank or t.gone) and t.spec is not None \
+                    and t.spec[6] is not None:
+                wanted[t.spec[6]] = t.id
+        if not wanted:
+            return None
+        try:
+            index = scan(self.ckpt_dir)
+        except Exception as exc:  # noqa: BLE001 - recomputing is the fallback
+            log.warning("checkpoint %s could not be scanned after rank %d died: %r", self.ckpt_dir, rank, exc)
+            return None
+        found = {}
+        for key, tid in wanted.items():
+            where = index.get(key)
+            if where is not None:
+                found[tid] = where
+        return found
 
     # --------------------------------------------------- instructions
 

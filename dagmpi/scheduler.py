@@ -188,6 +188,7 @@ class Scheduler(Placement):
         self.max_lost = max_lost
         self.n_workers_lost = 0
         self.n_recomputed = 0
+        self.n_reloaded = 0
         self.n_rescheduled = 0
         self.workers: dict[int, _Worker] = {}
         self.ready: list[tuple[int, int, int, int, int]] = []
@@ -412,12 +413,15 @@ class Scheduler(Placement):
             t = tasks.get(tid)
             if t is not None:
                 t.in_ahead = False
-        # 2. the values it held
+        # 2. the values it held (those also in a checkpoint file are read from there)
+        saved = ev.saved or {}
         lost = [t for t in tasks.values() if t.state is _FINISHED and t.owner == rank and not t.gone]
         for t in lost:
             t.gone = True
-            t.owner = None
-            t.nbytes = 0
+            t.owner = saved.get(t.id)
+            t.nbytes = getattr(t.owner, "nbytes", 0)
+            if t.owner is not None:
+                self.n_reloaded += 1
         # 3. recompute the lost values something still needs, and the freed inputs they need
         doomed: dict[int, str] = {}
         stack = [t for t in lost if t.refs > 0 or t.consumers > 0]
@@ -427,6 +431,12 @@ class Scheduler(Placement):
                 continue
             if type(t.owner) is not int and t.owner is not None:  # in a checkpoint: still readable
                 t.gone = False
+                continue
+            if t.id in saved:  # freed here, but saved in a checkpoint file: read it back
+                t.owner = saved[t.id]
+                t.nbytes = getattr(t.owner, "nbytes", 0)
+                t.gone = False
+                self.n_reloaded += 1
                 continue
             self._set_state(t, _WAITING)
             t.gone = False

@@ -68,6 +68,8 @@ class Worker(Client):
         self._preempt_until = 0.0
         self._flushed = False
         self.ckpt_dir = ""
+        #: Seconds between checkpoint files (``checkpoint_interval``).
+        self.checkpoint_interval = 2.0
         self._timed: dict[int, tuple[float, _Job]] = {}  # running jobs with a timeout: deadline
         self._retry_types: dict[bytes, Any] = {}
         self._failed_here: dict[int, None] = {}  # recent failures here (bounded, oldest dropped)
@@ -351,7 +353,7 @@ class Worker(Client):
         if self._writer is None:
             from .checkpoint.hdf5 import Writer
 
-            self._writer = Writer(self.ckpt_dir, self.rank)
+            self._writer = Writer(self.ckpt_dir, self.rank, roll_seconds=self.checkpoint_interval)
         return self._writer
 
     def close_checkpoint(self, timeout: Optional[float] = None) -> int:

@@ -83,7 +83,10 @@ def main():
     ap.add_argument("--json", default="")
     ap.add_argument("--at", type=float, default=0.0, help="kill when this share of the graph is done")
     ap.add_argument("--work", type=float, default=0.0, help="seconds of CPU work per task")
+    ap.add_argument("--checkpoint", default="", help="save every result there (policy all)")
     args = ap.parse_args()
+    if args.checkpoint:
+        dagmpi.init(checkpoint=args.checkpoint, checkpoint_policy="all")
     rng = random.Random(args.seed)
     width = 200
     layers = max(2, args.tasks // width)
@@ -154,11 +157,13 @@ def main():
     report = {"result": got, "expected": want, "seconds": seconds, "tasks": sched.n_submitted,
               "killed": [r for r, _, _ in killed], "failures": driver.failures,
               "rescheduled": sched.n_rescheduled, "recomputed": sched.n_recomputed,
+              "reloaded": sched.n_reloaded,
               "kill_times": [t for _, t, _ in killed], "regained": regained,
               "detect_s": [f["detected"] - t for f, (_, t, _) in zip(driver.failures, killed)],
               "recover_s": [g - f["detected"] for f, g in zip(driver.failures, regained)]}
     print(f"result {got} expected {want} in {seconds:.2f} s; killed {report['killed']}; "
-          f"rescheduled {sched.n_rescheduled}, recomputed {sched.n_recomputed}", flush=True)
+          f"rescheduled {sched.n_rescheduled}, recomputed {sched.n_recomputed}, "
+          f"read back {sched.n_reloaded}", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f)

@@ -165,3 +165,16 @@ def test_under_mpich_os_exit_in_a_task_names_the_rank(tmp_path):
     assert res.returncode != 0, res
     assert "called os._exit(3) in a task; the job ends" in res.stderr, res
     assert "worker rank" in res.stderr, res
+
+
+@pytest.mark.mpi
+def test_values_lost_with_a_rank_are_read_back_from_the_checkpoint(ompi, tmp_path):
+    """With every result checkpointed, what the dead rank had saved is read back, not recomputed."""
+    import re
+
+    env = dict(ompi, DAGMPI_CHECKPOINT_INTERVAL="0.1")
+    res = run_ompi(env, "chaos.py", 4, ["--kill", 1, "--at", 0.7, "--work", 0.0001,
+                                        "--checkpoint", tmp_path / "ckpt"])
+    _ok(res)
+    m = re.search(r"recomputed (\d+), read back (\d+)", res.stdout)
+    assert m and int(m.group(2)) > 0, res

@@ -331,3 +331,18 @@ def test_random_graphs_survive_random_rank_deaths(seed):
         sim.apply(s.handle(HandleReleased(tid)))
         s.validate()
     assert s.tasks == {}
+
+
+def test_lost_values_saved_in_a_checkpoint_are_read_back_not_recomputed():
+    from dagmpi.checkpoint.base import Location
+
+    h = Harness()
+    h.step(sub(1, ranks=frozenset([1])), sub(2, deps=[1], ranks=frozenset([1]), watch=True))
+    h.step(TaskFinished(1, 1))
+    h.step(HandleReleased(1))
+    h.step(TaskFinished(2, 1))  # 1 freed, 2 held; both on rank 1, both saved
+    where = {1: Location("f.h5", "k1", nbytes=8), 2: Location("f.h5", "k2", nbytes=8)}
+    out = h.step(WorkerLost(1, saved=where))
+    assert executes(out) == [] and h.s.n_recomputed == 0 and h.s.n_reloaded == 1
+    assert h.s.tasks[2].owner == where[2] and h.s.state_of(2) is TaskState.FINISHED
+    assert h.step(WatchRequested(2, 0)) == [Deliver(0, 2, owner=where[2])]
