@@ -92,6 +92,10 @@ class Placement:
             w = self._choose_worker(t)
             if w is None:
                 deferred.append(item)
+                # running ahead (when tasks are assigned) also takes room: recount
+                # before looking further, or a full cluster makes this loop walk
+                # (and push back) the whole heap on every call
+                free = sum(max(0, w.capacity - w.load) for w in self.workers.values() if not w.stuck)
                 continue
             self._assign(t, w)
             free -= 1
