@@ -30,6 +30,7 @@ import collections
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -336,8 +337,6 @@ class Worker(Client):
             self._on_lost(m[1])
         elif kind == "dead":  # seen by the transport (ULFM); rank 0 says what to do
             if src == SCHEDULER:
-                import sys
-
                 sys.stderr.write(f"dagmpi: rank {self.rank}: rank 0 (the driver) died; ending the job\n")
                 sys.stderr.flush()
                 self.transport.abort(1)
@@ -405,14 +404,7 @@ class Worker(Client):
                 if id(w) not in jobs:
                     jobs[id(w)] = w
                     stack.append(w)
-        gone = set(jobs)
-        self._input_reqs = {rid: v for rid, v in self._input_reqs.items() if id(v[0]) not in gone}
-        for dep in list(self._local_waits):
-            left = [w for w in self._local_waits[dep] if id(w) not in gone]
-            if left:
-                self._local_waits[dep] = left
-            else:
-                del self._local_waits[dep]
+        self._forget_jobs(jobs.values())
         returned = [self._spec_of(j) for j in jobs.values()]
         log.info("rank %d: rank %d died; giving back %d task(s) that needed its data",
                  self.rank, rank, len(returned))
@@ -479,7 +471,8 @@ class Worker(Client):
                 if dep in given:
                     # ... but this rank gave that input back (the two messages
                     # crossed): give this one back too; rank 0 places it again
-                    self._drop_input_reqs(job)
+                    if job.missing:
+                        self._forget_jobs([job])
                     self._send(SCHEDULER, ("stolen", [self._spec_of(job)], []))
                     return
                 self._local_waits.setdefault(dep, []).append(job)
@@ -493,16 +486,17 @@ class Worker(Client):
         if job.missing == 0:
             self._runq.append(job)
 
-    def _drop_input_reqs(self, job: _Job) -> None:
-        """Forget the input requests ``job`` sent already (their answers are then ignored)."""
-        if job.missing:
-            self._input_reqs = {rid: v for rid, v in self._input_reqs.items() if v[0] is not job}
-            for dep in list(self._local_waits):
-                left = [w for w in self._local_waits[dep] if w is not job]
-                if left:
-                    self._local_waits[dep] = left
-                else:
-                    del self._local_waits[dep]
+    def _forget_jobs(self, jobs: Any) -> None:
+        """Forget jobs waiting for inputs (given back): the input requests they sent
+        (answers are then ignored) and their places in local waits."""
+        gone = {id(j) for j in jobs}
+        self._input_reqs = {rid: v for rid, v in self._input_reqs.items() if id(v[0]) not in gone}
+        for dep in list(self._local_waits):
+            left = [w for w in self._local_waits[dep] if id(w) not in gone]
+            if left:
+                self._local_waits[dep] = left
+            else:
+                del self._local_waits[dep]
 
     def _start_jobs(self) -> None:
         """Start queued jobs while slots are free.

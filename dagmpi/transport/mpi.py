@@ -297,11 +297,12 @@ class MPITransport(Transport):
 
     def _on_mpi_error(self, exc: "MPI.Exception") -> None:
         """An MPI call failed: if ranks died, note them; anything else is a real error."""
-        if exc.Get_error_class() in self._fail_classes or exc.Get_error_class() == MPI.ERR_IN_STATUS:
-            if self._check_failures() or exc.Get_error_class() != MPI.ERR_IN_STATUS:
-                return
-            if self.dead:
-                return  # a request to a rank that had died already
+        cls = exc.Get_error_class()
+        if cls in self._fail_classes:
+            self._check_failures()
+            return
+        if cls == MPI.ERR_IN_STATUS and (self._check_failures() or self.dead):
+            return  # a request to a rank that died
         raise exc
 
     def _check_failures(self) -> bool:
