@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 _WAITING, _READY, _ASSIGNED = TaskState.WAITING, TaskState.READY, TaskState.ASSIGNED
 _FINISHED = TaskState.FINISHED
+#: Queued tasks a steal looks at beyond four per task it wants.
+STEAL_SCAN = 32
 
 
 class Placement:
@@ -131,8 +133,12 @@ class Placement:
                 continue
             want = sum(w.capacity - w.load for w in idle)
             take = []
-            for tid in reversed(v.assigned):
-                if len(take) >= min(want, (queued + 1) // 2):
+            limit = min(want, (queued + 1) // 2)
+            # look at the newest tasks only: a queue that ran ahead (a chain waiting
+            # on itself) has nothing to steal, and scanning it all on every batch
+            # would cost O(queue) per event
+            for n, tid in enumerate(reversed(v.assigned)):
+                if len(take) >= limit or n >= 4 * limit + STEAL_SCAN:
                     break
                 t = tasks[tid]
                 if t.blocked or tid in v.stealing or t.near is not None or t.waiting:
