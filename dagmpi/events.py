@@ -100,6 +100,14 @@ class WorkerLost:
 
 
 @dataclass(slots=True)
+class TaskStarted:
+    """A suspect task (see :class:`Execute`) starts running on ``rank``."""
+
+    task_id: int
+    rank: int
+
+
+@dataclass(slots=True)
 class StuckReturned:
     """A call that had timed out on ``rank`` finally returned (its result is dropped)."""
 
@@ -148,13 +156,15 @@ class WatchRequested:
 @dataclass(slots=True)
 class Execute:
     """Run ``spec`` on ``rank``; ``inputs`` are ``(dep_id, owner_rank)`` pairs;
-    ``attempt`` counts from 1 (retries run the task again)."""
+    ``attempt`` counts from 1 (retries run the task again); ``suspect``: it was
+    on a rank that died, so the worker says when it starts it (:class:`TaskStarted`)."""
 
     rank: int
     task_id: int
     spec: Any
     inputs: tuple[tuple[int, int], ...]
     attempt: int = 1
+    suspect: bool = False
 
 
 @dataclass(slots=True)
@@ -199,5 +209,6 @@ class TasksReturned:
 Event = (
     WorkerJoined | TaskSubmitted | TaskFinished | TaskFailed | TaskBlocked | TaskUnblocked
     | HandleAcquired | HandleReleased | WatchRequested | TasksReturned | StuckReturned | WorkerLost
+    | TaskStarted
 )
 Instruction = Execute | Release | Deliver | Steal

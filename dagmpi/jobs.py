@@ -12,11 +12,11 @@ class Job:
     """One ``exec`` message on a worker: what to run, and its inputs as they arrive."""
 
     __slots__ = ("id", "name", "fn_id", "payload", "buffers", "inputs", "missing", "failed", "needs",
-                 "policy", "attempt", "timed_out", "save")
+                 "policy", "attempt", "timed_out", "save", "suspect")
 
     def __init__(self, msg: tuple) -> None:
         (_, self.id, self.name, self.fn_id, self.payload, self.buffers, inputs, self.needs,
-         self.policy, self.attempt, self.save) = msg
+         self.policy, self.attempt, self.save, self.suspect) = msg
         self.timed_out = False
         self.inputs: Any = inputs  # tuple of (dep_id, owner), then dict dep_id -> value
         self.missing = 0

@@ -335,6 +335,8 @@ class Driver(Client):
                 events.append(ev.HandleReleased(m[1]))
             elif kind == "err":
                 events.append(ev.TaskFailed(m[1], src, m[2], m[3], m[4]))
+            elif kind == "run":
+                events.append(ev.TaskStarted(m[1], src))
             elif kind == "late":
                 events.append(ev.StuckReturned(src))
             elif kind == "blk":
@@ -433,7 +435,7 @@ class Driver(Client):
                     sent.add(fn_id)
                     self._send(ins.rank, ("fn", fn_id, self.fn_table[fn_id]))
                 self._send(ins.rank, ("exec", ins.task_id, name, fn_id, payload, buffers, ins.inputs, needs,
-                                      policy, ins.attempt, save))
+                                      policy, ins.attempt, save, ins.suspect))
             elif t is ev.Release:
                 if type(ins.rank) is not int:  # a value in a checkpoint file: nothing to free
                     continue

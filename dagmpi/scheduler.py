@@ -65,6 +65,7 @@ from .events import (
     WatchRequested,
     WorkerJoined,
     WorkerLost,
+    TaskStarted,
 )
 from .policy import Placement, unplaceable
 
@@ -118,7 +119,7 @@ class _Task:
         "id", "name", "state", "deps", "waiting", "dependents", "priority", "ranks",
         "owner", "nbytes", "refs", "consumers", "spec", "watchers", "error",
         "worker", "blocked", "needs", "near", "level", "retries", "attempt", "avoid", "fn", "est",
-        "in_ahead", "heirs", "gone", "lost", "stale",
+        "in_ahead", "heirs", "gone", "lost", "stale", "started_on",
     )
 
     def __init__(self, ev: TaskSubmitted) -> None:
@@ -152,6 +153,7 @@ class _Task:
         self.gone = False  # FINISHED, but the value no longer exists (freed, or its rank died)
         self.lost = 0  # times it was running on a rank that died
         self.stale = False  # ASSIGNED, and an input it may not have fetched yet is computed again
+        self.started_on: Optional[int] = None  # a suspect (lost > 0): the rank that said it started it
 
 
 class _Worker:
@@ -221,6 +223,7 @@ class Scheduler(Placement):
             TasksReturned: self._on_returned,
             StuckReturned: self._on_stuck_returned,
             WorkerLost: self._on_worker_lost,
+            TaskStarted: self._on_started,
         }
 
     # ------------------------------------------------------------ interface
@@ -382,6 +385,11 @@ class Scheduler(Placement):
             return
         self._fail(t, ev.error)
 
+    def _on_started(self, ev: TaskStarted) -> None:
+        t = self.tasks.get(ev.task_id)
+        if t is not None and t.state is _ASSIGNED and t.worker == ev.rank:
+            t.started_on = ev.rank
+
     def _on_stuck_returned(self, ev: StuckReturned) -> None:
         w = self.workers.get(ev.rank)
         if w is not None and w.stuck > 0:
@@ -400,13 +408,16 @@ class Scheduler(Placement):
         tasks = self.tasks
         rank = ev.rank
         touched: dict[int, _Task] = {}
-        # 1. its assigned tasks: any of them may have been running (and be what killed
-        #    it), so each counts the death, like Dask's ``allowed-failures``
+        # 1. its assigned tasks: any of them may have been running (and be what
+        #    killed it), so each becomes a suspect (like Dask's ``allowed-failures``);
+        #    a suspect says when it starts, and counts a death only if it had started
         for tid in w.assigned:
             t = tasks[tid]
             t.worker = None
             t.blocked = False
-            t.lost += 1
+            if t.lost == 0 or t.started_on == rank:
+                t.lost += 1
+            t.started_on = None
             self.n_rescheduled += 1
             touched[tid] = t
         for tid in w.ahead:
@@ -687,7 +698,7 @@ class Scheduler(Placement):
         tasks = self.tasks
         rank = w.rank
         inputs = tuple((d, o if (o := tasks[d].owner) is not None else rank) for d in t.deps)
-        self._out.append(Execute(rank, t.id, t.spec, inputs, t.attempt))
+        self._out.append(Execute(rank, t.id, t.spec, inputs, t.attempt, t.lost > 0))
         if not t.retries and not self.lineage:
             t.spec = None  # kept only while a retry (or a recomputation) may need it
         if t.dependents:

@@ -523,12 +523,21 @@ class Worker(Client):
                           and threading.current_thread() is self._comm_thread)
                 if not inline:
                     self._threads_busy += 1
+            if job.suspect:
+                self._announce(job)
             if inline:
                 self._run_inline(job)
                 with self._jobs_lock:
                     self._running -= 1
             else:
                 self._executor.submit(job)
+
+    def _announce(self, job: _Job) -> None:
+        """Tell rank 0, before it runs, that a suspect job starts (it was on a rank
+        that died): if this rank dies now, rank 0 knows it was running here."""
+        self._send(SCHEDULER, ("run", job.id))
+        self._flush()
+        self.transport.flush()
 
     def _check_timeouts(self) -> float:
         """Report running jobs past their timeout; return the next deadline."""
@@ -575,7 +584,8 @@ class Worker(Client):
         while True:
             self._execute(job)
             with self._jobs_lock:
-                if runq and self._running <= self.slots and not self._preempt_until:
+                if runq and self._running <= self.slots and not self._preempt_until \
+                        and not runq[0].suspect:  # (the comm thread announces those)
                     job = runq.popleft()
                 else:
                     self._running -= 1

@@ -13,6 +13,7 @@ from dagmpi.events import (
     Steal,
     TaskFinished,
     TasksReturned,
+    TaskStarted,
     TaskSubmitted,
     WatchRequested,
     WorkerJoined,
@@ -177,12 +178,23 @@ def test_without_lineage_a_lost_needed_value_fails_clearly():
 def test_a_task_that_kills_its_ranks_fails_after_max_lost():
     h = Harness(workers=((1, 1), (2, 1), (3, 1), (4, 1)))
     h.step(sub(1, watch=True))
-    for _ in range(3):
+    out = h.step(WorkerLost(h.s.tasks[1].worker))  # a suspect now: it says when it starts
+    assert [i.suspect for i in out if isinstance(i, Execute)] == [True]
+    for _ in range(2):
         rank = h.s.tasks[1].worker
+        h.step(TaskStarted(1, rank))
         out = h.step(WorkerLost(rank))
     assert h.s.state_of(1) is TaskState.ERRORED
     (d,) = [i for i in out if isinstance(i, Deliver)]
     assert "3 ranks that died" in str(build_exception(d.error))
+
+
+def test_a_suspect_that_never_started_on_a_dying_rank_is_not_blamed_again():
+    h = Harness(workers=((1, 1), (2, 1), (3, 1), (4, 1), (5, 1)))
+    h.step(sub(1, watch=True))
+    for _ in range(4):  # queued (never said it started) on each rank that dies
+        h.step(WorkerLost(h.s.tasks[1].worker))
+    assert h.s.state_of(1) is TaskState.ASSIGNED and h.s.tasks[1].lost == 1
 
 
 def test_when_every_worker_died_everything_fails():
