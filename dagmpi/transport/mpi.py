@@ -486,6 +486,10 @@ class MPITransport(Transport):
     def abort(self, code: int = 1) -> NoReturn:
         sys.stdout.flush()
         sys.stderr.flush()
+        if self.fault_tolerant and len(self.dead) >= self.size - 1:
+            # every other rank is dead: nothing to abort, and Open MPI's mpiexec would
+            # then report status 0 for an MPI_Abort (it does report a plain exit's)
+            _os_exit(code)
         try:
             self.world.Abort(code)
         finally:

@@ -6,6 +6,7 @@
       kill     a task's rank is killed with SIGKILL (the first time)
       poison   a task kills every rank it runs on: it must fail, the job must finish
       driver   rank 0 kills itself with SIGKILL: every rank must end, nobody hangs
+      alone    every worker is killed, then the script exits with status 5
 """
 import ctypes
 import os
@@ -48,6 +49,11 @@ def main():
         dagmpi.wait(ts[:5])
         print("driver: killing myself", flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
+    if mode == "alone":  # every worker dies, then the script exits with its own status
+        for p in dagmpi.processors():
+            os.kill(p["pid"], signal.SIGKILL)
+        time.sleep(1.0)
+        sys.exit(5)
     if mode == "poison":
         bad = dagmpi.spawn(poison, 1)
         good = [dagmpi.spawn(slow, i) for i in range(100)]

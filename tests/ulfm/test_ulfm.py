@@ -137,6 +137,12 @@ def test_rank_0_dying_ends_the_job(ompi, tmp_path):
 
 
 @pytest.mark.mpi
+def test_the_exit_status_survives_the_death_of_every_worker(ompi, tmp_path):
+    res = run_ompi(ompi, "rank_death.py", 3, ["alone", tmp_path], timeout=60)
+    assert res.returncode == 5, res
+
+
+@pytest.mark.mpi
 def test_without_ulfm_a_dead_rank_ends_the_open_mpi_job(ompi, tmp_path):
     res = run_ompi(ompi, "rank_death.py", 3, ["kill", tmp_path], timeout=60, ulfm=False)
     assert res.returncode != 0, res
