@@ -385,7 +385,7 @@ class Client:
         todo = list(range(len(tasks)))
         for attempt in range(1000):
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            out, lost = self._pull_once([tasks[i] for i in todo], left)
+            out = self._pull_once([tasks[i] for i in todo], left)
             again = []
             for i, v in zip(todo, out):
                 if v is LOST:
@@ -418,7 +418,8 @@ class Client:
                 lst.append(task)
         self._enqueue(("watch", task.id))
 
-    def _pull_once(self, tasks: list[Task], timeout: Optional[float]) -> tuple[list, list]:
+    def _pull_once(self, tasks: list[Task], timeout: Optional[float]) -> list:
+        """One round of requests: the values, or ``LOST`` where the owner rank died."""
         reqs = []
         group = _PullGroup(len(tasks))
         with self._cond:
@@ -436,11 +437,9 @@ class Client:
             late = [t for _, r, t in reqs if not r.done]
             raise TimeoutError(f"the value of {late[0]!r} did not arrive within {timeout} s")
         out: list = []
-        lost: list = []
         for _, req, task in reqs:
             if not req.ok:
                 if req.payload is LOST:
-                    lost.append(task)
                     out.append(LOST)
                     continue
                 raise_error(req.payload)
@@ -448,7 +447,7 @@ class Client:
                 out.append(req.payload)
             else:
                 out.append(serialize.load_value(req.payload, req.buffers))
-        return out, lost
+        return out
 
     # ------------------------------------------- called by the comm loop
 
