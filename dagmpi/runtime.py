@@ -159,8 +159,7 @@ class Driver(Client):
     def joined(self, timeout: Optional[float] = 60.0) -> dict[int, dict]:
         """Wait until every worker has said hello; return rank -> what it offers."""
         with self._cond:
-            ok = self._cond.wait_for(lambda: len(set(self.offers) | self.dead) == len(self.worker_ranks)
-                                     or self._finished, timeout)
+            ok = self._cond.wait_for(lambda: self._heard_from_all(self.offers) or self._finished, timeout)
         if not ok:
             missing = sorted(set(self.worker_ranks) - set(self.offers))
             raise TimeoutError(f"worker rank(s) {missing} did not report within {timeout} s")
@@ -168,12 +167,19 @@ class Driver(Client):
 
     def processors(self) -> list[dict[str, Any]]:
         """One entry per worker rank: host, CPU slots, GPU ids, memory and other resources."""
-        offers = {r: o for r, o in self.joined().items() if r not in self.dead}
+        offers = self._live_offers()
         return [{"rank": r, "host": self.hosts[r], "pid": offers[r].get("pid"), "cpu_slots": self.slots[r],
                  "gpus": list(offers[r].get("gpu_ids", ())),
                  "memory": int(offers[r].get("memory", 0)),
                  "resources": {k: v for k, v in offers[r].items() if k not in ("gpu_ids", "pid")}}
                 for r in sorted(offers)]
+
+    def _live_offers(self) -> dict[int, dict]:
+        return {r: o for r, o in self.joined().items() if r not in self.dead}
+
+    def _heard_from_all(self, ranks: Any) -> bool:
+        """Every worker rank is in ``ranks`` or dead."""
+        return self.worker_ranks <= set(ranks) | self.dead
 
     @property
     def n_restored(self) -> int:
@@ -187,7 +193,7 @@ class Driver(Client):
     def _check_placeable(self, ranks: Optional[frozenset], needs: Optional[dict]) -> None:
         from .policy import unplaceable
 
-        why = unplaceable({r: o for r, o in self.joined().items() if r not in self.dead}, ranks, needs)
+        why = unplaceable(self._live_offers(), ranks, needs)
         if why is not None:
             raise ValueError(f"impossible scope: {why}")
 
@@ -214,7 +220,7 @@ class Driver(Client):
                 self._send(r, ("preempt", self.grace))
             self._flush()
             return
-        if len(set(self._flushed) | self.dead) < len(self.worker_ranks) and now < self._preempt_deadline + 30:
+        if not self._heard_from_all(self._flushed) and now < self._preempt_deadline + 30:
             return
         saved = sum(self._flushed.values())
         where = f" in {self.ckpt_dir}" if self.ckpt_dir else " (checkpointing is off: nothing was saved)"
@@ -245,14 +251,13 @@ class Driver(Client):
             self._on_batch(src, batch, events)
         if events:
             self._execute(sched.handle_many(events))
-        n_workers = len(self.worker_ranks)
         if self._stop_requested and not self._stop_sent and not self._outq \
-                and sched.n_active == 0 and len(set(self.slots) | self.dead) == n_workers:
+                and sched.n_active == 0 and self._heard_from_all(self.slots):
             for r in self.worker_ranks - self.dead:
                 self._send(r, ("stop",))
             self._stop_sent = True
         self._flush()
-        if self._stop_sent and len(self._byes | self.dead) == n_workers:
+        if self._stop_sent and self._heard_from_all(self._byes):
             tr.flush()
             self._finished = True
 
@@ -370,9 +375,7 @@ class Driver(Client):
 
     def _rank_died(self, rank: int, events: list) -> None:
         """The transport saw ``rank`` die (ULFM): reschedule and recompute, tell the survivors."""
-        if rank == self.rank or rank in self.dead:
-            return
-        if rank not in self.worker_ranks:
+        if rank not in self.worker_ranks or rank in self.dead:
             return
         self.dead.add(rank)
         sched = self.scheduler

@@ -424,26 +424,22 @@ class Scheduler(Placement):
             t = tasks.get(tid)
             if t is not None:
                 t.in_ahead = False
-        # 2. the values it held (those also in a checkpoint file are read from there)
-        saved = ev.saved or {}
+        # 2. the values it held
         lost = [t for t in tasks.values() if t.state is _FINISHED and t.owner == rank and not t.gone]
         for t in lost:
             t.gone = True
-            t.owner = saved.get(t.id)
-            t.nbytes = getattr(t.owner, "nbytes", 0)
-            if t.owner is not None:
-                self.n_reloaded += 1
-        # 3. recompute the lost values something still needs, and the freed inputs they need
+            t.owner = None
+            t.nbytes = 0
+        # 3. bring back the lost values something still needs, and the freed inputs
+        #    they need: read from a checkpoint file when one holds them, else recomputed
+        saved = ev.saved or {}
         doomed: dict[int, str] = {}
         stack = [t for t in lost if t.refs > 0 or t.consumers > 0]
         while stack:
             t = stack.pop()
             if t.state is not _FINISHED or not t.gone:
                 continue
-            if type(t.owner) is not int and t.owner is not None:  # in a checkpoint: still readable
-                t.gone = False
-                continue
-            if t.id in saved:  # freed here, but saved in a checkpoint file: read it back
+            if t.id in saved:
                 t.owner = saved[t.id]
                 t.nbytes = getattr(t.owner, "nbytes", 0)
                 t.gone = False

@@ -257,11 +257,9 @@ class MPITransport(Transport):
 
     def _test_each(self) -> None:
         """After an error: test the sends one by one; drop those to dead ranks."""
+        self._drop_dead_sends()
         keep = []
         for p in self._pending:
-            if p[2] in self.dead:
-                self._graveyard.append(p)
-                continue
             try:
                 if not p[0].Test():
                     keep.append(p)
