@@ -26,6 +26,12 @@ class Scope:
 
     def __post_init__(self) -> None:
         if self.ranks is not None:
+            if not isinstance(self.ranks, frozenset):  # Scope(ranks=[1, 2]) or Scope(ranks=3)
+                rs = [self.ranks] if isinstance(self.ranks, int) else self.ranks
+                try:
+                    object.__setattr__(self, "ranks", frozenset(rs))
+                except TypeError:
+                    raise TypeError(f"scope ranks must be an iterable of integers, got {self.ranks!r}") from None
             if not self.ranks:
                 raise ValueError("a scope with an empty set of ranks can never run")
             bad = [r for r in self.ranks if not isinstance(r, int) or isinstance(r, bool) or r < 0]

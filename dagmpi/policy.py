@@ -30,6 +30,7 @@ started come back (:class:`~dagmpi.events.TasksReturned`) and are placed again.
 
 from __future__ import annotations
 
+import collections
 import heapq
 from typing import TYPE_CHECKING, Optional
 
@@ -43,6 +44,61 @@ _WAITING, _READY, _ASSIGNED = TaskState.WAITING, TaskState.READY, TaskState.ASSI
 _FINISHED = TaskState.FINISHED
 #: Queued tasks a steal looks at beyond four per task it wants.
 STEAL_SCAN = 32
+
+class ReadyQueue:
+    """READY task ids in run order: by ``(-priority, -depth, -inputs it frees)``,
+    then first in, first out.
+
+    One FIFO per distinct order key, and a heap of the keys: most graphs have
+    few distinct keys at a time (a wide map has one), so putting and taking a
+    task is a dict lookup and a deque operation instead of a heap operation on
+    a heap of every ready task.  Ids of tasks that stopped being READY while
+    queued stay until taken; the taker skips them.
+    """
+
+    __slots__ = ("_keys", "_fifo", "_n")
+
+    def __init__(self) -> None:
+        self._keys: list[tuple[int, int, int]] = []  # heap of the keys that have a FIFO
+        self._fifo: dict[tuple[int, int, int], collections.deque] = {}
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def put(self, key: tuple[int, int, int], task_id: int) -> None:
+        """Queue ``task_id`` behind every queued task with the same or a smaller key."""
+        q = self._fifo.get(key)
+        if q is None:
+            q = self._fifo[key] = collections.deque()
+            heapq.heappush(self._keys, key)
+        q.append(task_id)
+        self._n += 1
+
+    def put_back(self, items: list[tuple[tuple[int, int, int], int]]) -> None:
+        """Return ``(key, id)`` pairs taken by :meth:`take`, in the order taken, to the front."""
+        for key, task_id in reversed(items):
+            q = self._fifo.get(key)
+            if q is None:
+                q = self._fifo[key] = collections.deque()
+                heapq.heappush(self._keys, key)
+            q.appendleft(task_id)
+            self._n += 1
+
+    def take(self) -> tuple[tuple[int, int, int], int]:
+        """Remove and return ``(key, id)`` of the first task (the queue must not be empty)."""
+        key = self._keys[0]
+        q = self._fifo[key]
+        task_id = q.popleft()
+        if not q:
+            heapq.heappop(self._keys)
+            del self._fifo[key]
+        self._n -= 1
+        return key, task_id
+
+    def ids(self) -> set[int]:
+        """Every queued id (for checks)."""
+        return {i for q in self._fifo.values() for i in q}
 
 
 class Placement:
@@ -87,8 +143,8 @@ class Placement:
         deferred = []
         tasks = self.tasks
         while ready and free > 0:
-            item = heapq.heappop(ready)
-            t = tasks.get(item[-1])
+            item = ready.take()
+            t = tasks.get(item[1])
             if t is None or t.state is not _READY:
                 continue
             w = self._choose_worker(t)
@@ -101,8 +157,8 @@ class Placement:
                 continue
             self._assign(t, w)
             free -= 1
-        for item in deferred:
-            heapq.heappush(ready, item)
+        if deferred:
+            ready.put_back(deferred)
 
     def can_ever_run(self, ranks: Optional[frozenset], needs: Optional[dict]) -> Optional[str]:
         """``None`` if some joined worker could run such a task, else why not."""
@@ -167,6 +223,16 @@ class Placement:
 
     def _choose_worker(self, t: _Task) -> Optional[_Worker]:
         """The worker with the earliest estimated finish time for ``t``."""
+        if not t.deps and t.ranks is None and t.needs is None and t.near is None and t.avoid is None:
+            # the common case, kept cheap: no inputs to move, no restriction
+            best: Optional[_Worker] = None
+            best_cost = 0.0
+            for w in self.workers.values():
+                if w.load < w.capacity and not w.stuck:
+                    cost = w.backlog / w.slots
+                    if best is None or cost < best_cost:
+                        best, best_cost = w, cost
+            return best
         tasks = self.tasks
         needs = t.needs
         ranks = t.ranks
@@ -181,7 +247,7 @@ class Placement:
             dep = tasks[d]
             total += dep.nbytes
             local[dep.owner] = local.get(dep.owner, 0) + dep.nbytes
-        best: Optional[_Worker] = None
+        best = None
         best_cost = 0.0
         bw = self.bandwidth
         avoid = t.avoid

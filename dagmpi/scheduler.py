@@ -30,8 +30,9 @@ State (all of it owned and mutated by this class only)
     queue) and ``load`` (assigned, not blocked tasks).
 
 ``ready``
-    A heap of ``(-priority, seq, task_id)`` of READY tasks.  Ties run in
-    submission order.
+    A :class:`~dagmpi.policy.ReadyQueue` of READY task ids, ordered by
+    priority, depth and the inputs running it frees; ties run first in,
+    first out.
 
 Policy (order, placement, queue depth, running ahead, stealing) lives in
 :mod:`dagmpi.policy`, a mixin of :class:`Scheduler` that reads the same state.
@@ -43,8 +44,6 @@ fail with :class:`UpstreamFailure`; unrelated tasks carry on.
 from __future__ import annotations
 
 import collections
-import heapq
-import itertools
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
@@ -67,7 +66,7 @@ from .events import (
     WorkerLost,
     TaskStarted,
 )
-from .policy import Placement, unplaceable
+from .policy import Placement, ReadyQueue, unplaceable
 
 __all__ = ["Scheduler", "UpstreamFailure", "ImpossibleScope", "UnknownDependency", "RankLost",
            "unplaceable"]
@@ -193,11 +192,10 @@ class Scheduler(Placement):
         self.n_reloaded = 0
         self.n_rescheduled = 0
         self.workers: dict[int, _Worker] = {}
-        self.ready: list[tuple[int, int, int, int, int]] = []
+        self.ready = ReadyQueue()
         self.prefetch = prefetch
         self.queue_window = queue_window
         self.max_queue = max_queue
-        self._seq = itertools.count()
         self._out: list[Instruction] = []
         self._mean_duration = DEFAULT_DURATION
         self._fn_mean: dict[Any, float] = {}  # (function, processor kind) -> recent mean duration
@@ -596,12 +594,13 @@ class Scheduler(Placement):
         # chains before new roots, which drives the graph's long paths and keeps
         # few intermediates alive); then how many inputs this task is the last
         # consumer of (running it frees them); then submission order.
-        tasks = self.tasks
         frees = 0
-        for d in t.deps:
-            if tasks[d].consumers == 1:
-                frees += 1
-        heapq.heappush(self.ready, (-t.priority, -t.level, -frees, next(self._seq), t.id))
+        if t.deps:
+            tasks = self.tasks
+            for d in t.deps:
+                if tasks[d].consumers == 1:
+                    frees += 1
+        self.ready.put((-t.priority, -t.level, -frees), t.id)
 
     def _unassign(self, t: _Task) -> None:
         if t.worker is None:
@@ -683,17 +682,19 @@ class Scheduler(Placement):
 
     def _assign(self, t: _Task, w: _Worker) -> None:
         self._set_state(t, _ASSIGNED)
-        t.worker = w.rank
+        rank = t.worker = w.rank
         w.load += 1
-        t.est = self.estimate(t)
-        w.backlog += t.est
+        t.est = est = self.estimate(t)
+        w.backlog += est
         if t.needs is not None:
             for k, v in t.needs.items():
                 w.used[k] = w.used.get(k, 0) + v
         w.assigned[t.id] = None
         tasks = self.tasks
-        rank = w.rank
-        inputs = tuple((d, o if (o := tasks[d].owner) is not None else rank) for d in t.deps)
+        if t.deps:
+            inputs: tuple = tuple((d, o if (o := tasks[d].owner) is not None else rank) for d in t.deps)
+        else:
+            inputs = ()
         self._out.append(Execute(rank, t.id, t.spec, inputs, t.attempt, t.lost > 0))
         if not t.retries and not self.lineage:
             t.spec = None  # kept only while a retry (or a recomputation) may need it
@@ -708,7 +709,7 @@ class Scheduler(Placement):
     def validate(self) -> None:
         """Check every invariant of the state; raise ``AssertionError`` if broken."""
         tasks = self.tasks
-        ready_ids = {item[-1] for item in self.ready}
+        ready_ids = self.ready.ids()
         for t in tasks.values():
             assert t.refs >= 0, f"{t.id:#x} negative refs"
             assert t.consumers >= 0, f"{t.id:#x} negative consumers"

@@ -47,3 +47,16 @@ def test_amounts_and_needs():
         scope(gpu=True, cpu=True)
     with pytest.raises(TypeError, match="Task"):
         scope(near=3)
+
+
+def test_scope_class_takes_any_iterable_of_ranks():
+    from dagmpi import Scope
+
+    assert Scope(ranks=[1, 2]).ranks == frozenset({1, 2})
+    assert Scope(ranks=3).ranks == frozenset({3})
+    with pytest.raises(ValueError, match="empty"):
+        Scope(ranks=[])
+    with pytest.raises(TypeError, match="iterable"):
+        Scope(ranks=2.5)
+    with pytest.raises(ValueError, match="non-negative"):
+        Scope(ranks=[-1])

@@ -430,3 +430,17 @@ def test_durations_are_learned_per_function_and_drive_queue_wait():
 def _probe(h, fn):
     from dagmpi.scheduler import _Task
     return _Task(fsub(999, fn))
+
+
+def test_ready_queue_orders_by_key_then_fifo_and_puts_back_in_front():
+    from dagmpi.policy import ReadyQueue
+
+    q = ReadyQueue()
+    for key, tid in [((0, 0, 0), 1), ((-5, 0, 0), 2), ((0, 0, 0), 3), ((0, -2, 0), 4), ((-5, 0, 0), 5)]:
+        q.put(key, tid)
+    assert len(q) == 5 and q.ids() == {1, 2, 3, 4, 5}
+    taken = [q.take() for _ in range(3)]
+    assert [i for _, i in taken] == [2, 5, 4]  # higher priority first, FIFO within; then deeper
+    q.put_back(taken[1:])  # 5 and 4 could not be placed: they keep their places
+    assert [q.take()[1] for _ in range(len(q))] == [5, 4, 1, 3]
+    assert len(q) == 0 and q.ids() == set()
