@@ -30,8 +30,13 @@ LOST = object()
 
 ID_SHIFT = 40  # task id = rank << 40 | counter: unique without asking rank 0
 
-#: ``_CURRENT.client``: the client of the worker whose task runs on this thread.
-_CURRENT = threading.local()
+class _Current(threading.local):
+    #: The client of the worker whose task runs on this thread (``None``: none).
+    #: A class default, so reading it on other threads is cheap (no AttributeError).
+    client: Any = None
+
+
+_CURRENT = _Current()
 
 
 class _Pull:
@@ -165,16 +170,19 @@ class Client:
         task = self._new_task(name, key)
         tid = task.id
         if self.auto_watch:
-            with self._cond:
-                self._watch[tid] = [task]
+            # no lock: nothing can end this task before its "sub" is queued below
+            self._watch[tid] = [task]
             task._watched = True
+        if fn_id in self._fn_sent:  # its bytes are queued already (added to the set after)
+            self._enqueue(("sub", tid, name, fn_id, None, payload, buffers, deps,
+                           options.priority, ranks, self.auto_watch, needs, near, policy, ckpt))
+            return task
         with self._spawn_lock:
             if fn_id in self._fn_sent:
                 fn_bytes = None
-            else:
-                self._fn_sent.add(fn_id)
             self._enqueue(("sub", tid, name, fn_id, fn_bytes, payload, buffers, deps,
                            options.priority, ranks, self.auto_watch, needs, near, policy, ckpt))
+            self._fn_sent.add(fn_id)
         return task
 
     def _new_task(self, name: str, key: Optional[str]) -> Task:

@@ -38,6 +38,10 @@ class Config:
     retries: int = 0
     #: Custom resources each worker rank offers, e.g. ``"licence=2,scratch=100GB"``.
     resources: str = ""
+    #: Python's first-generation garbage-collection threshold on MPI ranks (0: leave
+    #: Python's own, 700).  Rank 0 keeps a few objects per live task; with Python's
+    #: default, collections cost about 40% of its time per task on large graphs.
+    gc_threshold: int = 10000
     #: Log level of the ``dagmpi`` logger when dagmpi configures logging (launcher only).
     log_level: str = "WARNING"
 
@@ -83,6 +87,8 @@ class Config:
             raise ValueError(f"retries must be >= 0, not {self.retries}")
         if self.prefetch < 0:
             raise ValueError(f"prefetch must be >= 0, not {self.prefetch}")
+        if self.gc_threshold < 0:
+            raise ValueError(f"gc_threshold must be >= 0 (0: Python's default), not {self.gc_threshold}")
         if not self.poll_max > 0:
             raise ValueError(f"poll_max must be > 0 seconds, not {self.poll_max}")
 

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import atexit
+import gc
 import logging
 import os
 import sys
@@ -168,6 +169,10 @@ def _start_mpi(config: Config) -> _Runtime:
     except ImportError as exc:
         raise RuntimeError(str(exc)) from exc
     tr = MPITransport(poll_max=config.poll_max)
+    if config.gc_threshold:
+        # an MPI rank is dagmpi's process: collect young objects less often
+        # (each collection walks them; rank 0 holds several per live task)
+        gc.set_threshold(config.gc_threshold, *gc.get_threshold()[1:])
     if tr.size == 1:
         log.info("one MPI rank: running the embedded runtime on it")
         rt = _start_embedded(config)
@@ -331,7 +336,7 @@ def _atexit_shutdown() -> None:
 
 def current_client() -> Client:
     """The client for this thread: the running task's worker, else the driver (auto-init)."""
-    c = getattr(_CURRENT, "client", None)
+    c = _CURRENT.client
     if c is not None:
         return c
     rt = _runtime

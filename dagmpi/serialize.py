@@ -60,7 +60,7 @@ class _ArgUnpickler(pickle.Unpickler):
             raise SerializationError(f"argument refers to task {pid:#x}, whose value was not delivered") from None
 
 
-_SIMPLE = (int, float, str, bytes, bool, type(None), complex)
+_SIMPLE = frozenset((int, float, str, bytes, bool, type(None), complex))
 
 
 def dump_args(args: tuple, kwargs: dict) -> tuple[bytes, Buffers, tuple[int, ...]]:
@@ -69,7 +69,7 @@ def dump_args(args: tuple, kwargs: dict) -> tuple[bytes, Buffers, tuple[int, ...
     Raises :class:`SerializationError` naming the argument that cannot be pickled.
     """
     buffers: list = []
-    if all(type(a) in _SIMPLE for a in args) and all(type(v) in _SIMPLE for v in kwargs.values()):
+    if _SIMPLE.issuperset(map(type, args)) and (not kwargs or _SIMPLE.issuperset(map(type, kwargs.values()))):
         return pickle.dumps((args, kwargs), PROTOCOL), buffers, ()
     f = io.BytesIO()
     if _plain(args, 0) and _plain(kwargs, 0):
