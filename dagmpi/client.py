@@ -460,19 +460,26 @@ class Client:
     # ------------------------------------------- called by the comm loop
 
     def _deliver(self, task_id: int, owner: Optional[int], error: Any) -> None:
+        self._deliver_many([(task_id, owner, error)])
+
+    def _deliver_many(self, ends: list[tuple[int, Any, Any]]) -> None:
+        """Tasks ended: ``(task_id, owner, error)`` each; update handles and waiters."""
+        watch, all_waiters = self._watch, self._waiters
         with self._cond:
-            for t in self._watch.pop(task_id, ()):
-                if error is None:
-                    t._owner = owner
-                    t._state = FINISHED
-                else:
-                    t._error = error
-                    t._state = ERRORED
-            waiters = self._waiters.pop(task_id, None)
-            if waiters is not None:
-                for w in waiters:
-                    w.ids.discard(task_id)
-                    w.hit(task_id, error is not None)
+            for task_id, owner, error in ends:
+                for t in watch.pop(task_id, ()):
+                    if error is None:
+                        t._owner = owner
+                        t._state = FINISHED
+                    else:
+                        t._error = error
+                        t._state = ERRORED
+                if all_waiters:
+                    waiters = all_waiters.pop(task_id, None)
+                    if waiters is not None:
+                        for w in waiters:
+                            w.ids.discard(task_id)
+                            w.hit(task_id, error is not None)
             self._cond.notify_all()
 
     def _request_value(self, owner: Any, task_id: int, rid: int) -> None:

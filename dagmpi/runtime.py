@@ -429,16 +429,24 @@ class Driver(Client):
 
     def _execute(self, instructions: list) -> None:
         me = self.rank
+        send = self._send
+        ends: list = []  # Deliver to this rank: handed to the client at once, at the end
         for ins in instructions:
             t = type(ins)
             if t is ev.Execute:
                 name, fn_id, payload, buffers, needs, policy, save = ins.spec
-                sent = self.fn_sent[ins.rank]
+                rank = ins.rank
+                sent = self.fn_sent[rank]
                 if fn_id not in sent:
                     sent.add(fn_id)
-                    self._send(ins.rank, ("fn", fn_id, self.fn_table[fn_id]))
-                self._send(ins.rank, ("exec", ins.task_id, name, fn_id, payload, buffers, ins.inputs, needs,
-                                      policy, ins.attempt, save, ins.suspect))
+                    send(rank, ("fn", fn_id, self.fn_table[fn_id]))
+                send(rank, ("exec", ins.task_id, name, fn_id, payload, buffers, ins.inputs, needs,
+                            policy, ins.attempt, save, ins.suspect))
+            elif t is ev.Deliver:
+                if ins.rank == me:
+                    ends.append((ins.task_id, ins.owner, ins.error))
+                else:
+                    send(ins.rank, ("dlv", ins.task_id, ins.owner, ins.error))
             elif t is ev.Release:
                 if type(ins.rank) is not int:  # a value in a checkpoint file: nothing to free
                     continue
@@ -448,12 +456,9 @@ class Driver(Client):
                 else:
                     box.append(ins.task_id)
             elif t is ev.Steal:
-                self._send(ins.rank, ("steal", ins.task_ids))
-            elif t is ev.Deliver:
-                if ins.rank == me:
-                    self._deliver(ins.task_id, ins.owner, ins.error)
-                else:
-                    self._send(ins.rank, ("dlv", ins.task_id, ins.owner, ins.error))
+                send(ins.rank, ("steal", ins.task_ids))
+        if ends:
+            self._deliver_many(ends)
 
     # ---------------------------------------------------------- shutdown
 

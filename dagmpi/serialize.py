@@ -144,12 +144,19 @@ def _which_argument(args: tuple, kwargs: dict, exc: Exception) -> SerializationE
 
 def load_args(payload: Any, buffers: Any, inputs: dict[int, Any]) -> tuple[tuple, dict]:
     """Inverse of :func:`dump_args`; ``inputs`` maps dependency ids to values."""
+    if not inputs:  # no Task arguments: the stream holds no persistent ids
+        try:
+            return pickle.loads(payload, buffers=buffers)
+        except pickle.UnpicklingError:
+            pass  # it does, and an input is missing: say which, below
     return _ArgUnpickler(io.BytesIO(payload), buffers, inputs).load()
 
 
 def dump_value(value: Any) -> tuple[bytes, Buffers]:
     """Pickle a task result with out-of-band buffers."""
     buffers: list = []
+    if type(value) in _SIMPLE:  # the C pickler: several times cheaper than cloudpickle's
+        return pickle.dumps(value, PROTOCOL), buffers
     try:
         data = cloudpickle.dumps(value, protocol=PROTOCOL, buffer_callback=buffers.append)
     except Exception as exc:

@@ -511,6 +511,7 @@ class Worker(Client):
         fn_time = self._fn_time
         if self._preempt_until:
             return  # preempted: nothing new starts
+        on_comm = threading.current_thread() is self._comm_thread
         while True:
             with self._jobs_lock:
                 if not runq or self._running >= self.slots:
@@ -519,8 +520,7 @@ class Worker(Client):
                 self._running += 1
                 inline = (not self._nested and not self._helping and self._threads_busy == 0
                           and job.policy is None
-                          and fn_time.get(job.fn_id, 1.0) < self.inline_max
-                          and threading.current_thread() is self._comm_thread)
+                          and fn_time.get(job.fn_id, 1.0) < self.inline_max and on_comm)
                 if not inline:
                     self._threads_busy += 1
             if job.suspect:
@@ -604,7 +604,8 @@ class Worker(Client):
     def _execute(self, job: _Job) -> None:
         tls = self._tls
         tls.task_id = job.id
-        _CURRENT.client = self
+        if _CURRENT.client is not self:
+            _CURRENT.client = self
         t0 = time.perf_counter()
         timeout = job.policy[2] if job.policy is not None else None
         if timeout is not None:
@@ -627,7 +628,7 @@ class Worker(Client):
             seconds = time.perf_counter() - t0
             if self.serializes:
                 payload, buffers = serialize.dump_value(value)
-                nbytes = len(payload) + sum(memoryview(b).nbytes for b in buffers)
+                nbytes = len(payload) + sum(memoryview(b).nbytes for b in buffers) if buffers else len(payload)
                 result: Any = (value, payload, buffers)
             else:
                 nbytes = serialize.sizeof(value)
