@@ -25,6 +25,9 @@ class Config:
     prefetch: int = 2
     #: Longest sleep (seconds) of an idle rank between checks for messages.
     poll_max: float = 1e-3
+    #: Seconds a waiting rank keeps testing for the next message before it sleeps
+    #: (-1: 3 ms; 0 on rank 0 where the node has fewer cores than ranks).
+    spin_time: float = -1.0
     #: Checkpoint directory ("" = no checkpoints); results of checkpointed tasks are saved there.
     checkpoint: str = ""
     #: "marked": only tasks with ``checkpoint=True``; "all": every task.
@@ -89,6 +92,8 @@ class Config:
             raise ValueError(f"prefetch must be >= 0, not {self.prefetch}")
         if self.gc_threshold < 0:
             raise ValueError(f"gc_threshold must be >= 0 (0: Python's default), not {self.gc_threshold}")
+        if self.spin_time < 0 and self.spin_time != -1:
+            raise ValueError(f"spin_time must be >= 0 seconds (or -1 for automatic), not {self.spin_time}")
         if not self.poll_max > 0:
             raise ValueError(f"poll_max must be > 0 seconds, not {self.poll_max}")
 

@@ -33,7 +33,11 @@ MPI's blocking calls spin.  With more ranks than cores (a laptop, CI) a
 spinning idle rank steals the CPU of the ranks that compute, so :meth:`poll`
 tests for messages briefly, then sleeps with exponential back-off up to
 ``poll_max`` seconds (the approach of ``mpi4py.futures``' back-off), and any
-thread can cut the sleep short with :meth:`wakeup`.
+thread can cut the sleep short with :meth:`wakeup`.  A rank waiting for an
+answer spins for ``spin_time`` after each message; rank 0 does not where the
+node has fewer cores than ranks (``oversubscribed``): its spinning while it
+waited for results slowed the workers computing them (chained tasks took
+about twice as long on 2 cores with 3 ranks).
 """
 
 from __future__ import annotations
@@ -110,8 +114,9 @@ def _set_timer_slack(ns: int = 1000) -> None:
         pass
 
 
-def _doorbells(comm: "MPI.Comm") -> tuple[Optional[socket.socket], dict[int, str]]:
-    """This rank's doorbell socket and the addresses of the node-local ranks' bells.
+def _doorbells(comm: "MPI.Comm") -> tuple[Optional[socket.socket], dict[int, str], bool]:
+    """This rank's doorbell socket, the addresses of the node-local ranks' bells,
+    and whether this node runs more ranks than the cores they may use.
 
     Linux abstract-namespace datagram sockets: nothing on disk to clean up,
     gone when the process dies.  Elsewhere (or if binding fails) there are no
@@ -129,11 +134,17 @@ def _doorbells(comm: "MPI.Comm") -> tuple[Optional[socket.socket], dict[int, str
             ok = True
         except OSError:
             sock = None
-    where = comm.allgather((socket.gethostname(), ok))
+    try:
+        cpus = frozenset(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = frozenset(range(os.cpu_count() or 1))
+    where = comm.allgather((socket.gethostname(), ok, cpus))
     host = where[me][0]
-    bells = {r: f"\0dagmpi-{token}-{r}" for r, (h, has) in enumerate(where)
+    bells = {r: f"\0dagmpi-{token}-{r}" for r, (h, has, _) in enumerate(where)
              if has and ok and h == host and r != me}
-    return sock, bells
+    local = [c for h, _, c in where if h == host]
+    oversubscribed = len(local) > len(frozenset().union(*local))
+    return sock, bells, oversubscribed
 
 
 def world_rank() -> int:
@@ -159,7 +170,7 @@ class MPITransport(Transport):
     serializes = True
     name = "mpi"
 
-    def __init__(self, comm: Optional["MPI.Comm"] = None, spin_time: float = 3e-3,
+    def __init__(self, comm: Optional["MPI.Comm"] = None, spin_time: Optional[float] = None,
                  poll_max: float = 1e-3) -> None:
         world = comm if comm is not None else MPI.COMM_WORLD
         self.world = world
@@ -167,13 +178,15 @@ class MPITransport(Transport):
         self.data = world.Dup()
         self.rank = world.Get_rank()
         self.size = world.Get_size()
-        self.spin_time = spin_time
         self._last_active = 0.0
         self._slack_set = False
         self.poll_max = poll_max
         self._pending: list[tuple[Any, Any]] = []  # (request, object kept alive)
         self._wake = threading.Event()
-        self._bell, self._bells = _doorbells(world)
+        self._bell, self._bells, self.oversubscribed = _doorbells(world)
+        #: Seconds a rank that waits for an answer keeps testing for it after a
+        #: message before it sleeps (see :meth:`poll`).
+        self.spin_time = 3e-3 if spin_time is None else spin_time
         self._own_bell = self._bell.getsockname() if self._bell is not None else None
         self._status = MPI.Status()
         self.bytes_sent = 0
