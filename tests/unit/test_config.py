@@ -42,3 +42,13 @@ def test_options_reject_unknown_names():
         dagmpi.Options(retriez=1)
     opts = dagmpi.Options(name="x", priority=3)
     assert opts.name == "x" and opts.priority == 3
+
+
+def test_gc_threshold_and_spin_time_settings():
+    cfg = Config.from_sources({}, environ={"DAGMPI_GC_THRESHOLD": "0", "DAGMPI_SPIN_TIME": "0.001"})
+    assert cfg.gc_threshold == 0 and cfg.spin_time == 0.001
+    assert Config.from_sources({}, environ={}).spin_time == -1  # automatic
+    with pytest.raises(ValueError, match="gc_threshold"):
+        Config.from_sources({"gc_threshold": -5}, environ={})
+    with pytest.raises(ValueError, match="spin_time"):
+        Config.from_sources({"spin_time": -0.5}, environ={})
