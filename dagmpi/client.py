@@ -104,9 +104,10 @@ class Client:
         self._outq: collections.deque = collections.deque()
         self._spawn_lock = threading.Lock()
         self._cond = threading.Condition()
-        self._watch: dict[int, list[Task]] = {}
+        #: task id -> its handle(s) here to update when it ends (see :func:`_add_one`)
+        self._watch: dict[int, Any] = {}
         self._pulls: dict[int, _Pull] = {}
-        self._waiters: dict[int, list[_Waiter]] = {}
+        self._waiters: dict[int, Any] = {}  # task id -> _Waiter(s) (see :func:`_add_one`)
         self._retry_on_cache: dict[tuple, bytes] = {}
         self._reader: Any = None  # checkpoint reader, made on first restored value
         #: Retries of a task that gives no ``retries=`` (``DAGMPI_RETRIES``).
@@ -171,7 +172,7 @@ class Client:
         tid = task.id
         if self.auto_watch:
             # no lock: nothing can end this task before its "sub" is queued below
-            self._watch[tid] = [task]
+            self._watch[tid] = task
             task._watched = True
         if fn_id in self._fn_sent:  # its bytes are queued already (added to the set after)
             self._enqueue(("sub", tid, name, fn_id, None, payload, buffers, deps,
@@ -242,12 +243,8 @@ class Client:
             if task._state != PENDING:
                 return
             task._watched = True
-            lst = self._watch.get(task.id)
-            if lst is None:
-                self._watch[task.id] = [task]
-            else:
-                lst.append(task)
-                return
+            if not _add_one(self._watch, task.id, task):
+                return  # another handle of it is watched already
         self._outq.append(("watch", task.id))
         self.wakeup()
 
@@ -329,24 +326,20 @@ class Client:
         w = _Waiter(mode, len(pending), any(t._state != PENDING for t in tasks),
                     any(t._state == ERRORED for t in tasks))
         for tid in pending:
-            lst = self._waiters.get(tid)
-            if lst is None:
-                self._waiters[tid] = [w]
-            else:
-                lst.append(w)
+            _add_one(self._waiters, tid, w)
         w.ids = pending
         return w
 
     def _drop_waiter(self, w: "_Waiter") -> None:
+        waiters = self._waiters
         for tid in w.ids:
-            lst = self._waiters.get(tid)
-            if lst is not None:
-                try:
-                    lst.remove(w)
-                except ValueError:
-                    pass
-                if not lst:
-                    del self._waiters[tid]
+            cur = waiters.get(tid)
+            if cur is w:
+                del waiters[tid]
+            elif type(cur) is list and w in cur:
+                cur.remove(w)
+                if not cur:
+                    del waiters[tid]
         w.ids = set()
 
     def fetch(self, task: Task, timeout: Optional[float] = None) -> Any:
@@ -421,9 +414,7 @@ class Client:
             task._state = PENDING
             task._owner = None
             task._watched = True
-            lst = self._watch.setdefault(task.id, [])
-            if task not in lst:
-                lst.append(task)
+            _add_one(self._watch, task.id, task)
         self._enqueue(("watch", task.id))
 
     def _pull_once(self, tasks: list[Task], timeout: Optional[float]) -> list:
@@ -467,7 +458,7 @@ class Client:
         watch, all_waiters = self._watch, self._waiters
         with self._cond:
             for task_id, owner, error in ends:
-                for t in watch.pop(task_id, ()):
+                for t in _pop_all(watch, task_id):
                     if error is None:
                         t._owner = owner
                         t._state = FINISHED
@@ -475,9 +466,8 @@ class Client:
                         t._error = error
                         t._state = ERRORED
                 if all_waiters:
-                    waiters = all_waiters.pop(task_id, None)
-                    if waiters is not None:
-                        for w in waiters:
+                    if task_id in all_waiters:
+                        for w in _pop_all(all_waiters, task_id):
                             w.ids.discard(task_id)
                             w.hit(task_id, error is not None)
             self._cond.notify_all()
@@ -528,13 +518,37 @@ class Client:
         """Wake every waiter with ``error`` (the runtime is going away)."""
         with self._cond:
             for tid in list(self._watch):
-                for t in self._watch.pop(tid):
+                for t in _pop_all(self._watch, tid):
                     t._error, t._state = error, ERRORED
-                for w in self._waiters.pop(tid, ()):
+                for w in _pop_all(self._waiters, tid):
                     w.hit(tid, True)
             for rid in list(self._pulls):
                 self._pulls.pop(rid).finish(False, error, None)
             self._cond.notify_all()
+
+
+def _add_one(d: dict, key: int, item: Any) -> bool:
+    """Add ``item`` under ``key`` of a dict whose values are one item or a list of
+    several (one handle or waiter per task is the rule: no list, less for the
+    garbage collector to walk).  Returns False if ``key`` already had items."""
+    cur = d.get(key)
+    if cur is None:
+        d[key] = item
+        return True
+    if type(cur) is list:
+        if item not in cur:
+            cur.append(item)
+    elif cur is not item:
+        d[key] = [cur, item]
+    return False
+
+
+def _pop_all(d: dict, key: int) -> Any:
+    """Remove ``key`` from a dict of :func:`_add_one`; its items (maybe none)."""
+    cur = d.pop(key, None)
+    if cur is None:
+        return ()
+    return cur if type(cur) is list else (cur,)
 
 
 def _ranges(ranks: Iterable[int]) -> str:

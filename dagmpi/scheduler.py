@@ -127,7 +127,9 @@ class _Task:
         self.state = _WAITING
         self.deps = ev.deps
         self.waiting = 0
-        self.dependents: list[int] = []
+        # () until the first consumer arrives, and watchers a tuple: most records
+        # then hold no container the garbage collector has to walk
+        self.dependents: Any = ()
         self.priority = ev.priority
         self.ranks = ev.ranks
         self.owner: Optional[int] = None
@@ -135,7 +137,7 @@ class _Task:
         self.refs = 1  # the submitter's handle
         self.consumers = 0
         self.spec = ev.spec
-        self.watchers: Optional[set[int]] = {ev.submitter} if ev.watch else None
+        self.watchers: Optional[tuple[int, ...]] = (ev.submitter,) if ev.watch else None
         self.error: Any = None
         self.worker: Optional[int] = None
         self.blocked = False
@@ -285,7 +287,10 @@ class Scheduler(Placement):
             dep = self.tasks[d]
             if dep.level >= t.level:
                 t.level = dep.level + 1
-            dep.dependents.append(t.id)
+            if dep.dependents:
+                dep.dependents.append(t.id)
+            else:
+                dep.dependents = [t.id]
             dep.consumers += 1
             dep.heirs += 1
             if dep.state is _ERRORED:
@@ -561,8 +566,9 @@ class Scheduler(Placement):
             self._out.append(Deliver(ev.rank, t.id, error=t.error))
         else:
             if t.watchers is None:
-                t.watchers = set()
-            t.watchers.add(ev.rank)
+                t.watchers = (ev.rank,)
+            elif ev.rank not in t.watchers:
+                t.watchers += (ev.rank,)
 
     # ------------------------------------------------------------ helpers
 

@@ -20,7 +20,7 @@ import itertools
 import pickle
 import sys
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 import cloudpickle
 
@@ -28,7 +28,7 @@ from .errors import SerializationError
 
 PROTOCOL = 5
 
-Buffers = list  # list of pickle.PickleBuffer (or any buffer-protocol object on load)
+Buffers = Union[list, tuple]  # pickle.PickleBuffer objects (any buffer-protocol object on load)
 
 
 class _ArgPickler(cloudpickle.CloudPickler):
@@ -68,22 +68,22 @@ def dump_args(args: tuple, kwargs: dict) -> tuple[bytes, Buffers, tuple[int, ...
 
     Raises :class:`SerializationError` naming the argument that cannot be pickled.
     """
-    buffers: list = []
+    buffers: list = []  # filled by out-of-band pickling; () when it stays empty
     if _SIMPLE.issuperset(map(type, args)) and (not kwargs or _SIMPLE.issuperset(map(type, kwargs.values()))):
-        return pickle.dumps((args, kwargs), PROTOCOL), buffers, ()
+        return pickle.dumps((args, kwargs), PROTOCOL), (), ()  # (a tuple: no container for the GC)
     f = io.BytesIO()
     if _plain(args, 0) and _plain(kwargs, 0):
         # plain data and Tasks only: the C pickler is several times cheaper than
         # cloudpickle's, and nothing here needs pickling by value
         fast = _FastArgPickler(f, buffers)
         fast.dump((args, kwargs))
-        return f.getvalue(), buffers, tuple(fast.deps)
+        return f.getvalue(), buffers or (), tuple(fast.deps)
     p = _ArgPickler(f, buffers)
     try:
         p.dump((args, kwargs))
     except Exception as exc:
         raise _which_argument(args, kwargs, exc) from exc
-    return f.getvalue(), buffers, tuple(p.deps)
+    return f.getvalue(), buffers or (), tuple(p.deps)
 
 
 class _FastArgPickler(pickle.Pickler):
