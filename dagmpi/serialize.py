@@ -71,13 +71,15 @@ def dump_args(args: tuple, kwargs: dict) -> tuple[bytes, Buffers, tuple[int, ...
     buffers: list = []  # filled by out-of-band pickling; () when it stays empty
     if _SIMPLE.issuperset(map(type, args)) and (not kwargs or _SIMPLE.issuperset(map(type, kwargs.values()))):
         return pickle.dumps((args, kwargs), PROTOCOL), (), ()  # (a tuple: no container for the GC)
-    f = io.BytesIO()
+    task_type = _task_type()
+    if all(type(a) in _SIMPLE or type(a) is task_type for a in args) and \
+            all(type(v) in _SIMPLE or type(v) is task_type for v in kwargs.values()):
+        return _dump_holes(args, kwargs, task_type)
     if _plain(args, 0) and _plain(kwargs, 0):
         # plain data and Tasks only: the C pickler is several times cheaper than
         # cloudpickle's, and nothing here needs pickling by value
-        fast = _FastArgPickler(f, buffers)
-        fast.dump((args, kwargs))
-        return f.getvalue(), buffers or (), tuple(fast.deps)
+        return _dump_plain((args, kwargs))
+    f = io.BytesIO()
     p = _ArgPickler(f, buffers)
     try:
         p.dump((args, kwargs))
@@ -98,6 +100,65 @@ class _FastArgPickler(pickle.Pickler):
             self.deps[obj.id] = None
             return obj.id
         return None
+
+
+#: First byte of a payload in the "holes" form (a pickle always starts with 0x80).
+_HOLES = 0x48  # b"H"
+
+
+def _dump_holes(args: tuple, kwargs: dict, task_type: type) -> tuple[bytes, Buffers, tuple[int, ...]]:
+    """Simple values and Tasks, Tasks only at the top level (``f(t1, t2, n=3)``, the
+    usual dependent task): pickle the arguments with ``None`` for each Task and a
+    list of holes ``(position or keyword, task id)``, plainly (no per-object
+    callback while pickling, nor while unpickling on the worker)."""
+    holes = []
+    if any(type(a) is task_type for a in args):
+        lst = list(args)
+        for i, a in enumerate(args):
+            if type(a) is task_type:
+                holes.append((i, a.id))
+                lst[i] = None
+        args = tuple(lst)
+    if kwargs and any(type(v) is task_type for v in kwargs.values()):
+        kwargs = dict(kwargs)
+        for k, v in kwargs.items():
+            if type(v) is task_type:
+                holes.append((k, v.id))
+                kwargs[k] = None
+    payload = b"H" + pickle.dumps((args, kwargs, holes), PROTOCOL)
+    return payload, (), tuple(dict.fromkeys(tid for _, tid in holes))
+
+
+class _ThreadPickler(threading.local):
+    """One :class:`_FastArgPickler` per thread, used again for every spawn: making
+    a pickler costs more than pickling a few small arguments."""
+
+    pickler: Optional[_FastArgPickler] = None
+    file: Any = None
+    buffers: Any = None
+
+
+_THREAD_PICKLER = _ThreadPickler()
+
+
+def _dump_plain(obj: Any) -> tuple[bytes, Buffers, tuple[int, ...]]:
+    """``dump_args`` of plain data and Tasks (see :func:`_plain`: no user code runs
+    while it pickles, so the thread's pickler cannot be re-entered)."""
+    st = _THREAD_PICKLER
+    p = st.pickler
+    if p is None:
+        st.file, st.buffers = io.BytesIO(), []
+        p = st.pickler = _FastArgPickler(st.file, st.buffers)
+    f, bufs = st.file, st.buffers
+    try:
+        p.dump(obj)
+        return f.getvalue(), (list(bufs) if bufs else ()), tuple(p.deps)
+    finally:
+        f.seek(0)
+        f.truncate()
+        p.clear_memo()
+        p.deps.clear()
+        bufs.clear()
 
 
 def _task_type() -> type:
@@ -144,6 +205,22 @@ def _which_argument(args: tuple, kwargs: dict, exc: Exception) -> SerializationE
 
 def load_args(payload: Any, buffers: Any, inputs: dict[int, Any]) -> tuple[tuple, dict]:
     """Inverse of :func:`dump_args`; ``inputs`` maps dependency ids to values."""
+    if payload[0] == _HOLES:
+        args, kwargs, holes = pickle.loads(memoryview(payload)[1:])
+        if holes:
+            args = list(args)
+            for where, tid in holes:
+                try:
+                    value = inputs[tid]
+                except KeyError:
+                    raise SerializationError(
+                        f"argument refers to task {tid:#x}, whose value was not delivered") from None
+                if type(where) is int:
+                    args[where] = value
+                else:
+                    kwargs[where] = value
+            args = tuple(args)
+        return args, kwargs
     if not inputs:  # no Task arguments: the stream holds no persistent ids
         try:
             return pickle.loads(payload, buffers=buffers)

@@ -127,3 +127,13 @@ def test_plain_arguments_take_the_c_pickler_and_others_cloudpickle():
     payload, _, _ = serialize.dump_args((f,), {})
     (g,), _ = serialize.load_args(payload, [], {})
     assert g(1) == 2
+
+
+def test_top_level_task_arguments_take_the_plain_holes_form():
+    t1, t2 = make_task(7), make_task(8)
+    payload, buffers, deps = serialize.dump_args((t1, 2, t1), {"b": t2, "c": "x"})
+    assert payload[:1] == b"H" and buffers == () and deps == (7, 8)
+    args, kwargs = serialize.load_args(payload, buffers, {7: "seven", 8: [8]})
+    assert args == ("seven", 2, "seven") and kwargs == {"b": [8], "c": "x"}
+    with pytest.raises(SerializationError, match="0x8"):
+        serialize.load_args(payload, buffers, {7: "seven"})
