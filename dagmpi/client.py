@@ -92,6 +92,8 @@ class Client:
 
     #: The driver watches every task it spawns; workers watch on demand.
     auto_watch = False
+    #: See :meth:`_spawned` (0: never called).
+    drive_every = 0
 
     def __init__(self, rank: int, worker_ranks: Iterable[int], serializes: bool) -> None:
         self.rank = rank
@@ -177,14 +179,19 @@ class Client:
         if fn_id in self._fn_sent:  # its bytes are queued already (added to the set after)
             self._enqueue(("sub", tid, name, fn_id, None, payload, buffers, deps,
                            options.priority, ranks, self.auto_watch, needs, near, policy, ckpt))
-            return task
-        with self._spawn_lock:
-            if fn_id in self._fn_sent:
-                fn_bytes = None
-            self._enqueue(("sub", tid, name, fn_id, fn_bytes, payload, buffers, deps,
-                           options.priority, ranks, self.auto_watch, needs, near, policy, ckpt))
-            self._fn_sent.add(fn_id)
+        else:
+            with self._spawn_lock:
+                if fn_id in self._fn_sent:
+                    fn_bytes = None
+                self._enqueue(("sub", tid, name, fn_id, fn_bytes, payload, buffers, deps,
+                               options.priority, ranks, self.auto_watch, needs, near, policy, ckpt))
+                self._fn_sent.add(fn_id)
+        if self.drive_every:
+            self._spawned()
         return task
+
+    def _spawned(self) -> None:
+        """Hook after each spawn (rank 0 drives its loop from here in bursts)."""
 
     def _new_task(self, name: str, key: Optional[str]) -> Task:
         task = Task((self.rank << ID_SHIFT) | next(self._ids), name, self)

@@ -30,10 +30,17 @@ from .transport.base import Transport
 log = logging.getLogger(__name__)
 
 
+#: Seconds without a step by the spawning thread that drives the loop before
+#: the runtime thread takes it back.
+CLAIM_IDLE = 10e-3
+
+
 class Driver(Client):
     """Rank 0's client and runtime loop."""
 
     auto_watch = True
+    #: Queued submissions at which a spawning thread drives the loop itself.
+    drive_every = 128
 
     def __init__(self, transport: Transport, worker_ranks: Any, prefetch: int = 2,
                  poll_timeout: float = 0.05) -> None:
@@ -76,6 +83,12 @@ class Driver(Client):
         self._lead = threading.Condition(threading.Lock())
         self._leader = False
         self._want_lead = 0
+        # A thread spawning many tasks drives the loop itself every
+        # ``drive_every`` submissions (see :meth:`_spawned`): one thread doing
+        # both halves is much cheaper than two threads taking turns with the GIL
+        # (every MPI call lets the other one in, for up to a switch interval).
+        self._claim: Optional[int] = None  # ident of the thread that claimed the loop
+        self._claim_step = 0.0  # when it last drove a step
         self._finished = False
 
     def start(self) -> "Driver":
@@ -93,7 +106,15 @@ class Driver(Client):
             while not self._finished:
                 with lead:
                     while self._want_lead or self._leader:
-                        lead.wait()
+                        if self._claim is not None:
+                            # a spawning thread drives; take the loop back once it stops
+                            lead.wait(CLAIM_IDLE)
+                            if self._claim is not None and not self._leader and \
+                                    time.monotonic() - self._claim_step >= CLAIM_IDLE:
+                                self._claim = None
+                                self._want_lead -= 1
+                        else:
+                            lead.wait()
                     self._leader = True
                 try:
                     self._step(self._poll_timeout, spin=False)
@@ -114,6 +135,34 @@ class Driver(Client):
         sys.stderr.flush()
         self._fail_all(DagmpiError(f"the dagmpi runtime failed: {exc!r}"))
         self._on_fatal()
+
+    def _spawned(self) -> None:
+        """After a spawn on a user thread: with ``drive_every`` submissions queued,
+        this thread runs a turn of the loop itself (see ``_claim``)."""
+        if len(self._outq) < self.drive_every or self._finished:
+            return
+        me = threading.get_ident()
+        lead = self._lead
+        with lead:
+            if self._claim is None:
+                self._claim = me
+                self._want_lead += 1
+                self.wakeup()  # the runtime thread leaves its poll and stands aside
+            elif self._claim != me:
+                return  # another thread drives: it, or the runtime thread, sends these
+            while self._leader:
+                lead.wait()
+            self._leader = True
+        try:
+            self._step(0, spin=False)
+        except BaseException as exc:  # noqa: BLE001
+            self._die(exc)
+            raise
+        finally:
+            with lead:
+                self._leader = False
+                self._claim_step = time.monotonic()
+                lead.notify_all()
 
     def _wait_until(self, predicate: Callable[[], bool], timeout: Optional[float]) -> bool:
         if predicate():
