@@ -122,3 +122,10 @@ def test_retries_and_timeouts(n):
     r = run_dagmpi("retries.py", n=n, timeout=120, launcher_args=args, env={"DAGMPI_RETRIES": "1"})
     assert r.returncode == 0, r
     assert "RETRIES-OK 6" in r.stdout, r
+
+
+@pytest.mark.parametrize("n", [None, 3], ids=ids)
+def test_spawn_bursts_drive_the_loop_and_hand_it_back(n):
+    r = run_dagmpi("bursts.py", n=n, timeout=120)
+    assert r.returncode == 0, r
+    assert "BURSTS-OK" in r.stdout, r
