@@ -146,6 +146,7 @@ class Driver(Client):
         with lead:
             if self._claim is None:
                 self._claim = me
+                self._claim_step = time.monotonic()
                 self._want_lead += 1
                 self.wakeup()  # the runtime thread leaves its poll and stands aside
             elif self._claim != me:
