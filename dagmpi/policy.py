@@ -66,23 +66,23 @@ class ReadyQueue:
     def __len__(self) -> int:
         return self._n
 
-    def put(self, key: tuple[int, int, int], task_id: int) -> None:
-        """Queue ``task_id`` behind every queued task with the same or a smaller key."""
+    def _fifo_of(self, key: tuple[int, int, int]) -> collections.deque:
         q = self._fifo.get(key)
         if q is None:
             q = self._fifo[key] = collections.deque()
             heapq.heappush(self._keys, key)
-        q.append(task_id)
+        return q
+
+    def put(self, key: tuple[int, int, int], task_id: int) -> None:
+        """Queue ``task_id`` behind every queued task with the same or a smaller key."""
+        q = self._fifo.get(key)
+        (self._fifo_of(key) if q is None else q).append(task_id)
         self._n += 1
 
     def put_back(self, items: list[tuple[tuple[int, int, int], int]]) -> None:
         """Return ``(key, id)`` pairs taken by :meth:`take`, in the order taken, to the front."""
         for key, task_id in reversed(items):
-            q = self._fifo.get(key)
-            if q is None:
-                q = self._fifo[key] = collections.deque()
-                heapq.heappush(self._keys, key)
-            q.appendleft(task_id)
+            self._fifo_of(key).appendleft(task_id)
             self._n += 1
 
     def take(self) -> tuple[tuple[int, int, int], int]:

@@ -119,9 +119,7 @@ class Driver(Client):
                 try:
                     self._step(self._poll_timeout, spin=False)
                 finally:
-                    with lead:
-                        self._leader = False
-                        lead.notify_all()
+                    self._give_lead()
         except BaseException as exc:  # noqa: BLE001
             self._die(exc)
         finally:
@@ -155,15 +153,23 @@ class Driver(Client):
                 lead.wait()
             self._leader = True
         try:
-            self._step(0, spin=False)
+            self._user_step(0, spin=False)
+        finally:
+            self._claim_step = time.monotonic()
+            self._give_lead()
+
+    def _user_step(self, timeout: float, spin: bool) -> None:
+        """A turn of the loop on a user thread that leads it; a failure ends the job."""
+        try:
+            self._step(timeout, spin)
         except BaseException as exc:  # noqa: BLE001
             self._die(exc)
             raise
-        finally:
-            with lead:
-                self._leader = False
-                self._claim_step = time.monotonic()
-                lead.notify_all()
+
+    def _give_lead(self) -> None:
+        with self._lead:
+            self._leader = False
+            self._lead.notify_all()
 
     def _wait_until(self, predicate: Callable[[], bool], timeout: Optional[float]) -> bool:
         if predicate():
@@ -189,15 +195,9 @@ class Driver(Client):
                         wait = min(wait, deadline - time.monotonic())
                         if wait <= 0:
                             return predicate()
-                    try:
-                        self._step(wait, spin=True)
-                    except BaseException as exc:  # noqa: BLE001
-                        self._die(exc)
-                        raise
+                    self._user_step(wait, spin=True)
             finally:
-                with lead:
-                    self._leader = False
-                    lead.notify_all()
+                self._give_lead()
         finally:
             with lead:
                 self._want_lead -= 1
