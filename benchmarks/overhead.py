@@ -2,6 +2,7 @@
 
     python benchmarks/overhead.py [--workers 2] [--sizes 10000,100000] [--chain 2000]
                                   [--big 1000000] [--peers dagmpi,futures,raw,dask] [--json overhead.json]
+                                  [--repeat 3] [--dask-repeat 1]
 
 Every system gets the same number of worker processes (``--workers``) and trivial
 tasks (``inc(x) = x + 1``):
@@ -20,7 +21,9 @@ raw mpi4py (rank 0 pickles ``(fn, arg)`` and sends it, a worker unpickles, runs
 it and sends the pickled result back; 64 in flight per worker: the round-trip
 limit of Python over MPI), and Dask distributed (``LocalCluster`` with
 ``processes=True``, one thread per worker).  Each runs in its own subprocess;
-the table shows tasks/s, µs per chained task and dagmpi's ratio to each peer.
+the table shows tasks/s, µs per chained task and dagmpi's ratio to each peer:
+the median of ``--repeat`` runs of each measurement, interleaved (the speed of
+a shared VM drifts over minutes), with every sample in the JSON.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -44,6 +48,22 @@ def settle() -> None:
     time.sleep(1.0)
 
 
+def measure(out: dict, repeat: int, sizes: list[int], independent, chain_us) -> None:
+    """Run each measurement ``repeat`` times, interleaved (this VM's speed drifts by
+    minutes); ``out`` gets the median and every sample."""
+    samples: dict = {n: [] for n in sizes}
+    chains: list = []
+    for _ in range(repeat):
+        for n in sizes:
+            samples[n].append(independent(n))
+        settle()  # let the releases of the 100k handles drain before timing latency
+        chains.append(chain_us())
+    out["independent"] = {n: statistics.median(v) for n, v in samples.items()}
+    out["independent_all"] = samples
+    out["chain_us"] = statistics.median(chains)
+    out["chain_us_all"] = chains
+
+
 def rss_kib() -> int:
     with open("/proc/self/status") as fh:
         for line in fh:
@@ -54,38 +74,45 @@ def rss_kib() -> int:
 
 # ----------------------------------------------------------------- runners (children)
 
-def run_dagmpi(sizes: list[int], chain: int, big: int) -> dict:
+def run_dagmpi(sizes: list[int], chain: int, big: int, repeat: int) -> dict:
     import dagmpi
 
     dagmpi.fetch(dagmpi.spawn(inc, 0))  # warm up
-    out: dict = {"independent": {}}
-    for n in sizes:
+
+    def independent(n: int) -> float:
         t0 = time.perf_counter()
         ts = [dagmpi.spawn(inc, i) for i in range(n)]
         dagmpi.wait(ts)
-        out["independent"][n] = n / (time.perf_counter() - t0)
-        del ts
-    settle()  # let the releases of the 100k handles drain before timing latency
-    t0 = time.perf_counter()
-    t = dagmpi.spawn(inc, 0)
-    for _ in range(chain - 1):
-        t = dagmpi.spawn(inc, t)
-    assert dagmpi.fetch(t) == chain
-    out["chain_us"] = (time.perf_counter() - t0) / chain * 1e6
+        return n / (time.perf_counter() - t0)
+
+    def chain_us() -> float:
+        t0 = time.perf_counter()
+        t = dagmpi.spawn(inc, 0)
+        for _ in range(chain - 1):
+            t = dagmpi.spawn(inc, t)
+        assert dagmpi.fetch(t) == chain
+        return (time.perf_counter() - t0) / chain * 1e6
+
+    out: dict = {}
+    measure(out, repeat, sizes, independent, chain_us)
     if big:
         import gc
 
         # the same shape at 10k tasks (10 chains of 1,000): the reference for the big run
-        t0 = time.perf_counter()
-        heads = []
-        for c in range(10):
-            t = dagmpi.spawn(inc, 0)
-            for _ in range(999):
-                t = dagmpi.spawn(inc, t)
-            heads.append(t)
-        assert dagmpi.fetch(heads) == [1000] * 10
-        out["chains_10k_per_s"] = 10_000 / (time.perf_counter() - t0)
-        del heads, t
+        refs = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            heads = []
+            for c in range(10):
+                t = dagmpi.spawn(inc, 0)
+                for _ in range(999):
+                    t = dagmpi.spawn(inc, t)
+                heads.append(t)
+            assert dagmpi.fetch(heads) == [1000] * 10
+            refs.append(10_000 / (time.perf_counter() - t0))
+            del heads, t
+        out["chains_10k_per_s"] = statistics.median(refs)
+        out["chains_10k_all"] = refs
         settle()
         gc.collect()
         r0 = rss_kib()
@@ -109,28 +136,32 @@ def run_dagmpi(sizes: list[int], chain: int, big: int) -> dict:
     return out
 
 
-def run_futures(sizes: list[int], chain: int) -> dict:
+def run_futures(sizes: list[int], chain: int, repeat: int) -> dict:
     from mpi4py.futures import MPIPoolExecutor
 
-    out: dict = {"independent": {}}
+    out: dict = {}
     with MPIPoolExecutor() as ex:
         ex.submit(inc, 0).result()
-        for n in sizes:
+
+        def independent(n: int) -> float:
             t0 = time.perf_counter()
             fs = [ex.submit(inc, i) for i in range(n)]
             for f in fs:
                 f.result()
-            out["independent"][n] = n / (time.perf_counter() - t0)
-        settle()
-        t0 = time.perf_counter()
-        x = 0
-        for _ in range(chain):
-            x = ex.submit(inc, x).result()
-        out["chain_us"] = (time.perf_counter() - t0) / chain * 1e6
+            return n / (time.perf_counter() - t0)
+
+        def chain_us() -> float:
+            t0 = time.perf_counter()
+            x = 0
+            for _ in range(chain):
+                x = ex.submit(inc, x).result()
+            return (time.perf_counter() - t0) / chain * 1e6
+
+        measure(out, repeat, sizes, independent, chain_us)
     return out
 
 
-def run_raw(sizes: list[int], chain: int) -> dict:
+def run_raw(sizes: list[int], chain: int, repeat: int) -> dict:
     import pickle
 
     from mpi4py import MPI
@@ -146,9 +177,9 @@ def run_raw(sizes: list[int], chain: int) -> dict:
             fn, arg = pickle.loads(msg)
             comm.send(pickle.dumps(fn(arg)), dest=0, tag=0)
     workers = list(range(1, size))
-    out: dict = {"independent": {}}
     payload = lambda i: pickle.dumps((inc, i))  # noqa: E731
-    for n in sizes:
+
+    def independent(n: int) -> float:
         t0 = time.perf_counter()
         window = 64
         sent = 0
@@ -164,20 +195,24 @@ def run_raw(sizes: list[int], chain: int) -> dict:
             pickle.loads(comm.recv(source=MPI.ANY_SOURCE, tag=0, status=st))
             inflight[st.Get_source()] -= 1
             got += 1
-        out["independent"][n] = n / (time.perf_counter() - t0)
-    settle()
-    t0 = time.perf_counter()
-    x = 0
-    for i in range(chain):
-        comm.send(payload(x), dest=workers[i % len(workers)], tag=0)
-        x = pickle.loads(comm.recv(source=MPI.ANY_SOURCE, tag=0))
-    out["chain_us"] = (time.perf_counter() - t0) / chain * 1e6
+        return n / (time.perf_counter() - t0)
+
+    def chain_us() -> float:
+        t0 = time.perf_counter()
+        x = 0
+        for i in range(chain):
+            comm.send(payload(x), dest=workers[i % len(workers)], tag=0)
+            x = pickle.loads(comm.recv(source=MPI.ANY_SOURCE, tag=0))
+        return (time.perf_counter() - t0) / chain * 1e6
+
+    out: dict = {}
+    measure(out, repeat, sizes, independent, chain_us)
     for w in workers:
         comm.send(None, dest=w, tag=1)
     return out
 
 
-def run_dask(sizes: list[int], chain: int, workers: int) -> dict:
+def run_dask(sizes: list[int], chain: int, workers: int, repeat: int) -> dict:
     import logging
 
     import dask
@@ -190,23 +225,26 @@ def run_dask(sizes: list[int], chain: int, workers: int) -> dict:
                      "distributed.scheduler.worker-ttl": None})
 
     logging.getLogger("distributed").setLevel(logging.ERROR)
-    out: dict = {"independent": {}}
+    out: dict = {}
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, Client(cluster) as client:
         client.submit(inc, 0, pure=False).result()
-        for n in sizes:
+
+        def independent(n: int) -> float:
             t0 = time.perf_counter()
             fs = [client.submit(inc, i, pure=False) for i in range(n)]
             wait(fs)
-            out["independent"][n] = n / (time.perf_counter() - t0)
-            del fs
-        settle()
-        t0 = time.perf_counter()
-        f = client.submit(inc, 0, pure=False)
-        for _ in range(chain - 1):
-            f = client.submit(inc, f, pure=False)
-        assert f.result() == chain
-        out["chain_us"] = (time.perf_counter() - t0) / chain * 1e6
+            return n / (time.perf_counter() - t0)
+
+        def chain_us() -> float:
+            t0 = time.perf_counter()
+            f = client.submit(inc, 0, pure=False)
+            for _ in range(chain - 1):
+                f = client.submit(inc, f, pure=False)
+            assert f.result() == chain
+            return (time.perf_counter() - t0) / chain * 1e6
+
+        measure(out, repeat, sizes, independent, chain_us)
     return out
 
 
@@ -220,7 +258,7 @@ def mpiexec() -> str:
 def child(peer: str, ns: argparse.Namespace) -> dict:
     py = sys.executable
     args = ["--run", peer, "--sizes", ns.sizes, "--chain", str(ns.chain), "--big", str(ns.big),
-            "--workers", str(ns.workers)]
+            "--workers", str(ns.workers), "--repeat", str(ns.repeat), "--dask-repeat", str(ns.dask_repeat)]
     n = str(ns.workers + 1)
     cmd = {
         "dagmpi": [mpiexec(), "-n", n, py, "-m", "dagmpi", HERE, *args],
@@ -256,15 +294,19 @@ def main() -> None:
     ap.add_argument("--peers", default="dagmpi,futures,raw,dask")
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--json", default="overhead.json")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="runs of each measurement (interleaved); the table shows the median")
+    ap.add_argument("--dask-repeat", type=int, default=1,
+                    help="the same for Dask (100k Dask tasks take ~5 minutes here)")
     ap.add_argument("--run", help=argparse.SUPPRESS)
     ns = ap.parse_args()
     sizes = [int(s) for s in ns.sizes.split(",")]
 
     if ns.run:
-        res = {"dagmpi": lambda: run_dagmpi(sizes, ns.chain, ns.big),
-               "futures": lambda: run_futures(sizes, ns.chain),
-               "raw": lambda: run_raw(sizes, ns.chain),
-               "dask": lambda: run_dask(sizes, ns.chain, ns.workers)}[ns.run]()
+        res = {"dagmpi": lambda: run_dagmpi(sizes, ns.chain, ns.big, ns.repeat),
+               "futures": lambda: run_futures(sizes, ns.chain, ns.repeat),
+               "raw": lambda: run_raw(sizes, ns.chain, ns.repeat),
+               "dask": lambda: run_dask(sizes, ns.chain, ns.workers, ns.dask_repeat)}[ns.run]()
         if res:
             print("RESULT " + json.dumps(res), flush=True)
         return
@@ -275,7 +317,8 @@ def main() -> None:
         results[peer] = child(peer, ns)
     d = results.get("dagmpi", {})
     cols = [f"{n:,} indep tasks/s" for n in sizes] + ["chain µs/task"]
-    print(f"\n{ns.workers} worker processes, trivial tasks; ratio = dagmpi's advantage (>1: dagmpi faster)\n")
+    print(f"\n{ns.workers} worker processes, trivial tasks; median of {ns.repeat} runs (Dask: "
+          f"{ns.dask_repeat}); ratio = dagmpi's advantage (>1: dagmpi faster)\n")
     print(f"{'system':<16}" + "".join(f"{c:>22}" for c in cols))
     for peer, r in results.items():
         if "error" in r:
@@ -301,6 +344,11 @@ def main() -> None:
                   f"(10 chains of 1,000: {same:,.0f} tasks/s), {b['tasks_per_s'] / ref:.2f} of the "
                   f"{sizes[0]:,} independent-task rate; rank-0 RSS growth "
                   f"{b['rss_growth_bytes_per_task']:.0f} B/task (target <= 2048)")
+    if "independent_all" in d:
+        runs = "; ".join(f"{n:,}: " + ", ".join(f"{x:,.0f}" for x in d["independent_all"][str(n)])
+                         for n in sizes)
+        print(f"dagmpi runs, tasks/s: {runs}; chain µs: "
+              + ", ".join(f"{x:.1f}" for x in d["chain_us_all"]))
     print("targets (issue 3, 2 workers): >= 50,000 independent tasks/s, <= 50 µs per chained task")
     with open(ns.json, "w") as fh:
         json.dump({"benchmark": "overhead", "workers": ns.workers, "sizes": sizes,
