@@ -199,6 +199,8 @@ class Scheduler(Placement):
         self.queue_window = queue_window
         self.max_queue = max_queue
         self._out: list[Instruction] = []
+        self._ahead_stack: list[int] = []  # see _assign
+        self._draining_ahead = False
         self._mean_duration = DEFAULT_DURATION
         self._fn_mean: dict[Any, float] = {}  # (function, processor kind) -> recent mean duration
         self._n_durations = 0
@@ -705,10 +707,21 @@ class Scheduler(Placement):
         if not t.retries and not self.lineage:
             t.spec = None  # kept only while a retry (or a recomputation) may need it
         if t.dependents:
-            for c in t.dependents:
-                ct = tasks.get(c)
-                if ct is not None and ct.state is _WAITING:
-                    self._run_ahead(ct)
+            # its waiting consumers may run ahead behind it: depth first, as a
+            # recursion would, but with an explicit stack (a chain assigned in one
+            # go is as deep as a worker's queue, deeper than Python's stack)
+            stack = self._ahead_stack
+            stack.extend(reversed(t.dependents))
+            if not self._draining_ahead:  # the outermost _assign drains it
+                self._draining_ahead = True
+                try:
+                    while stack:
+                        ct = tasks.get(stack.pop())
+                        if ct is not None and ct.state is _WAITING:
+                            self._run_ahead(ct)
+                finally:
+                    stack.clear()
+                    self._draining_ahead = False
 
     # ----------------------------------------------------------- checking
 

@@ -170,7 +170,7 @@ class Worker(Client):
         # were just computed here, for up to ~1 ms before reporting the batch.
         until = time.perf_counter() + 1e-3
         while True:
-            self._start_jobs()
+            self._start_jobs(until)
             self._drain_local()
             if not (self._runq and self._running < self.slots) or time.perf_counter() > until:
                 break
@@ -498,14 +498,15 @@ class Worker(Client):
             else:
                 del self._local_waits[dep]
 
-    def _start_jobs(self) -> None:
+    def _start_jobs(self, until: float = 0.0) -> None:
         """Start queued jobs while slots are free.
 
         A job of a function known to be short (mean under ``inline_max``
         seconds here) runs inline on the comm thread: no thread hand-off, and
         its result leaves in the same batch.  Others, first runs, and jobs that
         arrive while an inline task waits in ``fetch`` go to executor threads,
-        so a long task never stops this rank from serving its data.
+        so a long task never stops this rank from serving its data.  Inline
+        jobs run back to back until ``until`` (a ``perf_counter`` time).
         """
         runq = self._runq
         fn_time = self._fn_time
@@ -526,7 +527,7 @@ class Worker(Client):
             if job.suspect:
                 self._announce(job)
             if inline:
-                self._run_inline(job)
+                self._run_inline(job, until)
                 with self._jobs_lock:
                     self._running -= 1
             else:
@@ -561,15 +562,28 @@ class Worker(Client):
             self.transport.wakeup()
         return nxt
 
-    def _run_inline(self, job: _Job) -> None:
+    def _run_inline(self, job: _Job, until: float) -> None:
         """Run ``job`` on the comm thread, which holds the loop lock: release it
-        meanwhile so the monitor can take over if the job runs long."""
-        self._inline_job = job
-        self._inline_count += 1
-        self._inline_t0 = time.perf_counter()
+        meanwhile so the monitor can take over if the job runs long.  Queued jobs
+        that may run inline follow in the same slot until ``until``."""
+        runq, fn_time, inline_max = self._runq, self._fn_time, self.inline_max
         self._loop_lock.release()
         try:
-            self._execute(job)
+            while True:
+                self._inline_job = job
+                self._inline_count += 1
+                self._inline_t0 = t0 = time.perf_counter()
+                self._execute(job)
+                if t0 > until:
+                    return
+                with self._jobs_lock:
+                    if not runq or self._preempt_until or self._nested or self._helping or \
+                            self._threads_busy:
+                        return
+                    job = runq[0]
+                    if job.suspect or job.policy is not None or fn_time.get(job.fn_id, 1.0) >= inline_max:
+                        return
+                    runq.popleft()  # keeps this slot (``_running`` is unchanged)
         finally:
             self._loop_lock.acquire()
             self._inline_job = None

@@ -444,3 +444,16 @@ def test_ready_queue_orders_by_key_then_fifo_and_puts_back_in_front():
     q.put_back(taken[1:])  # 5 and 4 could not be placed: they keep their places
     assert [q.take()[1] for _ in range(len(q))] == [5, 4, 1, 3]
     assert len(q) == 0 and q.ids() == set()
+
+
+def test_a_chain_longer_than_the_python_stack_runs_ahead_in_one_go():
+    import sys
+
+    s = Scheduler(prefetch=2, max_queue=100000)
+    s.handle(WorkerJoined(1))
+    s.workers[1].capacity = 10 * sys.getrecursionlimit()  # room for the whole chain
+    n = 3 * sys.getrecursionlimit()
+    evs = [TaskSubmitted(1, "f", (), None)] + [TaskSubmitted(i, "f", (i - 1,), None) for i in range(2, n + 1)]
+    out = s.handle_many(evs)
+    assert sum(type(i) is Execute for i in out) == n  # every link sent to rank 1 at once
+    s.validate()
