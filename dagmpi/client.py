@@ -176,16 +176,13 @@ class Client:
             # no lock: nothing can end this task before its "sub" is queued below
             self._watch[tid] = task
             task._watched = True
-        if fn_id in self._fn_sent:  # its bytes are queued already (added to the set after)
-            self._enqueue(("sub", tid, name, fn_id, None, payload, buffers, deps,
-                           options.priority, ranks, self.auto_watch, needs, near, policy, ckpt))
-        else:
+        if fn_id not in self._fn_sent:  # (added to the set after its bytes are queued)
             with self._spawn_lock:
-                if fn_id in self._fn_sent:
-                    fn_bytes = None
-                self._enqueue(("sub", tid, name, fn_id, fn_bytes, payload, buffers, deps,
-                               options.priority, ranks, self.auto_watch, needs, near, policy, ckpt))
-                self._fn_sent.add(fn_id)
+                if fn_id not in self._fn_sent:
+                    self._enqueue(("fn", fn_id, fn_bytes))  # ahead of every task that uses it
+                    self._fn_sent.add(fn_id)
+        self._enqueue(("sub", tid, name, fn_id, payload, buffers, deps, options.priority, ranks,
+                       self.auto_watch, needs, near, policy, ckpt))
         if self.drive_every:
             self._spawned()
         return task

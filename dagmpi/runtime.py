@@ -339,6 +339,8 @@ class Driver(Client):
             kind = m[0]
             if kind == "sub":
                 events.append(self._submitted(self.rank, m))
+            elif kind == "fn":  # a function's bytes, queued before its first task
+                self.fn_table[m[1]] = m[2]
             elif kind == "rsub":  # spawned here, found in the checkpoint (Client._spawn_restored)
                 _, tid, name, key, where = m
                 self.used_keys.add(key)
@@ -360,10 +362,7 @@ class Driver(Client):
                 self._stop_requested = True
 
     def _submitted(self, src: int, m: tuple) -> ev.TaskSubmitted:
-        _, tid, name, fn_id, fn_bytes, payload, buffers, deps, priority, ranks, watch, needs, near, \
-            policy, ckpt = m
-        if fn_bytes is not None:
-            self.fn_table[fn_id] = fn_bytes
+        _, tid, name, fn_id, payload, buffers, deps, priority, ranks, watch, needs, near, policy, ckpt = m
         restored = save = None
         if ckpt is not None:
             key, marked = ckpt
@@ -386,6 +385,8 @@ class Driver(Client):
                 events.append(ev.TaskFinished(m[1], src, m[2], m[3]))
             elif kind == "sub":
                 events.append(self._submitted(src, m))
+            elif kind == "fn":  # a function a task on ``src`` spawns, sent before that spawn
+                self.fn_table[m[1]] = m[2]
             elif kind == "rel":
                 events.append(ev.HandleReleased(m[1]))
             elif kind == "err":

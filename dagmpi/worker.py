@@ -14,7 +14,8 @@ from rank 0                          to rank 0
   ("exec", id, name, fn_id, payload,   ("fin", id, nbytes, seconds)
    buffers, inputs, needs, policy,     ("err", id, ErrorInfo, retryable, stuck)
    attempt)                            ("late",)  a timed-out call returned
-  ("free", [ids])                      ("sub", ...), ("rel", id), ("acq", id),
+  ("free", [ids])                      ("fn", fn_id, bytes) before its first ("sub", ...),
+                                       ("rel", id), ("acq", id),
   ("dlv", id, owner, error)            ("watch", id), ("blk", id), ("unblk", id)
   ("steal", [ids])                     ("stolen", [(id, spec)], [kept ids])
   ("lost", rank)  rank died (ULFM)       (also: tasks given back unasked, whose
