@@ -68,7 +68,6 @@ def dump_args(args: tuple, kwargs: dict) -> tuple[bytes, Buffers, tuple[int, ...
 
     Raises :class:`SerializationError` naming the argument that cannot be pickled.
     """
-    buffers: list = []  # filled by out-of-band pickling; () when it stays empty
     if _SIMPLE.issuperset(map(type, args)) and (not kwargs or _SIMPLE.issuperset(map(type, kwargs.values()))):
         return pickle.dumps((args, kwargs), PROTOCOL), (), ()  # (a tuple: no container for the GC)
     task_type = _task_type()
@@ -80,6 +79,7 @@ def dump_args(args: tuple, kwargs: dict) -> tuple[bytes, Buffers, tuple[int, ...
         # cloudpickle's, and nothing here needs pickling by value
         return _dump_plain((args, kwargs))
     f = io.BytesIO()
+    buffers: list = []  # filled by out-of-band pickling; () when it stays empty
     p = _ArgPickler(f, buffers)
     try:
         p.dump((args, kwargs))
