@@ -59,8 +59,7 @@ def scope(rank: Optional[int] = None, ranks: Optional[Iterable[int]] = None, *,
         if not isinstance(near, Task):
             raise TypeError(f"scope(near=...) takes a Task, got {type(near).__name__}")
         near_id = near.id
-    rs = frozenset([rank]) if rank is not None else (frozenset(ranks) if ranks is not None else None)
-    return Scope(rs, bool(gpu), near_id)
+    return Scope(frozenset([rank]) if rank is not None else ranks, bool(gpu), near_id)  # (Scope normalises)
 
 
 _UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12,

@@ -60,3 +60,4 @@ def test_scope_class_takes_any_iterable_of_ranks():
         Scope(ranks=2.5)
     with pytest.raises(ValueError, match="non-negative"):
         Scope(ranks=[-1])
+    assert scope(ranks=range(1, 3)).ranks == frozenset({1, 2}) and scope(ranks=2).ranks == frozenset({2})
