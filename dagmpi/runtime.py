@@ -146,11 +146,19 @@ class Driver(Client):
                 self._claim = me
                 self._claim_step = time.monotonic()
                 self._want_lead += 1
-                self.wakeup()  # the runtime thread leaves its poll and stands aside
             elif self._claim != me:
                 return  # another thread drives: it, or the runtime thread, sends these
-            while self._leader:
-                lead.wait()
+            if self._leader:
+                # wait as _wait_until does: our own want_lead keeps the runtime thread
+                # aside even if it gives up the claim meanwhile (it may: the claim's
+                # clock runs while we wait), and the wakeup cuts its poll short
+                self._want_lead += 1
+                self.wakeup()
+                try:
+                    while self._leader:
+                        lead.wait()
+                finally:
+                    self._want_lead -= 1
             self._leader = True
         try:
             self._user_step(0, spin=False)
