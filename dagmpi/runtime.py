@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 #: Seconds without a step by the spawning thread that drives the loop before
 #: the runtime thread takes it back.
 CLAIM_IDLE = 10e-3
+#: A thread waiting to lead the loop looks at what it waits for this often.
+LEAD_RECHECK = 10e-3
 
 
 class Driver(Client):
@@ -136,7 +138,8 @@ class Driver(Client):
 
     def _spawned(self) -> None:
         """After a spawn on a user thread: with ``drive_every`` submissions queued,
-        this thread runs a turn of the loop itself (see ``_claim``)."""
+        this thread runs a turn of the loop itself (see ``_claim``).  It never
+        waits for the loop: whoever leads it at the moment sends the queue."""
         if len(self._outq) < self.drive_every or self._finished:
             return
         me = threading.get_ident()
@@ -146,19 +149,13 @@ class Driver(Client):
                 self._claim = me
                 self._claim_step = time.monotonic()
                 self._want_lead += 1
+                self.wakeup()  # the runtime thread leaves its poll and then stands aside
             elif self._claim != me:
                 return  # another thread drives: it, or the runtime thread, sends these
             if self._leader:
-                # wait as _wait_until does: our own want_lead keeps the runtime thread
-                # aside even if it gives up the claim meanwhile (it may: the claim's
-                # clock runs while we wait), and the wakeup cuts its poll short
-                self._want_lead += 1
-                self.wakeup()
-                try:
-                    while self._leader:
-                        lead.wait()
-                finally:
-                    self._want_lead -= 1
+                # someone leads now (the runtime thread finishing its turn, or a thread
+                # waiting in fetch, maybe for long): it sends these; never wait here
+                return
             self._leader = True
         try:
             self._user_step(0, spin=False)
@@ -192,7 +189,11 @@ class Driver(Client):
             self.wakeup()  # the runtime thread leaves its poll and stands aside
             with lead:
                 while self._leader:
-                    lead.wait()
+                    # another thread leads (maybe waiting in fetch for long): what this
+                    # one waits for may end meanwhile, driven by that thread
+                    if predicate():
+                        return True
+                    lead.wait(LEAD_RECHECK)
                 self._leader = True
             try:
                 while not predicate():

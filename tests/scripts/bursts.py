@@ -2,6 +2,8 @@
 stops (sleeps, computes) the runtime thread takes the loop back and the tasks
 finish without anyone waiting; several threads spawning at once lose nothing."""
 
+import os
+import tempfile
 import threading
 import time
 
@@ -42,4 +44,25 @@ for _ in range(3):
     for th in threads:
         th.join(60)
     assert out == {k: (500, sum(k * 1000 + i + 1 for i in range(500))) for k in range(4)}, out
+# 3. one thread waits in fetch for a task that ends only when this thread has
+#    spawned, and itself fetched, a burst: neither may wait on the other's lead
+marker = os.path.join(tempfile.mkdtemp(), "open")
+
+
+def gate(path):
+    while not os.path.exists(path):
+        time.sleep(0.01)
+    return "opened"
+
+
+g = dagmpi.spawn(gate, marker)
+got = {}
+waiter = threading.Thread(target=lambda: got.setdefault("gate", dagmpi.fetch(g)))
+waiter.start()
+time.sleep(0.3)  # the waiter now leads the loop, inside fetch
+ts = [dagmpi.spawn(inc, i) for i in range(3000)]
+assert dagmpi.fetch(ts) == [i + 1 for i in range(3000)]
+open(marker, "w").close()
+waiter.join(60)
+assert got == {"gate": "opened"}, got
 print("BURSTS-OK")
