@@ -75,8 +75,7 @@ class ReadyQueue:
 
     def put(self, key: tuple[int, int, int], task_id: int) -> None:
         """Queue ``task_id`` behind every queued task with the same or a smaller key."""
-        q = self._fifo.get(key)
-        (self._fifo_of(key) if q is None else q).append(task_id)
+        self._fifo_of(key).append(task_id)
         self._n += 1
 
     def put_back(self, items: list[tuple[tuple[int, int, int], int]]) -> None:
@@ -223,16 +222,6 @@ class Placement:
 
     def _choose_worker(self, t: _Task) -> Optional[_Worker]:
         """The worker with the earliest estimated finish time for ``t``."""
-        if not t.deps and t.ranks is None and t.needs is None and t.near is None and t.avoid is None:
-            # the common case, kept cheap: no inputs to move, no restriction
-            best: Optional[_Worker] = None
-            best_cost = 0.0
-            for w in self.workers.values():
-                if w.load < w.capacity and not w.stuck:
-                    cost = w.backlog / w.slots
-                    if best is None or cost < best_cost:
-                        best, best_cost = w, cost
-            return best
         tasks = self.tasks
         needs = t.needs
         ranks = t.ranks
@@ -247,7 +236,7 @@ class Placement:
             dep = tasks[d]
             total += dep.nbytes
             local[dep.owner] = local.get(dep.owner, 0) + dep.nbytes
-        best = None
+        best: Optional[_Worker] = None
         best_cost = 0.0
         bw = self.bandwidth
         avoid = t.avoid
