@@ -168,8 +168,10 @@ def _start_mpi(config: Config) -> _Runtime:
         from .transport.mpi import MPITransport
     except ImportError as exc:
         raise RuntimeError(str(exc)) from exc
-    tr = MPITransport(poll_max=config.poll_max, spin_time=None if config.spin_time < 0 else config.spin_time)
-    if config.spin_time < 0 and tr.rank == 0 and tr.oversubscribed:
+    tr = MPITransport(poll_max=config.poll_max)
+    if config.spin_time >= 0:
+        tr.spin_time = config.spin_time
+    elif tr.rank == 0 and tr.oversubscribed:
         tr.spin_time = 0.0  # rank 0 waits on workers that need the cores it would spin on
     if config.gc_threshold:
         # an MPI rank is dagmpi's process: collect young objects less often

@@ -170,7 +170,7 @@ class MPITransport(Transport):
     serializes = True
     name = "mpi"
 
-    def __init__(self, comm: Optional["MPI.Comm"] = None, spin_time: Optional[float] = None,
+    def __init__(self, comm: Optional["MPI.Comm"] = None, spin_time: float = 3e-3,
                  poll_max: float = 1e-3) -> None:
         world = comm if comm is not None else MPI.COMM_WORLD
         self.world = world
@@ -186,7 +186,7 @@ class MPITransport(Transport):
         self._bell, self._bells, self.oversubscribed = _doorbells(world)
         #: Seconds a rank that waits for an answer keeps testing for it after a
         #: message before it sleeps (see :meth:`poll`).
-        self.spin_time = 3e-3 if spin_time is None else spin_time
+        self.spin_time = spin_time
         self._own_bell = self._bell.getsockname() if self._bell is not None else None
         self._status = MPI.Status()
         self.bytes_sent = 0
