@@ -510,7 +510,6 @@ class Worker(Client):
         jobs run back to back until ``until`` (a ``perf_counter`` time).
         """
         runq = self._runq
-        fn_time = self._fn_time
         if self._preempt_until:
             return  # preempted: nothing new starts
         on_comm = threading.current_thread() is self._comm_thread
@@ -520,9 +519,7 @@ class Worker(Client):
                     return
                 job = runq.popleft()
                 self._running += 1
-                inline = (not self._nested and not self._helping and self._threads_busy == 0
-                          and job.policy is None
-                          and fn_time.get(job.fn_id, 1.0) < self.inline_max and on_comm)
+                inline = on_comm and self._inlinable(job)
                 if not inline:
                     self._threads_busy += 1
             if job.suspect:
@@ -533,6 +530,11 @@ class Worker(Client):
                     self._running -= 1
             else:
                 self._executor.submit(job)
+
+    def _inlinable(self, job: _Job) -> bool:
+        """May ``job`` run inline on the comm thread now (call with ``_jobs_lock``)?"""
+        return (not self._nested and not self._helping and self._threads_busy == 0
+                and job.policy is None and self._fn_time.get(job.fn_id, 1.0) < self.inline_max)
 
     def _announce(self, job: _Job) -> None:
         """Tell rank 0, before it runs, that a suspect job starts (it was on a rank
@@ -567,7 +569,7 @@ class Worker(Client):
         """Run ``job`` on the comm thread, which holds the loop lock: release it
         meanwhile so the monitor can take over if the job runs long.  Queued jobs
         that may run inline follow in the same slot until ``until``."""
-        runq, fn_time, inline_max = self._runq, self._fn_time, self.inline_max
+        runq = self._runq
         self._loop_lock.release()
         try:
             while True:
@@ -578,13 +580,9 @@ class Worker(Client):
                 if t0 > until:
                     return
                 with self._jobs_lock:
-                    if not runq or self._preempt_until or self._nested or self._helping or \
-                            self._threads_busy:
-                        return
-                    job = runq[0]
-                    if job.suspect or job.policy is not None or fn_time.get(job.fn_id, 1.0) >= inline_max:
-                        return
-                    runq.popleft()  # keeps this slot (``_running`` is unchanged)
+                    if not runq or self._preempt_until or runq[0].suspect or not self._inlinable(runq[0]):
+                        return  # (a suspect is announced first: _start_jobs does that)
+                    job = runq.popleft()  # keeps this slot (``_running`` is unchanged)
         finally:
             self._loop_lock.acquire()
             self._inline_job = None
