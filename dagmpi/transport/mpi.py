@@ -45,6 +45,7 @@ from __future__ import annotations
 import os
 import pickle
 import select
+import signal
 import socket
 import struct
 import sys
@@ -306,6 +307,36 @@ class MPITransport(Transport):
 
     # ---------------------------------------------------------- dead ranks
 
+    def _end_without_driver(self, code: int, wait: float = 10.0) -> NoReturn:
+        """Rank 0 died (ULFM): end this job without ``MPI_Abort``.
+
+        Open MPI 5's ``mpiexec --with-ft ulfm`` can hang for good when ranks call
+        ``MPI_Abort`` after rank 0 was killed (about one run in five here: every
+        rank gone, ``prterun`` waiting).  So the surviving workers end themselves
+        instead: each one SIGKILLs itself, except the lowest live rank, which waits
+        (up to ``wait`` seconds) until it is the last one and then exits with
+        ``code``: ``mpiexec`` reports a plain exit's status, not a killed rank's.
+        If the others do not go in time, ``MPI_Abort`` after all.
+        """
+        self._check_failures()
+        live = [r for r in range(self.size) if r not in self.dead]
+        if live and live[0] != self.rank:
+            os.kill(os.getpid(), signal.SIGKILL)
+        deadline = time.monotonic() + wait
+        while len(self.dead) < self.size - 1 and time.monotonic() < deadline:
+            try:  # drive MPI's progress so that failures are noticed
+                self.ctrl.Iprobe(MPI.ANY_SOURCE, MPI.ANY_TAG)
+            except MPI.Exception:
+                pass
+            self._check_failures()
+            time.sleep(0.01)
+        if len(self.dead) >= self.size - 1:
+            _os_exit(code)
+        try:
+            self.world.Abort(code)
+        finally:
+            _os_exit(code)
+
     def _on_mpi_error(self, exc: "MPI.Exception") -> None:
         """An MPI call failed: if ranks died, note them; anything else is a real error."""
         cls = exc.Get_error_class()
@@ -497,6 +528,8 @@ class MPITransport(Transport):
     def abort(self, code: int = 1) -> NoReturn:
         sys.stdout.flush()
         sys.stderr.flush()
+        if self.fault_tolerant and 0 in self.dead and self.rank != 0:
+            self._end_without_driver(code)
         if self.fault_tolerant and len(self.dead) >= self.size - 1:
             # every other rank is dead: nothing to abort, and Open MPI's mpiexec would
             # then report status 0 for an MPI_Abort (it does report a plain exit's)
