@@ -30,6 +30,7 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
@@ -342,6 +343,10 @@ class Worker(Client):
                 sys.stderr.flush()
                 self.transport.abort(1)
             self.dead.add(src)
+        elif kind == "abort":  # rank 0 ends the job (ULFM, where MPI_Abort would not)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
         elif kind == "preempt":
             self._preempt_until = time.monotonic() + m[1]
         elif kind == "stop":

@@ -197,6 +197,8 @@ class MPITransport(Transport):
         self.dead: set[int] = set()
         self._new_dead: list[int] = []
         self._graveyard: list[Any] = []  # sends to dead ranks: kept alive, never completed
+        self._ending = False  # abort() under ULFM is ending the job
+        self._end_lock = threading.Lock()
         if self.fault_tolerant:
             for comm in (self.ctrl, self.data):
                 comm.Set_errhandler(MPI.ERRORS_RETURN)
@@ -307,35 +309,53 @@ class MPITransport(Transport):
 
     # ---------------------------------------------------------- dead ranks
 
-    def _end_without_driver(self, code: int, wait: float = 10.0) -> NoReturn:
-        """Rank 0 died (ULFM): end this job without ``MPI_Abort``.
+    def _end_fault_tolerant(self, code: int, wait: float = 10.0) -> None:
+        """End the job under ULFM, where ``MPI_Abort`` does not do it reliably.
 
-        Open MPI 5's ``mpiexec --with-ft ulfm`` can hang for good when ranks call
-        ``MPI_Abort`` after rank 0 was killed (about one run in five here: every
-        rank gone, ``prterun`` waiting).  So the surviving workers end themselves
-        instead: each one SIGKILLs itself, except the lowest live rank, which waits
-        (up to ``wait`` seconds) until it is the last one and then exits with
-        ``code``: ``mpiexec`` reports a plain exit's status, not a killed rank's.
-        If the others do not go in time, ``MPI_Abort`` after all.
+        Measured with Open MPI 5's ``mpiexec --with-ft ulfm``: an ``MPI_Abort``
+        on rank 0 ends rank 0 alone (the workers are not told and wait forever),
+        and ``MPI_Abort`` on workers after rank 0 was killed leaves ``mpiexec``
+        hanging in about one run of five after every rank is gone.  So:
+
+        - rank 0 tells every live worker to end (an ``abort`` message: it
+          SIGKILLs itself), waits until they are gone and exits with ``code``;
+        - when rank 0 is dead, each surviving worker SIGKILLs itself except the
+          lowest live one, which waits until it is the last and exits with
+          ``code`` (``mpiexec`` reports a plain exit's status, not a kill's);
+        - another worker returns: its ``MPI_Abort`` is for rank 0 to notice.
+
+        If the others are not gone within ``wait`` seconds: ``MPI_Abort``.
+        Returns only when this rank should call ``MPI_Abort`` after all.
         """
-        self._check_failures()
-        live = [r for r in range(self.size) if r not in self.dead]
-        if live and live[0] != self.rank:
-            os.kill(os.getpid(), signal.SIGKILL)
-        deadline = time.monotonic() + wait
-        while len(self.dead) < self.size - 1 and time.monotonic() < deadline:
-            try:  # drive MPI's progress so that failures are noticed
-                self.ctrl.Iprobe(MPI.ANY_SOURCE, MPI.ANY_TAG)
-            except MPI.Exception:
-                pass
+        with self._end_lock:  # a second thread that aborts waits for the first to end us
+            self._ending = True
             self._check_failures()
-            time.sleep(0.01)
-        if len(self.dead) >= self.size - 1:
-            _os_exit(code)
-        try:
-            self.world.Abort(code)
-        finally:
-            _os_exit(code)
+            live = [r for r in range(self.size) if r not in self.dead]
+            if self.rank == 0:
+                frame = _HDR.pack(0) + pickle.dumps([("abort", code)], 5)
+                reqs = []
+                for r in live:
+                    if r != 0:
+                        try:
+                            reqs.append(self.ctrl.Isend([frame, MPI.BYTE], r, TAG_CTRL))
+                        except MPI.Exception:
+                            pass
+                        self._ring(r)
+                self._graveyard.extend(reqs)
+            elif 0 not in self.dead:
+                return
+            elif live and live[0] != self.rank:
+                os.kill(os.getpid(), signal.SIGKILL)
+            deadline = time.monotonic() + wait
+            while len(self.dead) < self.size - 1 and time.monotonic() < deadline:
+                try:  # drive MPI's progress: the messages leave, failures are noticed
+                    self.ctrl.Iprobe(MPI.ANY_SOURCE, MPI.ANY_TAG)
+                except MPI.Exception:
+                    pass
+                self._check_failures()
+                time.sleep(0.01)
+            if len(self.dead) >= self.size - 1:
+                _os_exit(code)
 
     def _on_mpi_error(self, exc: "MPI.Exception") -> None:
         """An MPI call failed: if ranks died, note them; anything else is a real error."""
@@ -386,6 +406,10 @@ class MPITransport(Transport):
                 break
             except MPI.Exception as exc:
                 self._on_mpi_error(exc)
+        if self._ending:  # abort() is ending the job: nothing to react to any more
+            out.clear()
+            self._new_dead.clear()
+            return
         if self.dead:  # a dead rank's last messages are dropped: its death is what counts
             dead = self.dead
             out[:] = [m for m in out if m[0] not in dead or m[1] and m[1][0] == _DEAD]
@@ -528,12 +552,8 @@ class MPITransport(Transport):
     def abort(self, code: int = 1) -> NoReturn:
         sys.stdout.flush()
         sys.stderr.flush()
-        if self.fault_tolerant and 0 in self.dead and self.rank != 0:
-            self._end_without_driver(code)
-        if self.fault_tolerant and len(self.dead) >= self.size - 1:
-            # every other rank is dead: nothing to abort, and Open MPI's mpiexec would
-            # then report status 0 for an MPI_Abort (it does report a plain exit's)
-            _os_exit(code)
+        if self.fault_tolerant:
+            self._end_fault_tolerant(code)
         try:
             self.world.Abort(code)
         finally:

@@ -7,6 +7,8 @@
       poison   a task kills every rank it runs on: it must fail, the job must finish
       driver   rank 0 kills itself with SIGKILL: every rank must end, nobody hangs
       alone    every worker is killed, then the script exits with status 5
+      raise    the script raises with every worker alive (KILL=1: after one was killed)
+      exit3    the script exits with status 3 while tasks still run on live workers
 """
 import ctypes
 import os
@@ -54,6 +56,15 @@ def main():
             os.kill(p["pid"], signal.SIGKILL)
         time.sleep(1.0)
         sys.exit(5)
+    if mode == "raise":
+        if os.environ.get("KILL") == "1":
+            os.kill(dagmpi.processors()[0]["pid"], signal.SIGKILL)
+        print("got", dagmpi.fetch(dagmpi.spawn(slow, 1)), flush=True)
+        raise ValueError("boom from the driver")
+    if mode == "exit3":
+        ts = [dagmpi.spawn(slow, i) for i in range(200)]
+        dagmpi.wait(ts[:2])
+        sys.exit(3)
     if mode == "poison":
         bad = dagmpi.spawn(poison, 1)
         good = [dagmpi.spawn(slow, i) for i in range(100)]

@@ -140,6 +140,24 @@ def test_rank_0_dying_ends_the_job(ompi, tmp_path, n):
 
 
 @pytest.mark.mpi
+@pytest.mark.parametrize("kill", ["0", "1"])
+def test_an_uncaught_exception_on_rank_0_ends_the_job(ompi, tmp_path, kill):
+    # under ULFM, MPI_Abort on rank 0 ended rank 0 alone: the workers waited forever
+    res = run_ompi(dict(ompi, KILL=kill), "rank_death.py", 4, ["raise", tmp_path], timeout=60)
+    assert res.returncode == 1, res
+    assert "got 2" in res.stdout, res
+    assert "ValueError: boom from the driver" in res.stderr, res
+    assert "the script raised on rank 0" in res.stderr, res
+
+
+@pytest.mark.mpi
+def test_a_script_exit_status_ends_the_job_with_live_workers(ompi, tmp_path):
+    res = run_ompi(ompi, "rank_death.py", 3, ["exit3", tmp_path], timeout=60)
+    assert res.returncode == 3, res
+    assert "exited with status 3" in res.stderr, res
+
+
+@pytest.mark.mpi
 def test_the_exit_status_survives_the_death_of_every_worker(ompi, tmp_path):
     res = run_ompi(ompi, "rank_death.py", 3, ["alone", tmp_path], timeout=60)
     assert res.returncode == 5, res
