@@ -243,6 +243,10 @@ class MPITransport(Transport):
         the pending sends are tested once here, before this rank goes to sleep.
         """
         self._test_pending()
+        self._ring_bell(dest)
+
+    def _ring_bell(self, dest: int) -> None:
+        """Wake ``dest`` if it sleeps in :meth:`poll` (on this node)."""
         addr = self._bells.get(dest)
         if addr is not None:
             try:
@@ -332,16 +336,15 @@ class MPITransport(Transport):
             self._check_failures()
             live = [r for r in range(self.size) if r not in self.dead]
             if self.rank == 0:
+                # sent here, not through send(): the loop's thread may be using
+                # the pending list; these requests are kept, never tested
                 frame = _HDR.pack(0) + pickle.dumps([("abort", code)], 5)
-                reqs = []
-                for r in live:
-                    if r != 0:
-                        try:
-                            reqs.append(self.ctrl.Isend([frame, MPI.BYTE], r, TAG_CTRL))
-                        except MPI.Exception:
-                            pass
-                        self._ring(r)
-                self._graveyard.extend(reqs)
+                for r in live[1:]:
+                    try:
+                        self._graveyard.append((self.ctrl.Isend([frame, MPI.BYTE], r, TAG_CTRL), frame))
+                    except MPI.Exception:
+                        pass
+                    self._ring_bell(r)
             elif 0 not in self.dead:
                 return
             elif live and live[0] != self.rank:
