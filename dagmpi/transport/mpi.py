@@ -115,9 +115,10 @@ def _set_timer_slack(ns: int = 1000) -> None:
         pass
 
 
-def _doorbells(comm: "MPI.Comm") -> tuple[Optional[socket.socket], dict[int, str], bool]:
+def _doorbells(comm: "MPI.Comm") -> tuple[Optional[socket.socket], dict[int, str], bool, dict[int, int]]:
     """This rank's doorbell socket, the addresses of the node-local ranks' bells,
-    and whether this node runs more ranks than the cores they may use.
+    whether this node runs more ranks than the cores they may use, and the
+    process ids of the other ranks on this node.
 
     Linux abstract-namespace datagram sockets: nothing on disk to clean up,
     gone when the process dies.  Elsewhere (or if binding fails) there are no
@@ -139,13 +140,14 @@ def _doorbells(comm: "MPI.Comm") -> tuple[Optional[socket.socket], dict[int, str
         cpus = frozenset(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cpus = frozenset(range(os.cpu_count() or 1))
-    where = comm.allgather((socket.gethostname(), ok, cpus))
+    where = comm.allgather((socket.gethostname(), ok, cpus, os.getpid()))
     host = where[me][0]
-    bells = {r: f"\0dagmpi-{token}-{r}" for r, (h, has, _) in enumerate(where)
+    bells = {r: f"\0dagmpi-{token}-{r}" for r, (h, has, _, _) in enumerate(where)
              if has and ok and h == host and r != me}
-    local = [c for h, _, c in where if h == host]
+    local = [c for h, _, c, _ in where if h == host]
     oversubscribed = len(local) > len(frozenset().union(*local))
-    return sock, bells, oversubscribed
+    pids = {r: pid for r, (h, _, _, pid) in enumerate(where) if h == host and r != me}
+    return sock, bells, oversubscribed, pids
 
 
 def world_rank() -> int:
@@ -184,7 +186,7 @@ class MPITransport(Transport):
         self.poll_max = poll_max
         self._pending: list[tuple[Any, Any]] = []  # (request, object kept alive)
         self._wake = threading.Event()
-        self._bell, self._bells, self.oversubscribed = _doorbells(world)
+        self._bell, self._bells, self.oversubscribed, self._local_pids = _doorbells(world)
         #: Seconds a rank that waits for an answer keeps testing for it after a
         #: message before it sleeps (see :meth:`poll`).
         self.spin_time = spin_time
@@ -328,8 +330,10 @@ class MPITransport(Transport):
           ``code`` (``mpiexec`` reports a plain exit's status, not a kill's);
         - another worker returns: its ``MPI_Abort`` is for rank 0 to notice.
 
-        If the others are not gone within ``wait`` seconds: ``MPI_Abort``.
-        Returns only when this rank should call ``MPI_Abort`` after all.
+        If the others are not gone within ``wait`` seconds, the live ranks on
+        this node are SIGKILLed by process id, and if some (on other nodes) are
+        still there 5 s later: ``MPI_Abort``.  Returns only when this rank
+        should call ``MPI_Abort`` after all.
         """
         with self._end_lock:  # a second thread that aborts waits for the first to end us
             self._ending = True
@@ -349,16 +353,32 @@ class MPITransport(Transport):
                 return
             elif live and live[0] != self.rank:
                 os.kill(os.getpid(), signal.SIGKILL)
-            deadline = time.monotonic() + wait
-            while len(self.dead) < self.size - 1 and time.monotonic() < deadline:
-                try:  # drive MPI's progress: the messages leave, failures are noticed
-                    self.ctrl.Iprobe(MPI.ANY_SOURCE, MPI.ANY_TAG)
-                except MPI.Exception:
-                    pass
-                self._check_failures()
-                time.sleep(0.01)
-            if len(self.dead) >= self.size - 1:
+            if self._wait_for_the_others(wait):
                 _os_exit(code)
+            # some did not go (a task holding the GIL keeps a worker from reading
+            # its messages): SIGKILL those on this node, then MPI_Abort for the rest
+            for r, pid in self._local_pids.items():
+                if r not in self.dead:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+            if self._wait_for_the_others(5.0):
+                _os_exit(code)
+
+    def _wait_for_the_others(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` until every other rank is dead (ULFM); True if so."""
+        deadline = time.monotonic() + seconds
+        while len(self.dead) < self.size - 1:
+            if time.monotonic() >= deadline:
+                return False
+            try:  # drive MPI's progress: messages leave, failures are noticed
+                self.ctrl.Iprobe(MPI.ANY_SOURCE, MPI.ANY_TAG)
+            except MPI.Exception:
+                pass
+            self._check_failures()
+            time.sleep(0.01)
+        return True
 
     def _on_mpi_error(self, exc: "MPI.Exception") -> None:
         """An MPI call failed: if ranks died, note them; anything else is a real error."""

@@ -9,6 +9,7 @@
       alone    every worker is killed, then the script exits with status 5
       raise    the script raises with every worker alive (KILL=1: after one was killed)
       exit3    the script exits with status 3 while tasks still run on live workers
+      stuck    the script raises while a task holds a worker's GIL (it cannot read messages)
 """
 import ctypes
 import os
@@ -38,6 +39,10 @@ def poison(x):
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def hog(n):
+    return sum(range(n))  # one C call: the GIL is not given up for minutes
+
+
 def slow(x):
     time.sleep(0.01)
     return x + 1
@@ -61,6 +66,11 @@ def main():
             os.kill(dagmpi.processors()[0]["pid"], signal.SIGKILL)
         print("got", dagmpi.fetch(dagmpi.spawn(slow, 1)), flush=True)
         raise ValueError("boom from the driver")
+    if mode == "stuck":
+        print("pids", *[p["pid"] for p in dagmpi.processors()], flush=True)
+        dagmpi.spawn(hog, 10**11)
+        time.sleep(1.0)
+        raise ValueError("boom while a worker holds the GIL")
     if mode == "exit3":
         ts = [dagmpi.spawn(slow, i) for i in range(200)]
         dagmpi.wait(ts[:2])

@@ -151,6 +151,27 @@ def test_an_uncaught_exception_on_rank_0_ends_the_job(ompi, tmp_path, kill):
 
 
 @pytest.mark.mpi
+def test_a_worker_that_cannot_read_messages_does_not_outlive_the_job(ompi, tmp_path):
+    # its task holds the GIL: after 10 s rank 0 kills it by process id
+    res = run_ompi(ompi, "rank_death.py", 3, ["stuck", tmp_path], timeout=60)
+    assert res.returncode == 1, res
+    assert "boom while a worker holds the GIL" in res.stderr, res
+    pids = [int(p) for p in res.stdout.split("pids", 1)[1].split("\n", 1)[0].split()]
+    assert len(pids) == 2, res
+    left = [pid for pid in pids if _running(pid)]
+    assert not left, f"worker processes {left} outlived the job\n{res!r}"
+
+
+def _running(pid: int) -> bool:
+    """Whether the process exists and is not a zombie (gone, not yet reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+@pytest.mark.mpi
 def test_a_script_exit_status_ends_the_job_with_live_workers(ompi, tmp_path):
     res = run_ompi(ompi, "rank_death.py", 3, ["exit3", tmp_path], timeout=60)
     assert res.returncode == 3, res
