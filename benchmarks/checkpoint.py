@@ -1,6 +1,6 @@
 """Checkpoint costs, measured against raw h5py in the same run.
 
-    python benchmarks/checkpoint.py [--dir /tmp/dagmpi-ckpt-bench] [--json checkpoint.json]
+    python benchmarks/checkpoint.py [--dir /tmp/dagmpi-ckpt-bench] [--json bench-results/checkpoint.json]
                                     [--big-mib 256] [--big-count 4] [--small 10000] [--resume 100000]
 
 (a) write throughput: dagmpi's checkpoint writer saving ``--big-count`` arrays of
@@ -26,6 +26,9 @@ import sys
 import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _results import default_json, open_json  # noqa: E402
 
 HERE = os.path.abspath(__file__)
 
@@ -77,7 +80,7 @@ def run_graph(n: int, ckpt: str) -> dict:
     ts = [dagmpi.spawn(inc, i) for i in range(n)]
     dagmpi.wait(ts)
     secs = time.perf_counter() - t0
-    drv = dagmpi.context._runtime.driver
+    drv = dagmpi.runtime.context._runtime.driver
     return {"tasks": n, "seconds": secs, "tasks_per_s": n / secs, "restored": drv.n_restored}
 
 
@@ -102,7 +105,8 @@ def main() -> None:
     ap.add_argument("--big-count", type=int, default=4)
     ap.add_argument("--small", type=int, default=10_000)
     ap.add_argument("--resume", type=int, default=100_000)
-    ap.add_argument("--json", default="checkpoint.json")
+    ap.add_argument("--json", default=default_json("checkpoint"),
+                    help="where to write the results (default: bench-results/checkpoint.json)")
     ap.add_argument("--run", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--ckpt", default="", help=argparse.SUPPRESS)
     ns = ap.parse_args()
@@ -134,7 +138,7 @@ def main() -> None:
     print(f"(c) {ns.resume:,}-task run: first run {first['seconds']:.1f} s; rerun restored "
           f"{again['restored']:,} tasks in {again['seconds']:.2f} s (process wall {again['wall_s']:.1f} s; "
           "target <= 5 s)")
-    with open(ns.json, "w") as fh:
+    with open_json(ns.json) as fh:
         json.dump(res, fh, indent=2)
     print(f"wrote {ns.json}")
 

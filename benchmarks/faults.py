@@ -1,7 +1,7 @@
 """What a dead worker rank costs: the same graph with and without a SIGKILL, in one run.
 
     python benchmarks/faults.py [--venv build/venv-ompi] [--ranks 4] [--repeat 3]
-                                [--tasks 10000] [--work 0 0.0002] [--at 0.5] [--json faults.json]
+                                [--tasks 10000] [--work 0 0.0002] [--at 0.5] [--json bench-results/faults.json]
 
 Runs ``tests/scripts/chaos.py`` (10k tasks: 50 layers of 200, each task reading two of
 the layer before, then a tree reduction) under ``mpiexec --with-ft ulfm`` from an Open
@@ -28,6 +28,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _results import default_json, open_json  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHAOS = os.path.join(ROOT, "tests", "scripts", "chaos.py")
@@ -58,7 +61,8 @@ def main() -> None:
     ap.add_argument("--tasks", type=int, default=10_000)
     ap.add_argument("--work", type=float, nargs="+", default=[0.0, 0.0002])
     ap.add_argument("--at", type=float, default=0.5)
-    ap.add_argument("--json", default="faults.json")
+    ap.add_argument("--json", default=default_json("faults"),
+                    help="where to write the results (default: bench-results/faults.json)")
     ns = ap.parse_args()
     if not os.path.exists(os.path.join(ns.venv, "bin", "mpiexec")):
         sys.exit(f"no Open MPI venv at {ns.venv}: run `python -m pytest tests/ulfm` once (it builds "
@@ -90,7 +94,7 @@ def main() -> None:
         print(f"| {work} | {r['tasks']} | {r['failure_free_s']:.2f} | {r['one_killed_s']:.2f} | "
               f"{r['ratio']:.2f} | {r['detect_ms']:.1f} | {r['recover_ms']:.0f} | {r['recomputed']:.0f} | "
               f"{r['rescheduled']:.0f} |")
-    with open(ns.json, "w") as fh:
+    with open_json(ns.json) as fh:
         json.dump({"benchmark": "faults", "ranks": ns.ranks, "at": ns.at, "rows": rows}, fh, indent=2)
     print(f"\nwrote {ns.json}")
 

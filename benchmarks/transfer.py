@@ -1,6 +1,6 @@
 """Worker-to-worker transfer: dagmpi tasks against raw mpi4py Send/Recv, in one run.
 
-    mpiexec -n 3 python benchmarks/transfer.py [--sizes 1,16,64,256] [--reps 5] [--json out.json]
+    mpiexec -n 3 python benchmarks/transfer.py [--sizes 1,16,64,256] [--reps 5] [--json bench-results/transfer.json]
 
 Rank 0 is dagmpi's driver; ranks 1 and 2 are workers. For each size (MiB):
 
@@ -14,17 +14,23 @@ Rank 0 is dagmpi's driver; ranks 1 and 2 are workers. For each size (MiB):
   returning a small result to rank 0. Each repetition uses a fresh producer so
   nothing is cached.
 
-Prints best-of-reps times, bandwidths and the ratio dagmpi / raw (>1 = slower), and writes JSON.
+Prints best-of-reps times, bandwidths and the ratio raw time / dagmpi time (1.0: as fast as raw
+mpi4py; <1: dagmpi slower), and writes JSON under bench-results/.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import time
 
 import numpy as np
 from mpi4py import MPI
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _results import default_json, open_json  # noqa: E402
 
 MiB = 1 << 20
 
@@ -94,9 +100,10 @@ def dagmpi_transfer(sizes: list[int], reps: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="1,16,64,256")
-    ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--json", default="transfer.json")
+    ap.add_argument("--sizes", default="1,16,64,256", help="array sizes in MiB, comma-separated")
+    ap.add_argument("--reps", type=int, default=5, help="repetitions per size (the best is shown)")
+    ap.add_argument("--json", default=default_json("transfer"),
+                    help="where to write the results (default: bench-results/transfer.json)")
     ns = ap.parse_args()
     sizes = [int(s) for s in ns.sizes.split(",")]
     comm = MPI.COMM_WORLD
@@ -132,7 +139,7 @@ def main() -> None:
         print(f"{mib:>5} {rf * 1e3:>13.2f} {rp * 1e3:>16.2f} {d * 1e3:>10.2f} {row['dagmpi_GBps']:>12.2f} "
               f"{row['ratio_vs_fresh']:>19.2f} {row['ratio_vs_prealloc']:>22.2f}")
     print("ratio = raw time / dagmpi time (1.0 = as fast as raw mpi4py; target >= 0.9 at >= 64 MiB)")
-    with open(ns.json, "w") as fh:
+    with open_json(ns.json) as fh:
         json.dump({"benchmark": "transfer", "ranks": 3, "mpi": MPI.Get_library_version().splitlines()[0],
                    "reps": ns.reps, "rows": rows}, fh, indent=2)
     print(f"wrote {ns.json}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, Iterable, Iterator, NamedTuple, Optional, Union, overload
 
-from . import context
+from .runtime import context
 from .options import DEFAULT_OPTIONS, Options
 from .task import Task
 
@@ -162,7 +162,7 @@ def processors() -> list[dict[str, Any]]:
     ``[{"rank": 1, "host": "n01", "cpu_slots": 1, "gpus": [0], "memory": 68719476736,
     "resources": {"cpu": 1, "gpu": 1, "memory": ..., "licence": 2.0}}, ...]``.
     Waits (briefly) until every worker has reported."""
-    from .runtime import Driver
+    from .runtime.driver import Driver
 
     client = context.current_client()
     if not isinstance(client, Driver):

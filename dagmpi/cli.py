@@ -24,7 +24,7 @@ import time
 import traceback
 from typing import Optional
 
-from . import context
+from .runtime import context
 
 EXIT_USAGE = 2
 

@@ -75,7 +75,7 @@ class ErrorInfo:
 
 def build_exception(info: Any) -> BaseException:
     """Turn an error payload (as the scheduler delivers it) into an exception."""
-    from .scheduler import ImpossibleScope, RankLost, UnknownDependency, UpstreamFailure
+    from .core.failures import ImpossibleScope, RankLost, UnknownDependency, UpstreamFailure
 
     if isinstance(info, ErrorInfo):
         exc: Optional[BaseException] = None

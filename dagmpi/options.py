@@ -174,12 +174,27 @@ class Options:
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> "Options":
         """Build options from keywords, naming the valid ones on a typo."""
-        valid = [f.name for f in fields(cls)]
-        unknown = sorted(set(kwargs) - set(valid))
-        if unknown:
-            raise TypeError(f"unknown task option(s) {', '.join(unknown)}; valid options are: "
-                            f"{', '.join(valid)}")
         return cls(**kwargs)
 
+
+_dataclass_init = Options.__init__
+_OPTION_NAMES = tuple(f.name for f in fields(Options))
+
+
+def _checked_init(self: Options, *args: Any, **kwargs: Any) -> None:
+    unknown = sorted(set(kwargs) - set(_OPTION_NAMES))
+    if unknown:
+        import difflib
+
+        hints = [f"{u!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(u, _OPTION_NAMES, 1))
+                 else repr(u) for u in unknown]
+        raise TypeError(f"unknown task option(s) {', '.join(hints)}; valid options are: "
+                        f"{', '.join(_OPTION_NAMES)}")
+    _dataclass_init(self, *args, **kwargs)
+
+
+# Options(priorty=5) names the valid options, like @dagmpi.task(priorty=5) does
+_checked_init.__doc__ = _dataclass_init.__doc__
+Options.__init__ = _checked_init  # type: ignore[method-assign]
 
 DEFAULT_OPTIONS = Options()

@@ -25,6 +25,7 @@ from typing import Any, Callable, Optional, Union
 import cloudpickle
 
 from .errors import SerializationError
+from .task import Task
 
 PROTOCOL = 5
 
@@ -37,8 +38,6 @@ class _ArgPickler(cloudpickle.CloudPickler):
     def __init__(self, file: io.BytesIO, buffers: list) -> None:
         super().__init__(file, protocol=PROTOCOL, buffer_callback=buffers.append)
         self.deps: dict[int, None] = {}  # ordered set of task ids
-        from .task import Task  # late: task -> client -> serialize
-
         self._task_type = Task
 
     def persistent_id(self, obj: Any) -> Optional[int]:
@@ -70,7 +69,7 @@ def dump_args(args: tuple, kwargs: dict) -> tuple[bytes, Buffers, tuple[int, ...
     """
     if _SIMPLE.issuperset(map(type, args)) and (not kwargs or _SIMPLE.issuperset(map(type, kwargs.values()))):
         return pickle.dumps((args, kwargs), PROTOCOL), (), ()  # (a tuple: no container for the GC)
-    task_type = _task_type()
+    task_type = Task
     if all(type(a) in _SIMPLE or type(a) is task_type for a in args) and \
             all(type(v) in _SIMPLE or type(v) is task_type for v in kwargs.values()):
         return _dump_holes(args, kwargs, task_type)
@@ -96,7 +95,7 @@ class _FastArgPickler(pickle.Pickler):
         self.deps: dict[int, None] = {}
 
     def persistent_id(self, obj: Any) -> Optional[int]:
-        if type(obj) is _task_type():
+        if type(obj) is Task:
             self.deps[obj.id] = None
             return obj.id
         return None
@@ -161,23 +160,13 @@ def _dump_plain(obj: Any) -> tuple[bytes, Buffers, tuple[int, ...]]:
         bufs.clear()
 
 
-def _task_type() -> type:
-    global _TASK_TYPE
-    if _TASK_TYPE is None:
-        from .task import Task
-
-        _TASK_TYPE = Task
-    return _TASK_TYPE
-
-
-_TASK_TYPE: Optional[type] = None
 _PLAIN_LEAVES = _SIMPLE
 
 
 def _plain(obj: Any, depth: int) -> bool:
     """Only simple values, Tasks and numpy arrays, in lists/tuples/dicts (not too deep or long)?"""
     t = type(obj)
-    if t in _PLAIN_LEAVES or t is _task_type():
+    if t in _PLAIN_LEAVES or t is Task:
         return True
     if depth > 3:
         return False

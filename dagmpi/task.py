@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
-
-if TYPE_CHECKING:
-    from .client import Client
+from typing import Any, Callable, Optional
 
 PENDING, FINISHED, ERRORED = 0, 1, 2
+
+#: Returns the client of the calling thread; set by the runtime when it starts
+#: (:func:`set_client_finder`).  A handle unpickled on some rank belongs to that
+#: rank's client: the handle module never imports the runtime.
+_client_finder: Optional[Callable[[], Any]] = None
+
+
+def set_client_finder(finder: Callable[[], Any]) -> None:
+    """Tell handles rebuilt from a pickle how to find the client of their thread."""
+    global _client_finder
+    _client_finder = finder
 
 
 class Task:
@@ -23,7 +31,7 @@ class Task:
                  "_watched",
                  "__weakref__")
 
-    def __init__(self, task_id: int, name: str, client: "Client") -> None:
+    def __init__(self, task_id: int, name: str, client: Any) -> None:
         self.id = task_id
         self.name = name
         self._client = client
@@ -74,8 +82,8 @@ class Task:
 
 
 def _rebuild_task(task_id: int, name: str, key: Optional[str] = None) -> Task:
-    from . import context
-
-    t = Task(task_id, name, context.current_client())
+    if _client_finder is None:
+        raise RuntimeError("a dagmpi Task was unpickled in a process where dagmpi is not running")
+    t = Task(task_id, name, _client_finder())
     t._key = key
     return t

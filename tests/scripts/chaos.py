@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 import dagmpi
-from dagmpi import context
+from dagmpi.runtime import context
 
 M = 1_000_003
 

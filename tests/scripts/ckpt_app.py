@@ -50,4 +50,4 @@ if __name__ == "__main__":
     info = dagmpi.fetch(dagmpi.spawn(summary, parts[0], log))
     assert info["n"] == len(final)
     print("RESULT", hashlib.sha256(final.tobytes()).hexdigest())
-    print("RESTORED", dagmpi.context._runtime.driver.n_restored)
+    print("RESTORED", dagmpi.runtime.context._runtime.driver.n_restored)

@@ -2,7 +2,7 @@
 import numpy as np
 
 import dagmpi
-from dagmpi import context
+from dagmpi.runtime import context
 
 
 def make(n):

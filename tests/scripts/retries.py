@@ -5,7 +5,7 @@ import tempfile
 import time
 
 import dagmpi
-from dagmpi import context
+from dagmpi.runtime import context
 
 
 class Flaky(Exception):

@@ -2,7 +2,7 @@
 import time
 
 import dagmpi
-from dagmpi import context
+from dagmpi.runtime import context
 
 
 def where(delay=0.0):

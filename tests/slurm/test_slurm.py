@@ -59,7 +59,8 @@ def submit(workdir: Path, ntasks: int, pause: float) -> str:
     r = subprocess.run(["sbatch", "--parsable", "-p", "debug", "-n", str(ntasks), "-D", str(workdir),
                         "--export=ALL", str(SBATCH), str(ROOT / "tests" / "scripts" / "ckpt_app.py"),
                         str(workdir / "ckpt"), str(workdir / "runs.log"), str(N_PARTS), str(pause)],
-                       capture_output=True, text=True, timeout=60, env=env)
+                       capture_output=True, text=True, timeout=60, env=env,
+                       cwd=workdir)  # the batch script's default paths are under the submit folder
     assert r.returncode == 0, r.stderr
     return r.stdout.strip().split(";")[0]
 
@@ -97,7 +98,8 @@ def check_result(out: str, workdir: Path) -> None:
 def test_preempted_job_is_requeued_and_resumes(cluster, tmp_path):
     job = submit(tmp_path, 2, 0.3)
     wait_until(lambda: runs(tmp_path / "runs.log") >= 4, 90, "the job to make progress")
-    urgent = sh("sbatch", "--parsable", "-p", "urgent", "-n", "4", "--wrap", "sleep 3").stdout.strip()
+    urgent = sh("sbatch", "--parsable", "-p", "urgent", "-n", "4", "-D", str(tmp_path),
+                "-o", str(tmp_path / "urgent-%j.out"), "--wrap", "sleep 3").stdout.strip()
     try:
         out = finish(job, tmp_path)
     finally:

@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from dagmpi import keys
+from dagmpi.checkpoint import keys
 from dagmpi.checkpoint import CheckpointError
 from dagmpi.checkpoint.hdf5 import Reader, Writer, scan
 

@@ -52,3 +52,17 @@ def test_gc_threshold_and_spin_time_settings():
         Config.from_sources({"gc_threshold": -5}, environ={})
     with pytest.raises(ValueError, match="spin_time"):
         Config.from_sources({"spin_time": -0.5}, environ={})
+
+
+def test_misspelt_task_option_names_the_valid_ones():
+
+
+    from dagmpi import Options, task
+
+    for make in (lambda: Options(priorty=5), lambda: task(priorty=5)):
+        with pytest.raises(TypeError) as err:
+            make()
+        msg = str(err.value)
+        assert "'priorty' (did you mean 'priority'?)" in msg
+        assert "valid options are: name, priority" in msg
+    assert Options(priority=5).priority == 5

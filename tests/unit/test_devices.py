@@ -2,7 +2,7 @@
 
 import pytest
 
-from dagmpi import devices
+from dagmpi.gpu import devices
 from dagmpi.options import Options, parse_amount, scope
 
 

@@ -5,7 +5,7 @@ import random
 import pytest
 
 from dagmpi.errors import build_exception, WorkerLostError
-from dagmpi.events import (
+from dagmpi.core.events import (
     Deliver,
     Execute,
     HandleReleased,
@@ -19,8 +19,8 @@ from dagmpi.events import (
     WorkerJoined,
     WorkerLost,
 )
-from dagmpi.scheduler import RankLost, Scheduler
-from dagmpi.states import TaskState
+from dagmpi.core.scheduler import RankLost, Scheduler
+from dagmpi.core.states import TaskState
 
 
 class Harness:

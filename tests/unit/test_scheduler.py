@@ -2,7 +2,7 @@
 
 import pytest
 
-from dagmpi.events import (
+from dagmpi.core.events import (
     Deliver,
     Execute,
     HandleAcquired,
@@ -16,8 +16,8 @@ from dagmpi.events import (
     WatchRequested,
     WorkerJoined,
 )
-from dagmpi.scheduler import Scheduler, UnknownDependency, UpstreamFailure
-from dagmpi.states import InvalidTransition, TaskState
+from dagmpi.core.scheduler import Scheduler, UnknownDependency, UpstreamFailure
+from dagmpi.core.states import InvalidTransition, TaskState
 
 
 class Harness:
@@ -174,7 +174,7 @@ def test_watch_delivers_owner_now_or_later(h):
 
 
 def test_illegal_transition_is_refused(h):
-    from dagmpi.states import check_transition
+    from dagmpi.core.states import check_transition
 
     with pytest.raises(InvalidTransition, match="FINISHED -> READY"):
         check_transition(1, TaskState.FINISHED, TaskState.READY)
@@ -219,7 +219,7 @@ def test_long_chain_and_wide_reduction_leave_no_state():
 
 # ------------------------------------------------------------- processors, scopes, resources
 
-from dagmpi.scheduler import ImpossibleScope, unplaceable  # noqa: E402
+from dagmpi.core.scheduler import ImpossibleScope, unplaceable  # noqa: E402
 
 
 def gsub(tid, deps=(), needs=None, near=None, ranks=None):
@@ -274,7 +274,7 @@ def test_near_runs_next_to_the_given_tasks_result():
     assert {r for r, _ in executes(out)} == {2}
 
 
-from dagmpi.events import Steal, TasksReturned  # noqa: E402
+from dagmpi.core.events import Steal, TasksReturned  # noqa: E402
 
 
 def test_idle_worker_steals_queued_tasks():
@@ -369,7 +369,7 @@ def test_deeper_and_memory_freeing_tasks_go_first():
 
 # ------------------------------------------------------------------ retries, timeouts
 
-from dagmpi.events import StuckReturned  # noqa: E402
+from dagmpi.core.events import StuckReturned  # noqa: E402
 
 
 def rsub(tid, retries, deps=(), watch=True):
@@ -428,12 +428,12 @@ def test_durations_are_learned_per_function_and_drive_queue_wait():
 
 
 def _probe(h, fn):
-    from dagmpi.scheduler import _Task
+    from dagmpi.core.records import TaskRecord as _Task
     return _Task(fsub(999, fn))
 
 
 def test_ready_queue_orders_by_key_then_fifo_and_puts_back_in_front():
-    from dagmpi.policy import ReadyQueue
+    from dagmpi.core.ready import ReadyQueue
 
     q = ReadyQueue()
     for key, tid in [((0, 0, 0), 1), ((-5, 0, 0), 2), ((0, 0, 0), 3), ((0, -2, 0), 4), ((-5, 0, 0), 5)]:

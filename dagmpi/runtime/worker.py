@@ -38,13 +38,13 @@ import time
 import traceback
 from typing import Any, Callable, Optional
 
-from . import serialize
+from .. import serialize
 from .client import _CURRENT, Client
-from .checkpoint.base import Location
-from .errors import ErrorInfo
+from ..checkpoint.base import Location
+from ..errors import ErrorInfo
 from .jobs import Executor as _Executor
 from .jobs import Job as _Job
-from .transport.base import Transport
+from ..transport.base import Transport
 
 log = logging.getLogger(__name__)
 
@@ -356,7 +356,7 @@ class Worker(Client):
 
     def _checkpoint_writer(self) -> Any:
         if self._writer is None:
-            from .checkpoint.hdf5 import Writer
+            from ..checkpoint.hdf5 import Writer
 
             self._writer = Writer(self.ckpt_dir, self.rank, roll_seconds=self.checkpoint_interval)
         return self._writer
@@ -633,7 +633,7 @@ class Worker(Client):
             if job.failed is not None:
                 raise RuntimeError(job.failed)
             if job.needs is not None and "gpu" in job.needs and self.gpus:
-                from . import devices
+                from ..gpu import devices
 
                 devices.use_gpu(self.gpus[0])
             fn = self.fn_cache[job.fn_id]

@@ -21,11 +21,11 @@ import time
 import traceback
 from typing import Any, Callable, Optional
 
-from . import events as ev
+from ..core import events as ev
 from .client import Client
-from .errors import DagmpiError
-from .scheduler import Scheduler
-from .transport.base import Transport
+from ..errors import DagmpiError
+from ..core.scheduler import Scheduler
+from ..transport.base import Transport
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +250,7 @@ class Driver(Client):
         return None if index is None else index.get(key)
 
     def _check_placeable(self, ranks: Optional[frozenset], needs: Optional[dict]) -> None:
-        from .policy import unplaceable
+        from ..core.placement import unplaceable
 
         why = unplaceable(self._live_offers(), ranks, needs)
         if why is not None:
@@ -268,7 +268,7 @@ class Driver(Client):
         with :data:`~dagmpi.checkpoint.base.EXIT_PREEMPTED`."""
         import signal as _signal
 
-        from .checkpoint.base import EXIT_PREEMPTED
+        from ..checkpoint.base import EXIT_PREEMPTED
 
         now = time.monotonic()
         name = _signal.Signals(self._signal).name
@@ -462,8 +462,8 @@ class Driver(Client):
         rank's files that were complete when it died)."""
         if not self.ckpt_dir:
             return None
-        from .checkpoint.hdf5 import scan
-        from .states import TaskState
+        from ..checkpoint.hdf5 import scan
+        from ..core.states import TaskState
 
         sched = self.scheduler
         wanted = {}
@@ -534,6 +534,6 @@ class Driver(Client):
         if self._fatal is not None:
             raise DagmpiError("the dagmpi runtime failed") from self._fatal
         if self.ckpt_dir and self.used_keys:
-            from .checkpoint.hdf5 import write_manifest
+            from ..checkpoint.hdf5 import write_manifest
 
             write_manifest(self.ckpt_dir, self.used_keys)

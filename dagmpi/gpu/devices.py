@@ -84,7 +84,7 @@ def offers(slots: int, extra: str = "", environ: Optional[Mapping[str, str]] = N
 
     ``extra`` is ``DAGMPI_RESOURCES``-style text: ``"licence=2,scratch=100GB"``.
     """
-    from .options import parse_amount
+    from ..options import parse_amount
 
     res: dict = {"memory": memory_bytes(environ)}
     for item in filter(None, (x.strip() for x in extra.split(","))):

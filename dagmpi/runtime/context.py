@@ -3,8 +3,8 @@
 ``init()`` decides the mode once per process:
 
 * **MPI** (started by ``mpiexec``/``srun``, or ``transport="mpi"``) with two or
-  more ranks: rank 0 gets a :class:`~dagmpi.runtime.Driver` and returns to the
-  caller; every other rank becomes a :class:`~dagmpi.worker.Worker`, serves
+  more ranks: rank 0 gets a :class:`~dagmpi.runtime.driver.Driver` and returns to the
+  caller; every other rank becomes a :class:`~dagmpi.runtime.worker.Worker`, serves
   until rank 0 stops it, and exits with status 0 (``init`` never returns there).
 * **Embedded** (no launcher, ``transport="inproc"``, or a single MPI rank):
   the driver and ``workers`` worker ranks are threads of this process.
@@ -21,9 +21,10 @@ import threading
 import traceback
 from typing import Any, Optional
 
-from . import devices
+from ..gpu import devices
 from .client import _CURRENT, Client
-from .config import Config
+from ..config import Config
+from ..task import set_client_finder
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ def init(**kwargs: Any) -> Any:
                 _reconfigure(_runtime, kwargs)
             return _runtime.driver
         config = Config.from_sources(kwargs)
+        set_client_finder(current_client)
         use_mpi = config.transport == "mpi" or (config.transport == "auto" and launched_by_mpi())
         if use_mpi:
             _runtime = _start_mpi(config)
@@ -106,8 +108,8 @@ def _reconfigure(rt: "_Runtime", kwargs: dict) -> None:
 
 
 def _start_embedded(config: Config) -> _Runtime:
-    from .runtime import Driver
-    from .transport.inproc import InprocHub
+    from .driver import Driver
+    from ..transport.inproc import InprocHub
     from .worker import Worker
 
     n = config.workers
@@ -140,7 +142,7 @@ def _setup_checkpoint(driver: Any, config: Config) -> None:
     """Rank 0: index the checkpoint directory (a rerun restores what it holds)."""
     if not config.checkpoint:
         return
-    from .checkpoint.hdf5 import scan
+    from ..checkpoint.hdf5 import scan
 
     directory = os.path.abspath(config.checkpoint)
     index = scan(directory)
@@ -165,7 +167,7 @@ def _serve_inproc(worker: Any) -> None:
 
 def _start_mpi(config: Config) -> _Runtime:
     try:
-        from .transport.mpi import MPITransport
+        from ..transport.mpi import MPITransport
     except ImportError as exc:
         raise RuntimeError(str(exc)) from exc
     tr = MPITransport(poll_max=config.poll_max)
@@ -184,7 +186,7 @@ def _start_mpi(config: Config) -> _Runtime:
         return rt
     ranks = range(1, tr.size)
     if tr.rank == 0:
-        from .runtime import Driver
+        from .driver import Driver
 
         driver = Driver(tr, ranks, prefetch=config.prefetch)
         driver.default_retries = config.retries

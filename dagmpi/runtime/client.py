@@ -17,11 +17,11 @@ import threading
 import time
 from typing import Any, Callable, Iterable, Iterator, Optional
 
-from . import serialize
-from .checkpoint.base import Location
-from .errors import raise_error
-from .options import DEFAULT_OPTIONS, Options
-from .task import ERRORED, FINISHED, PENDING, Task
+from .. import serialize
+from ..checkpoint.base import Location
+from ..errors import raise_error
+from ..options import DEFAULT_OPTIONS, Options
+from ..task import ERRORED, FINISHED, PENDING, Task
 
 #: ``_Pull.buffers`` marker: the payload is the value itself (read from a checkpoint).
 LOADED = object()
@@ -160,7 +160,7 @@ class Client:
         name = options.name or getattr(fn, "__qualname__", None) or type(fn).__name__
         ckpt = key = None
         if self.checkpointing:
-            from .keys import task_key
+            from ..checkpoint.keys import task_key
 
             key = task_key(fn, args, kwargs, options.key)
             where = self._saved(key)
@@ -502,7 +502,7 @@ class Client:
 
     def _checkpoint_reader(self) -> Any:
         if self._reader is None:
-            from .checkpoint.hdf5 import Reader
+            from ..checkpoint.hdf5 import Reader
 
             self._reader = Reader()
         return self._reader

@@ -21,8 +21,9 @@ from typing import Any, Callable, Optional
 
 import cloudpickle
 
-from .errors import SerializationError
-from .serialize import _SIMPLE, _plain
+from ..errors import SerializationError
+from ..serialize import _SIMPLE, _plain
+from ..task import Task
 
 _FP_CACHE: dict[Any, bytes] = {}
 
@@ -65,8 +66,6 @@ def function_fingerprint(fn: Callable) -> bytes:
 class _KeyPickler(cloudpickle.CloudPickler):
     def __init__(self, file: io.BytesIO, buffers: list) -> None:
         super().__init__(file, protocol=5, buffer_callback=buffers.append)
-        from .task import Task
-
         self._task_type = Task
 
     def persistent_id(self, obj: Any) -> Optional[str]:
@@ -83,8 +82,6 @@ class _KeyPickler(cloudpickle.CloudPickler):
 class _FastKeyPickler(pickle.Pickler):
     def __init__(self, file: io.BytesIO, buffers: list) -> None:
         super().__init__(file, protocol=5, buffer_callback=buffers.append)
-        from .task import Task
-
         self._task_type = Task
 
     persistent_id = _KeyPickler.persistent_id

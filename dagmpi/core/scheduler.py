@@ -1,9 +1,9 @@
 """The scheduler: a pure state machine that turns events into instructions.
 
 It performs no I/O and imports neither MPI nor threads.  The runtime loop on
-rank 0 (``runtime.py``) feeds it :mod:`dagmpi.events` through
-:meth:`Scheduler.handle` and carries out the :class:`~dagmpi.events.Execute`,
-:class:`~dagmpi.events.Release` and :class:`~dagmpi.events.Deliver`
+rank 0 (``runtime.py``) feeds it :mod:`dagmpi.core.events` through
+:meth:`Scheduler.handle` and carries out the :class:`~dagmpi.core.events.Execute`,
+:class:`~dagmpi.core.events.Release` and :class:`~dagmpi.core.events.Deliver`
 instructions it returns.  Unit tests drive it the same way, with no MPI.
 
 State (all of it owned and mutated by this class only)
@@ -12,7 +12,7 @@ State (all of it owned and mutated by this class only)
     ``task_id -> _Task`` for every task that is not final, or that is final
     but still referenced.  A task record holds:
 
-    * ``state``: a :class:`~dagmpi.states.TaskState`; changed only through
+    * ``state``: a :class:`~dagmpi.core.states.TaskState`; changed only through
       :meth:`Scheduler._set_state`, which checks the transition table.
     * ``deps`` (ids it consumes) and ``waiting`` (how many of them are not
       finished yet); ``dependents``: ids of the tasks that consume it.
@@ -30,12 +30,12 @@ State (all of it owned and mutated by this class only)
     queue) and ``load`` (assigned, not blocked tasks).
 
 ``ready``
-    A :class:`~dagmpi.policy.ReadyQueue` of READY task ids, ordered by
+    A :class:`~dagmpi.core.ReadyQueue` of READY task ids, ordered by
     priority, depth and the inputs running it frees; ties run first in,
     first out.
 
 Policy (order, placement, queue depth, running ahead, stealing) lives in
-:mod:`dagmpi.policy`, a mixin of :class:`Scheduler` that reads the same state.
+:mod:`dagmpi.core.placement`, a mixin of :class:`Scheduler` that reads the same state.
 
 Failures: a task that fails makes every task that (transitively) consumes it
 fail with :class:`UpstreamFailure`; unrelated tasks carry on.
@@ -66,7 +66,11 @@ from .events import (
     WorkerLost,
     TaskStarted,
 )
-from .policy import Placement, ReadyQueue, unplaceable
+from .failures import ImpossibleScope, RankLost, UnknownDependency, UpstreamFailure, root_error
+from .placement import Placement, unplaceable
+from .ready import ReadyQueue
+from .records import TaskRecord, WorkerRecord
+from .recovery import Recovery
 
 __all__ = ["Scheduler", "UpstreamFailure", "ImpossibleScope", "UnknownDependency", "RankLost",
            "unplaceable"]
@@ -82,105 +86,12 @@ DEFAULT_BANDWIDTH = 2.0e9
 DEFAULT_DURATION = 1.0e-4
 
 
-@dataclass(frozen=True, slots=True)
-class UpstreamFailure:
-    """Error payload of a task that did not run because an input failed."""
-
-    upstream_id: int
-    upstream_name: str
-    cause: Any  # the error payload of the task that really raised
-
-
-@dataclass(frozen=True, slots=True)
-class ImpossibleScope:
-    """Error payload of a task that no worker rank can ever run."""
-
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class RankLost:
-    """Error payload of a task that cannot go on because worker rank ``rank`` died."""
-
-    rank: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class UnknownDependency:
-    """Error payload of a task whose input id the scheduler never saw."""
-
-    dep_id: int
-
-
-class _Task:
-    __slots__ = (
-        "id", "name", "state", "deps", "waiting", "dependents", "priority", "ranks",
-        "owner", "nbytes", "refs", "consumers", "spec", "watchers", "error",
-        "worker", "blocked", "needs", "near", "level", "retries", "attempt", "avoid", "fn", "est",
-        "in_ahead", "heirs", "gone", "lost", "stale", "started_on",
-    )
-
-    def __init__(self, ev: TaskSubmitted) -> None:
-        self.id = ev.task_id
-        self.name = ev.name
-        self.state = _WAITING
-        self.deps = ev.deps
-        self.waiting = 0
-        # () until the first consumer arrives, and watchers a tuple: most records
-        # then hold no container the garbage collector has to walk
-        self.dependents: Any = ()
-        self.priority = ev.priority
-        self.ranks = ev.ranks
-        self.owner: Optional[int] = None
-        self.nbytes = 0
-        self.refs = 1  # the submitter's handle
-        self.consumers = 0
-        self.spec = ev.spec
-        self.watchers: Optional[tuple[int, ...]] = (ev.submitter,) if ev.watch else None
-        self.error: Any = None
-        self.worker: Optional[int] = None
-        self.blocked = False
-        self.needs = ev.needs
-        self.near = ev.near
-        self.level = 0  # 1 + the deepest input's level
-        self.retries = ev.retries  # re-runs left
-        self.attempt = 1
-        self.avoid: Optional[set[int]] = None  # ranks it failed on
-        self.fn = ev.fn
-        self.est = 0.0  # its estimated run time, counted in its worker's backlog
-        self.in_ahead = False  # queued in a worker's ``ahead`` list
-        self.heirs = 0  # records of tasks that consume it (lineage mode: they may need it again)
-        self.gone = False  # FINISHED, but the value no longer exists (freed, or its rank died)
-        self.lost = 0  # times it was running on a rank that died
-        self.stale = False  # ASSIGNED, and an input it may not have fetched yet is computed again
-        self.started_on: Optional[int] = None  # a suspect (lost > 0): the rank that said it started it
-
-
-class _Worker:
-    __slots__ = ("rank", "slots", "capacity", "load", "assigned", "total", "used", "stealing", "ahead",
-                 "stuck", "backlog")
-
-    def __init__(self, rank: int, slots: int, capacity: int, resources: Optional[dict]) -> None:
-        self.rank = rank
-        self.slots = slots
-        self.capacity = capacity  # slots + queue depth; see Scheduler._update_capacity
-        self.total: dict = dict(resources or {})  # what the rank offers
-        self.used: dict = {}  # held by its assigned tasks that declared needs
-        self.load = 0  # assigned tasks that are not blocked in fetch
-        self.assigned: dict[int, None] = {}  # in assignment order (the worker runs them FIFO)
-        self.stealing: set[int] = set()  # asked back, answer pending
-        self.ahead: collections.deque = collections.deque()  # could run ahead here when room frees
-        self.stuck = 0  # timed-out calls still running: no new work until they return
-        self.backlog = 0.0  # estimated seconds of work of its unblocked assigned tasks
-
-
-class Scheduler(Placement):
+class Scheduler(Placement, Recovery):
     """Event-driven DAG scheduler; see the module docstring for its state."""
 
     def __init__(self, prefetch: int = 2, queue_window: float = 2e-3, max_queue: int = 256,
                  lineage: bool = False, max_lost: int = 3) -> None:
-        self.tasks: dict[int, _Task] = {}
+        self.tasks: dict[int, TaskRecord] = {}
         #: Keep what it takes to compute a value again (each task's spec, and the
         #: records of its inputs while it exists): on when ranks may die and the
         #: job goes on (ULFM).  Costs memory: a chain keeps its ancestors' specs
@@ -193,7 +104,7 @@ class Scheduler(Placement):
         self.n_recomputed = 0
         self.n_reloaded = 0
         self.n_rescheduled = 0
-        self.workers: dict[int, _Worker] = {}
+        self.workers: dict[int, WorkerRecord] = {}
         self.ready = ReadyQueue()
         self.prefetch = prefetch
         self.queue_window = queue_window
@@ -270,16 +181,16 @@ class Scheduler(Placement):
             raise ValueError(f"worker rank {ev.rank} joined twice")
         if ev.slots < 1:
             raise ValueError(f"worker rank {ev.rank} offers {ev.slots} slots; need at least 1")
-        self.workers[ev.rank] = _Worker(ev.rank, ev.slots, ev.slots + self.prefetch, ev.resources)
+        self.workers[ev.rank] = WorkerRecord(ev.rank, ev.slots, ev.slots + self.prefetch, ev.resources)
         self._update_capacity()
 
     def _on_submitted(self, ev: TaskSubmitted) -> None:
         if ev.task_id in self.tasks:
             raise ValueError(f"task {ev.task_id:#x} submitted twice")
-        t = _Task(ev)
+        t = TaskRecord(ev)
         self.tasks[t.id] = t
         self.n_submitted += 1
-        failed_dep: Optional[_Task] = None
+        failed_dep: Optional[TaskRecord] = None
         for d in t.deps:
             if d not in self.tasks:
                 t.deps = ()
@@ -306,13 +217,13 @@ class Scheduler(Placement):
         if why is not None:
             self._fail(t, ImpossibleScope(why))
         elif failed_dep is not None:
-            self._fail(t, UpstreamFailure(failed_dep.id, failed_dep.name, _root(failed_dep.error)))
+            self._fail(t, UpstreamFailure(failed_dep.id, failed_dep.name, root_error(failed_dep.error)))
         elif t.waiting == 0:
             self._make_ready(t)
         else:
             self._run_ahead(t)
 
-    def _restore(self, t: _Task, where: Any) -> None:
+    def _restore(self, t: TaskRecord, where: Any) -> None:
         """``t``'s result was found in a checkpoint: it is finished, owned by the file."""
         t.waiting = 0
         t.spec = None
@@ -400,114 +311,6 @@ class Scheduler(Placement):
         if w is not None and w.stuck > 0:
             w.stuck -= 1
 
-    def _on_worker_lost(self, ev: WorkerLost) -> None:
-        """Worker ``ev.rank`` died: run its tasks elsewhere and compute again the
-        values it held that are still needed (from their inputs, recursively:
-        inputs whose values were freed are recomputed too).  A task that cannot
-        be recomputed (no lineage, or restricted to dead ranks) fails with
-        :class:`RankLost`."""
-        w = self.workers.pop(ev.rank, None)
-        if w is None:
-            return
-        self.n_workers_lost += 1
-        tasks = self.tasks
-        rank = ev.rank
-        touched: dict[int, _Task] = {}
-        # 1. its assigned tasks: any of them may have been running (and be what
-        #    killed it), so each becomes a suspect (like Dask's ``allowed-failures``);
-        #    a suspect says when it starts, and counts a death only if it had started
-        for tid in w.assigned:
-            t = tasks[tid]
-            t.worker = None
-            t.blocked = False
-            if t.lost == 0 or t.started_on == rank:
-                t.lost += 1
-            t.started_on = None
-            self.n_rescheduled += 1
-            touched[tid] = t
-        for tid in w.ahead:
-            t = tasks.get(tid)
-            if t is not None:
-                t.in_ahead = False
-        # 2. the values it held
-        lost = [t for t in tasks.values() if t.state is _FINISHED and t.owner == rank and not t.gone]
-        for t in lost:
-            t.gone = True
-            t.owner = None
-            t.nbytes = 0
-        # 3. bring back the lost values something still needs, and the freed inputs
-        #    they need: read from a checkpoint file when one holds them, else recomputed
-        saved = ev.saved or {}
-        doomed: dict[int, str] = {}
-        stack = [t for t in lost if t.refs > 0 or t.consumers > 0]
-        while stack:
-            t = stack.pop()
-            if t.state is not _FINISHED or not t.gone:
-                continue
-            if t.id in saved:
-                t.owner = saved[t.id]
-                t.nbytes = getattr(t.owner, "nbytes", 0)
-                t.gone = False
-                self.n_reloaded += 1
-                continue
-            self._set_state(t, _WAITING)
-            t.gone = False
-            t.owner = None  # (a freed value's record still names the rank that had it)
-            t.nbytes = 0
-            self.n_finished -= 1
-            touched[t.id] = t
-            for d in t.deps:
-                tasks[d].consumers += 1
-            why = self._why_not_again(t, rank)
-            if why is not None:
-                doomed[t.id] = why
-                continue
-            self.n_recomputed += 1
-            for d in t.deps:
-                dep = tasks[d]
-                if dep.state is _FINISHED and dep.gone:
-                    stack.append(dep)
-            for c in t.dependents:
-                ct = tasks.get(c)
-                if ct is None:
-                    continue
-                if ct.state is _WAITING or ct.state is _READY:
-                    touched[c] = ct
-                elif ct.state is _ASSIGNED and ct.worker is not None:
-                    # on a live rank: it runs if it fetched this input before the
-                    # rank died, else its worker gives it back
-                    ct.waiting += 1
-                    ct.stale = True
-        # 4. fail what cannot run again; place the rest
-        if not self.workers:
-            for t in [t for t in tasks.values() if t.state < FIRST_FINAL]:
-                self._fail(t, RankLost(rank, "no worker rank is left alive"))
-            return
-        for t in touched.values():
-            if t.state < FIRST_FINAL and t.id not in doomed:
-                why = self._why_not_again(t, rank)
-                if why is not None:
-                    doomed[t.id] = why
-        for tid, why in doomed.items():
-            self._fail(tasks[tid], RankLost(rank, why))
-        for t in touched.values():
-            if t.state < FIRST_FINAL:
-                self._requeue(t)
-
-    def _why_not_again(self, t: _Task, rank: int) -> Optional[str]:
-        """Why ``t`` (its value or its run lost with ``rank``) cannot run again, or ``None``."""
-        if t.spec is None:
-            return (f"its value, or the task itself, was on rank {rank}, and this run keeps no "
-                    "lineage to compute it again")
-        if t.lost >= self.max_lost:
-            return (f"it was running on {t.lost} ranks that died (the last one rank {rank}); "
-                    "it may be what kills them (memory, a crash in native code)")
-        if t.ranks or t.needs:
-            scope = self.can_ever_run(t.ranks, t.needs)
-            if scope is not None:
-                return f"no live rank can run it any more: {scope}"
-        return None
-
     def _on_blocked(self, ev: TaskBlocked) -> None:
         t = self.tasks.get(ev.task_id)
         if t is None or t.state is not _ASSIGNED or t.blocked:
@@ -574,12 +377,12 @@ class Scheduler(Placement):
 
     # ------------------------------------------------------------ helpers
 
-    def _set_state(self, t: _Task, new: TaskState) -> None:
+    def _set_state(self, t: TaskRecord, new: TaskState) -> None:
         if t.state * 8 + new not in LEGAL_MOVES:
             check_transition(t.id, t.state, new)  # raises, naming the move
         t.state = new
 
-    def _requeue(self, t: _Task) -> None:
+    def _requeue(self, t: TaskRecord) -> None:
         """``t`` is not running anywhere (any more): READY if every input has a
         value, else WAITING for those that are being computed (again)."""
         tasks = self.tasks
@@ -596,7 +399,7 @@ class Scheduler(Placement):
         elif t.state is not _WAITING:
             self._set_state(t, _WAITING)
 
-    def _make_ready(self, t: _Task) -> None:
+    def _make_ready(self, t: TaskRecord) -> None:
         self._set_state(t, _READY)
         # Order: user priority; then depth (finish started work: reductions and
         # chains before new roots, which drives the graph's long paths and keeps
@@ -610,7 +413,7 @@ class Scheduler(Placement):
                     frees += 1
         self.ready.put((-t.priority, -t.level, -frees), t.id)
 
-    def _unassign(self, t: _Task) -> None:
+    def _unassign(self, t: TaskRecord) -> None:
         if t.worker is None:
             return
         w = self.workers[t.worker]
@@ -625,7 +428,7 @@ class Scheduler(Placement):
         t.blocked = False
         t.worker = None
 
-    def _fail(self, t: _Task, error: Any) -> None:
+    def _fail(self, t: TaskRecord, error: Any) -> None:
         """Fail ``t`` and, transitively, every task that consumes it."""
         stack = [(t, error)]
         while stack:
@@ -642,7 +445,7 @@ class Scheduler(Placement):
                 for r in cur.watchers:
                     self._out.append(Deliver(r, cur.id, error=err))
                 cur.watchers = None
-            up = UpstreamFailure(cur.id, cur.name, _root(err))
+            up = UpstreamFailure(cur.id, cur.name, root_error(err))
             for c in cur.dependents:
                 ct = self.tasks.get(c)
                 if ct is not None and ct.state < FIRST_FINAL:
@@ -650,7 +453,7 @@ class Scheduler(Placement):
             self._dependency_done(cur)
             self._maybe_forget(cur)
 
-    def _dependency_done(self, t: _Task) -> None:
+    def _dependency_done(self, t: TaskRecord) -> None:
         """``t`` is final: it no longer needs its inputs."""
         tasks = self.tasks
         for d in t.deps:
@@ -659,7 +462,7 @@ class Scheduler(Placement):
                 dep.consumers -= 1
                 self._maybe_forget(dep)
 
-    def _maybe_forget(self, t: _Task) -> None:
+    def _maybe_forget(self, t: TaskRecord) -> None:
         if t.refs > 0 or t.consumers > 0 or t.state < FIRST_FINAL:
             return
         if t.state is _FINISHED and t.owner is not None and not t.gone:
@@ -688,7 +491,7 @@ class Scheduler(Placement):
 
     # ----------------------------------------------------------- placement
 
-    def _assign(self, t: _Task, w: _Worker) -> None:
+    def _assign(self, t: TaskRecord, w: WorkerRecord) -> None:
         self._set_state(t, _ASSIGNED)
         rank = t.worker = w.rank
         w.load += 1
@@ -779,8 +582,3 @@ class Scheduler(Placement):
                 assert w.used.get(k, 0) <= w.total.get(k, 0) + 1e-9, f"worker {w.rank}: {k} over"
 
 
-def _root(error: Any) -> Any:
-    """The error of the task that really raised, under any UpstreamFailure wrapping."""
-    while isinstance(error, UpstreamFailure):
-        error = error.cause
-    return error

@@ -1,7 +1,7 @@
 """Scheduling policy: which ready task runs where, and when.
 
 Part of the pure scheduler (no I/O, no MPI): :class:`Placement` is a mixin of
-:class:`~dagmpi.scheduler.Scheduler` and works on its state (``tasks``,
+:class:`~dagmpi.core.scheduler.Scheduler` and works on its state (``tasks``,
 ``workers``, ``ready``); state changes still go through the scheduler's
 ``_assign``/``_set_state``.
 
@@ -24,81 +24,22 @@ assigned there at once; the worker starts it when the inputs exist, so a chain
 does not round-trip through rank 0 per task.
 
 Stealing: when a rank has idle slots and nothing is ready, the newest queued
-tasks of a busy rank are asked back (:class:`~dagmpi.events.Steal`); those not
-started come back (:class:`~dagmpi.events.TasksReturned`) and are placed again.
+tasks of a busy rank are asked back (:class:`~dagmpi.core.events.Steal`); those not
+started come back (:class:`~dagmpi.core.events.TasksReturned`) and are placed again.
 """
 
 from __future__ import annotations
 
-import collections
-import heapq
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 from .events import Steal
+from .records import TaskRecord, WorkerRecord
 from .states import TaskState
-
-if TYPE_CHECKING:
-    from .scheduler import _Task, _Worker
 
 _WAITING, _READY, _ASSIGNED = TaskState.WAITING, TaskState.READY, TaskState.ASSIGNED
 _FINISHED = TaskState.FINISHED
 #: Queued tasks a steal looks at beyond four per task it wants.
 STEAL_SCAN = 32
-
-class ReadyQueue:
-    """READY task ids in run order: by ``(-priority, -depth, -inputs it frees)``,
-    then first in, first out.
-
-    One FIFO per distinct order key, and a heap of the keys: most graphs have
-    few distinct keys at a time (a wide map has one), so putting and taking a
-    task is a dict lookup and a deque operation instead of a heap operation on
-    a heap of every ready task.  Ids of tasks that stopped being READY while
-    queued stay until taken; the taker skips them.
-    """
-
-    __slots__ = ("_keys", "_fifo", "_n")
-
-    def __init__(self) -> None:
-        self._keys: list[tuple[int, int, int]] = []  # heap of the keys that have a FIFO
-        self._fifo: dict[tuple[int, int, int], collections.deque] = {}
-        self._n = 0
-
-    def __len__(self) -> int:
-        return self._n
-
-    def _fifo_of(self, key: tuple[int, int, int]) -> collections.deque:
-        q = self._fifo.get(key)
-        if q is None:
-            q = self._fifo[key] = collections.deque()
-            heapq.heappush(self._keys, key)
-        return q
-
-    def put(self, key: tuple[int, int, int], task_id: int) -> None:
-        """Queue ``task_id`` behind every queued task with the same or a smaller key."""
-        self._fifo_of(key).append(task_id)
-        self._n += 1
-
-    def put_back(self, items: list[tuple[tuple[int, int, int], int]]) -> None:
-        """Return ``(key, id)`` pairs taken by :meth:`take`, in the order taken, to the front."""
-        for key, task_id in reversed(items):
-            self._fifo_of(key).appendleft(task_id)
-            self._n += 1
-
-    def take(self) -> tuple[tuple[int, int, int], int]:
-        """Remove and return ``(key, id)`` of the first task (the queue must not be empty)."""
-        key = self._keys[0]
-        q = self._fifo[key]
-        task_id = q.popleft()
-        if not q:
-            heapq.heappop(self._keys)
-            del self._fifo[key]
-        self._n -= 1
-        return key, task_id
-
-    def ids(self) -> set[int]:
-        """Every queued id (for checks)."""
-        return {i for q in self._fifo.values() for i in q}
-
 
 class Placement:
     """Order, placement, queue depth, running ahead and stealing (see the module docstring)."""
@@ -116,7 +57,7 @@ class Placement:
     _fn_mean: dict
     n_run_ahead: int
 
-    def estimate(self, t: _Task) -> float:
+    def estimate(self, t: TaskRecord) -> float:
         """Expected run time of ``t``: the recent mean of its function on its
         processor kind, else the mean of all tasks so far."""
         est = self._fn_mean.get((t.fn, t.needs is not None and "gpu" in t.needs))
@@ -213,14 +154,14 @@ class Placement:
                 self._out.append(Steal(v.rank, tuple(take)))
                 idle = idle[1:] if len(take) >= want else idle
 
-    def _fits(self, t: _Task, w: _Worker) -> bool:
+    def _fits(self, t: TaskRecord, w: WorkerRecord) -> bool:
         if t.ranks is not None and w.rank not in t.ranks:
             return False
         if t.needs is not None and any(w.total.get(k, 0) < v for k, v in t.needs.items()):
             return False
         return True
 
-    def _choose_worker(self, t: _Task) -> Optional[_Worker]:
+    def _choose_worker(self, t: TaskRecord) -> Optional[WorkerRecord]:
         """The worker with the earliest estimated finish time for ``t``."""
         tasks = self.tasks
         needs = t.needs
@@ -236,7 +177,7 @@ class Placement:
             dep = tasks[d]
             total += dep.nbytes
             local[dep.owner] = local.get(dep.owner, 0) + dep.nbytes
-        best: Optional[_Worker] = None
+        best: Optional[WorkerRecord] = None
         best_cost = 0.0
         bw = self.bandwidth
         avoid = t.avoid
@@ -258,7 +199,7 @@ class Placement:
                 best, best_cost = w, cost
         return best
 
-    def _run_ahead(self, t: _Task) -> None:
+    def _run_ahead(self, t: TaskRecord) -> None:
         """Assign a waiting task to the rank where all its unfinished inputs are
         being computed, if it has room: that rank starts it the moment the
         inputs exist, with no round trip through rank 0 (a chain of tasks runs

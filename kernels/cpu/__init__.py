@@ -1,0 +1,1 @@
+"""Numba CPU kernels (imported by the data layer when it runs a block)."""

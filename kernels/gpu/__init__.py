@@ -1,0 +1,1 @@
+"""CuPy / numba.cuda kernels, twins of :mod:`dagmpi.kernels.cpu` (need a GPU to run)."""
