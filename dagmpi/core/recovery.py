@@ -10,7 +10,7 @@ scope) fails with :class:`~dagmpi.core.failures.RankLost`.  Pure: no I/O.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 from .events import WorkerLost
 from .failures import RankLost

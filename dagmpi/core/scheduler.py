@@ -43,8 +43,6 @@ fail with :class:`UpstreamFailure`; unrelated tasks carry on.
 
 from __future__ import annotations
 
-import collections
-from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
 from .events import (

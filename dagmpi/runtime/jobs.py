@@ -7,6 +7,9 @@ import queue
 import threading
 from typing import Any, Callable
 
+#: The rank of the scheduler (and the driver).
+SCHEDULER = 0
+
 
 class Job:
     """One ``exec`` message on a worker: what to run, and its inputs as they arrive."""

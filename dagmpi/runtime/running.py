@@ -1,0 +1,207 @@
+"""Running a worker's jobs: the slots, inline runs on the comm thread, executor
+threads, timeouts, and turning a raised exception into an error report.
+
+A mixin of :class:`~dagmpi.runtime.worker.Worker`, which owns the state it
+uses (``_runq``, ``_running``, ``_jobs_lock``, ``_done`` and the inline-run
+fields, documented there); the worker's loop calls :meth:`JobRunner._start_jobs`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from typing import Any, Optional
+
+from .. import serialize
+from ..errors import ErrorInfo
+from .client import _CURRENT
+from .jobs import SCHEDULER
+from .jobs import Job as _Job
+
+
+class JobRunner:
+    """Starting and running jobs (see the module docstring)."""
+
+    def _start_jobs(self, until: float = 0.0) -> None:
+        """Start queued jobs while slots are free.
+
+        A job of a function known to be short (mean under ``inline_max``
+        seconds here) runs inline on the comm thread: no thread hand-off, and
+        its result leaves in the same batch.  Others, first runs, and jobs that
+        arrive while an inline task waits in ``fetch`` go to executor threads,
+        so a long task never stops this rank from serving its data.  Inline
+        jobs run back to back until ``until`` (a ``perf_counter`` time).
+        """
+        runq = self._runq
+        if self._preempt_until:
+            return  # preempted: nothing new starts
+        on_comm = threading.current_thread() is self._comm_thread
+        while True:
+            with self._jobs_lock:
+                if not runq or self._running >= self.slots:
+                    return
+                job = runq.popleft()
+                self._running += 1
+                inline = on_comm and self._inlinable(job)
+                if not inline:
+                    self._threads_busy += 1
+            if job.suspect:
+                self._announce(job)
+            if inline:
+                self._run_inline(job, until)
+                with self._jobs_lock:
+                    self._running -= 1
+            else:
+                self._executor.submit(job)
+
+    def _inlinable(self, job: _Job) -> bool:
+        """May ``job`` run inline on the comm thread now (call with ``_jobs_lock``)?"""
+        return (not self._nested and not self._helping and self._threads_busy == 0
+                and job.policy is None and self._fn_time.get(job.fn_id, 1.0) < self.inline_max)
+
+    def _announce(self, job: _Job) -> None:
+        """Tell rank 0, before it runs, that a suspect job starts (it was on a rank
+        that died): if this rank dies now, rank 0 knows it was running here."""
+        self._send(SCHEDULER, ("run", job.id))
+        self._flush()
+        self.transport.flush()
+
+    def _check_timeouts(self) -> float:
+        """Report running jobs past their timeout; return the next deadline."""
+        now = time.perf_counter()
+        nxt = now + 1.0
+        expired = []
+        with self._jobs_lock:
+            for tid, (deadline, job) in list(self._timed.items()):
+                if deadline <= now:
+                    del self._timed[tid]
+                    job.timed_out = True
+                    expired.append(job)
+                else:
+                    nxt = min(nxt, deadline)
+        for job in expired:
+            exc = TimeoutError(f"task {job.name!r} ran longer than its timeout of {job.policy[2]:g} s on "
+                               f"rank {self.rank} ({self.host}); the call was abandoned and this rank "
+                               "takes no new tasks until it returns")
+            self._done.append(("timeout", job, self._error_info(job, exc), self._retryable(job, exc)))
+        if expired:
+            self.transport.wakeup()
+        return nxt
+
+    def _run_inline(self, job: _Job, until: float) -> None:
+        """Run ``job`` on the comm thread, which holds the loop lock: release it
+        meanwhile so the monitor can take over if the job runs long.  Queued jobs
+        that may run inline follow in the same slot until ``until``."""
+        runq = self._runq
+        self._loop_lock.release()
+        try:
+            while True:
+                self._inline_job = job
+                self._inline_count += 1
+                self._inline_t0 = t0 = time.perf_counter()
+                self._execute(job)
+                if t0 > until:
+                    return
+                with self._jobs_lock:
+                    if not runq or self._preempt_until or runq[0].suspect or not self._inlinable(runq[0]):
+                        return  # (a suspect is announced first: _start_jobs does that)
+                    job = runq.popleft()  # keeps this slot (``_running`` is unchanged)
+        finally:
+            self._loop_lock.acquire()
+            self._inline_job = None
+
+    def _run_jobs(self, job: _Job) -> None:
+        """An executor thread: run ``job``, then keep taking queued jobs while
+        this slot is still ours, so a queue of short tasks costs no thread
+        hand-off per task.  Results are handed to the comm loop in batches: it is
+        woken when this thread runs out of work, when many results wait, or
+        when the oldest waiting result is ``flush_after`` seconds old."""
+        runq, done = self._runq, self._done
+        while True:
+            self._execute(job)
+            with self._jobs_lock:
+                if runq and self._running <= self.slots and not self._preempt_until \
+                        and not runq[0].suspect:  # (the comm thread announces those)
+                    job = runq.popleft()
+                else:
+                    self._running -= 1
+                    self._threads_busy -= 1
+                    job = None
+            now = time.perf_counter()
+            if len(done) == 1:
+                self._oldest_result = now
+            if job is None or len(done) >= 256 or now - self._oldest_result >= self.flush_after:
+                self.transport.wakeup()
+            if job is None:
+                return
+
+    # ------------------------------------------------ on executor threads
+
+    def _execute(self, job: _Job) -> None:
+        tls = self._tls
+        tls.task_id = job.id
+        if _CURRENT.client is not self:
+            _CURRENT.client = self
+        t0 = time.perf_counter()
+        timeout = job.policy[2] if job.policy is not None else None
+        if timeout is not None:
+            with self._jobs_lock:
+                self._timed[job.id] = (t0 + timeout, job)
+        try:
+            if job.failed is not None:
+                raise RuntimeError(job.failed)
+            if job.needs is not None and "gpu" in job.needs and self.gpus:
+                from ..gpu import devices
+
+                devices.use_gpu(self.gpus[0])
+            fn = self.fn_cache[job.fn_id]
+            if isinstance(fn, bytes):
+                fn = self.fn_cache[job.fn_id] = serialize.load_function(fn)
+            args, kwargs = serialize.load_args(job.payload, job.buffers, job.inputs)
+            job.inputs = job.payload = job.buffers = None
+            value = fn(*args, **kwargs)
+            del args, kwargs
+            seconds = time.perf_counter() - t0
+            if self.serializes:
+                payload, buffers = serialize.dump_value(value)
+                nbytes = len(payload) + sum(memoryview(b).nbytes for b in buffers) if buffers else len(payload)
+                result: Any = (value, payload, buffers)
+            else:
+                nbytes = serialize.sizeof(value)
+                result = value
+            item: tuple = ("fin", job, result, (nbytes, seconds))
+        except BaseException as exc:  # noqa: BLE001 - every failure goes back to the caller
+            item = ("err", job, self._error_info(job, exc), self._retryable(job, exc))
+        finally:
+            tls.task_id = None
+        if timeout is not None:
+            with self._jobs_lock:  # decides, with _check_timeouts, which outcome is reported
+                self._timed.pop(job.id, None)
+                if job.timed_out:
+                    item = ("late", job, None, None)
+        self._done.append(item)
+
+    def _retryable(self, job: _Job, exc: BaseException) -> bool:
+        """May rank 0 run ``job`` again after ``exc``?  (Its ``retry_on`` types.)"""
+        if job.policy is None or not job.policy[0]:
+            return False
+        types: Any = Exception
+        if job.policy[1] is not None:
+            types = self._retry_types.get(job.policy[1])
+            if types is None:
+                try:
+                    types = self._retry_types[job.policy[1]] = serialize.load_function(job.policy[1])
+                except Exception:  # the classes cannot be loaded here: retry on anything
+                    types = Exception
+        return isinstance(exc, types)
+
+    def _error_info(self, job: _Job, exc: BaseException) -> ErrorInfo:
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        try:
+            exc_bytes: Optional[bytes] = serialize.dump_value(exc)[0]
+        except Exception:  # an exception that will not pickle travels as text
+            exc_bytes = None
+        attempts = 1 + (job.policy[0] if job.policy is not None else 0)
+        return ErrorInfo(job.id, job.name, type(exc).__qualname__, str(exc), tb, self.rank,
+                         self.host, exc_bytes, job.attempt, attempts)
