@@ -18,6 +18,7 @@ import time
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 from .. import serialize
+from . import messages as msg
 from ..checkpoint.base import Location
 from ..errors import raise_error
 from ..options import DEFAULT_OPTIONS, Options
@@ -179,10 +180,10 @@ class Client:
         if fn_id not in self._fn_sent:  # (added to the set after its bytes are queued)
             with self._spawn_lock:
                 if fn_id not in self._fn_sent:
-                    self._enqueue(("fn", fn_id, fn_bytes))  # ahead of every task that uses it
+                    self._enqueue(msg.FnCode(fn_id, fn_bytes))  # ahead of every task that uses it
                     self._fn_sent.add(fn_id)
-        self._enqueue(("sub", tid, name, fn_id, payload, buffers, deps, options.priority, ranks,
-                       self.auto_watch, needs, near, policy, ckpt))
+        self._enqueue(msg.Submit(tid, name, fn_id, payload, buffers, deps, options.priority, ranks,
+                                 self.auto_watch, needs, near, policy, ckpt))
         if self.drive_every:
             self._spawned()
         return task
@@ -195,11 +196,11 @@ class Client:
         task._key = key
         return task
 
-    def _enqueue(self, msg: tuple) -> None:
-        """Queue ``msg`` for the comm loop; wake it only if the queue was empty
+    def _enqueue(self, m: tuple) -> None:
+        """Queue ``m`` for the comm loop; wake it only if the queue was empty
         (otherwise it has not drained the queue yet and will see this too)."""
         outq = self._outq
-        outq.append(msg)
+        outq.append(m)
         if len(outq) == 1:
             self.wakeup()
 
@@ -212,7 +213,7 @@ class Client:
         task._owner = where
         task._state = FINISHED
         with self._spawn_lock:  # keeps submissions in spawn order
-            self._enqueue(("rsub", task.id, name, key, where))
+            self._enqueue(msg.Restored(task.id, name, key, where))
         return task
 
     def _retry_on_bytes(self, types: tuple) -> bytes:
@@ -232,10 +233,10 @@ class Client:
 
     def release(self, task_id: int) -> None:
         if not self.closed:
-            self._outq.append(("rel", task_id))
+            self._outq.append(msg.Release(task_id))
 
     def acquire(self, task_id: int) -> None:
-        self._outq.append(("acq", task_id))
+        self._outq.append(msg.Acquire(task_id))
 
     # -------------------------------------------------------------- waiting
 
@@ -249,7 +250,7 @@ class Client:
             task._watched = True
             if not _add_one(self._watch, task.id, task):
                 return  # another handle of it is watched already
-        self._outq.append(("watch", task.id))
+        self._outq.append(msg.Watch(task.id))
         self.wakeup()
 
     @contextlib.contextmanager
@@ -259,12 +260,12 @@ class Client:
         if tid is None:
             yield
             return
-        self._outq.append(("blk", tid))
+        self._outq.append(msg.Blocked(tid))
         self.wakeup()
         try:
             yield
         finally:
-            self._outq.append(("unblk", tid))
+            self._outq.append(msg.Unblocked(tid))
             self.wakeup()
 
     def wait_for(self, task: Task, timeout: Optional[float] = None) -> None:
@@ -419,7 +420,7 @@ class Client:
             task._owner = None
             task._watched = True
             _add_one(self._watch, task.id, task)
-        self._enqueue(("watch", task.id))
+        self._enqueue(msg.Watch(task.id))
 
     def _pull_once(self, tasks: list[Task], timeout: Optional[float]) -> list:
         """One round of requests: the values, or ``LOST`` where the owner rank died."""
@@ -432,7 +433,7 @@ class Client:
                 self._pulls[rid] = req
                 reqs.append((rid, req, task))
         for rid, req, task in reqs:
-            self._outq.append(("pull", rid, task.id, task._owner))
+            self._outq.append(msg.Pull(rid, task.id, task._owner))
         self.wakeup()
         with self._blocking():
             ok = self._wait_until(lambda: group.left == 0, timeout)
@@ -488,7 +489,7 @@ class Client:
         elif owner in self.dead:
             self._pulled(rid, False, LOST, None)
         else:
-            self._send(owner, ("get", task_id, rid))
+            self._send(owner, msg.Get(task_id, rid))
 
     def _lost_rank(self, rank: int) -> None:
         """``rank`` died (comm loop): pulls waiting on it are answered ``LOST``."""
@@ -507,7 +508,7 @@ class Client:
             self._reader = Reader()
         return self._reader
 
-    def _send(self, dest: int, msg: tuple) -> None:  # overridden by the ranks' loops
+    def _send(self, dest: int, m: tuple) -> None:  # overridden by the ranks' loops
         raise NotImplementedError
 
     def _pulled(self, rid: int, ok: bool, payload: Any, buffers: Any) -> None:

@@ -22,6 +22,7 @@ import traceback
 from typing import Any, Optional
 
 from ..gpu import devices
+from . import messages as msg
 from .client import _CURRENT, Client
 from ..config import Config
 from ..task import set_client_finder
@@ -103,7 +104,7 @@ def _reconfigure(rt: "_Runtime", kwargs: dict) -> None:
     driver.default_retries = rt.config.retries
     driver.grace = rt.config.grace
     _setup_checkpoint(driver, rt.config)
-    driver._outq.append(("cfgall",))
+    driver._outq.append(msg.ConfigureAll())
     driver.wakeup()
 
 

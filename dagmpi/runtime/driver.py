@@ -7,8 +7,8 @@ thread into scheduler events, calls :meth:`Scheduler.handle` once per batch,
 and sends the resulting instructions, batched per destination rank.
 
 Shutdown is explicit: :meth:`Driver.shutdown` waits until every submitted
-task has ended, sends ``("stop",)`` to every worker and waits for each
-``("bye",)``.  An exception inside the loop (a bug, never a user error) is
+task has ended, sends :class:`~dagmpi.runtime.messages.Stop` to every worker and waits for
+each :class:`~dagmpi.runtime.messages.Bye`.  An exception inside the loop (a bug, never a user error) is
 logged and aborts the whole job, so no rank is left waiting forever.
 """
 
@@ -22,6 +22,7 @@ import traceback
 from typing import Any, Callable, Optional
 
 from ..core import events as ev
+from . import messages as msg
 from .client import Client
 from ..errors import DagmpiError
 from ..core.scheduler import Scheduler
@@ -276,7 +277,7 @@ class Driver(Client):
             self._preempt_deadline = now + self.grace
             log.warning("preempted by %s: no new tasks; running tasks get %.0f s", name, self.grace)
             for r in self.worker_ranks - self.dead:
-                self._send(r, ("preempt", self.grace))
+                self._send(r, msg.Preempt(self.grace))
             self._flush()
             return
         if not self._heard_from_all(self._flushed) and now < self._preempt_deadline + 30:
@@ -297,9 +298,9 @@ class Driver(Client):
             msgs = tr.poll(min(timeout, 0.05), False)
             for src, batch in msgs:
                 for m in batch:
-                    if m[0] == "flushed":
-                        self._flushed[src] = m[1]
-                    elif m[0] == "dead":
+                    if type(m) is msg.Flushed:
+                        self._flushed[src] = m.saved
+                    elif type(m) is msg.RankDead:
                         self._rank_died(src, [])
             self._preempt_step()
             return
@@ -313,24 +314,24 @@ class Driver(Client):
         if self._stop_requested and not self._stop_sent and not self._outq \
                 and sched.n_active == 0 and self._heard_from_all(self.slots):
             for r in self.worker_ranks - self.dead:
-                self._send(r, ("stop",))
+                self._send(r, msg.Stop())
             self._stop_sent = True
         self._flush()
         if self._stop_sent and self._heard_from_all(self._byes):
             tr.flush()
             self._finished = True
 
-    def _send(self, dest: int, msg: tuple) -> None:
+    def _send(self, dest: int, m: tuple) -> None:
         box = self._out.get(dest)
         if box is None:
-            self._out[dest] = [msg]
+            self._out[dest] = [m]
         else:
-            box.append(msg)
+            box.append(m)
 
     def _flush(self) -> None:
         if self._frees:
             for dest, ids in self._frees.items():
-                self._send(dest, ("free", ids))
+                self._send(dest, msg.Free(ids))
             self._frees = {}
         if self._out:
             out, self._out = self._out, {}
@@ -345,33 +346,33 @@ class Driver(Client):
         outq = self._outq
         while outq:
             m = outq.popleft()
-            kind = m[0]
-            if kind == "sub":
+            kind = type(m)
+            if kind is msg.Submit:
                 events.append(self._submitted(self.rank, m))
-            elif kind == "fn":  # a function's bytes, queued before its first task
-                self.fn_table[m[1]] = m[2]
-            elif kind == "rsub":  # spawned here, found in the checkpoint (Client._spawn_restored)
-                _, tid, name, key, where = m
-                self.used_keys.add(key)
-                events.append(ev.TaskSubmitted(tid, name, (), None, self.rank, restored=where))
-            elif kind == "rel":
-                events.append(ev.HandleReleased(m[1]))
-            elif kind == "acq":
-                events.append(ev.HandleAcquired(m[1]))
-            elif kind == "watch":
-                events.append(ev.WatchRequested(m[1], self.rank))
-            elif kind == "pull":
-                _, rid, tid, owner = m
-                self._request_value(owner, tid, rid)
-            elif kind == "cfgall":
+            elif kind is msg.Release:
+                events.append(ev.HandleReleased(m.task_id))
+            elif kind is msg.FnCode:  # a function's bytes, queued before its first task
+                self.fn_table[m.fn_id] = m.code
+            elif kind is msg.Restored:  # spawned here, found in the checkpoint (Client._spawn_restored)
+                self.used_keys.add(m.key)
+                events.append(ev.TaskSubmitted(m.task_id, m.name, (), None, self.rank, restored=m.where))
+            elif kind is msg.Acquire:
+                events.append(ev.HandleAcquired(m.task_id))
+            elif kind is msg.Watch:
+                events.append(ev.WatchRequested(m.task_id, self.rank))
+            elif kind is msg.Pull:
+                self._request_value(m.owner, m.task_id, m.req_id)
+            elif kind is msg.ConfigureAll:
                 if self.ckpt_dir:
                     for r in self.offers:
-                        self._send(r, ("cfg", {"checkpoint": self.ckpt_dir, "all": self.checkpoint_all}))
-            elif kind == "stop":
+                        self._send(r, msg.Configure(self.ckpt_dir, self.checkpoint_all))
+            elif kind is msg.Stop:
                 self._stop_requested = True
+            else:
+                raise RuntimeError(f"rank 0: unknown local message {m!r}")
 
-    def _submitted(self, src: int, m: tuple) -> ev.TaskSubmitted:
-        _, tid, name, fn_id, payload, buffers, deps, priority, ranks, watch, needs, near, policy, ckpt = m
+    def _submitted(self, src: int, m: msg.Submit) -> ev.TaskSubmitted:
+        ckpt, payload, buffers, name, fn_id, policy = m.ckpt, m.payload, m.buffers, m.name, m.fn_id, m.policy
         restored = save = None
         if ckpt is not None:
             key, marked = ckpt
@@ -381,57 +382,58 @@ class Driver(Client):
                 payload = buffers = None  # never runs
             elif marked:
                 save = key
-        return ev.TaskSubmitted(tid, name, deps, (name, fn_id, payload, buffers, needs, policy, save), src,
-                                priority, ranks, watch, needs, near, policy[0] if policy else 0, fn_id,
-                                restored)
+        needs = m.needs
+        return ev.TaskSubmitted(m.task_id, name, m.deps, (name, fn_id, payload, buffers, needs, policy, save),
+                                src, m.priority, m.ranks, m.watch, needs, m.near, policy[0] if policy else 0,
+                                fn_id, restored)
 
     # --------------------------------------------------- from other ranks
 
     def _on_batch(self, src: int, batch: list, events: list) -> None:
         for m in batch:
-            kind = m[0]
-            if kind == "fin":
-                events.append(ev.TaskFinished(m[1], src, m[2], m[3]))
-            elif kind == "sub":
+            kind = type(m)
+            if kind is msg.Finished:
+                events.append(ev.TaskFinished(m.task_id, src, m.nbytes, m.seconds))
+            elif kind is msg.Submit:
                 events.append(self._submitted(src, m))
-            elif kind == "fn":  # a function a task on ``src`` spawns, sent before that spawn
-                self.fn_table[m[1]] = m[2]
-            elif kind == "rel":
-                events.append(ev.HandleReleased(m[1]))
-            elif kind == "err":
-                events.append(ev.TaskFailed(m[1], src, m[2], m[3], m[4]))
-            elif kind == "run":
-                events.append(ev.TaskStarted(m[1], src))
-            elif kind == "late":
+            elif kind is msg.FnCode:  # a function a task on ``src`` spawns, sent before that spawn
+                self.fn_table[m.fn_id] = m.code
+            elif kind is msg.Release:
+                events.append(ev.HandleReleased(m.task_id))
+            elif kind is msg.Failed:
+                events.append(ev.TaskFailed(m.task_id, src, m.error, m.retryable, m.stuck))
+            elif kind is msg.Started:
+                events.append(ev.TaskStarted(m.task_id, src))
+            elif kind is msg.LateReturn:
                 events.append(ev.StuckReturned(src))
-            elif kind == "blk":
-                events.append(ev.TaskBlocked(m[1]))
-            elif kind == "unblk":
-                events.append(ev.TaskUnblocked(m[1]))
-            elif kind == "acq":
-                events.append(ev.HandleAcquired(m[1]))
-            elif kind == "watch":
-                events.append(ev.WatchRequested(m[1], src))
-            elif kind == "val":
-                self._pulled(m[1], m[2], m[3], m[4])
-            elif kind == "stolen":
-                events.append(ev.TasksReturned(src, tuple(m[1]), tuple(m[2])))
-            elif kind == "hello":
+            elif kind is msg.Blocked:
+                events.append(ev.TaskBlocked(m.task_id))
+            elif kind is msg.Unblocked:
+                events.append(ev.TaskUnblocked(m.task_id))
+            elif kind is msg.Acquire:
+                events.append(ev.HandleAcquired(m.task_id))
+            elif kind is msg.Watch:
+                events.append(ev.WatchRequested(m.task_id, src))
+            elif kind is msg.Value:
+                self._pulled(m.req_id, m.ok, m.payload, m.buffers)
+            elif kind is msg.Returned:
+                events.append(ev.TasksReturned(src, tuple(m.returned), tuple(m.kept)))
+            elif kind is msg.Hello:
                 with self._cond:
-                    self.slots[src], self.hosts[src], self.offers[src] = m[1], m[2], m[3]
+                    self.slots[src], self.hosts[src], self.offers[src] = m.slots, m.host, m.offers
                     self._cond.notify_all()
-                events.append(ev.WorkerJoined(src, m[1], m[3]))
+                events.append(ev.WorkerJoined(src, m.slots, m.offers))
                 if self.ckpt_dir:
-                    self._send(src, ("cfg", {"checkpoint": self.ckpt_dir, "all": self.checkpoint_all}))
-            elif kind == "bye":
+                    self._send(src, msg.Configure(self.ckpt_dir, self.checkpoint_all))
+            elif kind is msg.Bye:
                 self._byes.add(src)
-            elif kind == "dead":
+            elif kind is msg.RankDead:
                 self._rank_died(src, events)
-            elif kind == "preempt-req":  # a worker got SIGTERM/SIGUSR1 (srun signals every rank)
+            elif kind is msg.PreemptRequest:  # a worker got SIGTERM/SIGUSR1 (srun signals every rank)
                 if not self._signal:
-                    self._signal = m[1]
+                    self._signal = m.signum
             else:
-                raise RuntimeError(f"rank 0: unknown message {kind!r} from rank {src}")
+                raise RuntimeError(f"rank 0: unknown message {m!r} from rank {src}")
 
     def _rank_died(self, rank: int, events: list) -> None:
         """The transport saw ``rank`` die (ULFM): reschedule and recompute, tell the survivors."""
@@ -452,7 +454,7 @@ class Driver(Client):
                     rec["host"], rec["rescheduled"], rec["recomputed"], rec["reloaded"],
                     len(self.worker_ranks) - len(self.dead))
         for r in self.worker_ranks - self.dead:
-            self._send(r, ("lost", rank))
+            self._send(r, msg.PeerLost(rank))
         self._execute(sched_out)
         self._lost_rank(rank)
 
@@ -499,14 +501,14 @@ class Driver(Client):
                 sent = self.fn_sent[rank]
                 if fn_id not in sent:
                     sent.add(fn_id)
-                    send(rank, ("fn", fn_id, self.fn_table[fn_id]))
-                send(rank, ("exec", ins.task_id, name, fn_id, payload, buffers, ins.inputs, needs,
+                    send(rank, msg.FnCode(fn_id, self.fn_table[fn_id]))
+                send(rank, msg.Exec(ins.task_id, name, fn_id, payload, buffers, ins.inputs, needs,
                             policy, ins.attempt, save, ins.suspect))
             elif t is ev.Deliver:
                 if ins.rank == me:
                     ends.append((ins.task_id, ins.owner, ins.error))
                 else:
-                    send(ins.rank, ("dlv", ins.task_id, ins.owner, ins.error))
+                    send(ins.rank, msg.Ended(ins.task_id, ins.owner, ins.error))
             elif t is ev.Release:
                 if type(ins.rank) is not int:  # a value in a checkpoint file: nothing to free
                     continue
@@ -516,7 +518,7 @@ class Driver(Client):
                 else:
                     box.append(ins.task_id)
             elif t is ev.Steal:
-                send(ins.rank, ("steal", ins.task_ids))
+                send(ins.rank, msg.GiveBack(ins.task_ids))
         if ends:
             self._deliver_many(ends)
 
@@ -527,7 +529,7 @@ class Driver(Client):
         if self.closed:
             return
         self.closed = True
-        self._outq.append(("stop",))
+        self._outq.append(msg.Stop())
         self.wakeup()
         if not self._stopped.wait(timeout):
             raise TimeoutError(f"dagmpi shutdown did not complete within {timeout} s")

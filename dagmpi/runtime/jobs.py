@@ -7,19 +7,22 @@ import queue
 import threading
 from typing import Any, Callable
 
+from .messages import Exec
+
 #: The rank of the scheduler (and the driver).
 SCHEDULER = 0
 
 
 class Job:
-    """One ``exec`` message on a worker: what to run, and its inputs as they arrive."""
+    """One :class:`~dagmpi.runtime.messages.Exec` on a worker: what to run, and its inputs as they arrive."""
 
     __slots__ = ("id", "name", "fn_id", "payload", "buffers", "inputs", "missing", "failed", "needs",
                  "policy", "attempt", "timed_out", "save", "suspect")
 
-    def __init__(self, msg: tuple) -> None:
-        (_, self.id, self.name, self.fn_id, self.payload, self.buffers, inputs, self.needs,
-         self.policy, self.attempt, self.save, self.suspect) = msg
+    def __init__(self, m: Exec) -> None:
+        self.id, self.name, self.fn_id, self.payload, self.buffers = m.task_id, m.name, m.fn_id, m.payload, m.buffers
+        self.needs, self.policy, self.attempt, self.save, self.suspect = m.needs, m.policy, m.attempt, m.save, m.suspect
+        inputs = m.inputs
         self.timed_out = False
         self.inputs: Any = inputs  # tuple of (dep_id, owner), then dict dep_id -> value
         self.missing = 0

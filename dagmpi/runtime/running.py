@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 from .. import serialize
 from ..errors import ErrorInfo
+from . import messages as msg
 from .client import _CURRENT
 from .jobs import SCHEDULER
 from .jobs import Job as _Job
@@ -63,7 +64,7 @@ class JobRunner:
     def _announce(self, job: _Job) -> None:
         """Tell rank 0, before it runs, that a suspect job starts (it was on a rank
         that died): if this rank dies now, rank 0 knows it was running here."""
-        self._send(SCHEDULER, ("run", job.id))
+        self._send(SCHEDULER, msg.Started(job.id))
         self._flush()
         self.transport.flush()
 

@@ -7,22 +7,7 @@ on executor threads.  At most ``slots`` run at a time, plus any blocked in a
 nested ``fetch`` (those have given their slot back to the scheduler, so nested
 graphs cannot deadlock; an inline task that blocks drives the loop itself).
 
-Messages a worker handles (lists of tuples, batched per destination):
-
-from rank 0                          to rank 0
-  ("fn", fn_id, bytes)                 ("hello", slots, host, offers)
-  ("exec", id, name, fn_id, payload,   ("fin", id, nbytes, seconds)
-   buffers, inputs, needs, policy,     ("err", id, ErrorInfo, retryable, stuck)
-   attempt)                            ("late",)  a timed-out call returned
-  ("free", [ids])                      ("fn", fn_id, bytes) before its first ("sub", ...),
-                                       ("rel", id), ("acq", id),
-  ("dlv", id, owner, error)            ("watch", id), ("blk", id), ("unblk", id)
-  ("steal", [ids])                     ("stolen", [(id, spec)], [kept ids])
-  ("lost", rank)  rank died (ULFM)       (also: tasks given back unasked, whose
-                                        input died with its rank)
-  ("stop",)                            ("bye",)
-from/to any rank
-  ("get", id, req_id)  ->  ("val", req_id, ok, payload, buffers)
+Messages a worker sends and handles: see :mod:`dagmpi.runtime.messages`.
 """
 
 from __future__ import annotations
@@ -38,6 +23,7 @@ import time
 from typing import Any, Callable, Optional
 
 from .. import serialize
+from . import messages as msg
 from .client import _CURRENT, Client
 from ..checkpoint.base import Location
 from .jobs import Executor as _Executor
@@ -118,7 +104,7 @@ class Worker(JobRunner, Client):
         """Serve until a stop message; then reply ``bye`` and return."""
         tr = self.transport
         _CURRENT.client = self
-        self._send(SCHEDULER, ("hello", self.slots, self.host, self.offers))
+        self._send(SCHEDULER, msg.Hello(self.slots, self.host, self.offers))
         self._flush()
         self._comm_thread = threading.current_thread()
         self._poll_timeout = poll_timeout
@@ -130,7 +116,7 @@ class Worker(JobRunner, Client):
         self._executor.stop()
         self.close_checkpoint()
         self.closed = True
-        self._send(SCHEDULER, ("bye",))
+        self._send(SCHEDULER, msg.Bye())
         self._flush()
         tr.flush()
 
@@ -142,7 +128,7 @@ class Worker(JobRunner, Client):
     def _preempt_check(self) -> None:
         if self._signal and not self._signal_sent:
             self._signal_sent = True
-            self._send(SCHEDULER, ("preempt-req", self._signal))
+            self._send(SCHEDULER, msg.PreemptRequest(self._signal))
         if self._preempt_until and not self._flushed:
             self._drain_local()  # results of tasks that just ended go to the checkpoint first
             if self._running == 0 or time.monotonic() >= self._preempt_until:
@@ -152,7 +138,7 @@ class Worker(JobRunner, Client):
                 except Exception as exc:  # noqa: BLE001 - reported, the job still ends
                     log.error("rank %d: could not flush the checkpoint: %r", self.rank, exc)
                     saved = 0
-                self._send(SCHEDULER, ("flushed", saved))
+                self._send(SCHEDULER, msg.Flushed(saved))
 
     def _step(self, timeout: float) -> None:
         """One turn of the loop: receive, start jobs, report, send."""
@@ -235,12 +221,12 @@ class Worker(JobRunner, Client):
             finally:
                 self._helping = False
 
-    def _send(self, dest: int, msg: tuple) -> None:
+    def _send(self, dest: int, m: tuple) -> None:
         box = self._out.get(dest)
         if box is None:
-            self._out[dest] = [msg]
+            self._out[dest] = [m]
         else:
-            box.append(msg)
+            box.append(m)
 
     def _flush(self) -> None:
         if self._out:
@@ -257,19 +243,18 @@ class Worker(JobRunner, Client):
     def _drain_local(self) -> None:
         outq, done = self._outq, self._done
         # Completions and the messages of the task that produced them stay in
-        # order: a task's spawns reach rank 0 before its "fin".
+        # order: a task's spawns reach rank 0 before its Finished.
         while outq or done:
             while outq:
                 m = outq.popleft()
-                kind = m[0]
-                if kind == "pull":
-                    _, rid, tid, owner = m
-                    self._request_value(owner, tid, rid)
-                elif kind == "blk":
+                kind = type(m)
+                if kind is msg.Pull:
+                    self._request_value(m.owner, m.task_id, m.req_id)
+                elif kind is msg.Blocked:
                     with self._jobs_lock:
                         self._running -= 1
                     self._send(SCHEDULER, m)
-                elif kind == "unblk":
+                elif kind is msg.Unblocked:
                     with self._jobs_lock:
                         self._running += 1
                     self._send(SCHEDULER, m)
@@ -283,10 +268,10 @@ class Worker(JobRunner, Client):
         if kind == "timeout":  # the monitor gave up on it; the call goes on
             self._note_failed(job.id)
             self._drop_waiters(self._local_waits.pop(job.id, None))
-            self._send(SCHEDULER, ("err", job.id, a, b, True))
+            self._send(SCHEDULER, msg.Failed(job.id, a, b, True))
             return
         if kind == "late":  # a call already reported as timed out returned; drop its result
-            self._send(SCHEDULER, ("late",))
+            self._send(SCHEDULER, msg.LateReturn())
             return
         self.tasks_run += 1
         waiters = self._local_waits.pop(job.id, None)
@@ -307,52 +292,52 @@ class Worker(JobRunner, Client):
             self.store[job.id] = a
             if job.save is not None:
                 self._checkpoint_writer().add(job.save, job.name, a[0] if self.serializes else a)
-            self._send(SCHEDULER, ("fin", job.id, b[0], b[1]))
+            self._send(SCHEDULER, msg.Finished(job.id, b[0], b[1]))
         else:
-            self._send(SCHEDULER, ("err", job.id, a, b, False))
+            self._send(SCHEDULER, msg.Failed(job.id, a, b, False))
 
     # ----------------------------------------------------- from other ranks
 
     def _on_message(self, src: int, m: tuple) -> None:
-        kind = m[0]
-        if kind == "exec":
+        kind = type(m)
+        if kind is msg.Exec:
             self._on_exec(m)
-        elif kind == "fn":
-            self.fn_cache[m[1]] = m[2]  # unpickled lazily, on an executor thread
-        elif kind == "get":
-            self._serve(src, m[1], m[2])
-        elif kind == "val":
-            self._on_value(m[1], m[2], m[3], m[4])
-        elif kind == "free":
+        elif kind is msg.FnCode:
+            self.fn_cache[m.fn_id] = m.code  # unpickled lazily, on an executor thread
+        elif kind is msg.Get:
+            self._serve(src, m.task_id, m.req_id)
+        elif kind is msg.Value:
+            self._on_value(m.req_id, m.ok, m.payload, m.buffers)
+        elif kind is msg.Free:
             store = self.store
-            for tid in m[1]:
+            for tid in m.task_ids:
                 store.pop(tid, None)
-        elif kind == "dlv":
-            self._deliver(m[1], m[2], m[3])
-        elif kind == "steal":
-            self._give_back(m[1])
-        elif kind == "cfg":
-            self.ckpt_dir = m[1]["checkpoint"]
+        elif kind is msg.Ended:
+            self._deliver(m.task_id, m.owner, m.error)
+        elif kind is msg.GiveBack:
+            self._give_back(m.task_ids)
+        elif kind is msg.Configure:
+            self.ckpt_dir = m.directory
             self.checkpointing = bool(self.ckpt_dir)
-            self.checkpoint_all = m[1]["all"]
-        elif kind == "lost":
-            self._on_lost(m[1])
-        elif kind == "dead":  # seen by the transport (ULFM); rank 0 says what to do
+            self.checkpoint_all = m.save_all
+        elif kind is msg.PeerLost:
+            self._on_lost(m.rank)
+        elif kind is msg.RankDead:  # seen by the transport (ULFM); rank 0 says what to do
             if src == SCHEDULER:
                 sys.stderr.write(f"dagmpi: rank {self.rank}: rank 0 (the driver) died; ending the job\n")
                 sys.stderr.flush()
                 self.transport.abort(1)
             self.dead.add(src)
-        elif kind == "abort":  # rank 0 ends the job (ULFM, where MPI_Abort would not)
+        elif kind is msg.Abort:  # rank 0 ends the job (ULFM, where MPI_Abort would not)
             sys.stdout.flush()
             sys.stderr.flush()
             os.kill(os.getpid(), signal.SIGKILL)
-        elif kind == "preempt":
-            self._preempt_until = time.monotonic() + m[1]
-        elif kind == "stop":
+        elif kind is msg.Preempt:
+            self._preempt_until = time.monotonic() + m.grace
+        elif kind is msg.Stop:
             self._stopping = True
         else:
-            raise RuntimeError(f"rank {self.rank}: unknown message {kind!r} from rank {src}")
+            raise RuntimeError(f"rank {self.rank}: unknown message {m!r} from rank {src}")
 
     def _checkpoint_writer(self) -> Any:
         if self._writer is None:
@@ -392,7 +377,7 @@ class Worker(JobRunner, Client):
             self._runq.extend(keep)
         returned = [self._spec_of(j) for j in taken]
         given = {j.id for j in taken}
-        self._send(SCHEDULER, ("stolen", returned, [t for t in task_ids if t not in given]))
+        self._send(SCHEDULER, msg.Returned(returned, [t for t in task_ids if t not in given]))
 
     def _on_lost(self, rank: int) -> None:
         """Rank 0 says ``rank`` died: give back the queued tasks that were still
@@ -414,7 +399,7 @@ class Worker(JobRunner, Client):
         returned = [self._spec_of(j) for j in jobs.values()]
         log.info("rank %d: rank %d died; giving back %d task(s) that needed its data",
                  self.rank, rank, len(returned))
-        self._send(SCHEDULER, ("stolen", returned, []))
+        self._send(SCHEDULER, msg.Returned(returned, []))
 
     def _spec_of(self, job: _Job) -> tuple:
         """``(id, spec)`` of a job given back to rank 0 (remembered in ``_given_back``)."""
@@ -427,13 +412,13 @@ class Worker(JobRunner, Client):
     def _serve(self, dest: int, tid: int, rid: int) -> None:
         entry = self.store.get(tid, _MISSING)
         if entry is _MISSING:
-            self._send(dest, ("val", rid, False,
+            self._send(dest, msg.Value(rid, False,
                               f"rank {self.rank} does not hold the value of task {tid:#x} "
                               "(it was freed or never computed here)", None))
         elif self.serializes:
-            self._send(dest, ("val", rid, True, entry[1], entry[2]))
+            self._send(dest, msg.Value(rid, True, entry[1], entry[2]))
         else:
-            self._send(dest, ("val", rid, True, entry, None))
+            self._send(dest, msg.Value(rid, True, entry, None))
 
     def _on_value(self, rid: int, ok: bool, payload: Any, buffers: Any) -> None:
         hit = self._input_reqs.pop(rid, None)
@@ -454,7 +439,7 @@ class Worker(JobRunner, Client):
         if job.missing == 0:
             self._runq.append(job)
 
-    def _on_exec(self, m: tuple) -> None:
+    def _on_exec(self, m: msg.Exec) -> None:
         job = _Job(m)
         given = self._given_back
         if given:
@@ -479,7 +464,7 @@ class Worker(JobRunner, Client):
                     # crossed): give this one back too; rank 0 places it again
                     if job.missing:
                         self._forget_jobs([job])
-                    self._send(SCHEDULER, ("stolen", [self._spec_of(job)], []))
+                    self._send(SCHEDULER, msg.Returned([self._spec_of(job)], []))
                     return
                 self._local_waits.setdefault(dep, []).append(job)
                 job.missing += 1
@@ -487,7 +472,7 @@ class Worker(JobRunner, Client):
                 rid = next(self._req_ids)
                 self._input_reqs[rid] = (job, dep, owner)
                 job.missing += 1
-                self._send(owner, ("get", dep, rid))
+                self._send(owner, msg.Get(dep, rid))
         job.inputs = values
         if job.missing == 0:
             self._runq.append(job)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 
 class Transport(ABC):
@@ -23,7 +23,7 @@ class Transport(ABC):
     #: Human-readable name ("mpi", "inproc").
     name: str = "?"
     #: The job survives the death of a rank (MPI with ULFM): :meth:`poll` then
-    #: reports a dead rank ``r`` once, as ``(r, [("dead",)])``, and messages to
+    #: reports a dead rank ``r`` once, as ``(r, [RankDead()])``, and messages to
     #: dead ranks are dropped.
     fault_tolerant: bool = False
 
@@ -58,3 +58,15 @@ class Transport(ABC):
     @abstractmethod
     def abort(self, code: int = 1) -> NoReturn:
         """End the whole job at once (every rank) with exit status ``code``."""
+
+
+class RankDead(NamedTuple):
+    """Reported by :meth:`Transport.poll` as ``(rank, [RankDead()])`` when ``rank``
+    died (fault-tolerant transports only); never sent by a rank."""
+
+
+class Abort(NamedTuple):
+    """Rank 0 ends the job under ULFM (where ``MPI_Abort`` would not): the
+    receiver flushes its output and kills itself.  Sent by the transport."""
+
+    code: int

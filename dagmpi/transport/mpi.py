@@ -21,7 +21,7 @@ return errors instead of aborting.  A receive from any source then fails once
 per newly dead rank (``MPI_ERR_PROC_FAILED``, within milliseconds of the
 death); the transport acknowledges the failure (``Comm.Ack_failed``, so
 receiving goes on), asks which ranks died (``Comm.Get_failed``) and reports
-each once from :meth:`MPITransport.poll` as ``(rank, [("dead",)])``.  Messages
+each once from :meth:`MPITransport.poll` as ``(rank, [RankDead()])``.  Messages
 to a dead rank are dropped, as is the rest of a message whose sender died
 half-way.  Survivors keep their rank numbers and their data; every message is
 point-to-point, so no collective has to be repaired (no ``Revoke``/``Shrink``:
@@ -55,7 +55,7 @@ from typing import Any, NoReturn, Optional
 
 import numpy as np
 
-from .base import Transport
+from .base import Abort, RankDead, Transport
 
 def _ft_requested() -> bool:
     """Started by ``mpiexec --with-ft ulfm`` (Open MPI sets ``OMPI_MCA_mpi_ft_enable``)."""
@@ -84,7 +84,7 @@ TAG_BUF = 2
 _HDR = struct.Struct("<Q")
 _os_exit = os._exit  # the real one (a worker rank wraps os._exit for its tasks)
 #: What :meth:`MPITransport.poll` reports, as the only message "from" a rank that died.
-_DEAD = ("dead",)
+_DEAD = RankDead()
 
 
 def library_info() -> dict[str, Any]:
@@ -342,7 +342,7 @@ class MPITransport(Transport):
             if self.rank == 0:
                 # sent here, not through send(): the loop's thread may be using
                 # the pending list; these requests are kept, never tested
-                frame = _HDR.pack(0) + pickle.dumps([("abort", code)], 5)
+                frame = _HDR.pack(0) + pickle.dumps([Abort(code)], 5)
                 for r in live[1:]:
                     try:
                         self._graveyard.append((self.ctrl.Isend([frame, MPI.BYTE], r, TAG_CTRL), frame))
@@ -435,7 +435,7 @@ class MPITransport(Transport):
             return
         if self.dead:  # a dead rank's last messages are dropped: its death is what counts
             dead = self.dead
-            out[:] = [m for m in out if m[0] not in dead or m[1] and m[1][0] == _DEAD]
+            out[:] = [m for m in out if m[0] not in dead or m[1] and type(m[1][0]) is RankDead]
         while self._new_dead:
             out.append((self._new_dead.pop(0), [_DEAD]))
 

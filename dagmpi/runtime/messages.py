@@ -1,0 +1,266 @@
+"""Every message that crosses a process boundary (or a rank's local queue), defined once.
+
+Both ends import these types: the sender builds one by name, the receiver
+dispatches on its type (``type(m) is Exec``) and reads its fields by name.
+Messages travel in lists (one batch per destination and loop turn), pickled
+with protocol 5 by the MPI transport (out-of-band buffers stay raw) or passed
+by reference in-process.  They are ``NamedTuple``\\ s: a message is a tuple on
+the wire, with no per-field dictionary.
+
+Who sends what::
+
+    rank 0 -> worker         worker -> rank 0                 local (a rank's _outq)
+    FnCode  Exec  Free       Hello  Finished  Failed          Pull  Restored
+    Ended  GiveBack          LateReturn  Started  Returned    ConfigureAll  Stop
+    PeerLost  Configure      Submit  FnCode  Release  Acquire
+    Preempt  Stop            Watch  Blocked  Unblocked
+    Abort (transport)        PreemptRequest  Flushed  Bye
+    any rank <-> any rank:   Get -> Value
+    from the transport:      RankDead (a rank died; ULFM)
+
+Empty messages (``Stop()``, ``Bye()``...) all compare equal to ``()``: never
+compare messages with ``==``, test their type.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Optional
+
+from ..transport.base import Abort, RankDead
+
+__all__ = [
+    "Abort", "Acquire", "Blocked", "Bye", "Configure", "ConfigureAll", "Ended", "Exec", "Failed",
+    "Finished", "Flushed", "FnCode", "Free", "Get", "GiveBack", "Hello", "LateReturn", "PeerLost",
+    "Preempt", "PreemptRequest", "Pull", "RankDead", "Release", "Restored", "Returned", "Started",
+    "Stop", "Submit", "Unblocked", "Value", "Watch",
+]
+
+# ------------------------------------------------------------ both directions
+
+
+class FnCode(NamedTuple):
+    """A function's cloudpickled bytes, sent once per link ahead of its first task."""
+
+    fn_id: tuple
+    code: bytes
+
+
+class Get(NamedTuple):
+    """Ask the owner of a value for it; answered by :class:`Value`."""
+
+    task_id: int
+    req_id: int
+
+
+class Value(NamedTuple):
+    """The answer to :class:`Get`: the pickled value (``ok``), or why there is none."""
+
+    req_id: int
+    ok: bool
+    payload: Any
+    buffers: Any
+
+
+# ------------------------------------------------------------- rank 0 -> worker
+
+
+class Exec(NamedTuple):
+    """Run a task.  ``inputs``: ``(dep_id, owner)`` pairs (an owner may be a
+    checkpoint location); ``policy``: ``(retries, retry_on bytes, timeout)`` or
+    ``None``; ``save``: its checkpoint key when its result is to be saved;
+    ``suspect``: it was running on a rank that died (say :class:`Started`)."""
+
+    task_id: int
+    name: str
+    fn_id: tuple
+    payload: Any
+    buffers: Any
+    inputs: tuple
+    needs: Optional[dict]
+    policy: Optional[tuple]
+    attempt: int
+    save: Optional[str]
+    suspect: bool
+
+
+class Free(NamedTuple):
+    """Drop these values: nothing needs them any more."""
+
+    task_ids: list
+
+
+class Ended(NamedTuple):
+    """A task this rank watches ended: its value is on ``owner``, or it failed with ``error``."""
+
+    task_id: int
+    owner: Any
+    error: Any
+
+
+class GiveBack(NamedTuple):
+    """Return those of these queued tasks that have not started (stealing); see :class:`Returned`."""
+
+    task_ids: tuple
+
+
+class PeerLost(NamedTuple):
+    """Worker ``rank`` died (ULFM): pulls from it fail over, tasks waiting on its data go back."""
+
+    rank: int
+
+
+class Configure(NamedTuple):
+    """Checkpoint settings: ``directory`` ("" = off) and ``save_all`` (policy "all")."""
+
+    directory: str
+    save_all: bool
+
+
+class Preempt(NamedTuple):
+    """Start nothing new; running tasks get ``grace`` seconds, then flush the checkpoint."""
+
+    grace: float
+
+
+class Stop(NamedTuple):
+    """Every task has ended: answer :class:`Bye` and exit (also rank 0's own "shut down")."""
+
+
+# ------------------------------------------------------------- worker -> rank 0
+
+
+class Hello(NamedTuple):
+    """A worker is ready: its slots, host and what it offers (resources, GPU ids, pid)."""
+
+    slots: int
+    host: str
+    offers: dict
+
+
+class Finished(NamedTuple):
+    """A task's value now lives on the sender: its pickled size and run time."""
+
+    task_id: int
+    nbytes: int
+    seconds: float
+
+
+class Failed(NamedTuple):
+    """A task raised (``error``: an :class:`~dagmpi.errors.ErrorInfo`); ``retryable``:
+    its ``retry_on`` allows another run; ``stuck``: it timed out and the call goes on."""
+
+    task_id: int
+    error: Any
+    retryable: bool
+    stuck: bool
+
+
+class LateReturn(NamedTuple):
+    """A call that had timed out returned at last (its result is dropped)."""
+
+
+class Started(NamedTuple):
+    """A suspect task (see :attr:`Exec.suspect`) starts now."""
+
+    task_id: int
+
+
+class Returned(NamedTuple):
+    """The answer to :class:`GiveBack` (or tasks given back unasked: an input died with
+    its rank): ``returned`` is ``[(task_id, spec), ...]``, ``kept`` the ids not given."""
+
+    returned: list
+    kept: list
+
+
+class Submit(NamedTuple):
+    """A task was spawned (on the driver, or inside a task on a worker).
+
+    ``deps``: ids of the tasks it consumes; ``watch``: tell the spawner when it
+    ends; ``ranks``/``needs``/``near``: its scope and resources; ``policy`` as
+    in :class:`Exec`; ``ckpt``: ``(key, save)`` when checkpointing is on.
+    """
+
+    task_id: int
+    name: str
+    fn_id: tuple
+    payload: Any
+    buffers: Any
+    deps: tuple
+    priority: int
+    ranks: Optional[frozenset]
+    watch: bool
+    needs: Optional[dict]
+    near: Optional[int]
+    policy: Optional[tuple]
+    ckpt: Optional[tuple]
+
+
+class Release(NamedTuple):
+    """A handle to the task was dropped."""
+
+    task_id: int
+
+
+class Acquire(NamedTuple):
+    """One more handle to the task exists (a Task object was pickled)."""
+
+    task_id: int
+
+
+class Watch(NamedTuple):
+    """Tell the sender (with :class:`Ended`) when the task ends."""
+
+    task_id: int
+
+
+class Blocked(NamedTuple):
+    """The running task waits in ``fetch``: its slot may run other work."""
+
+    task_id: int
+
+
+class Unblocked(NamedTuple):
+    """The task that waited in ``fetch`` runs again."""
+
+    task_id: int
+
+
+class PreemptRequest(NamedTuple):
+    """The worker got SIGTERM/SIGUSR1 (``srun`` signals every rank): rank 0 coordinates."""
+
+    signum: int
+
+
+class Flushed(NamedTuple):
+    """After :class:`Preempt`: the worker's checkpoint is durable; ``saved`` results in it."""
+
+    saved: int
+
+
+class Bye(NamedTuple):
+    """The answer to :class:`Stop`: the worker is done."""
+
+
+# ------------------------------------------------------------ a rank's own queue
+
+
+class Pull(NamedTuple):
+    """A user thread wants a value (``req_id`` matches the answer); the loop asks its owner."""
+
+    req_id: int
+    task_id: int
+    owner: Any
+
+
+class Restored(NamedTuple):
+    """A task spawned on rank 0 whose result the checkpoint holds (at ``where``)."""
+
+    task_id: int
+    name: str
+    key: str
+    where: Any
+
+
+class ConfigureAll(NamedTuple):
+    """Rank 0: the checkpoint settings changed (a late ``dagmpi.init``); tell every worker."""
