@@ -1,7 +1,7 @@
 """The scheduler: a pure state machine that turns events into instructions.
 
 It performs no I/O and imports neither MPI nor threads.  The runtime loop on
-rank 0 (``runtime.py``) feeds it :mod:`dagmpi.core.events` through
+rank 0 (``dagmpi/runtime/driver.py``) feeds it :mod:`dagmpi.core.events` through
 :meth:`Scheduler.handle` and carries out the :class:`~dagmpi.core.events.Execute`,
 :class:`~dagmpi.core.events.Release` and :class:`~dagmpi.core.events.Deliver`
 instructions it returns.  Unit tests drive it the same way, with no MPI.
@@ -9,7 +9,7 @@ instructions it returns.  Unit tests drive it the same way, with no MPI.
 State (all of it owned and mutated by this class only)
 ------------------------------------------------------
 ``tasks``
-    ``task_id -> _Task`` for every task that is not final, or that is final
+    ``task_id -> TaskRecord`` (:mod:`dagmpi.core.records`) for every task that is not final, or that is final
     but still referenced.  A task record holds:
 
     * ``state``: a :class:`~dagmpi.core.states.TaskState`; changed only through
@@ -26,19 +26,21 @@ State (all of it owned and mutated by this class only)
     * ``watchers``: ranks that get a ``Deliver`` when the task ends.
 
 ``workers``
-    ``rank -> _Worker``: slots, ``capacity`` (slots plus a short prefetch
+    ``rank -> WorkerRecord``: slots, ``capacity`` (slots plus a short prefetch
     queue) and ``load`` (assigned, not blocked tasks).
 
 ``ready``
-    A :class:`~dagmpi.core.ReadyQueue` of READY task ids, ordered by
+    A :class:`~dagmpi.core.ready.ReadyQueue` of READY task ids, ordered by
     priority, depth and the inputs running it frees; ties run first in,
     first out.
 
 Policy (order, placement, queue depth, running ahead, stealing) lives in
-:mod:`dagmpi.core.placement`, a mixin of :class:`Scheduler` that reads the same state.
+:mod:`dagmpi.core.placement`, and recovery from a dead rank in
+:mod:`dagmpi.core.recovery`: mixins of :class:`Scheduler` that work on the
+same records.
 
 Failures: a task that fails makes every task that (transitively) consumes it
-fail with :class:`UpstreamFailure`; unrelated tasks carry on.
+fail with :class:`~dagmpi.core.failures.UpstreamFailure`; unrelated tasks carry on.
 """
 
 from __future__ import annotations
