@@ -105,6 +105,8 @@ class Client:
         self._ids = itertools.count(1)
         self._req_ids = itertools.count(1)
         self._outq: collections.deque = collections.deque()
+        #: Messages to other ranks queued by the comm loop this turn, per destination.
+        self._out: dict[int, list] = {}
         self._spawn_lock = threading.Lock()
         self._cond = threading.Condition()
         #: task id -> its handle(s) here to update when it ends (see :func:`_add_one`)
@@ -508,8 +510,13 @@ class Client:
             self._reader = Reader()
         return self._reader
 
-    def _send(self, dest: int, m: tuple) -> None:  # overridden by the ranks' loops
-        raise NotImplementedError
+    def _send(self, dest: int, m: tuple) -> None:
+        """Queue ``m`` for rank ``dest`` (comm loop); the loop's ``_flush`` sends each batch."""
+        box = self._out.get(dest)
+        if box is None:
+            self._out[dest] = [m]
+        else:
+            box.append(m)
 
     def _pulled(self, rid: int, ok: bool, payload: Any, buffers: Any) -> None:
         with self._cond:

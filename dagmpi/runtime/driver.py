@@ -70,7 +70,6 @@ class Driver(Client):
         #: Called when a preempted run has saved its checkpoint: ends the job.
         self.on_preempted: Callable[[int], None] = lambda code: transport.abort(code)
         self._poll_timeout = poll_timeout
-        self._out: dict[int, list] = {}
         self._frees: dict[int, list] = {}
         self._stop_requested = False
         self._stop_sent = False
@@ -320,13 +319,6 @@ class Driver(Client):
         if self._stop_sent and self._heard_from_all(self._byes):
             tr.flush()
             self._finished = True
-
-    def _send(self, dest: int, m: tuple) -> None:
-        box = self._out.get(dest)
-        if box is None:
-            self._out[dest] = [m]
-        else:
-            box.append(m)
 
     def _flush(self) -> None:
         if self._frees:

@@ -68,7 +68,6 @@ class Worker(JobRunner, Client):
         self._runq: collections.deque[_Job] = collections.deque()
         self._running = 0
         self._done: collections.deque = collections.deque()  # results from executor threads
-        self._out: dict[int, list] = {}
         self._executor = _Executor(self._run_jobs, f"rank{self.rank}")
         self._jobs_lock = threading.Lock()  # guards _running against executor threads
         self._oldest_result = 0.0
@@ -220,13 +219,6 @@ class Worker(JobRunner, Client):
                         self._step(1e-3)
             finally:
                 self._helping = False
-
-    def _send(self, dest: int, m: tuple) -> None:
-        box = self._out.get(dest)
-        if box is None:
-            self._out[dest] = [m]
-        else:
-            box.append(m)
 
     def _flush(self) -> None:
         if self._out:
