@@ -375,7 +375,7 @@ class Driver(Client):
             elif marked:
                 save = key
         needs = m.needs
-        return ev.TaskSubmitted(m.task_id, name, m.deps, (name, fn_id, payload, buffers, needs, policy, save),
+        return ev.TaskSubmitted(m.task_id, name, m.deps, msg.TaskSpec(name, fn_id, payload, buffers, needs, policy, save),
                                 src, m.priority, m.ranks, m.watch, needs, m.near, policy[0] if policy else 0,
                                 fn_id, restored)
 
@@ -463,8 +463,8 @@ class Driver(Client):
         wanted = {}
         for t in sched.tasks.values():
             if t.state is TaskState.FINISHED and (t.owner == rank or t.gone) and t.spec is not None \
-                    and t.spec[6] is not None:
-                wanted[t.spec[6]] = t.id
+                    and t.spec.save is not None:
+                wanted[t.spec.save] = t.id
         if not wanted:
             return None
         try:
@@ -488,14 +488,15 @@ class Driver(Client):
         for ins in instructions:
             t = type(ins)
             if t is ev.Execute:
-                name, fn_id, payload, buffers, needs, policy, save = ins.spec
+                spec = ins.spec
+                fn_id = spec.fn_id
                 rank = ins.rank
                 sent = self.fn_sent[rank]
                 if fn_id not in sent:
                     sent.add(fn_id)
                     send(rank, msg.FnCode(fn_id, self.fn_table[fn_id]))
-                send(rank, msg.Exec(ins.task_id, name, fn_id, payload, buffers, ins.inputs, needs,
-                            policy, ins.attempt, save, ins.suspect))
+                send(rank, msg.Exec(ins.task_id, spec.name, fn_id, spec.payload, spec.buffers, ins.inputs,
+                                    spec.needs, spec.policy, ins.attempt, spec.save, ins.suspect))
             elif t is ev.Deliver:
                 if ins.rank == me:
                     ends.append((ins.task_id, ins.owner, ins.error))

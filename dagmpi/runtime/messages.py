@@ -32,7 +32,7 @@ __all__ = [
     "Abort", "Acquire", "Blocked", "Bye", "Configure", "ConfigureAll", "Ended", "Exec", "Failed",
     "Finished", "Flushed", "FnCode", "Free", "Get", "GiveBack", "Hello", "LateReturn", "PeerLost",
     "Preempt", "PreemptRequest", "Pull", "RankDead", "Release", "Restored", "Returned", "Started",
-    "Stop", "Submit", "Unblocked", "Value", "Watch",
+    "Stop", "Submit", "TaskSpec", "Unblocked", "Value", "Watch",
 ]
 
 # ------------------------------------------------------------ both directions
@@ -59,6 +59,21 @@ class Value(NamedTuple):
     ok: bool
     payload: Any
     buffers: Any
+
+
+class TaskSpec(NamedTuple):
+    """What it takes to run a task again: the scheduler carries it opaquely
+    (``TaskSubmitted.spec`` -> ``Execute.spec``); rank 0 builds it from a
+    :class:`Submit`, a worker returns it in :class:`Returned`.  ``save``: the
+    checkpoint key when its result is to be saved."""
+
+    name: str
+    fn_id: tuple
+    payload: Any
+    buffers: Any
+    needs: Optional[dict]
+    policy: Optional[tuple]
+    save: Optional[str]
 
 
 # ------------------------------------------------------------- rank 0 -> worker
@@ -167,7 +182,7 @@ class Started(NamedTuple):
 
 class Returned(NamedTuple):
     """The answer to :class:`GiveBack` (or tasks given back unasked: an input died with
-    its rank): ``returned`` is ``[(task_id, spec), ...]``, ``kept`` the ids not given."""
+    its rank): ``returned`` is ``[(task_id, TaskSpec), ...]``, ``kept`` the ids not given."""
 
     returned: list
     kept: list

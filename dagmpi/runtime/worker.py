@@ -393,13 +393,13 @@ class Worker(JobRunner, Client):
                  self.rank, rank, len(returned))
         self._send(SCHEDULER, msg.Returned(returned, []))
 
-    def _spec_of(self, job: _Job) -> tuple:
+    def _spec_of(self, job: _Job) -> tuple[int, msg.TaskSpec]:
         """``(id, spec)`` of a job given back to rank 0 (remembered in ``_given_back``)."""
         given = self._given_back
         given[job.id] = None
         if len(given) > 100_000:
             del given[next(iter(given))]
-        return job.id, (job.name, job.fn_id, job.payload, job.buffers, job.needs, job.policy, job.save)
+        return job.id, msg.TaskSpec(job.name, job.fn_id, job.payload, job.buffers, job.needs, job.policy, job.save)
 
     def _serve(self, dest: int, tid: int, rid: int) -> None:
         entry = self.store.get(tid, _MISSING)
