@@ -375,9 +375,9 @@ class Driver(Client):
             elif marked:
                 save = key
         needs = m.needs
-        return ev.TaskSubmitted(m.task_id, name, m.deps, msg.TaskSpec(name, fn_id, payload, buffers, needs, policy, save),
-                                src, m.priority, m.ranks, m.watch, needs, m.near, policy[0] if policy else 0,
-                                fn_id, restored)
+        spec = msg.TaskSpec(name, fn_id, payload, buffers, needs, policy, save)
+        return ev.TaskSubmitted(m.task_id, name, m.deps, spec, src, m.priority, m.ranks, m.watch, needs,
+                                m.near, policy[0] if policy else 0, fn_id, restored)
 
     # --------------------------------------------------- from other ranks
 
