@@ -24,9 +24,12 @@ import time
 import traceback
 from typing import Optional
 
+from .config import LEVELS
 from .runtime import context
 
 EXIT_USAGE = 2
+#: Exit status after Ctrl-C (128 + SIGINT, as a shell reports it).
+EXIT_INTERRUPTED = 130
 
 
 class RankFilter(logging.Filter):
@@ -90,12 +93,16 @@ def main(argv: Optional[list[str]] = None) -> int:
                                  f"(current directory: {os.getcwd()})\n")
             return EXIT_USAGE
     level = ns.log_level or os.environ.get("DAGMPI_LOG_LEVEL")
-    if level:
+    if level and level.upper() in LEVELS:  # (a bad one is reported by init, once)
         setup_logging(level, rank)
     config = {k: v for k, v in (("transport", ns.transport), ("workers", ns.workers),
-                                ("slots", ns.slots)) if v is not None}
+                                ("slots", ns.slots), ("log_level", ns.log_level)) if v is not None}
     try:
         context.init(**config)  # worker ranks serve here, then exit 0
+    except context.StartupError as exc:
+        if exc.report:
+            sys.stderr.write(f"{exc}\n" if str(exc).startswith("dagmpi") else f"dagmpi: {exc}\n")
+        return EXIT_USAGE
     except (TypeError, ValueError, RuntimeError) as exc:
         sys.stderr.write(f"dagmpi: {exc}\n")
         return EXIT_USAGE
@@ -118,6 +125,13 @@ def _run_driver(ns: argparse.Namespace) -> int:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if exc.code is not None and not isinstance(exc.code, int):
             sys.stderr.write(f"{exc.code}\n")
+    except KeyboardInterrupt:
+        sys.stderr.write(f"dagmpi: interrupted (Ctrl-C); ending the job\n")
+        sys.stderr.flush()
+        if rt is not None and rt.mode == "mpi":
+            rt.transport.abort(EXIT_INTERRUPTED)
+        context.abandon()
+        return EXIT_INTERRUPTED
     except BaseException:
         sys.stderr.write("".join(traceback.format_exc()))
         sys.stderr.write("dagmpi: the script raised on rank 0; aborting all ranks\n")

@@ -6,6 +6,7 @@ Read when the runtime starts (``dagmpi.init()``), never at import time.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 from dataclasses import dataclass, fields
 from typing import Any, Mapping, Optional
@@ -45,6 +46,12 @@ class Config:
     #: Python's own, 700).  Rank 0 keeps a few objects per live task; with Python's
     #: default, collections cost about 40% of its time per task on large graphs.
     gc_threshold: int = 10000
+    #: Memory a worker rank may use for the task values it holds before it spills the
+    #: coldest to local disk: "auto" (its share of the node's memory), "0" (no limit),
+    #: or a size such as "4GiB".
+    memory_limit: str = "auto"
+    #: Folder for spilled values ("" = ``$TMPDIR``, else the system's temporary folder).
+    spill_dir: str = ""
     #: Log level of the ``dagmpi`` logger when dagmpi configures logging (launcher only).
     log_level: str = "WARNING"
 
@@ -57,8 +64,9 @@ class Config:
         known = {f.name: f for f in fields(cls)}
         unknown = sorted(set(overrides) - set(known))
         if unknown:
-            raise TypeError(f"unknown dagmpi option(s) {', '.join(unknown)}; "
-                            f"valid options are: {', '.join(known)}")
+            named = ", ".join(f"{u} (did you mean {_hint(u, known)}?)" if _hint(u, known) else u
+                              for u in unknown)
+            raise TypeError(f"unknown dagmpi setting(s): {named}; valid settings are: {', '.join(known)}")
         values: dict[str, Any] = {}
         for name, f in known.items():
             env_name = "DAGMPI_" + name.upper()
@@ -73,7 +81,29 @@ class Config:
         cfg._validate()
         return cfg
 
+    @classmethod
+    def unknown_variables(cls, environ: Optional[Mapping[str, str]] = None) -> list[str]:
+        """``DAGMPI_*`` names in the environment that no setting reads (misspellings)."""
+        environ = os.environ if environ is None else environ
+        valid = {"DAGMPI_" + f.name.upper() for f in fields(cls)} | OTHER_VARIABLES
+        return sorted(n for n in environ if n.startswith("DAGMPI_") and n not in valid)
+
+    @classmethod
+    def warnings(cls, environ: Optional[Mapping[str, str]] = None) -> list[str]:
+        """One line per misspelt ``DAGMPI_*`` variable, naming the closest valid one."""
+        valid = sorted({"DAGMPI_" + f.name.upper() for f in fields(cls)} | OTHER_VARIABLES)
+        out = []
+        for name in cls.unknown_variables(environ):
+            close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+            hint = (f"did you mean {close[0]}?" if close else
+                    f"the settings are {', '.join(v for v in valid if v[7:].lower() in _NAMES)}")
+            out.append(f"dagmpi: the environment variable {name} is not a dagmpi setting and is "
+                       f"ignored ({hint})")
+        return out
+
     def _validate(self) -> None:
+        if self.log_level.upper() not in LEVELS:
+            raise ValueError(f"log_level must be one of {', '.join(LEVELS)}, not {self.log_level!r}")
         if self.transport not in ("auto", "mpi", "inproc"):
             raise ValueError(f"transport must be 'auto', 'mpi' or 'inproc', not {self.transport!r}")
         if self.workers < 1:
@@ -111,3 +141,18 @@ def _coerce(raw: Any, typ: Any, source: str) -> Any:
         return str(raw)
     except (TypeError, ValueError):
         raise ValueError(f"{source} must be {typ}, got {raw!r}") from None
+
+
+#: Log levels ``log_level`` / ``DAGMPI_LOG_LEVEL`` accepts.
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: ``DAGMPI_*`` variables read elsewhere than :class:`Config` (tools, tests, GPU transfers).
+OTHER_VARIABLES = frozenset({
+    "DAGMPI_CUDA_AWARE", "DAGMPI_SLURM_DIR", "DAGMPI_SLURM_CPUS", "DAGMPI_OMPI_VENV",
+    "DAGMPI_CHAOS", "DAGMPI_CHAOS_KILLS", "DAGMPI_TEST_TIMEOUT", "DAGMPI_GPUS", "DAGMPI_PYTHON",
+})
+_NAMES = frozenset(f.name for f in fields(Config))
+
+
+def _hint(name: str, known: Mapping[str, Any]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return close[0] if close else ""

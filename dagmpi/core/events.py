@@ -28,6 +28,8 @@ class WorkerJoined:
     slots: int = 1
     #: What the rank offers, e.g. ``{"cpu": 1, "gpu": 1, "memory": 6.4e10}``.
     resources: Optional[dict] = None
+    #: A rank that joined before says hello again with new slots/resources (no task yet).
+    rejoin: bool = False
 
 
 @dataclass(slots=True)

@@ -169,6 +169,28 @@ class Scheduler(Placement, Recovery):
         """Tasks that are not final yet (submitted and not finished or failed)."""
         return self.n_submitted - self.n_finished - self.n_failed
 
+
+    def describe_active(self, limit: int = 5) -> list[str]:
+        """Words for up to ``limit`` unfinished tasks (running ones first), for messages.
+
+        Walks the task table: call it rarely (a notice every few seconds)."""
+        order = {_ASSIGNED: 0, TaskState.READY: 1, _WAITING: 2}
+        found: list[tuple[int, int, str]] = []
+        for t in self.tasks.values():
+            rank = order.get(t.state)
+            if rank is None:
+                continue
+            if t.state is _ASSIGNED:
+                where = f"blocked in fetch on rank {t.worker}" if t.blocked else f"running on rank {t.worker}"
+            elif t.state is _WAITING:
+                where = "waiting for its inputs"
+            else:
+                where = "ready, waiting for a free slot"
+            found.append((rank, t.id, f"{t.name!r} ({t.id:#x}) {where}"))
+            if len(found) >= 10 * limit:
+                break
+        found.sort()
+        return [words for _, _, words in found[:limit]]
     def state_of(self, task_id: int) -> Optional[TaskState]:
         """The state of a task still known to the scheduler, else ``None``."""
         t = self.tasks.get(task_id)
@@ -178,7 +200,10 @@ class Scheduler(Placement, Recovery):
 
     def _on_worker_joined(self, ev: WorkerJoined) -> None:
         if ev.rank in self.workers:
-            raise ValueError(f"worker rank {ev.rank} joined twice")
+            if not ev.rejoin:
+                raise ValueError(f"worker rank {ev.rank} joined twice")
+            if self.workers[ev.rank].assigned:
+                raise ValueError(f"worker rank {ev.rank} changed its slots while it had tasks")
         if ev.slots < 1:
             raise ValueError(f"worker rank {ev.rank} offers {ev.slots} slots; need at least 1")
         self.workers[ev.rank] = WorkerRecord(ev.rank, ev.slots, ev.slots + self.prefetch, ev.resources)

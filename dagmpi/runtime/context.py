@@ -24,7 +24,9 @@ from typing import Any, Optional
 from ..gpu import devices
 from . import messages as msg
 from .client import _CURRENT, Client
+from ..checkpoint.base import CheckpointError
 from ..config import Config
+from ..errors import DagmpiError
 from ..task import set_client_finder
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,17 @@ def launcher_rank(environ: Optional[dict] = None) -> int:
     return 0
 
 
+class StartupError(DagmpiError):
+    """The runtime could not start (a bad setting, a checkpoint folder that cannot be
+    used, a rank that failed to set up).  Under MPI every rank raises it together;
+    ``report`` is true on the one rank that should print it (rank 0), so a job
+    says it once, not once per rank."""
+
+    def __init__(self, message: str, report: bool = True) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 def init(**kwargs: Any) -> Any:
     """Start dagmpi in this process (idempotent); see :func:`dagmpi.init`."""
     global _runtime
@@ -73,39 +86,100 @@ def init(**kwargs: Any) -> Any:
             if kwargs:
                 _reconfigure(_runtime, kwargs)
             return _runtime.driver
-        config = Config.from_sources(kwargs)
+        problem = None
+        try:
+            config = Config.from_sources(kwargs)
+        except (TypeError, ValueError) as exc:
+            # under MPI the other ranks must hear of it (they would wait for this one)
+            config, problem = Config(), str(exc)
+        if problem is None and launcher_rank() == 0:
+            for line in config.warnings():
+                log.warning("%s", line)
         set_client_finder(current_client)
-        use_mpi = config.transport == "mpi" or (config.transport == "auto" and launched_by_mpi())
+        transport = config.transport if problem is None else _env_transport()
+        use_mpi = transport == "mpi" or (transport == "auto" and launched_by_mpi())
         if use_mpi:
-            _runtime = _start_mpi(config)
+            try:
+                _runtime = _start_mpi(config, problem)
+            except StartupError as exc:
+                if exc.report:
+                    raise
+                # rank 0 says what failed (once, for every rank); this rank just ends
+                sys.stdout.flush()
+                sys.stderr.flush()
+                raise SystemExit(2) from None
+        elif problem is not None:
+            raise StartupError(problem)
         else:
             _runtime = _start_embedded(config)
         atexit.register(_atexit_shutdown)
         return _runtime.driver
 
 
+def _env_transport() -> str:
+    t = os.environ.get("DAGMPI_TRANSPORT", "auto")
+    return t if t in ("auto", "mpi", "inproc") else "auto"
+
+
 #: Settings a script's own ``dagmpi.init(...)`` may still change after the launcher
 #: (``python -m dagmpi``) started the runtime, as long as no task was spawned.
-_LATE_SETTINGS = frozenset({"checkpoint", "checkpoint_policy", "retries", "grace"})
+_LATE_SETTINGS = frozenset({"checkpoint", "checkpoint_policy", "retries", "grace", "slots", "resources"})
+#: Settings that only mean something in one mode (ignored in the other, as by a first ``init``).
+_EMBEDDED_ONLY = frozenset({"workers"})
 
 
 def _reconfigure(rt: "_Runtime", kwargs: dict) -> None:
-    new = Config.from_sources(kwargs)
-    changed = sorted(k for k in kwargs if getattr(new, k) != getattr(rt.config, k))
+    """A second ``init(**kwargs)`` (a script's own, after ``python -m dagmpi`` started
+    the runtime): apply what can still change, refuse the rest with the reason."""
+    try:
+        new = Config.from_sources(kwargs)
+    except (TypeError, ValueError) as exc:
+        raise StartupError(str(exc)) from None
+    changed = sorted(k for k in kwargs if getattr(new, k) != getattr(rt.config, k)
+                     and not (rt.mode != "embedded" and k in _EMBEDDED_ONLY))
     if not changed:
         return
     driver = rt.driver
     fixed = [k for k in changed if k not in _LATE_SETTINGS]
-    if fixed or driver is None or driver.scheduler.n_submitted or driver._outq:
-        log.warning("dagmpi.init(): the runtime is already running; %s cannot change now "
-                    "(the first settings stay in force)", ", ".join(fixed or changed))
-        return
+    if fixed:
+        names = ", ".join(f"{k}=" for k in fixed)
+        envs = ", ".join(f"DAGMPI_{k.upper()}" for k in fixed)
+        raise StartupError(
+            f"dagmpi.init({names}...): the runtime was already started (by python -m dagmpi) "
+            f"before the script ran, and {', '.join(fixed)} cannot change once it runs; set "
+            f"{envs} in the job's environment, or start the script without python -m dagmpi "
+            f"(mpiexec ... python app.py) so that its init() starts the runtime")
+    if driver is None or driver.scheduler.n_submitted or driver._outq:
+        raise StartupError(
+            f"dagmpi.init({', '.join(k + '=' for k in changed)}...) after tasks were spawned: "
+            f"settings can only change before the first spawn; call init() at the top of the script")
+    if ("slots" in changed or "resources" in changed) and rt.mode != "embedded":
+        try:  # check the text here, once, before any worker sees it
+            devices.offers(max(1, new.slots), new.resources, {})
+        except ValueError as exc:
+            raise StartupError(str(exc)) from None
     rt.config = rt.config.replace(**{k: getattr(new, k) for k in changed})
     driver.default_retries = rt.config.retries
     driver.grace = rt.config.grace
-    _setup_checkpoint(driver, rt.config)
+    try:
+        _setup_checkpoint(driver, rt.config)
+    except CheckpointError as exc:
+        raise StartupError(str(exc)) from None
+    if "slots" in changed or "resources" in changed:
+        _resize_workers(rt, driver)
     driver._outq.append(msg.ConfigureAll())
     driver.wakeup()
+
+
+def _resize_workers(rt: "_Runtime", driver: Any) -> None:
+    """New ``slots``/``resources`` for every worker rank: each takes them and says
+    hello again; wait until all have (placement checks at spawn use the new offers)."""
+    cfg = rt.config
+    if rt.mode == "embedded":
+        slots = cfg.slots or max(1, (os.cpu_count() or 1) // cfg.workers)
+    else:
+        slots = cfg.slots or 1
+    driver.resize_workers(slots, cfg.resources)
 
 
 def _start_embedded(config: Config) -> _Runtime:
@@ -146,6 +220,7 @@ def _setup_checkpoint(driver: Any, config: Config) -> None:
     from ..checkpoint.hdf5 import scan
 
     directory = os.path.abspath(config.checkpoint)
+    _check_checkpoint_folder(config.checkpoint, directory)
     index = scan(directory)
     for w in index.warnings:
         log.warning("checkpoint: %s", w)
@@ -155,7 +230,21 @@ def _setup_checkpoint(driver: Any, config: Config) -> None:
     driver.ckpt_dir = directory
     driver.checkpointing = True
     driver.checkpoint_all = config.checkpoint_policy == "all"
-    os.makedirs(directory, exist_ok=True)
+
+
+def _check_checkpoint_folder(given: str, directory: str) -> None:
+    """The checkpoint folder exists (or is made now) and this process can write there."""
+    what = f"the checkpoint folder {given!r} (checkpoint= / DAGMPI_CHECKPOINT)"
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise CheckpointError(f"{what} is a file, not a folder: give the path of a folder "
+                              f"(it is created if missing)")
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise CheckpointError(f"{what} cannot be created: {exc.strerror or exc} "
+                              f"({exc.filename or directory}); give a folder you can write to") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise CheckpointError(f"{what} is not writable by this user: give a folder you can write to")
 
 
 def _serve_inproc(worker: Any) -> None:
@@ -166,11 +255,15 @@ def _serve_inproc(worker: Any) -> None:
         worker.transport.abort(1)
 
 
-def _start_mpi(config: Config) -> _Runtime:
+def _start_mpi(config: Config, problem: Optional[str] = None) -> _Runtime:
+    """Start this rank under MPI.  Every rank first sets up what it alone can check
+    (rank 0: the driver and checkpoint folder; workers: resources, devices), then all
+    ranks compare notes: if any failed, every rank raises :class:`StartupError`
+    together (rank 0 reports it once) instead of leaving the others waiting."""
     try:
         from ..transport.mpi import MPITransport
     except ImportError as exc:
-        raise RuntimeError(str(exc)) from exc
+        raise StartupError(str(exc), report=launcher_rank() == 0) from exc
     tr = MPITransport(poll_max=config.poll_max)
     if config.spin_time >= 0:
         tr.spin_time = config.spin_time
@@ -181,37 +274,94 @@ def _start_mpi(config: Config) -> _Runtime:
         # (each collection walks them; rank 0 holds several per live task)
         gc.set_threshold(config.gc_threshold, *gc.get_threshold()[1:])
     if tr.size == 1:
+        if problem is not None:
+            raise StartupError(problem)
         log.info("one MPI rank: running the embedded runtime on it")
-        rt = _start_embedded(config)
+        try:
+            rt = _start_embedded(config)
+        except (ValueError, CheckpointError) as exc:
+            raise StartupError(str(exc)) from None
         rt.mode = "mpi-1"
         return rt
     ranks = range(1, tr.size)
+    made: Any = None
+    if problem is None:
+        try:
+            made = _prepare_driver(tr, ranks, config) if tr.rank == 0 else _prepare_worker(tr, ranks, config)
+        except Exception as exc:  # noqa: BLE001 - every failure is reported, below
+            problem = _describe(exc)
+    _agree_or_fail(tr, problem)
     if tr.rank == 0:
-        from .driver import Driver
-
-        driver = Driver(tr, ranks, prefetch=config.prefetch)
-        driver.default_retries = config.retries
-        driver.grace = config.grace
-        _setup_checkpoint(driver, config)
+        driver = made
         _install_abort_hook(tr)
         _install_signal_handlers(driver)
         driver.start()
         return _Runtime("mpi", config, driver, tr, [])
-    _serve_mpi(tr, ranks, config)
+    _serve_mpi(tr, made, config)
     raise AssertionError("not reached")
 
 
-def _serve_mpi(tr: Any, ranks: range, config: Config) -> None:
-    """Worker rank: serve, then exit 0; abort the job on any internal error."""
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, (ValueError, TypeError, DagmpiError)):
+        return str(exc)
+    log.debug("start-up failure", exc_info=exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _agree_or_fail(tr: Any, problem: Optional[str]) -> None:
+    """Collective: every rank learns what failed on any rank at start-up; if anything
+    did, every rank raises :class:`StartupError` (only rank 0 with ``report``)."""
+    problems = tr.allgather(problem)
+    if not any(p is not None for p in problems):
+        return
+    by_text: dict[str, list[int]] = {}
+    for r, p in enumerate(problems):
+        if p is not None:
+            by_text.setdefault(p, []).append(r)
+    lines = [f"{'rank' if len(rs) == 1 else 'ranks'} {_ranks_text(rs)}: {p}" for p, rs in by_text.items()]
+    text = ("dagmpi could not start; " + lines[0]) if len(lines) == 1 else \
+        "dagmpi could not start:\n  " + "\n  ".join(lines)
+    tr.close()
+    raise StartupError(text, report=tr.rank == 0)
+
+
+def _ranks_text(ranks: list[int]) -> str:
+    out, start = [], None
+    for i, r in enumerate(ranks):
+        if start is None:
+            start = r
+        if i + 1 == len(ranks) or ranks[i + 1] != r + 1:
+            out.append(str(start) if start == r else f"{start}-{r}")
+            start = None
+    return ",".join(out)
+
+
+def _prepare_driver(tr: Any, ranks: range, config: Config) -> Any:
+    from .driver import Driver
+
+    driver = Driver(tr, ranks, prefetch=config.prefetch)
+    driver.default_retries = config.retries
+    driver.grace = config.grace
+    _setup_checkpoint(driver, config)
+    return driver
+
+
+def _prepare_worker(tr: Any, ranks: range, config: Config) -> Any:
     from .worker import Worker
 
-    global _runtime
     slots = config.slots or 1
     res, gpus = devices.offers(slots, config.resources)
     worker = Worker(tr, ranks, slots=slots, resources=res, gpus=gpus)
     worker.default_retries = config.retries
     worker.checkpoint_interval = config.checkpoint_interval
+    return worker
+
+
+def _serve_mpi(tr: Any, worker: Any, config: Config) -> None:
+    """Worker rank: serve, then exit 0; abort the job on any internal error."""
+    global _runtime
     _install_signal_handlers(worker)
+    _ignore_interrupts()
     _guard_os_exit(tr.rank, bool(getattr(tr, "fault_tolerant", False)))
     _runtime = _Runtime("mpi-worker", config, None, tr, [])
     _CURRENT.client = worker
@@ -281,11 +431,23 @@ def _install_signal_handlers(client: Any) -> None:
             pass
 
 
+def _ignore_interrupts() -> None:
+    """A worker rank ignores Ctrl-C (SIGINT, which launchers send to every rank):
+    rank 0 ends the job, with one message instead of a traceback per rank."""
+    import signal
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _install_abort_hook(tr: Any) -> None:
     """An uncaught exception on rank 0 aborts every rank instead of hanging them."""
     previous = sys.excepthook
 
     def hook(typ: Any, value: Any, tb: Any) -> None:
+        if issubclass(typ, KeyboardInterrupt):
+            sys.stderr.write("dagmpi: interrupted (Ctrl-C); ending the job\n")
+            tr.abort(130)
         previous(typ, value, tb)
         sys.stderr.write("dagmpi: uncaught exception on rank 0; aborting the job\n")
         tr.abort(1)

@@ -72,6 +72,11 @@ class Driver(Client):
         self._poll_timeout = poll_timeout
         self._frees: dict[int, list] = {}
         self._stop_requested = False
+        #: Seconds the driver waits at the end of the script for unfinished tasks
+        #: before it says which ones it waits for (then again every minute).
+        self.shutdown_notice = 5.0
+        self._stop_time = 0.0
+        self._notice_at = 0.0
         self._stop_sent = False
         self._byes: set[int] = set()
         self._stopped = threading.Event()
@@ -167,6 +172,8 @@ class Driver(Client):
         """A turn of the loop on a user thread that leads it; a failure ends the job."""
         try:
             self._step(timeout, spin)
+        except KeyboardInterrupt:  # Ctrl-C in the script's thread: the script ends the job
+            raise
         except BaseException as exc:  # noqa: BLE001
             self._die(exc)
             raise
@@ -224,6 +231,17 @@ class Driver(Client):
             raise TimeoutError(f"worker rank(s) {missing} did not report within {timeout} s")
         return dict(self.offers)
 
+    def resize_workers(self, slots: int, resources: str, timeout: float = 60.0) -> None:
+        """Give every worker rank new ``slots``/``resources`` (before any task was spawned)
+        and wait for their new offers."""
+        with self._cond:
+            for r in self.worker_ranks - self.dead:
+                self.offers.pop(r, None)
+                self.slots.pop(r, None)
+        self._outq.append(msg.Resize(slots, resources))
+        self.wakeup()
+        self.joined(timeout)
+
     def processors(self) -> list[dict[str, Any]]:
         """One entry per worker rank: host, CPU slots, GPU ids, memory and other resources."""
         offers = self._live_offers()
@@ -273,6 +291,16 @@ class Driver(Client):
         now = time.monotonic()
         name = _signal.Signals(self._signal).name
         if not self._preempt_deadline:
+            dead = self._dead_local_workers()
+            if dead:
+                # Without ULFM the launcher ends the job when a rank dies, with SIGTERM to the
+                # others: that is not a preemption, and nothing more can be saved.
+                sys.stderr.write(f"dagmpi: {dead}; without ULFM the MPI library ends the whole job "
+                                 f"({name} to every rank){self._resume_hint()}\n")
+                sys.stderr.flush()
+                self._finished = True
+                self.on_preempted(1)
+                return
             self._preempt_deadline = now + self.grace
             log.warning("preempted by %s: no new tasks; running tasks get %.0f s", name, self.grace)
             for r in self.worker_ranks - self.dead:
@@ -282,13 +310,70 @@ class Driver(Client):
         if not self._heard_from_all(self._flushed) and now < self._preempt_deadline + 30:
             return
         saved = sum(self._flushed.values())
-        where = f" in {self.ckpt_dir}" if self.ckpt_dir else " (checkpointing is off: nothing was saved)"
-        sys.stderr.write(f"dagmpi: preempted by {name}: {saved} result(s) saved{where}; exiting with "
-                         f"status {EXIT_PREEMPTED} (resumable: run the same command again)\n")
+        if self.ckpt_dir:
+            what = (f"{saved} result(s) saved in {self.ckpt_dir}; exiting with status {EXIT_PREEMPTED} "
+                    f"(resumable: run the same command again)")
+        else:
+            what = (f"checkpointing is off, so nothing was saved and a rerun starts from the "
+                    f"beginning (set DAGMPI_CHECKPOINT=<folder> to make runs resumable); exiting "
+                    f"with status {EXIT_PREEMPTED}")
+        sys.stderr.write(f"dagmpi: preempted by {name}: {what}\n")
         sys.stderr.flush()
         sys.stdout.flush()
         self._finished = True
         self.on_preempted(EXIT_PREEMPTED)
+
+    def _dead_local_workers(self) -> str:
+        """Worker ranks on this host whose process is gone (or a zombie), as words; "" if none.
+
+        Ranks on other hosts cannot be checked from here."""
+        import os
+        import socket
+
+        host = socket.gethostname()
+        gone = []
+        for r in sorted(self.worker_ranks - self.dead):
+            pid = self.offers.get(r, {}).get("pid")
+            if pid is None or self.hosts.get(r) != host:
+                continue
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    alive = f.read().rsplit(")", 1)[1].split()[0] != "Z"
+            except OSError:
+                try:
+                    os.kill(pid, 0)
+                    alive = True
+                except ProcessLookupError:
+                    alive = False
+                except OSError:
+                    alive = True
+            if not alive:
+                gone.append(f"rank {r} (pid {pid} on {host})")
+        if not gone:
+            return ""
+        return f"worker {', '.join(gone)} died" if len(gone) == 1 else \
+            f"worker ranks {', '.join(gone)} died"
+
+    def _resume_hint(self) -> str:
+        if self.ckpt_dir:
+            return f"; results saved in {self.ckpt_dir} are restored when you run the same command again"
+        return "; checkpointing is off, so a rerun starts from the beginning"
+
+    def _waiting_notice(self, now: float) -> None:
+        """The script ended but tasks it spawned still run: say which, now and then."""
+        if now < self._notice_at:
+            return
+        first = self._notice_at == self._stop_time + self.shutdown_notice
+        self._notice_at = now + (60.0 if not first else 30.0)
+        active = self.scheduler.describe_active(limit=5)
+        n = self.scheduler.n_active
+        listed = "; ".join(active)
+        more = f"; and {n - len(active)} more" if n > len(active) else ""
+        sys.stderr.write(f"dagmpi: the script has ended; waiting {now - self._stop_time:.0f} s so far for "
+                         f"{n} task(s) it spawned that have not finished: {listed}{more} (the job ends "
+                         f"when they do; use a task timeout= for calls that may never return, or "
+                         f"stop the job with SIGTERM/Ctrl-C)\n")
+        sys.stderr.flush()
 
     def _step(self, timeout: float, spin: bool) -> None:
         """One turn of the loop: receive, schedule, send."""
@@ -310,11 +395,13 @@ class Driver(Client):
             self._on_batch(src, batch, events)
         if events:
             self._execute(sched.handle_many(events))
-        if self._stop_requested and not self._stop_sent and not self._outq \
-                and sched.n_active == 0 and self._heard_from_all(self.slots):
-            for r in self.worker_ranks - self.dead:
-                self._send(r, msg.Stop())
-            self._stop_sent = True
+        if self._stop_requested and not self._stop_sent:
+            if not self._outq and sched.n_active == 0 and self._heard_from_all(self.slots):
+                for r in self.worker_ranks - self.dead:
+                    self._send(r, msg.Stop())
+                self._stop_sent = True
+            else:
+                self._waiting_notice(time.monotonic())
         self._flush()
         if self._stop_sent and self._heard_from_all(self._byes):
             tr.flush()
@@ -358,8 +445,13 @@ class Driver(Client):
                 if self.ckpt_dir:
                     for r in self.offers:
                         self._send(r, msg.Configure(self.ckpt_dir, self.checkpoint_all))
+            elif kind is msg.Resize:
+                for r in self.worker_ranks - self.dead:
+                    self._send(r, m)
             elif kind is msg.Stop:
                 self._stop_requested = True
+                self._stop_time = time.monotonic()
+                self._notice_at = self._stop_time + self.shutdown_notice
             else:
                 raise RuntimeError(f"rank 0: unknown local message {m!r}")
 
@@ -414,7 +506,7 @@ class Driver(Client):
                 with self._cond:
                     self.slots[src], self.hosts[src], self.offers[src] = m.slots, m.host, m.offers
                     self._cond.notify_all()
-                events.append(ev.WorkerJoined(src, m.slots, m.offers))
+                events.append(ev.WorkerJoined(src, m.slots, m.offers, rejoin=src in self.scheduler.workers))
                 if self.ckpt_dir:
                     self._send(src, msg.Configure(self.ckpt_dir, self.checkpoint_all))
             elif kind is msg.Bye:

@@ -17,13 +17,14 @@ class Job:
     """One :class:`~dagmpi.runtime.messages.Exec` on a worker: what to run, and its inputs as they arrive."""
 
     __slots__ = ("id", "name", "fn_id", "payload", "buffers", "inputs", "missing", "failed", "needs",
-                 "policy", "attempt", "timed_out", "save", "suspect")
+                 "policy", "attempt", "timed_out", "replaced", "save", "suspect")
 
     def __init__(self, m: Exec) -> None:
         self.id, self.name, self.fn_id, self.payload, self.buffers = m.task_id, m.name, m.fn_id, m.payload, m.buffers
         self.needs, self.policy, self.attempt, self.save, self.suspect = m.needs, m.policy, m.attempt, m.save, m.suspect
         inputs = m.inputs
         self.timed_out = False
+        self.replaced = False  # timed out, and its slot was handed to a replacement
         self.inputs: Any = inputs  # tuple of (dep_id, owner), then dict dep_id -> value
         self.missing = 0
         self.failed: Any = None

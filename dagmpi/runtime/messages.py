@@ -131,6 +131,14 @@ class Configure(NamedTuple):
     save_all: bool
 
 
+class Resize(NamedTuple):
+    """New task ``slots`` and ``resources`` text (``DAGMPI_RESOURCES`` form) for a worker
+    rank, before any task ran: it takes them and says :class:`Hello` again."""
+
+    slots: int
+    resources: str
+
+
 class Preempt(NamedTuple):
     """Start nothing new; running tasks get ``grace`` seconds, then flush the checkpoint."""
 

@@ -8,6 +8,7 @@ fields, documented there); the worker's loop calls :meth:`JobRunner._start_jobs`
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import traceback
@@ -19,6 +20,8 @@ from . import messages as msg
 from .client import _CURRENT
 from .jobs import SCHEDULER
 from .jobs import Job as _Job
+
+log = logging.getLogger(__name__)
 
 
 class JobRunner:
@@ -69,7 +72,14 @@ class JobRunner:
         self.transport.flush()
 
     def _check_timeouts(self) -> float:
-        """Report running jobs past their timeout; return the next deadline."""
+        """Report running jobs past their timeout; return the next deadline.
+
+        Python cannot stop a call, so a timed-out call goes on in its thread.
+        Its slot is handed to a replacement (the rank keeps running other work)
+        while fewer than ``max_abandoned`` abandoned calls run here; past that
+        bound the rank holds the slot, and rank 0 gives it no new work until
+        a call returns.  Either way a warning says so at once.
+        """
         now = time.perf_counter()
         nxt = now + 1.0
         expired = []
@@ -78,13 +88,25 @@ class JobRunner:
                 if deadline <= now:
                     del self._timed[tid]
                     job.timed_out = True
+                    if self._abandoned < self.max_abandoned:
+                        job.replaced = True
+                        self._abandoned += 1
+                        self._running -= 1  # the slot goes on with other work
                     expired.append(job)
                 else:
                     nxt = min(nxt, deadline)
         for job in expired:
-            exc = TimeoutError(f"task {job.name!r} ran longer than its timeout of {job.policy[2]:g} s on "
-                               f"rank {self.rank} ({self.host}); the call was abandoned and this rank "
-                               "takes no new tasks until it returns")
+            where = f"rank {self.rank} ({self.host})"
+            if job.replaced:
+                then = (f"the call could not be stopped and goes on in the background; {where} runs "
+                        f"other tasks in a replacement slot ({self._abandoned} abandoned call(s) "
+                        f"running there, at most {self.max_abandoned})")
+            else:
+                then = (f"the call could not be stopped and goes on; {where} already runs "
+                        f"{self.max_abandoned} abandoned calls, so it takes no new tasks until one returns")
+            exc = TimeoutError(f"task {job.name!r} ran longer than its timeout of {job.policy[2]:g} s "
+                               f"on {where}; {then}")
+            log.warning("%s", exc)
             self._done.append(("timeout", job, self._error_info(job, exc), self._retryable(job, exc)))
         if expired:
             self.transport.wakeup()
@@ -122,7 +144,11 @@ class JobRunner:
         while True:
             self._execute(job)
             with self._jobs_lock:
-                if runq and self._running <= self.slots and not self._preempt_until \
+                if job.replaced:  # timed out: a replacement took this slot; this thread goes
+                    self._abandoned -= 1
+                    self._threads_busy -= 1
+                    job = None
+                elif runq and self._running <= self.slots and not self._preempt_until \
                         and not runq[0].suspect:  # (the comm thread announces those)
                     job = runq.popleft()
                 else:

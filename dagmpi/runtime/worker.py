@@ -60,6 +60,10 @@ class Worker(JobRunner, Client):
         #: Seconds between checkpoint files (``checkpoint_interval``).
         self.checkpoint_interval = 2.0
         self._timed: dict[int, tuple[float, _Job]] = {}  # running jobs with a timeout: deadline
+        #: Timed-out calls still running whose slots were given to replacements (see
+        #: ``JobRunner._check_timeouts``), and the most of them this rank allows.
+        self._abandoned = 0
+        self.max_abandoned = 16
         self._retry_types: dict[bytes, Any] = {}
         self._failed_here: dict[int, None] = {}  # recent failures here (bounded, oldest dropped)
         #: Tasks this rank gave back to rank 0 (stolen, or their input died), until
@@ -260,10 +264,11 @@ class Worker(JobRunner, Client):
         if kind == "timeout":  # the monitor gave up on it; the call goes on
             self._note_failed(job.id)
             self._drop_waiters(self._local_waits.pop(job.id, None))
-            self._send(SCHEDULER, msg.Failed(job.id, a, b, True))
+            self._send(SCHEDULER, msg.Failed(job.id, a, b, not job.replaced))
             return
         if kind == "late":  # a call already reported as timed out returned; drop its result
-            self._send(SCHEDULER, msg.LateReturn())
+            if not job.replaced:  # it held its slot: rank 0 may give this rank work again
+                self._send(SCHEDULER, msg.LateReturn())
             return
         self.tasks_run += 1
         waiters = self._local_waits.pop(job.id, None)
@@ -326,10 +331,23 @@ class Worker(JobRunner, Client):
             os.kill(os.getpid(), signal.SIGKILL)
         elif kind is msg.Preempt:
             self._preempt_until = time.monotonic() + m.grace
+        elif kind is msg.Resize:
+            self._resize(m.slots, m.resources)
         elif kind is msg.Stop:
             self._stopping = True
         else:
             raise RuntimeError(f"rank {self.rank}: unknown message {m!r} from rank {src}")
+
+    def _resize(self, slots: int, resources: str) -> None:
+        """New slots and resources (the script's ``init()``, before any task): say hello again."""
+        from ..gpu import devices
+
+        res, gpus = devices.offers(slots, resources)
+        with self._jobs_lock:
+            self.slots = slots
+        self.gpus = list(gpus)
+        self.offers = {"cpu": slots, "gpu": len(self.gpus), "gpu_ids": self.gpus, **res, "pid": os.getpid()}
+        self._send(SCHEDULER, msg.Hello(self.slots, self.host, self.offers))
 
     def _checkpoint_writer(self) -> Any:
         if self._writer is None:

@@ -561,6 +561,10 @@ class MPITransport(Transport):
 
     # ---------------------------------------------------------------- end
 
+    def allgather(self, obj: Any) -> list:
+        """Collective over every rank (start-up only, before any other traffic)."""
+        return self.world.allgather(obj)
+
     def close(self) -> None:
         self.flush()
         if self._bell is not None:

@@ -24,7 +24,7 @@ def test_keyword_overrides_environment():
 
 
 def test_unknown_keyword_lists_valid_ones():
-    with pytest.raises(TypeError, match="unknown dagmpi option.*prefech.*valid options are.*prefetch"):
+    with pytest.raises(TypeError, match="unknown dagmpi setting.*prefech .did you mean prefetch.*valid settings are.*prefetch"):
         Config.from_sources({"prefech": 1}, environ={})
 
 
