@@ -188,6 +188,10 @@ def test_the_exit_status_survives_the_death_of_every_worker(ompi, tmp_path):
 def test_without_ulfm_a_dead_rank_ends_the_open_mpi_job(ompi, tmp_path):
     res = run_ompi(ompi, "rank_death.py", 3, ["kill", tmp_path], timeout=60, ulfm=False)
     assert res.returncode != 0, res
+    # the launcher's SIGTERM to the survivors is not a preemption: say which rank died
+    assert "died; without ULFM the MPI library ends the whole job" in res.stderr, res
+    assert "worker rank 1" in res.stderr or "worker rank 2" in res.stderr, res
+    assert "preempted" not in res.stderr, res
 
 
 @pytest.mark.mpi
