@@ -113,6 +113,8 @@ class Client:
         self._watch: dict[int, Any] = {}
         self._pulls: dict[int, _Pull] = {}
         self._waiters: dict[int, Any] = {}  # task id -> _Waiter(s) (see :func:`_add_one`)
+        #: what a thread waits for (see :meth:`_wait_until`) -> its wake-up Event(s)
+        self._sleepers: dict[Any, Any] = {}
         self._retry_on_cache: dict[tuple, bytes] = {}
         self._reader: Any = None  # checkpoint reader, made on first restored value
         #: Retries of a task that gives no ``retries=`` (``DAGMPI_RETRIES``).
@@ -128,14 +130,58 @@ class Client:
     def wakeup(self) -> None:  # overridden: interrupt the communication loop
         pass
 
-    def _wait_until(self, predicate: Callable[[], bool], timeout: Optional[float]) -> bool:
-        """Block until ``predicate()`` holds (it is re-checked on each delivery).
+    def _wait_until(self, predicate: Callable[[], bool], timeout: Optional[float], key: Any = None) -> bool:
+        """Block until ``predicate()`` holds.
 
-        Subclasses override this to make the waiting thread drive the rank's
-        communication itself, which saves a thread wake-up per message.
+        ``key`` names what the caller waits for (a task id, or the ``id()`` of a
+        waiter or pull group): only a delivery for that key wakes this thread, so
+        hundreds of tasks blocked in nested fetches on one rank do not all wake on
+        every delivery (a broadcast costs O(blocked) thread switches per message).
+        ``key=None`` wakes on every delivery.  Subclasses override this to make
+        the waiting thread drive the rank's communication itself, which saves a
+        thread wake-up per message.
         """
-        with self._cond:
-            return self._cond.wait_for(predicate, timeout)
+        cond = self._cond
+        with cond:
+            if predicate():
+                return True
+            if timeout is not None and timeout <= 0:
+                return False
+            bell = threading.Event()
+            _add_one(self._sleepers, key, bell)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while True:
+                bell.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                with cond:
+                    if predicate():
+                        return True
+                    if deadline is not None and time.monotonic() >= deadline:
+                        return False
+                    bell.clear()
+        finally:
+            with cond:
+                _drop_one(self._sleepers, key, bell)
+
+    def _ring(self, keys: Iterable[Any]) -> None:
+        """Wake the threads waiting for ``keys`` and those waiting for anything (hold ``_cond``)."""
+        sleepers = self._sleepers
+        if not sleepers:
+            return
+        for k in keys:
+            cur = sleepers.get(k)
+            if cur is not None:
+                for bell in (cur if type(cur) is list else (cur,)):
+                    bell.set()
+        cur = sleepers.get(None)
+        if cur is not None:
+            for bell in (cur if type(cur) is list else (cur,)):
+                bell.set()
+
+    def _ring_all(self) -> None:
+        for cur in self._sleepers.values():
+            for bell in (cur if type(cur) is list else (cur,)):
+                bell.set()
 
     # -------------------------------------------------------------- spawn
 
@@ -275,7 +321,7 @@ class Client:
             return
         self.watch(task)
         with self._blocking():
-            ok = self._wait_until(lambda: task._state != PENDING, timeout)
+            ok = self._wait_until(lambda: task._state != PENDING, timeout, task.id)
         if not ok:
             raise TimeoutError(f"{task!r} did not finish within {timeout} s")
 
@@ -287,7 +333,7 @@ class Client:
         if not waiter.done:
             try:
                 with self._blocking():
-                    self._wait_until(lambda: waiter.done, timeout)
+                    self._wait_until(lambda: waiter.done, timeout, id(waiter))
             finally:
                 with self._cond:
                     self._drop_waiter(waiter)
@@ -313,7 +359,7 @@ class Client:
                     if left is not None and left <= 0:
                         raise TimeoutError(f"{len(by_id)} task(s) unfinished after {timeout} s")
                     with self._blocking():
-                        self._wait_until(lambda: bool(waiter.ended), left)
+                        self._wait_until(lambda: bool(waiter.ended), left, id(waiter))
                     continue
                 with self._cond:
                     ended, waiter.ended = waiter.ended, []
@@ -438,7 +484,7 @@ class Client:
             self._outq.append(msg.Pull(rid, task.id, task._owner))
         self.wakeup()
         with self._blocking():
-            ok = self._wait_until(lambda: group.left == 0, timeout)
+            ok = self._wait_until(lambda: group.left == 0, timeout, id(group))
         if not ok:
             late = [t for _, r, t in reqs if not r.done]
             raise TimeoutError(f"the value of {late[0]!r} did not arrive within {timeout} s")
@@ -477,6 +523,10 @@ class Client:
                         for w in _pop_all(all_waiters, task_id):
                             w.ids.discard(task_id)
                             w.hit(task_id, error is not None)
+                            if self._sleepers:
+                                self._ring((id(w),))
+            if self._sleepers:
+                self._ring([e[0] for e in ends])
             self._cond.notify_all()
 
     def _request_value(self, owner: Any, task_id: int, rid: int) -> None:
@@ -501,6 +551,7 @@ class Client:
                 if req.owner == rank:
                     del self._pulls[rid]
                     req.finish(False, LOST, None)
+            self._ring_all()
             self._cond.notify_all()
 
     def _checkpoint_reader(self) -> Any:
@@ -524,6 +575,8 @@ class Client:
             if req is None:
                 return
             req.finish(ok, payload, buffers)
+            if self._sleepers and req.group.left == 0:
+                self._ring((id(req.group),))
             self._cond.notify_all()
 
     def _fail_all(self, error: Any) -> None:
@@ -536,6 +589,7 @@ class Client:
                     w.hit(tid, True)
             for rid in list(self._pulls):
                 self._pulls.pop(rid).finish(False, error, None)
+            self._ring_all()
             self._cond.notify_all()
 
 
@@ -553,6 +607,17 @@ def _add_one(d: dict, key: int, item: Any) -> bool:
     elif cur is not item:
         d[key] = [cur, item]
     return False
+
+
+def _drop_one(d: dict, key: Any, item: Any) -> None:
+    """Remove one ``item`` from ``key`` of a dict of :func:`_add_one`."""
+    cur = d.get(key)
+    if cur is item:
+        del d[key]
+    elif type(cur) is list:
+        cur.remove(item)
+        if len(cur) == 1:
+            d[key] = cur[0]
 
 
 def _pop_all(d: dict, key: int) -> Any:

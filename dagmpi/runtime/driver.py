@@ -183,11 +183,11 @@ class Driver(Client):
             self._leader = False
             self._lead.notify_all()
 
-    def _wait_until(self, predicate: Callable[[], bool], timeout: Optional[float]) -> bool:
+    def _wait_until(self, predicate: Callable[[], bool], timeout: Optional[float], key: Any = None) -> bool:
         if predicate():
             return True
         if threading.current_thread() is self._thread or self._finished:
-            return super()._wait_until(predicate, timeout)
+            return super()._wait_until(predicate, timeout, key)
         lead = self._lead
         deadline = None if timeout is None else time.monotonic() + timeout
         with lead:
@@ -220,7 +220,8 @@ class Driver(Client):
                 lead.notify_all()
         if predicate():
             return True
-        return super()._wait_until(predicate, None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return super()._wait_until(predicate, None if deadline is None else max(0.0, deadline - time.monotonic()),
+                                   key)
 
     def joined(self, timeout: Optional[float] = 60.0) -> dict[int, dict]:
         """Wait until every worker has said hello; return rank -> what it offers."""

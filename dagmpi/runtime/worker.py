@@ -167,11 +167,11 @@ class Worker(JobRunner, Client):
                 break
         self._flush()
 
-    def _wait_until(self, predicate: Callable[[], bool], timeout: Optional[float]) -> bool:
+    def _wait_until(self, predicate: Callable[[], bool], timeout: Optional[float], key: Any = None) -> bool:
         """A task running inline on the comm thread waits by driving the loop
         itself (nested); jobs that arrive meanwhile go to executor threads."""
         if threading.current_thread() is not self._comm_thread:
-            return super()._wait_until(predicate, timeout)
+            return super()._wait_until(predicate, timeout, key)
         deadline = None if timeout is None else time.monotonic() + timeout
         self._nested += 1
         try:
