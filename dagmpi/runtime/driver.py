@@ -234,7 +234,11 @@ class Driver(Client):
 
     def resize_workers(self, slots: int, resources: str, timeout: float = 60.0) -> None:
         """Give every worker rank new ``slots``/``resources`` (before any task was spawned)
-        and wait for their new offers."""
+        and wait for their new offers.
+
+        The first hellos are awaited before the old offers are dropped: a first hello still in
+        flight would otherwise be taken for the answer to the resize."""
+        self.joined(timeout)
         with self._cond:
             for r in self.worker_ranks - self.dead:
                 self.offers.pop(r, None)
