@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, Iterable, Iterator, NamedTuple, Optional, Union, overload
 
+from .errors import is_task_failure
 from .runtime import context
 from .options import DEFAULT_OPTIONS, Options
 from .task import Task
@@ -49,16 +50,21 @@ def fetch(x: Any, timeout: Optional[float] = None) -> Any:
     input failed raises :class:`~dagmpi.errors.UpstreamError`).  Inside a
     task, the waiting task gives its slot back so other tasks can run.
     """
-    if isinstance(x, Task):
-        return x._client.fetch(x, timeout)
-    if isinstance(x, (list, tuple)):
-        bad = [i for i, t in enumerate(x) if not isinstance(t, Task)]
-        if bad:
-            raise TypeError(f"fetch() got a {type(x).__name__} whose item {bad[0]} is a "
-                            f"{type(x[bad[0]]).__name__}, not a Task")
-        if not x:
-            return []
-        return x[0]._client.fetch_many(list(x), timeout)
+    try:
+        if isinstance(x, Task):
+            return x._client.fetch(x, timeout)
+        if isinstance(x, (list, tuple)):
+            bad = [i for i, t in enumerate(x) if not isinstance(t, Task)]
+            if bad:
+                raise TypeError(f"fetch() got a {type(x).__name__} whose item {bad[0]} is a "
+                                f"{type(x[bad[0]]).__name__}, not a Task")
+            if not x:
+                return []
+            return x[0]._client.fetch_many(list(x), timeout)
+    except BaseException as exc:
+        if is_task_failure(exc):  # the task's own error: how dagmpi delivered it is no news
+            raise exc.with_traceback(None)
+        raise
     raise TypeError(f"fetch() expects a Task or a list/tuple of Tasks, got {type(x).__name__}")
 
 

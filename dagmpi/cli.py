@@ -24,6 +24,8 @@ import time
 import traceback
 from typing import Optional
 
+from .errors import format_user_traceback
+
 from .config import LEVELS
 from .runtime import context
 
@@ -132,8 +134,11 @@ def _run_driver(ns: argparse.Namespace) -> int:
             rt.transport.abort(EXIT_INTERRUPTED)
         context.abandon()
         return EXIT_INTERRUPTED
-    except BaseException:
-        sys.stderr.write("".join(traceback.format_exc()))
+    except BaseException as exc:
+        # the user's frames: the launcher's, runpy's and dagmpi's own are left out
+        # (DAGMPI_LOG_LEVEL=DEBUG shows them)
+        debug = os.environ.get("DAGMPI_LOG_LEVEL", "").upper() == "DEBUG"
+        sys.stderr.write(traceback.format_exc() if debug else format_user_traceback(exc))
         sys.stderr.write("dagmpi: the script raised on rank 0; aborting all ranks\n")
         sys.stderr.flush()
         if rt is not None and rt.mode == "mpi":

@@ -52,6 +52,10 @@ class Config:
     memory_limit: str = "auto"
     #: Folder for spilled values ("" = ``$TMPDIR``, else the system's temporary folder).
     spill_dir: str = ""
+    #: Seconds every MPI rank waits at start-up for all the others to start dagmpi; a rank
+    #: that failed or exited before it (a broken environment on one node, a crashed
+    #: import) ends the job after this wait, with a message naming it, instead of a hang.
+    join_timeout: float = 60.0
     #: Log level of the ``dagmpi`` logger when dagmpi configures logging (launcher only).
     log_level: str = "WARNING"
 
@@ -124,8 +128,11 @@ class Config:
             raise ValueError(f"gc_threshold must be >= 0 (0: Python's default), not {self.gc_threshold}")
         if self.spin_time < 0 and self.spin_time != -1:
             raise ValueError(f"spin_time must be >= 0 seconds (or -1 for automatic), not {self.spin_time}")
+        if not self.join_timeout > 0:
+            raise ValueError(f"join_timeout must be > 0 seconds, not {self.join_timeout}")
         if not self.poll_max > 0:
             raise ValueError(f"poll_max must be > 0 seconds, not {self.poll_max}")
+        parse_memory_limit(self.memory_limit)  # raises a ValueError naming the setting
 
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes)
@@ -141,6 +148,30 @@ def _coerce(raw: Any, typ: Any, source: str) -> Any:
         return str(raw)
     except (TypeError, ValueError):
         raise ValueError(f"{source} must be {typ}, got {raw!r}") from None
+
+
+#: Units of sizes such as ``memory_limit="4GiB"`` (as in ``Options.resources``).
+_SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
+               "t": 10**12, "tb": 10**12, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
+
+
+def parse_memory_limit(text: str) -> Optional[int]:
+    """Bytes of a ``memory_limit`` setting: ``None`` for "auto", 0 for no limit ("0"),
+    else the size ("4GiB", "500MB", "1.5 GB", or a whole number of bytes).
+
+    Raises :class:`ValueError` naming the setting and giving an example.
+    """
+    import re
+
+    given = str(text).strip()
+    if given.lower() == "auto":
+        return None
+    m = re.fullmatch(r"([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)", given)
+    unit = m.group(2).lower() if m else ""
+    if not m or unit not in _SIZE_UNITS or (not unit and not m.group(1).isdigit()):
+        raise ValueError(f"memory_limit (DAGMPI_MEMORY_LIMIT) must be 'auto', '0' (no limit) or a size "
+                         f"such as '4GiB' or '500MB', not {text!r}")
+    return int(float(m.group(1)) * _SIZE_UNITS[unit])
 
 
 #: Log levels ``log_level`` / ``DAGMPI_LOG_LEVEL`` accepts.

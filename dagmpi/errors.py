@@ -6,11 +6,15 @@ the formatted traceback, rank and host).  ``fetch`` on the caller's side calls
 :func:`raise_error`, which re-raises the *original* exception type with
 ``__cause__`` set to a :class:`RemoteTraceback` holding the remote traceback,
 the way ``mpi4py.futures`` does, plus a note naming the task, rank and host.
+The remote traceback starts at the task's own function
+(:func:`from_task_function`): the frames by which dagmpi called it are left out.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, NoReturn, Optional
 
 
@@ -52,6 +56,32 @@ class RemoteTraceback(Exception):
 
 class SerializationError(DagmpiError, TypeError):
     """A function, argument or result cannot be pickled (or unpickled)."""
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _in_dagmpi(tb: TracebackType) -> bool:
+    return os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_PACKAGE_DIR)
+
+
+def from_task_function(tb: Optional[TracebackType], runner: str) -> Optional[TracebackType]:
+    """The traceback ``tb`` of a task's exception, from the task's function on.
+
+    Its leading frames of the dagmpi package are dropped when the last of them is
+    in the file ``runner`` (the code that calls task functions), so the user's
+    own frames come first.  When dagmpi raised before or after it called the
+    task's function (loading the function or its arguments, pickling its
+    result), or when no frame is the user's, ``tb`` is returned whole: those
+    frames then say what failed.
+    """
+    last_ours, first = None, tb
+    while first is not None and _in_dagmpi(first):
+        last_ours, first = first, first.tb_next
+    if first is None or last_ours is None or \
+            os.path.abspath(last_ours.tb_frame.f_code.co_filename) != os.path.abspath(runner):
+        return tb
+    return first
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +144,37 @@ def build_exception(info: Any) -> BaseException:
     if isinstance(info, BaseException):
         return info
     return TaskError(str(info))
+
+
+def is_task_failure(exc: BaseException) -> bool:
+    """``exc`` is a task's failure as :func:`build_exception` made it (it carries the
+    remote traceback, or says an upstream task failed)."""
+    return isinstance(exc.__cause__, RemoteTraceback) or isinstance(exc, UpstreamError)
+
+
+def _hidden(filename: str) -> bool:
+    return filename.startswith("<frozen runpy") or os.path.abspath(filename).startswith(_PACKAGE_DIR)
+
+
+def format_user_traceback(exc: BaseException) -> str:
+    """``exc`` formatted as Python does, with dagmpi's own frames (and runpy's) left
+    out of every traceback in its chain, so the user's code is what shows.  A
+    traceback with no frame of the user's (a failure inside dagmpi) stays whole."""
+    import traceback
+
+    top = traceback.TracebackException.from_exception(exc)
+    seen: set[int] = set()
+    todo = [top]
+    while todo:
+        te = todo.pop()
+        if te is None or id(te) in seen:
+            continue
+        seen.add(id(te))
+        kept = [f for f in te.stack if not _hidden(f.filename)]
+        if kept and len(kept) < len(te.stack):
+            te.stack = traceback.StackSummary.from_list(kept)
+        todo += [te.__cause__, te.__context__]
+    return "".join(top.format())
 
 
 def raise_error(info: Any) -> NoReturn:

@@ -11,15 +11,25 @@
   attributes of user objects), are written as *persistent ids*: they become the
   task's dependencies, and on the worker they are replaced by the values of
   those tasks.
+* Code pickled by value (the user's own functions and classes) keeps its real
+  file name, which cloudpickle replaces with ``"<dynamic-code>"``, and a
+  pickled function carries the source lines of its code, which fill
+  ``linecache`` on a rank that cannot read the file: a remote traceback shows
+  the user's file, line and source text (:func:`_reduce_code`,
+  :class:`_FunctionPickler`).
 """
 
 from __future__ import annotations
 
 import io
 import itertools
+import linecache
+import os
 import pickle
 import sys
 import threading
+import types
+from collections import ChainMap
 from typing import Any, Callable, Optional, Union
 
 import cloudpickle
@@ -32,7 +42,107 @@ PROTOCOL = 5
 Buffers = Union[list, tuple]  # pickle.PickleBuffer objects (any buffer-protocol object on load)
 
 
-class _ArgPickler(cloudpickle.CloudPickler):
+#: cloudpickle's reducer of code objects, which :func:`_reduce_code` wraps (None: a
+#: cloudpickle that reduces code another way; file names are then as it leaves them)
+_CLOUD_CODE_REDUCE = cloudpickle.Pickler.dispatch_table.get(types.CodeType)
+
+
+def _reduce_code(code: types.CodeType, source: Optional[tuple[int, list[str]]] = None) -> Any:
+    """Reduce ``code`` as cloudpickle does, and give it its real file name back.
+
+    cloudpickle writes ``"<dynamic-code>"`` as the file name of code it pickles by
+    value, so a traceback on another rank would name no file and show no source.
+    The code is rebuilt as cloudpickle builds it, then renamed
+    (:func:`_rebuild_code`), whatever position the name has among the
+    constructor's arguments.  Nested code objects (inner functions, lambdas,
+    comprehensions) are in ``co_consts``, and come through here too.
+    """
+    rv = _CLOUD_CODE_REDUCE(code)
+    if not (isinstance(rv, tuple) and len(rv) == 2):  # not (constructor, args): leave it
+        return rv
+    return _rebuild_code, (rv[0], rv[1], code.co_filename, source)
+
+
+class _Pickler(cloudpickle.Pickler):
+    """A cloudpickler whose code objects keep their real ``co_filename``."""
+
+    if _CLOUD_CODE_REDUCE is not None:
+        dispatch_table = ChainMap({types.CodeType: _reduce_code}, *cloudpickle.Pickler.dispatch_table.maps)
+
+
+class _FunctionPickler(_Pickler):
+    """:class:`_Pickler` whose code objects also carry the source lines they span
+    (functions are pickled once each, by :class:`FunctionCache`), unless an
+    enclosing code object of the same pickle carries them already; the receiver
+    puts them in ``linecache`` when it cannot read the file (:func:`_fill_linecache`)."""
+
+    def __init__(self, file: io.BytesIO) -> None:
+        if _CLOUD_CODE_REDUCE is not None:
+            # an instance attribute, to bind self (the C pickler reads it in __init__)
+            self.dispatch_table = ChainMap({types.CodeType: self._reduce_code},
+                                           *cloudpickle.Pickler.dispatch_table.maps)
+        super().__init__(file, protocol=PROTOCOL)
+        self._spans: dict[str, list[tuple[int, int]]] = {}  # file -> line ranges already shipped
+
+    def _reduce_code(self, code: types.CodeType) -> Any:
+        return _reduce_code(code, self._source_of(code))
+
+    def _source_of(self, code: types.CodeType) -> Optional[tuple[int, list[str]]]:
+        """``(first line number, lines)`` of the source ``code`` spans, or None
+        (no source here, or already shipped with an enclosing code object)."""
+        filename = code.co_filename
+        first = code.co_firstlineno
+        last = max((line for _, _, line in code.co_lines() if line is not None), default=first)
+        spans = self._spans.setdefault(filename, [])
+        if any(a <= first and last <= b for a, b in spans):
+            return None
+        lines = linecache.getlines(filename)
+        if len(lines) < first:  # (none: "<stdin>", "<string>", a file gone)
+            return None
+        spans.append((first, last))
+        return first, lines[first - 1:last]
+
+
+def _rebuild_code(make: Callable, args: tuple, filename: str,
+                  source: Optional[tuple[int, list[str]]]) -> types.CodeType:
+    """Unpickle a code object reduced by :func:`_reduce_code`."""
+    code = make(*args)
+    if source is not None:
+        _fill_linecache(filename, *source)
+    return code.replace(co_filename=filename) if code.co_filename != filename else code
+
+
+_FILLED: set[str] = set()  # files whose linecache entry this module made
+_FILL_LOCK = threading.Lock()
+
+
+def _fill_linecache(filename: str, first: int, lines: list[str]) -> None:
+    """Put ``lines`` (from line ``first`` on) of ``filename`` in ``linecache``,
+    unless this process can read the file, or linecache was given its lines by
+    another (a notebook cell, a module loader).  The entry's mtime is None, so
+    ``linecache.checkcache`` keeps it; the lines of other functions of the same
+    file are added to it as they arrive, and the lines between are blank."""
+    with _FILL_LOCK:
+        entry = linecache.cache.get(filename)
+        ours = filename in _FILLED and entry is not None and len(entry) == 4 and entry[1] is None
+        if not ours:
+            if entry is not None and len(entry) == 4 and entry[1] is None:
+                return  # registered here by another (a notebook cell, a module loader)
+            try:
+                if os.path.isfile(filename) and os.access(filename, os.R_OK):
+                    return  # linecache reads the file itself
+            except (OSError, ValueError):
+                pass
+        have = list(entry[2]) if ours else []
+        end = first - 1 + len(lines)
+        if len(have) < end:
+            have.extend(["\n"] * (end - len(have)))
+        have[first - 1:end] = lines
+        linecache.cache[filename] = (sum(map(len, have)), None, have, filename)
+        _FILLED.add(filename)
+
+
+class _ArgPickler(_Pickler):
     """Cloudpickler that records ``Task`` arguments as dependencies."""
 
     def __init__(self, file: io.BytesIO, buffers: list) -> None:
@@ -224,7 +334,9 @@ def dump_value(value: Any) -> tuple[bytes, Buffers]:
     if type(value) in _SIMPLE:  # the C pickler: several times cheaper than cloudpickle's
         return pickle.dumps(value, PROTOCOL), buffers
     try:
-        data = cloudpickle.dumps(value, protocol=PROTOCOL, buffer_callback=buffers.append)
+        with io.BytesIO() as f:
+            _Pickler(f, protocol=PROTOCOL, buffer_callback=buffers.append).dump(value)
+            data = f.getvalue()
     except Exception as exc:
         raise SerializationError(
             f"a value of type {type(value).__name__} cannot be pickled to move it to another rank: {exc}"
@@ -238,9 +350,12 @@ def load_value(payload: Any, buffers: Any) -> Any:
 
 
 def dump_function(fn: Callable) -> bytes:
-    """Cloudpickle a callable, with a clear error when it cannot be."""
+    """Cloudpickle a callable, with a clear error when it cannot be.  Code pickled
+    by value keeps its file name and carries its source lines (:class:`_FunctionPickler`)."""
     try:
-        return cloudpickle.dumps(fn, protocol=PROTOCOL)
+        with io.BytesIO() as f:
+            _FunctionPickler(f).dump(fn)
+            return f.getvalue()
     except Exception as exc:
         name = getattr(fn, "__qualname__", type(fn).__name__)
         raise SerializationError(

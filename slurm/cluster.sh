@@ -1,15 +1,27 @@
 #!/usr/bin/env bash
-# A one-node Slurm cluster for tests: slurm/cluster.sh start|stop|status
+# A one-node Slurm cluster for tests: slurm/cluster.sh start|stop|status|env
 #
 # Needs Debian's slurmctld slurmd slurm-client munge (apt-get install -y --no-install-recommends
 # slurmctld slurmd slurm-client munge), root, no systemd.  Two partitions: "debug" (low
 # priority, preemptable by requeue) and "urgent" (preempts debug).  A requeued job restarts in
-# ~6 s (AuthInfo=cred_expire=5, sched_interval=1).  State lives under $DAGMPI_SLURM_DIR
-# (default /tmp/dagmpi-slurm).
+# ~6 s (AuthInfo=cred_expire=5, sched_interval=1).
+#
+# What it writes:
+# - Everything of its own under $DAGMPI_SLURM_DIR (default /tmp/dagmpi-slurm): slurm.conf,
+#   the epilog, state, spool, logs and pid files (and munged's log, seed and pid file when it
+#   starts munged).  The daemons it starts and the commands it runs find the config through
+#   SLURM_CONF=$DAGMPI_SLURM_DIR/slurm.conf; so must yours: eval "$(slurm/cluster.sh env)".
+# - Nothing under /etc/slurm: a system slurm.conf there is neither read nor touched.
+# - munge: the key /etc/munge/munge.key is created (owned by munge, mode 0400) only if it
+#   is missing; an existing key is used as it is.  munged is started only if none is running
+#   (socket /run/munge/munge.socket.2, which Slurm's auth/munge uses; /run/munge is created),
+#   and "stop" stops only a munged that "start" started.
 set -euo pipefail
 DIR=${DAGMPI_SLURM_DIR:-/tmp/dagmpi-slurm}
-CONF=/etc/slurm/slurm.conf
+CONF=$DIR/slurm.conf
+RUN=$DIR/run
 CPUS=${DAGMPI_SLURM_CPUS:-4}
+export SLURM_CONF=$CONF
 
 wait_for() {  # wait_for SECONDS CMD...: until CMD succeeds
     local t=$1; shift
@@ -17,18 +29,35 @@ wait_for() {  # wait_for SECONDS CMD...: until CMD succeeds
     echo "cluster.sh: timed out waiting for: $*" >&2; return 1
 }
 
+alive() {  # alive PIDFILE: the process it names runs
+    [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+}
+
+start_daemon() {  # start_daemon NAME PIDFILE CMD...: start NAME unless ours already runs
+    local name=$1 pidfile=$2; shift 2
+    alive "$pidfile" && return 0
+    if pgrep -x "$name" >/dev/null; then
+        echo "cluster.sh: a $name not started by this script is running (pid $(pgrep -x "$name" | head -1));" \
+             "stop it first: this cluster would talk to it" >&2
+        exit 1
+    fi
+    "$@"
+}
+
 start() {
     for b in slurmctld slurmd munged sbatch; do
         command -v "$b" >/dev/null || [ -x "/usr/sbin/$b" ] || { echo "cluster.sh: $b not installed" >&2; exit 3; }
     done
-    mkdir -p "$DIR"/{state,spool,log} /etc/slurm /run/munge
-    if [ ! -s /etc/munge/munge.key ]; then
+    mkdir -p "$DIR"/{state,spool,log} "$RUN" "$DIR/munge" /run/munge
+    chown munge:munge /run/munge "$DIR/munge"
+    chmod 0700 "$DIR/munge"
+    if [ ! -s /etc/munge/munge.key ]; then  # (an existing key is left as it is)
         mkdir -p /etc/munge
         (mungekey --create --keyfile=/etc/munge/munge.key 2>/dev/null || \
          dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key 2>/dev/null)
+        chown munge:munge /etc/munge /etc/munge/munge.key
+        chmod 0400 /etc/munge/munge.key
     fi
-    chown -R munge:munge /etc/munge /run/munge /var/lib/munge /var/log/munge 2>/dev/null || true
-    chmod 0400 /etc/munge/munge.key
     cat > "$DIR/epilog.sh" <<'EPI'
 #!/bin/sh
 # A hard-killed MPICH job that is requeued reuses its job id and would hang on its stale shm file.
@@ -41,6 +70,7 @@ exit 0
 EPI
     chmod +x "$DIR/epilog.sh"
     cat > "$CONF" <<CONF
+# written by slurm/cluster.sh (a one-node test cluster); used through SLURM_CONF=$CONF
 ClusterName=dagmpi-test
 SlurmctldHost=localhost
 AuthType=auth/munge
@@ -65,8 +95,8 @@ PreemptMode=REQUEUE
 Epilog=$DIR/epilog.sh
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool
-SlurmctldPidFile=/run/slurmctld.pid
-SlurmdPidFile=/run/slurmd.pid
+SlurmctldPidFile=$RUN/slurmctld.pid
+SlurmdPidFile=$RUN/slurmd.pid
 SlurmctldLogFile=$DIR/log/slurmctld.log
 SlurmdLogFile=$DIR/log/slurmd.log
 AccountingStorageType=accounting_storage/none
@@ -76,23 +106,27 @@ NodeName=localhost CPUs=$CPUS State=UNKNOWN
 PartitionName=debug  Nodes=localhost Default=YES PriorityTier=1  PreemptMode=REQUEUE GraceTime=0 MaxTime=INFINITE State=UP
 PartitionName=urgent Nodes=localhost PriorityTier=10 PreemptMode=OFF MaxTime=INFINITE State=UP
 CONF
-    pgrep -x munged >/dev/null || runuser -u munge -- /usr/sbin/munged
+    if ! pgrep -x munged >/dev/null; then  # (a running munged, ours or the system's, serves us)
+        runuser -u munge -- /usr/sbin/munged --pid-file="$DIR/munge/munged.pid" \
+            --log-file="$DIR/munge/munged.log" --seed-file="$DIR/munge/munged.seed"
+    fi
     wait_for 20 sh -c 'munge -n | unmunge'
-    pgrep -x slurmctld >/dev/null || /usr/sbin/slurmctld
+    start_daemon slurmctld "$RUN/slurmctld.pid" /usr/sbin/slurmctld -f "$CONF"
     wait_for 30 scontrol ping
-    pgrep -x slurmd >/dev/null || /usr/sbin/slurmd -N localhost
+    start_daemon slurmd "$RUN/slurmd.pid" /usr/sbin/slurmd -f "$CONF" -N localhost
     wait_for 30 sh -c 'sinfo -h -N -o %T | grep -qE "idle|mixed|allocated"'
     scontrol update nodename=localhost state=resume >/dev/null 2>&1 || true
-    echo "slurm cluster up (partitions: debug, urgent)"
+    echo "slurm cluster up (partitions: debug, urgent); for its commands: export SLURM_CONF=$CONF"
 }
 
 stop() {
-    for f in /run/slurmd.pid /run/slurmctld.pid /run/munge/munged.pid; do
+    for f in "$RUN/slurmd.pid" "$RUN/slurmctld.pid" "$DIR/munge/munged.pid"; do
         [ -s "$f" ] || continue
         pid=$(cat "$f")
         kill -TERM "$pid" 2>/dev/null || true
         for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$pid" 2>/dev/null || true
+        rm -f "$f"
     done
     rm -rf "$DIR/state"
     echo "slurm cluster stopped"
@@ -101,6 +135,7 @@ stop() {
 case "${1:-}" in
     start) start ;;
     stop) stop ;;
-    status) sinfo; squeue ;;
-    *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+    status) echo "SLURM_CONF=$CONF"; sinfo; squeue ;;
+    env) echo "export SLURM_CONF=$CONF" ;;
+    *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
 esac

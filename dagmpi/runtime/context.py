@@ -16,8 +16,10 @@ import atexit
 import gc
 import logging
 import os
+import signal
 import sys
 import threading
+import time
 import traceback
 from typing import Any, Optional
 
@@ -185,6 +187,7 @@ def _resize_workers(rt: "_Runtime", driver: Any) -> None:
 def _start_embedded(config: Config) -> _Runtime:
     from .driver import Driver
     from ..transport.inproc import InprocHub
+    from .spill import resolve_limit
     from .worker import Worker
 
     n = config.workers
@@ -200,7 +203,8 @@ def _start_embedded(config: Config) -> _Runtime:
         # in-process workers share this node's GPUs and memory like n local ranks
         env = {**os.environ, "MPI_LOCALRANKID": str(r - 1), "MPI_LOCALNRANKS": str(n)}
         res, gpus = devices.offers(slots, config.resources, env)
-        w = Worker(hub.endpoints[r], ranks, slots=slots, resources=res, gpus=gpus)
+        w = Worker(hub.endpoints[r], ranks, slots=slots, resources=res, gpus=gpus,
+                   memory_limit=resolve_limit(config.memory_limit, env), spill_dir=config.spill_dir)
         w.default_retries = config.retries
         w.checkpoint_interval = config.checkpoint_interval
         t = threading.Thread(target=_serve_inproc, args=(w,), name=f"dagmpi-worker{r}", daemon=True)
@@ -255,16 +259,56 @@ def _serve_inproc(worker: Any) -> None:
         worker.transport.abort(1)
 
 
+def _init_watchdog(timeout: float) -> Any:
+    """End this process if MPI's start-up takes over ``timeout`` seconds; call the returned
+    function once it is done.
+
+    MPI_Init waits for every rank of the job, so a rank that failed before it (a crashed
+    import, a broken environment on one node) leaves the others in it for ever under
+    launchers that do not end the job when one process exits (MPICH's hydra).  mpi4py
+    holds the GIL in MPI_Init, so no Python thread of this process can act: a forked
+    watchdog process (forked before MPI exists) says what happened and ends this one.
+    """
+    if not hasattr(os, "fork"):
+        return lambda: None
+    parent = os.getpid()
+    child = os.fork()
+    if child == 0:  # the watchdog: sleeps, then speaks and ends its parent
+        try:
+            time.sleep(timeout)
+            os.write(2, (f"dagmpi: rank {launcher_rank()}: MPI did not start within {timeout:g} s (another "
+                         f"rank of the job failed or exited before starting dagmpi: see its output; "
+                         f"DAGMPI_JOIN_TIMEOUT sets the wait); ending the job\n").encode())
+            os.kill(parent, signal.SIGKILL)
+        finally:
+            os._exit(0)
+
+    def done() -> None:
+        try:
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)
+        except OSError:
+            pass
+
+    return done
+
+
 def _start_mpi(config: Config, problem: Optional[str] = None) -> _Runtime:
     """Start this rank under MPI.  Every rank first sets up what it alone can check
     (rank 0: the driver and checkpoint folder; workers: resources, devices), then all
     ranks compare notes: if any failed, every rank raises :class:`StartupError`
     together (rank 0 reports it once) instead of leaving the others waiting."""
+    if "mpi4py.MPI" in sys.modules:
+        watchdog_done = lambda: None  # noqa: E731 - MPI already started (the script imported mpi4py)
+    else:
+        watchdog_done = _init_watchdog(config.join_timeout)
     try:
-        from ..transport.mpi import MPITransport
+        from ..transport.mpi import MPITransport  # MPI_Init: waits for every rank of the job
     except ImportError as exc:
         raise StartupError(str(exc), report=launcher_rank() == 0) from exc
-    tr = MPITransport(poll_max=config.poll_max)
+    finally:
+        watchdog_done()
+    tr = MPITransport(poll_max=config.poll_max, join_timeout=config.join_timeout)
     if config.spin_time >= 0:
         tr.spin_time = config.spin_time
     elif tr.rank == 0 and tr.oversubscribed:
@@ -347,11 +391,13 @@ def _prepare_driver(tr: Any, ranks: range, config: Config) -> Any:
 
 
 def _prepare_worker(tr: Any, ranks: range, config: Config) -> Any:
+    from .spill import resolve_limit
     from .worker import Worker
 
     slots = config.slots or 1
     res, gpus = devices.offers(slots, config.resources)
-    worker = Worker(tr, ranks, slots=slots, resources=res, gpus=gpus)
+    worker = Worker(tr, ranks, slots=slots, resources=res, gpus=gpus,
+                    memory_limit=resolve_limit(config.memory_limit), spill_dir=config.spill_dir)
     worker.default_retries = config.retries
     worker.checkpoint_interval = config.checkpoint_interval
     return worker
@@ -448,7 +494,12 @@ def _install_abort_hook(tr: Any) -> None:
         if issubclass(typ, KeyboardInterrupt):
             sys.stderr.write("dagmpi: interrupted (Ctrl-C); ending the job\n")
             tr.abort(130)
-        previous(typ, value, tb)
+        if previous is sys.__excepthook__ and value is not None:  # Python's own: the user's frames only
+            from ..errors import format_user_traceback
+
+            sys.stderr.write(format_user_traceback(value.with_traceback(tb)))
+        else:
+            previous(typ, value, tb)
         sys.stderr.write("dagmpi: uncaught exception on rank 0; aborting the job\n")
         tr.abort(1)
 

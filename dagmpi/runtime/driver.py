@@ -79,6 +79,8 @@ class Driver(Client):
         self._notice_at = 0.0
         self._stop_sent = False
         self._byes: set[int] = set()
+        #: rank -> the numbers its store sent with ``Bye`` (memory limit, spilled, read back).
+        self.worker_stats: dict[int, dict] = {}
         self._stopped = threading.Event()
         self._joined = threading.Event()
         self._fatal: Optional[BaseException] = None
@@ -516,6 +518,8 @@ class Driver(Client):
                     self._send(src, msg.Configure(self.ckpt_dir, self.checkpoint_all))
             elif kind is msg.Bye:
                 self._byes.add(src)
+                if m.stats:
+                    self.worker_stats[src] = m.stats
             elif kind is msg.RankDead:
                 self._rank_died(src, events)
             elif kind is msg.PreemptRequest:  # a worker got SIGTERM/SIGUSR1 (srun signals every rank)
@@ -625,7 +629,23 @@ class Driver(Client):
             raise TimeoutError(f"dagmpi shutdown did not complete within {timeout} s")
         if self._fatal is not None:
             raise DagmpiError("the dagmpi runtime failed") from self._fatal
+        self._report_spills()
         if self.ckpt_dir and self.used_keys:
             from ..checkpoint.hdf5 import write_manifest
 
             write_manifest(self.ckpt_dir, self.used_keys)
+
+    def _report_spills(self) -> None:
+        """At shutdown: say how much the workers spilled (a performance concern)."""
+        spilled = {r: st for r, st in sorted(self.worker_stats.items()) if st.get("spilled")}
+        if not spilled:
+            return
+        count = sum(st["spilled"] for st in spilled.values())
+        mib = sum(st["spilled_bytes"] for st in spilled.values()) / (1 << 20)
+        read = sum(st.get("read", 0) for st in spilled.values())
+        lo, hi = (f"{x / (1 << 20):.1f}" for x in (min(st["limit"] for st in spilled.values()),
+                                                   max(st["limit"] for st in spilled.values())))
+        log.warning("dagmpi: %d values (%.1f MiB) spilled to disk on %s %s, read back %d times; "
+                    "memory_limit=%s MiB per worker (DAGMPI_MEMORY_LIMIT; more memory per rank "
+                    "avoids it)", count, mib, "rank" if len(spilled) == 1 else "ranks",
+                    ",".join(map(str, spilled)), read, lo if lo == hi else f"{lo}-{hi}")

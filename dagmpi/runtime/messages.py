@@ -262,7 +262,10 @@ class Flushed(NamedTuple):
 
 
 class Bye(NamedTuple):
-    """The answer to :class:`Stop`: the worker is done."""
+    """The answer to :class:`Stop`: the worker is done.  ``stats``: its store's numbers
+    (:meth:`dagmpi.runtime.spill.Store.stats`: memory limit, values spilled, read back)."""
+
+    stats: Optional[dict] = None
 
 
 # ------------------------------------------------------------ a rank's own queue

@@ -40,6 +40,13 @@ class JobRunner:
         runq = self._runq
         if self._preempt_until:
             return  # preempted: nothing new starts
+        # -- memory pressure (see spill.Store.over_limit): spilling could not bring the
+        # store under its limit; start nothing while a task runs (with none running,
+        # run anyway: never a deadlock), and nap instead of spinning on the queue.
+        if self.store.over_limit and self._running > 0 and runq:
+            time.sleep(5e-4)
+            return
+        # --
         on_comm = threading.current_thread() is self._comm_thread
         while True:
             with self._jobs_lock:
@@ -224,7 +231,11 @@ class JobRunner:
         return isinstance(exc, types)
 
     def _error_info(self, job: _Job, exc: BaseException) -> ErrorInfo:
-        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        from ..errors import from_task_function  # (errors are rare: imported here, when used)
+
+        # the traceback starts at the task's function: this file's frames are no news to the user
+        frames = from_task_function(exc.__traceback__, __file__)
+        tb = "".join(traceback.format_exception(type(exc), exc, frames))
         try:
             exc_bytes: Optional[bytes] = serialize.dump_value(exc)[0]
         except Exception:  # an exception that will not pickle travels as text

@@ -30,6 +30,7 @@ from .jobs import Executor as _Executor
 from .jobs import SCHEDULER
 from .jobs import Job as _Job
 from .running import JobRunner
+from .spill import Store
 from ..transport.base import Transport
 
 log = logging.getLogger(__name__)
@@ -41,12 +42,15 @@ class Worker(JobRunner, Client):
     """A worker rank: serves tasks until rank 0 says stop."""
 
     def __init__(self, transport: Transport, worker_ranks: Any, slots: int = 1,
-                 resources: Optional[dict] = None, gpus: Optional[list[int]] = None) -> None:
+                 resources: Optional[dict] = None, gpus: Optional[list[int]] = None,
+                 memory_limit: int = 0, spill_dir: str = "") -> None:
         super().__init__(transport.rank, worker_ranks, transport.serializes)
         self.transport = transport
         self.slots = slots
         self.host = socket.gethostname()
-        self.store: dict[int, Any] = {}  # id -> value (in-process) or (value, payload, buffers)
+        #: id -> value (in-process) or (value, payload, buffers); past ``memory_limit``
+        #: bytes (0: none) the coldest go to ``spill_dir`` (see :mod:`.spill`).
+        self.store = Store(memory_limit, spill_dir, serialized=transport.serializes, rank=self.rank)
         self.fn_cache: dict[tuple[int, int], Callable] = {}
         self._waiting: dict[int, _Job] = {}  # req_id -> job waiting for that input
         self._input_reqs: dict[int, tuple[_Job, int, int]] = {}  # req id -> (job, input, owner)
@@ -119,9 +123,10 @@ class Worker(JobRunner, Client):
         self._executor.stop()
         self.close_checkpoint()
         self.closed = True
-        self._send(SCHEDULER, msg.Bye())
+        self._send(SCHEDULER, msg.Bye(self.store.stats()))
         self._flush()
         tr.flush()
+        self.store.close()  # spilled values go with the worker
 
     def note_signal(self, signum: int) -> None:
         """Signal handler side: tell rank 0 (it coordinates the preemption)."""
@@ -306,9 +311,9 @@ class Worker(JobRunner, Client):
         elif kind is msg.Value:
             self._on_value(m.req_id, m.ok, m.payload, m.buffers)
         elif kind is msg.Free:
-            store = self.store
+            discard = self.store.discard  # (a spilled value is not read back to be dropped)
             for tid in m.task_ids:
-                store.pop(tid, None)
+                discard(tid)
         elif kind is msg.Ended:
             self._deliver(m.task_id, m.owner, m.error)
         elif kind is msg.GiveBack:
@@ -457,8 +462,8 @@ class Worker(JobRunner, Client):
         values: dict[int, Any] = {}
         store = self.store
         for dep, owner in job.inputs:
-            if owner == self.rank and dep in store:
-                entry = store[dep]
+            entry = store.get(dep, _MISSING) if owner == self.rank else _MISSING
+            if entry is not _MISSING:
                 values[dep] = entry[0] if self.serializes else entry
             elif isinstance(owner, Location):  # restored: read it from the checkpoint here
                 try:

@@ -150,6 +150,59 @@ def _doorbells(comm: "MPI.Comm") -> tuple[Optional[socket.socket], dict[int, str
     return sock, bells, oversubscribed, pids
 
 
+#: Seconds a rank that aborts the job waits first, for its last words to reach the launcher.
+ABORT_PAUSE = 0.3
+
+#: Tag of the start-up handshake on ``COMM_WORLD`` (before the transport's own communicators).
+TAG_JOIN = 31_337
+
+
+def _join(comm: "MPI.Comm", timeout: float) -> None:
+    """Point-to-point handshake with rank 0, each side bounded by ``timeout`` seconds.
+
+    Every worker rank tells rank 0 it is here; rank 0 answers each once all have.
+    A rank that failed or exited before it started dagmpi would otherwise leave
+    every other rank waiting forever in the first collective; here the job ends
+    (``MPI_Abort``) with a message naming the missing ranks.
+    """
+    size, me = comm.Get_size(), comm.Get_rank()
+    if size == 1:
+        return
+    deadline = time.monotonic() + timeout
+    if me == 0:
+        bufs = [bytearray(8) for _ in range(size)]
+        reqs = {r: comm.Irecv([bufs[r], MPI.BYTE], source=r, tag=TAG_JOIN) for r in range(1, size)}
+        while reqs and time.monotonic() < deadline:
+            for r in [r for r, q in reqs.items() if q.Test()]:
+                del reqs[r]
+            if reqs:
+                time.sleep(1e-3)
+        if reqs:
+            missing = sorted(reqs)
+            shown = ", ".join(map(str, missing[:20])) + (" ..." if len(missing) > 20 else "")
+            sys.stderr.write(f"dagmpi: rank(s) {shown} of {size} did not join the job within {timeout:g} s "
+                             f"(they failed or exited before starting dagmpi: see their output above; "
+                             f"DAGMPI_JOIN_TIMEOUT sets the wait); ending the job\n")
+            sys.stderr.flush()
+            comm.Abort(1)
+        go = [comm.Isend([b"go", MPI.BYTE], r, TAG_JOIN) for r in range(1, size)]
+        MPI.Request.Waitall(go)
+        return
+    deadline += 0.25 * timeout + 2.0  # rank 0, if alive, names the missing ranks first
+    hello = comm.Isend([b"here", MPI.BYTE], 0, TAG_JOIN)
+    buf = bytearray(8)
+    answer = comm.Irecv([buf, MPI.BYTE], source=0, tag=TAG_JOIN)
+    while not answer.Test():
+        if time.monotonic() >= deadline:
+            sys.stderr.write(f"dagmpi: rank {me}: rank 0 did not start the job within {timeout:g} s "
+                             f"(it failed or exited before starting dagmpi: see its output above); "
+                             f"ending the job\n")
+            sys.stderr.flush()
+            comm.Abort(1)
+        time.sleep(1e-3)
+    hello.Wait()
+
+
 def world_rank() -> int:
     """This process's rank in ``COMM_WORLD``."""
     return MPI.COMM_WORLD.Get_rank()
@@ -174,9 +227,10 @@ class MPITransport(Transport):
     name = "mpi"
 
     def __init__(self, comm: Optional["MPI.Comm"] = None, spin_time: float = 3e-3,
-                 poll_max: float = 1e-3) -> None:
+                 poll_max: float = 1e-3, join_timeout: float = 60.0) -> None:
         world = comm if comm is not None else MPI.COMM_WORLD
         self.world = world
+        _join(world, join_timeout)  # before any collective: a rank that never comes would hang it
         self.ctrl = world.Dup()
         self.data = world.Dup()
         self.rank = world.Get_rank()
@@ -579,6 +633,10 @@ class MPITransport(Transport):
     def abort(self, code: int = 1) -> NoReturn:
         sys.stdout.flush()
         sys.stderr.flush()
+        # MPICH's mpiexec exits as soon as it hears of the abort, dropping what the ranks
+        # wrote just before that it has not forwarded yet (the message saying why): give
+        # the launcher a moment to pass it on
+        time.sleep(ABORT_PAUSE)
         if self.fault_tolerant:
             self._end_fault_tolerant(code)
         try:

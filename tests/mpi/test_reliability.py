@@ -174,3 +174,47 @@ def test_ctrl_c_is_one_line_and_no_traceback(launch):
     assert res.returncode == 130, res
     assert res.stderr.count("interrupted (Ctrl-C)") == 1, res
     assert "Traceback" not in res.stderr, res
+
+
+@pytest.mark.parametrize("when", ["before-mpi", "after-mpi"])
+def test_a_rank_that_fails_before_starting_dagmpi_ends_the_job(when):
+    """MPMD job: two ranks run dagmpi, the third crashes before it would have started it
+    (before or after MPI_Init).  The job ends within the join timeout, naming the cause."""
+    mpiexec = find_mpiexec()
+    if mpiexec is None:
+        pytest.skip("no mpiexec found (pip install mpich)")
+    crash = {"before-mpi": "raise ImportError('broken node')",
+             "after-mpi": "from mpi4py import MPI; raise ImportError('broken node')"}[when]
+    cmd = [mpiexec, "-n", "2", sys.executable, "-m", "dagmpi", str(SCRIPTS / "reliability.py"), "plain",
+           ":", "-n", "1", sys.executable, "-c", crash]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), DAGMPI_JOIN_TIMEOUT="4")
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True, cwd=str(ROOT))
+    res = wait_or_kill(proc, 60)
+    assert res.returncode != 0, res
+    assert time.monotonic() - t0 < 40, res
+    assert "broken node" in res.stderr, res
+    if "hydra" in subprocess.run([mpiexec, "--version"], capture_output=True, text=True).stdout.lower():
+        want = "MPI did not start within 4 s" if when == "before-mpi" else "rank(s) 2 of 3 did not join"
+        assert want in res.stderr, res
+
+
+@pytest.mark.parametrize("n", [3, None], ids=["mpi", "inproc"])
+def test_live_data_three_times_the_memory_limit_spills_and_finishes(n, tmp_path):
+    """Rule 6: 24 MiB of live blocks, 4 MiB per worker (2 workers): the coldest go to
+    $TMPDIR, are read back when needed, the answer is right, the summary says so once
+    and the spill folders are gone afterwards."""
+    env = {"DAGMPI_MEMORY_LIMIT": "4MiB", "TMPDIR": str(tmp_path), "DAGMPI_WORKERS": "2"}
+    res = run_dagmpi("spill.py", n=n, args=[24], env=env, timeout=120)
+    assert res.returncode == 0, res
+    assert "ok" in res.stdout and "WRONG" not in res.stdout and "firsts ok" in res.stdout, res
+    assert res.stderr.count("spilled to disk") == 1 and "MiB) spilled" in res.stderr, res
+    assert "memory_limit=4.0 MiB per worker" in res.stderr, res
+    assert os.listdir(tmp_path) == [], os.listdir(tmp_path)
+
+
+def test_a_bad_memory_limit_is_one_clear_message():
+    res = run_dagmpi("reliability.py", n=3, args=["plain"], env={"DAGMPI_MEMORY_LIMIT": "lots"}, timeout=60)
+    assert res.returncode == 2, res
+    assert res.stderr.count("memory_limit (DAGMPI_MEMORY_LIMIT) must be") == 1 and "Traceback" not in res.stderr, res

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -28,19 +29,47 @@ def sh(*cmd, timeout=60, check=True):
     return subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, check=check)
 
 
+SLURM_DIR = os.environ.get("DAGMPI_SLURM_DIR", "/tmp/dagmpi-slurm")
+SYSTEM_CONF = Path("/etc/slurm/slurm.conf")
+
+
+def _system_conf() -> Optional[tuple[bytes, float]]:
+    return (SYSTEM_CONF.read_bytes(), SYSTEM_CONF.stat().st_mtime) if SYSTEM_CONF.exists() else None
+
+
 @pytest.fixture(scope="module")
 def cluster():
     if shutil.which("slurmctld") is None and not os.path.exists("/usr/sbin/slurmctld"):
         pytest.skip("Slurm is not installed (apt-get install -y --no-install-recommends "
                     "slurmctld slurmd slurm-client munge); .ci/run installs it")
     if os.geteuid() != 0:
-        pytest.skip("the one-node test cluster needs root (it writes /etc/slurm and starts daemons)")
+        pytest.skip("the one-node test cluster needs root (it starts munged, slurmctld and slurmd)")
+    before = _system_conf()
     r = subprocess.run(["bash", str(CLUSTER), "start"], capture_output=True, text=True, timeout=120)
     if r.returncode == 3:
         pytest.skip(r.stderr.strip())
     assert r.returncode == 0, r.stderr
-    yield
-    subprocess.run(["bash", str(CLUSTER), "stop"], capture_output=True, text=True, timeout=120)
+    old = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = os.path.join(SLURM_DIR, "slurm.conf")  # sbatch, scontrol, ... find it
+    try:
+        yield before
+    finally:
+        subprocess.run(["bash", str(CLUSTER), "stop"], capture_output=True, text=True, timeout=120)
+        if old is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = old
+
+
+def test_the_cluster_keeps_to_its_own_folder(cluster):
+    """Rule 7 of #11: the helper's config, state, logs and pid files are under its folder;
+    a system /etc/slurm/slurm.conf is left exactly as it was (or still absent)."""
+    assert _system_conf() == cluster
+    conf = Path(SLURM_DIR) / "slurm.conf"
+    assert conf.exists() and f"StateSaveLocation={SLURM_DIR}/state" in conf.read_text()
+    assert f"SlurmctldPidFile={SLURM_DIR}/run/slurmctld.pid" in conf.read_text()
+    assert sh("bash", str(CLUSTER), "env").stdout.strip() == f"export SLURM_CONF={conf}"
+    assert "localhost" in sh("sinfo", "-h", "-N", "-o", "%N").stdout
 
 
 def job_state(job: str) -> tuple[str, int]:

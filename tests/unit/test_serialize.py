@@ -137,3 +137,125 @@ def test_top_level_task_arguments_take_the_plain_holes_form():
     assert args == ("seven", 2, "seven") and kwargs == {"b": [8], "c": "x"}
     with pytest.raises(SerializationError, match="0x8"):
         serialize.load_args(payload, buffers, {7: "seven"})
+
+
+# -- tracebacks of code pickled by value point at the user's file (issue #11, rule 4)
+
+USER_MODULE = '''\
+def helper(x):
+    y = x * 2
+    raise ValueError(f"user failure {y}")
+
+
+def entry(x):
+    return [helper(v) for v in (x,)]
+
+
+def other(x):
+    raise KeyError(x)
+
+
+class Exploding:
+    def __reduce__(self):
+        return explode, ()
+
+
+def explode():
+    raise RuntimeError("cannot be rebuilt")
+'''
+
+
+def raising_line(text, needle):
+    lines = text.splitlines()
+    n = next(i for i, line in enumerate(lines, 1) if needle in line)
+    return n, lines[n - 1].strip()
+
+
+def load_user_module(path, how):
+    """The functions of ``path``, which pickle by value: a module loaded by path and
+    left out of ``sys.modules``, or the file's text exec'd with its file name."""
+    if how == "module":
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("dagmpi_test_user_module", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return vars(module)
+    namespace = {"__name__": "dagmpi_test_user_script"}
+    exec(compile(path.read_text(), str(path), "exec"), namespace)
+    return namespace
+
+
+def formatted_error(fn, *args):
+    import traceback
+
+    with pytest.raises(Exception) as info:
+        fn(*args)
+    return "".join(traceback.format_exception(info.value))
+
+
+@pytest.fixture
+def user_file(tmp_path):
+    import linecache
+
+    path = tmp_path / "user_code.py"
+    path.write_text(USER_MODULE)
+    yield path
+    linecache.cache.pop(str(path), None)
+    serialize._FILLED.discard(str(path))
+
+
+@pytest.mark.parametrize("how", ["module", "exec"])
+def test_function_pickled_by_value_keeps_file_line_and_source(user_file, how):
+    fn = load_user_module(user_file, how)["entry"]
+    data = serialize.dump_function(fn)
+    text = formatted_error(serialize.load_function(data), 1)
+    n, source = raising_line(USER_MODULE, "raise ValueError")
+    assert f'File "{user_file}", line {n}, in helper' in text, text
+    assert source in text, text
+    assert f'File "{user_file}", line 7, in <listcomp>' in text, text  # nested code too
+    assert "<dynamic-code>" not in text, text
+    assert str(user_file) not in serialize._FILLED  # the file is readable here: linecache reads it
+
+
+def test_source_fills_linecache_where_the_file_is_missing(user_file):
+    import linecache
+
+    funcs = load_user_module(user_file, "module")
+    entry, other = serialize.dump_function(funcs["entry"]), serialize.dump_function(funcs["other"])
+    user_file.unlink()  # the receiving rank cannot read the file
+    linecache.cache.pop(str(user_file), None)
+    text = formatted_error(serialize.load_function(entry), 1)
+    n, source = raising_line(USER_MODULE, "raise ValueError")
+    assert f'File "{user_file}", line {n}, in helper' in text and source in text, text
+    size, mtime, lines, name = linecache.cache[str(user_file)]
+    assert mtime is None and name == str(user_file)  # checkcache keeps it
+    assert lines[n - 1].strip() == source and size == sum(map(len, lines))
+    # the lines of another function of the same file are added to the entry
+    text = formatted_error(serialize.load_function(other), 1)
+    n2, source2 = raising_line(USER_MODULE, "raise KeyError")
+    assert f'line {n2}, in other' in text and source2 in text, text
+    assert linecache.getline(str(user_file), n).strip() == source  # still there
+
+
+def test_embedded_remote_traceback_starts_at_the_users_code(user_file):
+    import dagmpi
+
+    funcs = load_user_module(user_file, "module")
+    dagmpi.init(transport="inproc", workers=1, slots=1)
+    try:
+        with pytest.raises(ValueError, match="user failure 2") as info:
+            dagmpi.fetch(dagmpi.spawn(funcs["entry"], 1))
+        remote = info.value.__cause__.tb
+        n, source = raising_line(USER_MODULE, "raise ValueError")
+        frames = remote.split("Traceback (most recent call last):\n", 1)[1]
+        assert frames.startswith(f'  File "{user_file}", line 7, in entry'), remote
+        assert f'File "{user_file}", line {n}, in helper' in remote and source in remote, remote
+        assert "running.py" not in remote and "<dynamic-code>" not in remote, remote
+        # dagmpi failed before the task's function ran: its frames say what failed, and stay
+        with pytest.raises(RuntimeError, match="cannot be rebuilt") as info:
+            dagmpi.fetch(dagmpi.spawn(funcs["entry"], funcs["Exploding"]()))
+        remote = info.value.__cause__.tb
+        assert "in _execute" in remote and "in load_args" in remote and "in explode" in remote, remote
+    finally:
+        dagmpi.shutdown()
