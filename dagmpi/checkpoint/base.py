@@ -32,6 +32,7 @@ class Location:
     time: float = 0.0
     offset: int = -1  # pickled values: where in the file's /blob (-1: a dataset of its own)
     length: int = 0
+    crc: int = -1  # CRC-32 of the saved bytes (-1: a file written before checksums)
 
 
 @dataclass
@@ -42,6 +43,10 @@ class Index:
     entries: dict[str, Location] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: Files that cannot be read at all, and file -> keys of its damaged entries
+    #: (``scan(verify=True)``): left out of ``entries``; ``ckpt gc`` removes them.
+    unreadable: list[str] = field(default_factory=list)
+    damaged: dict[str, list[str]] = field(default_factory=dict)
 
     def get(self, key: str) -> Optional[Location]:
         return self.entries.get(key)

@@ -6,10 +6,18 @@ Layout of one file (readable with h5py or ``h5dump``)::
     /entries/<key>       a numpy (or CuPy, copied to host) array result, as a native
                          dataset; attrs: name, type
     /blob                every other result, pickled, back to back (uint8)
-    /index/{key,name,kind,nbytes,time,offset,length}
+    /index/{key,name,kind,nbytes,time,offset,length,crc32}
                          one row per entry ("array" or "pickle"; offset/length into
-                         /blob), written when the file is completed, so a restart
-                         indexes 100k entries with one read per column
+                         /blob; crc32 of the entry's bytes), written when the file is
+                         completed, so a restart indexes 100k entries with one read
+                         per column
+
+Every saved value carries a CRC-32 of its bytes, checked on every read (a
+mismatch is a :class:`CheckpointError`, never a wrong value); array datasets and
+the numeric index columns also have HDF5's ``fletcher32`` filter, so HDF5 itself
+refuses a damaged chunk (``/blob`` has not: one bad byte would refuse every value
+of its chunk, where each value's CRC loses only that one).  A restart scans with ``verify=True``:
+damaged entries are left out (their tasks run again) and named once.
 
 A rank appends entries to ``<dir>/rank<r>-<pid>-<n>.h5.tmp``; every
 ``roll_seconds`` or ``roll_entries`` (and on close) the file is flushed,
@@ -27,6 +35,7 @@ import pickle
 import queue
 import threading
 import time
+import zlib
 from typing import Any, Optional
 
 import cloudpickle
@@ -36,6 +45,18 @@ import numpy as np
 from .base import FORMAT, VERSION, CheckpointError, Index, Location
 
 log = logging.getLogger(__name__)
+
+
+def _crc(data: Any) -> int:
+    """CRC-32 of bytes or of an array's bytes (C order)."""
+    if isinstance(data, np.ndarray):
+        data = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+    return zlib.crc32(data)
+
+
+def _checked(data: Any, n: int) -> dict:
+    """Dataset options: HDF5's fletcher32 checksum where it applies (chunked, non-empty)."""
+    return {"fletcher32": True} if n > 0 and np.ndim(data) >= 1 else {}
 
 
 def _to_host(value: Any) -> Any:
@@ -62,38 +83,46 @@ class _FileBuilder:
         self.f.attrs["created"] = time.time()
         self.entries = self.f.create_group("entries")
         self.blob = bytearray()
-        self.rows: list[tuple] = []  # key, name, kind, nbytes, time, offset, length
+        self.rows: list[tuple] = []  # key, name, kind, nbytes, time, offset, length, crc32
         self.keys: set[str] = set()
         self.nbytes = 0
 
     def add_array(self, key: str, name: str, value: np.ndarray, when: float, typ: str) -> None:
-        ds = self.entries.create_dataset(key, data=value)
+        ds = self.entries.create_dataset(key, data=value, **_checked(value, value.size))
         ds.attrs["name"] = name
         ds.attrs["type"] = typ
-        self._row(key, name, "array", value.nbytes, when, -1, 0)
+        crc = _crc(value)
+        ds.attrs["crc32"] = crc
+        self._row(key, name, "array", value.nbytes, when, -1, 0, crc)
 
     def add_pickled(self, key: str, name: str, data: bytes, when: float) -> None:
         off = len(self.blob)
         self.blob += data
-        self._row(key, name, "pickle", len(data), when, off, len(data))
+        self._row(key, name, "pickle", len(data), when, off, len(data), zlib.crc32(data))
 
-    def _row(self, key: str, name: str, kind: str, nbytes: int, when: float, off: int, length: int) -> None:
-        self.rows.append((key, name, kind, nbytes, when, off, length))
+    def _row(self, key: str, name: str, kind: str, nbytes: int, when: float, off: int, length: int,
+             crc: int) -> None:
+        self.rows.append((key, name, kind, nbytes, when, off, length, crc))
         self.keys.add(key)
         self.nbytes += nbytes
 
     def finish(self) -> None:
         f, rows = self.f, self.rows
-        f.create_dataset("blob", data=np.frombuffer(bytes(self.blob), dtype=np.uint8))
+        blob = np.frombuffer(bytes(self.blob), dtype=np.uint8)
+        # no fletcher32 here: it would refuse a whole chunk of values for one bad byte,
+        # where each value's own CRC loses only that value
+        f.create_dataset("blob", data=blob)
         g = f.create_group("index")
         text = h5py.string_dtype()
         g.create_dataset("key", data=np.array([r[0] for r in rows], dtype=object), dtype=text)
         g.create_dataset("name", data=np.array([r[1] for r in rows], dtype=object), dtype=text)
         g.create_dataset("kind", data=np.array([r[2] for r in rows], dtype=object), dtype=text)
-        g.create_dataset("nbytes", data=np.array([r[3] for r in rows], dtype=np.int64))
-        g.create_dataset("time", data=np.array([r[4] for r in rows], dtype=np.float64))
-        g.create_dataset("offset", data=np.array([r[5] for r in rows], dtype=np.int64))
-        g.create_dataset("length", data=np.array([r[6] for r in rows], dtype=np.int64))
+        ck = _checked(rows, len(rows))
+        g.create_dataset("nbytes", data=np.array([r[3] for r in rows], dtype=np.int64), **ck)
+        g.create_dataset("time", data=np.array([r[4] for r in rows], dtype=np.float64), **ck)
+        g.create_dataset("offset", data=np.array([r[5] for r in rows], dtype=np.int64), **ck)
+        g.create_dataset("length", data=np.array([r[6] for r in rows], dtype=np.int64), **ck)
+        g.create_dataset("crc32", data=np.array([r[7] for r in rows], dtype=np.int64), **ck)
         f.flush()
         os.fsync(f.id.get_vfd_handle())  # h5py's flush alone does not reach the disk
         f.close()
@@ -208,12 +237,14 @@ class Writer:
             f.finish()
 
 
-def scan(directory: str) -> Index:
+def scan(directory: str, verify: bool = False) -> Index:
     """Index every complete entry under ``directory`` (any number of ranks wrote it).
 
     Files that are cut off (``.tmp``), corrupt or not dagmpi checkpoints are
     reported in ``Index.warnings`` and skipped; nothing is ever deleted.  A file
     from a newer, incompatible format version raises :class:`CheckpointError`.
+    ``verify``: read every entry and check its checksum; damaged entries are left
+    out (``Index.damaged``) with one warning per file, so their tasks run again.
     """
     idx = Index(os.path.abspath(directory))
     if not os.path.isdir(directory):
@@ -236,7 +267,17 @@ def scan(directory: str) -> Index:
                         f"{path}: written by checkpoint format version {version}, this dagmpi reads "
                         f"version {VERSION}; use a matching dagmpi or move the directory aside "
                         "(nothing was deleted)")
-                for loc in _entries_of(f, path):
+                locs = _entries_of(f, path)
+                if verify:
+                    bad = _damaged(f, locs)
+                    if bad:
+                        idx.damaged[path] = sorted(bad)
+                        idx.warnings.append(
+                            f"{path}: {len(bad)} of {len(locs)} saved values are damaged (checksum "
+                            f"mismatch); their tasks run again; python -m dagmpi ckpt gc "
+                            f"{directory} removes them")
+                        locs = [loc for loc in locs if loc.key not in bad]
+                for loc in locs:
                     old = idx.entries.get(loc.key)
                     if old is None or loc.time > old.time:
                         idx.entries[loc.key] = loc
@@ -244,8 +285,44 @@ def scan(directory: str) -> Index:
         except CheckpointError:
             raise
         except Exception as exc:  # truncated, corrupt, unreadable
-            idx.warnings.append(f"{path}: cannot be read ({exc}); ignored, not deleted")
+            idx.unreadable.append(path)
+            idx.warnings.append(f"{path}: cannot be read ({exc}); ignored (python -m dagmpi ckpt gc "
+                                f"{directory} removes it)")
     return idx
+
+
+def _damaged(f: "h5py.File", locs: list[Location]) -> set[str]:
+    """Keys of the entries of the open file ``f`` whose bytes do not match their checksum
+    (or cannot be read: HDF5's fletcher32 filter refuses a damaged chunk)."""
+    bad: set[str] = set()
+    pickled = [loc for loc in locs if loc.offset >= 0]
+    blob: Optional[np.ndarray] = None
+    if pickled:
+        try:
+            blob = f["blob"][()]
+        except Exception:  # noqa: BLE001 - a damaged chunk: check entry by entry
+            blob = None
+    for loc in pickled:
+        if loc.crc < 0:
+            continue
+        try:
+            raw = blob[loc.offset:loc.offset + loc.length] if blob is not None else \
+                f["blob"][loc.offset:loc.offset + loc.length]
+            ok = len(raw) == loc.length and _crc(raw) == loc.crc
+        except Exception:  # noqa: BLE001
+            ok = False
+        if not ok:
+            bad.add(loc.key)
+    for loc in locs:
+        if loc.offset >= 0 or loc.crc < 0:
+            continue
+        try:
+            ok = _crc(np.asarray(f["entries"][loc.key][()])) == loc.crc
+        except Exception:  # noqa: BLE001
+            ok = False
+        if not ok:
+            bad.add(loc.key)
+    return bad
 
 
 def _entries_of(f: "h5py.File", path: str) -> list[Location]:
@@ -258,13 +335,14 @@ def _entries_of(f: "h5py.File", path: str) -> list[Location]:
         times = g["time"][()]
         offs = g["offset"][()]
         lens = g["length"][()]
-        return [Location(path, str(k), str(n), int(b), str(c), float(t), int(o), int(ln))
-                for k, n, c, b, t, o, ln in zip(keys, names, kinds, sizes, times, offs, lens)]
+        crcs = g["crc32"][()] if "crc32" in g else [-1] * len(keys)
+        return [Location(path, str(k), str(n), int(b), str(c), float(t), int(o), int(ln), int(cr))
+                for k, n, c, b, t, o, ln, cr in zip(keys, names, kinds, sizes, times, offs, lens, crcs)]
     out = []
     for key, ds in f["entries"].items():
         a = ds.attrs
         out.append(Location(path, key, str(a.get("name", "")), int(a.get("nbytes", 0)),
-                            str(a.get("kind", "")), float(a.get("time", 0.0))))
+                            str(a.get("kind", "")), float(a.get("time", 0.0)), crc=int(a.get("crc32", -1))))
     return out
 
 
@@ -293,6 +371,9 @@ class Reader:
                     raw = ds[()]
             except Exception as exc:
                 raise CheckpointError(f"{loc.path}: cannot read entry {loc.key}: {exc}") from exc
+        if loc.crc >= 0 and _crc(raw if isinstance(raw, (bytes, np.ndarray)) else np.asarray(raw)) != loc.crc:
+            raise CheckpointError(f"{loc.path}: entry {loc.key} ({loc.name}) is damaged (its checksum "
+                                  f"does not match); python -m dagmpi ckpt gc removes it")
         if kind == "array":
             return np.asarray(raw) if np.ndim(raw) == 0 else raw
         return pickle.loads(raw if isinstance(raw, bytes) else raw.tobytes())
@@ -309,7 +390,9 @@ MANIFEST_GLOB = "used-*.keys"
 
 def write_manifest(directory: str, keys: set[str]) -> str:
     """Record the keys a completed run used (``ckpt gc`` keeps those); atomic."""
-    path = os.path.join(directory, f"used-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.keys")
+    now = time.time_ns()
+    stamp = time.strftime('%Y%m%dT%H%M%S', time.localtime(now / 1e9)) + f".{now % 10**9:09d}"
+    path = os.path.join(directory, f"used-{stamp}-{os.getpid()}.keys")
     tmp = path + ".tmp"
     with open(tmp, "w") as fh:
         fh.write("\n".join(sorted(keys)) + "\n")
@@ -320,28 +403,42 @@ def write_manifest(directory: str, keys: set[str]) -> str:
 
 
 def gc(directory: str, dry_run: bool = False) -> dict[str, Any]:
-    """Remove the entries that the newest completed run did not use.
+    """Remove what a rerun would not use: entries the newest completed run did not
+    use, damaged entries (checksum mismatch), files that cannot be read, files cut
+    off by a kill (``.tmp``), and the manifests of older runs.
 
-    Files with only unused entries are deleted; files with some are rewritten
+    Files with only removable entries are deleted; files with some are rewritten
     (kept entries copied to a new complete file, then the old one removed).
-    Without a manifest (no run has completed yet) nothing is touched.
+    Without a manifest (no run has completed yet) entries are kept, but damaged
+    entries and unreadable or cut-off files are still removed.  Run it while no
+    job writes to ``directory``.
     """
     manifests = sorted(glob.glob(os.path.join(directory, MANIFEST_GLOB)), key=os.path.getmtime)
+    keep: Optional[set[str]] = None
+    if manifests:
+        with open(manifests[-1]) as fh:
+            keep = {line.strip() for line in fh if line.strip()}
+    idx = scan(directory, verify=True)
+    report: dict[str, Any] = {"manifest": manifests[-1] if manifests else None, "kept": 0, "removed": 0,
+                              "damaged": sum(map(len, idx.damaged.values())), "files_deleted": [],
+                              "files_rewritten": [], "manifests_deleted": manifests[:-1], "bytes_freed": 0,
+                              "warnings": idx.warnings}
     if not manifests:
-        raise CheckpointError(f"{directory}: no completed run recorded which entries it uses "
-                              f"({MANIFEST_GLOB}); nothing removed")
-    with open(manifests[-1]) as fh:
-        keep = {line.strip() for line in fh if line.strip()}
-    idx = scan(directory)
-    report: dict[str, Any] = {"manifest": manifests[-1], "kept": 0, "removed": 0, "files_deleted": [],
-                              "files_rewritten": [], "bytes_freed": 0, "warnings": idx.warnings}
-    by_file: dict[str, list[Location]] = {}
-    for loc in idx.entries.values():
-        by_file.setdefault(loc.path, []).append(loc)
+        report["warnings"] = idx.warnings + [f"{directory}: no completed run recorded which entries it uses "
+                                             f"({MANIFEST_GLOB}); only damaged, unreadable and cut-off "
+                                             f"files were considered"]
+    junk = idx.unreadable + sorted(glob.glob(os.path.join(directory, "*.h5.tmp")))
+    for path in junk:
+        report["bytes_freed"] += os.path.getsize(path)
+        report["files_deleted"].append(path)
+        if not dry_run:
+            os.remove(path)
     for path in idx.files:
         with h5py.File(path, "r", locking=False) as f:
             present = _entries_of(f, path)
-        used = [loc for loc in present if loc.key in keep and idx.entries.get(loc.key) == loc]
+        bad = set(idx.damaged.get(path, ()))
+        used = [loc for loc in present if loc.key not in bad and idx.entries.get(loc.key) == loc
+                and (keep is None or loc.key in keep)]
         dropped = len(present) - len(used)
         report["kept"] += len(used)
         report["removed"] += dropped
@@ -357,6 +454,9 @@ def gc(directory: str, dry_run: bool = False) -> dict[str, Any]:
         else:
             os.remove(path)
             report["files_deleted"].append(path)
+    if not dry_run:
+        for m in manifests[:-1]:
+            os.remove(m)
     return report
 
 

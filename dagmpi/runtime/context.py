@@ -225,7 +225,7 @@ def _setup_checkpoint(driver: Any, config: Config) -> None:
 
     directory = os.path.abspath(config.checkpoint)
     _check_checkpoint_folder(config.checkpoint, directory)
-    index = scan(directory)
+    index = scan(directory, verify=True)  # damaged values are left out: their tasks run again
     for w in index.warnings:
         log.warning("checkpoint: %s", w)
     if len(index):

@@ -188,7 +188,7 @@ def _join(comm: "MPI.Comm", timeout: float) -> None:
         go = [comm.Isend([b"go", MPI.BYTE], r, TAG_JOIN) for r in range(1, size)]
         MPI.Request.Waitall(go)
         return
-    deadline += 0.25 * timeout + 2.0  # rank 0, if alive, names the missing ranks first
+    deadline += timeout + 5.0  # rank 0, if alive (it may start later), names the missing ranks first
     hello = comm.Isend([b"here", MPI.BYTE], 0, TAG_JOIN)
     buf = bytearray(8)
     answer = comm.Irecv([buf, MPI.BYTE], source=0, tag=TAG_JOIN)

@@ -148,3 +148,39 @@ def test_ckpt_gc_keeps_only_what_the_last_run_used(tmp_path):
     before = runs(log)
     r = run_dagmpi(SCRIPTS / "ckpt_app.py", n=None, timeout=90, args=[ckpt, log, 2, 0.0])
     assert r.returncode == 0 and "RESTORED 4" in r.stdout and runs(log) == before, r
+
+
+@pytest.mark.parametrize("target", ["make", "final"])
+def test_a_damaged_checkpoint_value_is_recomputed_never_restored(tmp_path, target):
+    """Issue #11 rule 2: 16 bytes overwritten inside a saved value (a leaf's array, or the
+    final sorted array) of an otherwise valid file: the rerun warns once, computes that
+    value again and prints the right result; ``ckpt gc`` then removes the damaged entry."""
+    ckpt, log = tmp_path / "ckpt", tmp_path / "runs.log"
+    first = wait_or_kill(start(3, ckpt, log, 0.0), 90)
+    assert first.returncode == 0 and result_of(first.stdout) == expected_hash(), first
+    if target == "make":
+        value = np.random.default_rng(5).standard_normal(50_000)
+    else:
+        parts = [np.random.default_rng(i).standard_normal(50_000) for i in range(N_PARTS)]
+        while len(parts) > 1:
+            parts = [np.sort(parts[i] + parts[i + 1])[::-1].copy() for i in range(0, len(parts), 2)]
+        value = parts[0]
+    pattern = value.tobytes()[8000:8064]
+    hits = [p for p in ckpt.glob("*.h5") if pattern in p.read_bytes()]
+    assert len(hits) == 1, hits
+    data = bytearray(hits[0].read_bytes())
+    at = data.find(pattern) + 24
+    data[at:at + 16] = bytes(b ^ 0xFF for b in data[at:at + 16])
+    hits[0].write_bytes(data)
+
+    second = wait_or_kill(start(3, ckpt, log, 0.0), 90)
+    assert second.returncode == 0, second
+    assert result_of(second.stdout) == expected_hash(), second
+    assert second.stderr.count("saved values are damaged") == 1, second
+    assert "ckpt gc" in second.stderr, second
+    gc = subprocess.run([sys.executable, "-m", "dagmpi", "ckpt", "gc", str(ckpt)], capture_output=True,
+                        text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert gc.returncode == 0 and '"damaged": 1' in gc.stdout, gc
+    third = wait_or_kill(start(3, ckpt, log, 0.0), 90)
+    assert third.returncode == 0 and result_of(third.stdout) == expected_hash(), third
+    assert "damaged" not in third.stderr, third

@@ -196,8 +196,14 @@ def test_a_rank_that_fails_before_starting_dagmpi_ends_the_job(when):
     assert time.monotonic() - t0 < 40, res
     assert "broken node" in res.stderr, res
     if "hydra" in subprocess.run([mpiexec, "--version"], capture_output=True, text=True).stdout.lower():
-        want = "MPI did not start within 4 s" if when == "before-mpi" else "rank(s) 2 of 3 did not join"
-        assert want in res.stderr, res
+        if when == "before-mpi":
+            assert "MPI did not start within 4 s" in res.stderr, res
+        else:
+            # Rank 0 names the missing rank (or, were rank 0 itself very late, a worker says so),
+            # unless hydra tore the job down first on rank 2's exit after MPI_Init: then the
+            # crashed rank's own traceback (asserted above) is the one message, which is fine.
+            named = "rank(s) 2 of 3 did not join" in res.stderr or "did not start the job" in res.stderr
+            assert named or res.stderr.count("Traceback") == 1, res
 
 
 @pytest.mark.parametrize("n", [3, None], ids=["mpi", "inproc"])

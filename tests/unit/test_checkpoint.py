@@ -86,3 +86,68 @@ def test_keys_are_stable_and_content_based():
 
     assert keys.function_fingerprint(add) != keys.function_fingerprint(add2)
     assert keys.task_key(add, (1,), {}, user_key="mine") == keys.task_key(len, (), {}, "mine")
+
+
+def _overwrite(path, pattern: bytes, n: int = 16) -> None:
+    """Overwrite ``n`` bytes in the middle of ``pattern``'s (unique) place in the file."""
+    data = bytearray(open(path, "rb").read())
+    at = data.find(pattern)
+    assert at >= 0 and data.find(pattern, at + 1) < 0
+    at += (len(pattern) - n) // 2
+    data[at:at + n] = bytes((b ^ 0x5A) for b in data[at:at + n])
+    with open(path, "wb") as fh:
+        fh.write(data)
+
+
+@pytest.mark.parametrize("what", ["array", "pickle"])
+def test_16_damaged_bytes_are_found_never_returned_and_gc_removes_them(tmp_path, what):
+    """Issue #11 rule 2: every saved value carries a checksum checked on read; a restart's
+    scan leaves the damaged entry out (its task runs again) with one warning; gc removes it."""
+    good = np.arange(1000, dtype=np.float64)
+    victim = np.arange(1000, 2000, dtype=np.float64) if what == "array" else {"text": "Q" * 400}
+    w = Writer(str(tmp_path), rank=1)
+    w.add("good", "good", good)
+    w.add("victim", "victim", victim)
+    w.add("other", "other", {"x": 1})
+    w.close(timeout=10)
+    (path,) = scan(str(tmp_path)).files
+    _overwrite(path, victim.tobytes() if what == "array" else b"Q" * 400)
+
+    plain = scan(str(tmp_path))  # the index alone does not read the values ...
+    with pytest.raises(CheckpointError, match="damaged|cannot read"):
+        Reader().load(plain.get("victim"))  # ... but a read never returns the damaged bytes
+
+    idx = scan(str(tmp_path), verify=True)
+    assert "victim" not in idx.entries and {"good", "other"} <= set(idx.entries)
+    assert idx.damaged == {path: ["victim"]}
+    assert len(idx.warnings) == 1 and "1 of 3 saved values are damaged" in idx.warnings[0]
+    r = Reader()
+    np.testing.assert_array_equal(r.load(idx.get("good")), good)
+    assert r.load(idx.get("other")) == {"x": 1}
+    r.close()
+
+    from dagmpi.checkpoint.hdf5 import gc
+
+    report = gc(str(tmp_path))
+    assert report["damaged"] == 1 and report["removed"] == 1 and report["files_rewritten"] == [path]
+    after = scan(str(tmp_path), verify=True)
+    assert set(after.entries) == {"good", "other"} and not after.warnings and not after.damaged
+
+
+def test_gc_removes_unreadable_and_cut_off_files_and_old_manifests(tmp_path):
+    from dagmpi.checkpoint.hdf5 import gc, write_manifest
+
+    w = Writer(str(tmp_path), rank=0)
+    w.add("k", "k", 1)
+    w.close(timeout=10)
+    (tmp_path / "rank5-1-2-3.h5").write_bytes(b"not hdf5 at all")
+    (tmp_path / "rank5-1-2-4.h5.tmp").write_bytes(b"cut off")
+    old = write_manifest(str(tmp_path), {"k"})
+    os.utime(old, (1, 1))
+    newest = write_manifest(str(tmp_path), {"k"})
+    assert len(scan(str(tmp_path)).warnings) == 2
+    report = gc(str(tmp_path))
+    assert sorted(os.path.basename(p) for p in report["files_deleted"]) == ["rank5-1-2-3.h5", "rank5-1-2-4.h5.tmp"]
+    assert report["manifests_deleted"] == [old] and os.path.exists(newest) and not os.path.exists(old)
+    idx = scan(str(tmp_path))
+    assert set(idx.entries) == {"k"} and not idx.warnings
