@@ -53,6 +53,9 @@ def fetch(x: Any, timeout: Optional[float] = None) -> Any:
     try:
         if isinstance(x, Task):
             return x._client.fetch(x, timeout)
+        hook = getattr(type(x), "__dagmpi_fetch__", None)
+        if hook is not None:  # e.g. a dagmpi.array.DArray: its whole value
+            return hook(x, timeout)
         if isinstance(x, (list, tuple)):
             bad = [i for i, t in enumerate(x) if not isinstance(t, Task)]
             if bad:
@@ -177,5 +180,6 @@ def processors() -> list[dict[str, Any]]:
 
 
 def info() -> dict[str, Any]:
-    """How this process runs dagmpi: mode, transport, size, worker ranks."""
+    """How this process runs dagmpi: mode, transport, size, ``rank`` (where the caller
+    runs: 0 on the driver, the worker's rank inside a task), worker ranks."""
     return context.runtime_info()

@@ -18,11 +18,15 @@ class Scope:
     ``ranks``: only these worker ranks (``None``: any).  ``gpu``: only on a
     rank that owns a GPU (the task holds one GPU while it runs).  ``near``: the
     id of a task whose result this task should run next to (on its owner).
+    ``prefer``: a worker rank to run on while it is alive (owner-computes for
+    data that does not exist yet); unlike ``ranks`` it never makes a task
+    impossible: if that rank is gone, any rank will do.
     """
 
     ranks: Optional[frozenset[int]] = None
     gpu: bool = False
     near: Optional[int] = None
+    prefer: Optional[int] = None
 
     def __post_init__(self) -> None:
         if self.ranks is not None:
@@ -40,13 +44,14 @@ class Scope:
 
 
 def scope(rank: Optional[int] = None, ranks: Optional[Iterable[int]] = None, *,
-          gpu: bool = False, cpu: bool = False, near: Any = None) -> Scope:
+          gpu: bool = False, cpu: bool = False, near: Any = None, prefer: Optional[int] = None) -> Scope:
     """Where a task may run.
 
     ``rank=``/``ranks=``: only on these worker ranks.  ``gpu=True``: only on a
     rank with a GPU (never on a CPU-only rank).  ``cpu=True``: on a CPU slot
     (the default; it cannot be combined with ``gpu=True``).  ``near=task``: on
     the rank that holds that task's result (when it is known at placement).
+    ``prefer=rank``: on that rank while it is alive, elsewhere if it is not.
     """
     if rank is not None and ranks is not None:
         raise TypeError("give either rank= or ranks=, not both")
@@ -59,7 +64,10 @@ def scope(rank: Optional[int] = None, ranks: Optional[Iterable[int]] = None, *,
         if not isinstance(near, Task):
             raise TypeError(f"scope(near=...) takes a Task, got {type(near).__name__}")
         near_id = near.id
-    return Scope(frozenset([rank]) if rank is not None else ranks, bool(gpu), near_id)  # (Scope normalises)
+    if prefer is not None and (not isinstance(prefer, int) or isinstance(prefer, bool) or prefer < 0):
+        raise ValueError(f"scope(prefer=...) takes a worker rank (an integer >= 0), got {prefer!r}")
+    return Scope(frozenset([rank]) if rank is not None else ranks, bool(gpu), near_id,
+                 prefer)  # (Scope normalises)
 
 
 _UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12,

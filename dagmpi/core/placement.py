@@ -161,14 +161,23 @@ class Placement:
             return False
         return True
 
+    def _near_home(self, near: int) -> Optional[int]:
+        """The rank a ``near`` task should run on: the owner (or assignee) of the task
+        ``near`` names, or, for ``near < 0``, the preferred rank ``-1 - near`` while it
+        is a live worker; ``None`` when neither is known."""
+        if near < 0:
+            rank = -1 - near
+            return rank if rank in self.workers else None
+        other = self.tasks.get(near)
+        return None if other is None else (other.owner if other.owner is not None else other.worker)
+
     def _choose_worker(self, t: TaskRecord) -> Optional[WorkerRecord]:
         """The worker with the earliest estimated finish time for ``t``."""
         tasks = self.tasks
         needs = t.needs
         ranks = t.ranks
         if t.near is not None:
-            near = tasks.get(t.near)
-            home = None if near is None else (near.owner if near.owner is not None else near.worker)
+            home = self._near_home(t.near)
             if home is not None and (ranks is None or home in ranks):
                 ranks = frozenset([home])
         local: dict[int, int] = {}
@@ -220,7 +229,7 @@ class Placement:
         if home is None:
             return
         w = self.workers[home]
-        if not self._fits(t, w) or t.near is not None or w.stuck:
+        if not self._fits(t, w) or w.stuck or (t.near is not None and self._near_home(t.near) != home):
             return
         if w.load >= w.capacity:
             if not t.in_ahead:  # retried when a task of this rank ends

@@ -199,6 +199,8 @@ class Client:
             ranks = ranks & self.worker_ranks
         needs = options.needs()
         near = options.scope.near if options.scope is not None else None
+        if near is None and options.scope is not None and options.scope.prefer in self.worker_ranks:
+            near = -1 - options.scope.prefer  # a rank, not a task id (those are >= 0)
         retries = self.default_retries if options.retries is None else options.retries
         policy = None
         if retries or options.timeout is not None:

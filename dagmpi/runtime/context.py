@@ -390,11 +390,22 @@ def _prepare_driver(tr: Any, ranks: range, config: Config) -> Any:
     return driver
 
 
+def _limit_native_threads(slots: int) -> None:
+    """BLAS/OpenMP threads of a worker rank = its slots: several ranks on one node
+    each running an all-cores BLAS would oversubscribe the cores."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # an optional nicety on a site install without it
+        return
+    threadpool_limits(limits=slots)
+
+
 def _prepare_worker(tr: Any, ranks: range, config: Config) -> Any:
     from .spill import resolve_limit
     from .worker import Worker
 
     slots = config.slots or 1
+    _limit_native_threads(slots)
     res, gpus = devices.offers(slots, config.resources)
     worker = Worker(tr, ranks, slots=slots, resources=res, gpus=gpus,
                     memory_limit=resolve_limit(config.memory_limit), spill_dir=config.spill_dir)
@@ -573,5 +584,7 @@ def runtime_info() -> dict[str, Any]:
     if rt is None:
         return {"mode": None}
     d = rt.driver
+    c = _CURRENT.client or d
     return {"mode": rt.mode, "transport": rt.transport.name, "size": rt.transport.size,
+            "rank": c.rank if c is not None else getattr(rt.transport, "rank", None),
             "workers": sorted(d.worker_ranks) if d else None}
