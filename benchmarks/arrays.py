@@ -6,8 +6,9 @@
 (a) fused elementwise ``((A*2+1)**2).sum()`` on 2^28 float64 elements (2 GiB) in
     blocks of 2048 x 2048: GB/s of A read.  Peers: numpy on one process (the
     expression as written, and the same strip-mined kernel dagmpi's tasks run:
-    the no-overhead limit of one core), dask.array on a LocalCluster with as many
-    single-threaded worker processes.
+    the no-overhead limit of one core), numpy in ``--workers`` processes at once
+    on a share each (``numpy-procs``: what the same cores' memory allows),
+    dask.array on a LocalCluster with as many single-threaded worker processes.
 (b) ``A.sum(axis=0)`` and ``A.sum(axis=1)`` (the result fetched): GB/s.
 (c) HDF5 write and read of ``--h5-gib`` GiB: raw h5py from one process (a
     regular dataset, written block by block and fsynced; read back whole) against
@@ -75,6 +76,8 @@ def child_numpy(args) -> dict:
     shape = _shape(args.log2_elements)
     A = np.random.default_rng(0).random(shape)
     out = {}
+    if args.start_at:  # one of several processes started together: begin at the same moment
+        time.sleep(max(0.0, args.start_at - time.time()))
     expr = lambda: float(((A * 2 + 1) ** 2).sum())  # noqa: E731
     out["fused_s"] = _best(expr, args.repeat)
     prog = ("ufunc", np.power, (), ("ufunc", np.add, (), ("ufunc", np.multiply, (), ("leaf", 0), ("const", 2)),
@@ -87,7 +90,7 @@ def child_numpy(args) -> dict:
     out["sum1_s"] = _best(lambda: A.sum(axis=1), args.repeat)
     out["nbytes"] = A.nbytes
     del A
-    if args.h5_gib:
+    if args.h5_gib and not args.start_at:
         import h5py
 
         d = tempfile.mkdtemp(dir=args.tmp)
@@ -167,16 +170,15 @@ def child_dagmpi(args) -> dict:
 
 
 def child_dask(args) -> dict:
-    import dask
     import dask.array as dka
-    from distributed import Client, LocalCluster
+    from distributed import Client, LocalCluster, wait
 
     shape = _shape(args.log2_elements)
     out = {}
     with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None,
                       memory_limit=0) as lc, Client(lc) as client:
         A = dka.random.default_rng(0).random(shape, chunks=BLOCK).persist()
-        dask.distributed.wait(A)
+        wait(A)
         out["fused_s"] = _best(lambda: float(((A * 2 + 1) ** 2).sum().compute()), args.repeat)
         out["sum0_s"] = _best(lambda: A.sum(axis=0).compute(), args.repeat)
         out["sum1_s"] = _best(lambda: A.sum(axis=1).compute(), args.repeat)
@@ -188,12 +190,38 @@ def child_dask(args) -> dict:
 
 # ------------------------------------------------------------------ parent
 
+def run_numpy_processes(args) -> dict:
+    """numpy in ``workers`` processes at once, each on 1/workers of the elements (the
+    same cores' memory-bound limit for what dagmpi's workers do): aggregate GB/s as
+    total bytes / the slowest process's time."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    per = args.log2_elements - (args.workers - 1).bit_length()
+    start = time.time() + 4 + (1 << per) * 8 / 2**30 * 3
+    cmd = [sys.executable, HERE, "--child", "numpy", "--log2-elements", str(per), "--h5-gib", "0",
+           "--repeat", str(args.repeat), "--start-at", str(start)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for _ in range(args.workers)]
+    outs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=args.timeout)
+        lines = [l for l in out.splitlines() if l.startswith("RESULT ")]
+        if not lines:
+            raise RuntimeError(f"numpy process failed: {err[-2000:]}")
+        outs.append(json.loads(lines[0][7:]))
+    agg = {"nbytes": sum(o["nbytes"] for o in outs)}
+    for k in ("fused_s", "fused_strip_s", "sum0_s", "sum1_s"):
+        agg[k] = max(o[k] for o in outs)
+    return agg
+
+
 def run_child(system: str, args) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     root = os.path.dirname(os.path.dirname(HERE))
     env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")])
     common = ["--child", system, "--log2-elements", str(args.log2_elements), "--h5-gib", str(args.h5_gib),
               "--repeat", str(args.repeat), "--workers", str(args.workers), "--tmp", args.tmp]
+    if system == "numpy-procs":
+        return run_numpy_processes(args)
     if system == "dagmpi":
         mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
         cmd = [mpiexec, "-n", str(args.workers + 1), sys.executable, "-m", "dagmpi", HERE, *common]
@@ -212,11 +240,12 @@ def main() -> None:
     p.add_argument("--log2-elements", type=int, default=28)
     p.add_argument("--h5-gib", type=float, default=8)
     p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--peers", default="numpy,dagmpi,dask")
+    p.add_argument("--peers", default="numpy,numpy-procs,dagmpi,dask")
     p.add_argument("--json", default=default_json("arrays"))
     p.add_argument("--timeout", type=float, default=1800)
     p.add_argument("--child", default=None)
     p.add_argument("--tmp", default=None)
+    p.add_argument("--start-at", type=float, default=0.0)
     args = p.parse_args()
     if args.child:
         fn = {"numpy": child_numpy, "dagmpi": child_dagmpi, "dask": child_dask}[args.child]
@@ -242,6 +271,7 @@ def main() -> None:
           f"{BLOCK}x{BLOCK} blocks, {w} workers; best of {args.repeat}; GB/s of input")
     print(f"{'measure':<34}" + "".join(f"{s:>12}" for s in results) + "   dagmpi vs")
     np_r, dg, dk = results.get("numpy", {}), results.get("dagmpi", {}), results.get("dask", {})
+    npp = results.get("numpy-procs", {})
     rows = [("(a) ((A*2+1)**2).sum()", "fused_s"), ("(b) A.sum(axis=0)", "sum0_s"), ("(b) A.sum(axis=1)", "sum1_s")]
     for label, key in rows:
         line = f"{label:<34}" + "".join(f"{gb(r, key):>12.2f}" for r in results.values())
@@ -249,13 +279,19 @@ def main() -> None:
             parts = []
             if np_r:
                 parts.append(f"{gb(dg, key) / (w * gb(np_r, key)):.2f}x numpy*{w}")
+            if npp:
+                parts.append(f"{gb(dg, key) / gb(npp, key):.2f}x numpy-procs")
             if dk:
                 parts.append(f"{gb(dg, key) / gb(dk, key):.2f}x dask")
             line += "   " + ", ".join(parts)
         print(line)
     if np_r.get("fused_strip_s"):
-        print(f"{'    numpy, strip-mined kernel':<34}{gb(np_r, 'fused_strip_s'):>12.2f}"
-              + (f"   dagmpi {gb(dg, 'fused_s') / (w * gb(np_r, 'fused_strip_s')):.2f}x of it *{w}" if dg else ""))
+        print(f"{'(a) strip-mined kernel, no runtime':<34}{gb(np_r, 'fused_strip_s'):>12.2f}"
+              + (f"{gb(npp, 'fused_strip_s'):>12.2f}" if npp else "")
+              + (f"   dagmpi {gb(dg, 'fused_s') / (w * gb(np_r, 'fused_strip_s')):.2f}x of it *{w}" if dg else "")
+              + (f", {gb(dg, 'fused_s') / gb(npp, 'fused_strip_s'):.2f}x of numpy-procs'" if dg and npp else ""))
+    if npp:
+        print(f"    numpy-procs: {w} numpy processes at once, each on 1/{w} of the elements")
     if "h5_write_s" in np_r and "h5_write_s" in dg:
         for label, key in [("(c) HDF5 write", "h5_write_s"), ("(c) HDF5 read", "h5_read_s")]:
             a, b = gb(np_r, key, "h5_bytes"), gb(dg, key, "h5_bytes")
