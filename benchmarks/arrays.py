@@ -5,8 +5,8 @@
 
 (a) fused elementwise ``((A*2+1)**2).sum()`` on 2^28 float64 elements (2 GiB) in
     blocks of 2048 x 2048: GB/s of A read.  Peers: numpy on one process (the
-    expression as written, and the same strip-mined kernel dagmpi's tasks run:
-    the no-overhead limit of one core), numpy in ``--workers`` processes at once
+    expression as written, and the very block kernel dagmpi's tasks run, the
+    Numba-compiled fused loop: the no-overhead limit of one core), numpy in ``--workers`` processes at once
     on a share each (``numpy-procs``: what the same cores' memory allows),
     dask.array on a LocalCluster with as many single-threaded worker processes.
 (b) ``A.sum(axis=0)`` and ``A.sum(axis=1)`` (the result fetched): GB/s.
@@ -286,7 +286,7 @@ def main() -> None:
             line += "   " + ", ".join(parts)
         print(line)
     if np_r.get("fused_strip_s"):
-        print(f"{'(a) strip-mined kernel, no runtime':<34}{gb(np_r, 'fused_strip_s'):>12.2f}"
+        print(f"{'(a) dagmpi's block kernel alone':<34}{gb(np_r, 'fused_strip_s'):>12.2f}"
               + (f"{gb(npp, 'fused_strip_s'):>12.2f}" if npp else "")
               + (f"   dagmpi {gb(dg, 'fused_s') / (w * gb(np_r, 'fused_strip_s')):.2f}x of it *{w}" if dg else "")
               + (f", {gb(dg, 'fused_s') / gb(npp, 'fused_strip_s'):.2f}x of numpy-procs'" if dg and npp else ""))

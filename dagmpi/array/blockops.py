@@ -20,12 +20,23 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
 #: Output bytes evaluated per strip: small enough that a strip's temporaries stay in L2.
 STRIP_BYTES = 256 << 10
+
+#: Compile fused programs with Numba (``dagmpi.kernels.cpu.fused``) where their result
+#: is sure to match numpy's; ``DAGMPI_ARRAY_NUMBA=0`` keeps numpy everywhere.
+NUMBA = os.environ.get("DAGMPI_ARRAY_NUMBA", "1") not in ("0", "false", "no", "off")
+
+
+def _compiled() -> Any:
+    from dagmpi.kernels.cpu import fused as compiled
+
+    return compiled
 
 
 # ------------------------------------------------------------------ fused elementwise
@@ -88,7 +99,12 @@ def _strip_leaves(leaves: Sequence[Any], ndim: int, r0: int, r1: int) -> list[An
 def fused(prog: tuple, shape: tuple[int, ...], dtype: Any, *leaves: Any) -> np.ndarray:
     """One output block of a fused elementwise program."""
     dtype = np.dtype(dtype)
-    strips = _strips(shape, dtype.itemsize) if strippable(prog) else None
+    flat = strippable(prog)
+    if flat and NUMBA:
+        out = _compiled().run_map(prog, dtype, leaves, tuple(shape))
+        if out is not None:
+            return out
+    strips = _strips(shape, dtype.itemsize) if flat else None
     if strips is None:
         out = np.asarray(evaluate(prog, leaves))
         if out.shape != tuple(shape):
@@ -125,6 +141,11 @@ def partial(kind: str, axis: Optional[int], info: tuple, prog: Optional[tuple], 
     if prog is None:
         block = leaves[0]
     else:
+        if NUMBA and axis is None and kind in ("sum", "min", "max") and strippable(prog) and \
+                (kind != "sum" or np.dtype(info[0]) == np.dtype(dtype)):
+            value = _compiled().run_reduce(prog, kind, dtype, leaves, tuple(shape))
+            if value is not None:
+                return (np.asarray(value).reshape((1,) * len(shape)),)
         if axis is None and kind in _COMBINE and strippable(prog):
             strips = _strips(shape, np.dtype(dtype).itemsize)
             if strips is not None:
