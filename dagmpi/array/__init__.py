@@ -14,7 +14,9 @@ from . import linalg, random
 from .core import (DArray, arange, asarray, broadcast_to, concatenate, elementwise, empty, empty_like, eye,
                    from_numpy, fromfunction, full, full_like, map_blocks, ones, ones_like, rechunk, reduction,
                    reshape, stack, where, zeros, zeros_like)
+from .linalg import matmul
 from .hdf5 import from_hdf5, to_hdf5
+from .overlap import map_overlap
 
 
 def _reducer(kind: str):  # type: ignore[no-untyped-def]
@@ -39,5 +41,5 @@ all = _reducer("all")  # noqa: A001
 
 __all__ = ["DArray", "all", "any", "arange", "argmax", "argmin", "asarray", "broadcast_to", "concatenate",
            "elementwise", "empty", "empty_like", "eye", "from_hdf5", "from_numpy", "fromfunction", "full",
-           "full_like", "linalg", "map_blocks", "max", "mean", "min", "ones", "ones_like", "prod", "random",
+           "full_like", "linalg", "map_blocks", "map_overlap", "matmul", "max", "mean", "min", "ones", "ones_like", "prod", "random",
            "rechunk", "reshape", "stack", "std", "sum", "to_hdf5", "var", "where", "zeros", "zeros_like"]

@@ -230,6 +230,10 @@ class DArray:
         if kwargs.get("out") is not None:
             raise TypeError(f"{ufunc.__name__}(..., out=) is not supported on DArrays: DArrays are "
                             f"immutable values; assign the result instead")
+        if method == "__call__" and ufunc is np.matmul:
+            from .linalg import matmul
+
+            return matmul(*inputs)
         if method == "__call__":
             if ufunc.nout != 1:
                 return tuple(elementwise(_Nth(ufunc, i), inputs, kwargs) for i in range(ufunc.nout))
@@ -282,6 +286,16 @@ class DArray:
     def __pos__(self) -> "DArray": return elementwise(np.positive, (self,), {})
     def __abs__(self) -> "DArray": return elementwise(np.absolute, (self,), {})
     def __invert__(self) -> "DArray": return elementwise(np.invert, (self,), {})
+
+    def __matmul__(self, o: Any) -> "DArray":
+        from .linalg import matmul
+
+        return matmul(self, o) if _is_operand(o) else NotImplemented
+
+    def __rmatmul__(self, o: Any) -> "DArray":
+        from .linalg import matmul
+
+        return matmul(o, self) if _is_operand(o) else NotImplemented
 
     def astype(self, dtype: Any, copy: bool = True) -> "DArray":
         """The array converted to ``dtype`` (fused with the operations around it)."""
@@ -1200,4 +1214,6 @@ _ARRAY_FUNCTIONS: dict[Callable, Callable] = {
     np.full_like: lambda a, fill_value, dtype=None, **kw: full_like(a, fill_value, dtype),
     np.empty_like: lambda a, dtype=None, **kw: empty_like(a, dtype),
     np.broadcast_to: lambda a, shape, subok=False: broadcast_to(a, shape),
+    np.matmul: lambda a, b, **kw: __import__("dagmpi.array.linalg", fromlist=["matmul"]).matmul(a, b),
+    np.dot: lambda a, b, out=None: __import__("dagmpi.array.linalg", fromlist=["matmul"]).matmul(a, b),
 }

@@ -1,4 +1,6 @@
-"""Linear algebra on DArrays (norms here; tiled factorisations build on them)."""
+"""Linear algebra on DArrays: norms, ``matmul`` (``@``), tiled Cholesky, triangular
+and SPD solves, TSQR.  Tile kernels: LAPACK/BLAS through scipy
+(``dagmpi.kernels.cpu.tiles``)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from .. import api
 from . import core
+from . import grid as g
 
 
 def norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> core.DArray:
@@ -76,3 +80,232 @@ def _finish(out: core.DArray, ndim: int, keepdims: bool, axes: Any) -> core.DArr
     for a in sorted(axes):
         shape.insert(a, 1)
     return out.reshape(tuple(shape)) if shape else out
+
+
+# ------------------------------------------------------------------ tiled algorithms
+
+def _tiles_module():  # type: ignore[no-untyped-def]
+    from dagmpi.kernels.cpu import tiles
+
+    return tiles
+
+
+def _2d(x: Any, what: str) -> core.DArray:
+    x = core.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"{what} needs a 2-D array, got shape {x.shape}")
+    return x
+
+
+def _float(x: core.DArray) -> core.DArray:
+    if x.dtype not in (np.float64, np.float32):
+        return x.astype(np.float64)
+    return x
+
+
+def _grid_owners(nb: tuple[int, int]) -> np.ndarray:
+    return core._plan(tuple((1,) * n for n in nb))
+
+
+def matmul(a: Any, b: Any) -> core.DArray:
+    """``a @ b`` for 2-D DArrays: each output tile is computed on its owner (the
+    block-cyclic plan), pulling the row panel of ``a`` and column panel of ``b`` it
+    needs, with the k-sum accumulated in place there (``dgemm``, ``beta=1``)."""
+    a, b = core.asarray(a), core.asarray(b)
+    if a.ndim == 1 or b.ndim == 1:
+        a2 = a.reshape(1, a.shape[0]) if a.ndim == 1 else a
+        b2 = b.reshape(b.shape[0], 1) if b.ndim == 1 else b
+        out = matmul(a2, b2)
+        if a.ndim == 1 and b.ndim == 1:
+            return core.reduction(a * b, "sum")
+        return out.reshape(out.shape[1]) if a.ndim == 1 else out.reshape(out.shape[0])
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"matmul: 1-D or 2-D arrays, got shapes {a.shape} and {b.shape}")
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} not aligned: {a.shape[1]} (dim 1) != "
+                         f"{b.shape[0]} (dim 0)")
+    dtype = np.result_type(a.dtype, b.dtype)
+    if a.dtype != dtype:
+        a = a.astype(dtype)
+    if b.dtype != dtype:
+        b = b.astype(dtype)
+    if b.chunks[0] != a.chunks[1]:
+        b = core.rechunk(b, (a.chunks[1], b.chunks[1]))
+    t = _tiles_module()
+    at, bt = a.tasks, b.tasks
+    chunks = (a.chunks[0], b.chunks[1])
+    nb = g.nblocks(chunks)
+    owners = _grid_owners(nb)
+    out = np.empty(nb, dtype=object)
+    for i in range(nb[0]):
+        for j in range(nb[1]):
+            acc = None
+            for k in range(at.shape[1]):
+                args = (at[i, k], bt[k, j]) if acc is None else (at[i, k], bt[k, j], acc)
+                acc = api.spawn(t.gemm_acc, *args, options=core._opts("gemm", prefer=owners[i, j]))
+            if acc is None:  # an empty inner dimension
+                acc = api.spawn(t.zeros, g.block_shape(chunks, (i, j)), dtype.str,
+                                options=core._opts("zeros", prefer=owners[i, j]))
+            out[i, j] = acc
+    return core.DArray(chunks, dtype, out, owners, name="matmul")
+
+
+def cholesky(a: Any, lower: bool = True) -> core.DArray:
+    """The Cholesky factor of a symmetric positive-definite DArray, by the tiled
+    right-looking algorithm (POTRF, TRSM, SYRK, GEMM tile tasks), each tile updated
+    in place on its owner; the next panel's tasks have priority over the trailing
+    updates.  A matrix that is not positive definite makes the result's fetch raise
+    ``numpy.linalg.LinAlgError`` naming the tile and step."""
+    a = _float(_2d(a, "cholesky"))
+    if a.shape[0] != a.shape[1]:
+        raise ValueError(f"cholesky needs a square matrix, got shape {a.shape}")
+    if a.chunks[1] != a.chunks[0]:
+        a = core.rechunk(a, (a.chunks[0], a.chunks[0]))
+    t = _tiles_module()
+    n = len(a.chunks[0])
+    src = a.tasks
+    owners = _grid_owners((n, n))
+    offs = g.offsets(a.chunks[0])
+    T = {(i, j): src[i, j] for i in range(n) for j in range(i + 1)}
+    touched: set = set()
+
+    def opts(name: str, i: int, j: int, prio: int) -> Any:
+        return core.Options(name=name, priority=prio, scope=core.scope(prefer=int(owners[i, j])))
+
+    def fresh(ij: tuple[int, int]) -> bool:
+        if ij in touched:
+            return False
+        touched.add(ij)
+        return True
+
+    for k in range(n):
+        panel = 3 * (n - k)
+        T[k, k] = api.spawn(t.potrf, T[k, k], k, offs[k], fresh((k, k)), options=opts("potrf", k, k, panel))
+        for i in range(k + 1, n):
+            T[i, k] = api.spawn(t.trsm, T[k, k], T[i, k], fresh((i, k)), options=opts("trsm", i, k, panel))
+        for i in range(k + 1, n):
+            for j in range(k + 1, i + 1):
+                prio = panel - 1 if j == k + 1 else 0
+                if i == j:
+                    T[i, i] = api.spawn(t.syrk, T[i, k], T[i, i], fresh((i, i)), options=opts("syrk", i, i, prio))
+                else:
+                    T[i, j] = api.spawn(t.gemm_nt, T[i, k], T[j, k], T[i, j], fresh((i, j)),
+                                        options=opts("gemm", i, j, prio))
+    out = np.empty((n, n), dtype=object)
+    for i in range(n):
+        for j in range(n):
+            if j <= i:
+                out[i, j] = T[i, j]
+            else:
+                out[i, j] = api.spawn(t.zeros, (a.chunks[0][i], a.chunks[0][j]), a.dtype.str,
+                                      options=core._opts("zeros", prefer=int(owners[i, j])))
+    L = core.DArray(a.chunks, a.dtype, out, owners, name="cholesky")
+    return L if lower else L.T
+
+
+def solve_triangular(a: Any, b: Any, lower: bool = False, trans: Any = 0, unit_diagonal: bool = False) -> core.DArray:
+    """Solve ``op(a) x = b`` for a triangular DArray ``a`` (``trans``: 0/'N', 1/'T'),
+    by tiled substitution: a TRSM per diagonal tile, GEMM updates of the rest, each
+    on the owner of the right-hand side's tile.  ``b``: 1-D or 2-D."""
+    a = _float(_2d(a, "solve_triangular"))
+    b = core.asarray(b)
+    vec = b.ndim == 1
+    if vec:
+        b = b.reshape(b.shape[0], 1)
+    if a.shape[0] != a.shape[1]:
+        raise ValueError(f"solve_triangular needs a square matrix, got shape {a.shape}")
+    if b.ndim != 2 or b.shape[0] != a.shape[0]:
+        raise ValueError(f"solve_triangular: shapes {a.shape} and {b.shape} do not agree "
+                         f"({a.shape[0]} rows against {b.shape[0]})")
+    t_ = {0: False, "N": False, 1: True, "T": True, 2: True, "C": True}.get(trans)
+    if t_ is None:
+        raise ValueError(f"trans must be 0, 1, 'N' or 'T', got {trans!r}")
+    b = _float(b)
+    if a.chunks[1] != a.chunks[0]:
+        a = core.rechunk(a, (a.chunks[0], a.chunks[0]))
+    if b.chunks[0] != a.chunks[0]:
+        b = core.rechunk(b, (a.chunks[0], b.chunks[1]))
+    dtype = np.result_type(a.dtype, b.dtype)
+    t = _tiles_module()
+    at, bt = a.tasks, b.tasks
+    n = at.shape[0]
+    # op(a) is lower when (lower and not trans) or (upper and trans): forward substitution
+    forward = lower != t_
+    order = range(n) if forward else range(n - 1, -1, -1)
+    out = np.empty(bt.shape, dtype=object)
+    for j in range(bt.shape[1]):
+        x: dict[int, Any] = {}
+        touched: set = set()
+        for i in order:
+            rhs = bt[i, j]
+            for k in (range(i) if forward else range(i + 1, n)):
+                tile = at[k, i] if t_ else at[i, k]  # op(a)[i, k]
+                rhs = api.spawn(t.sub_matmul, rhs, tile, x[k], t_, i not in touched,
+                                options=core._opts("gemm", near=bt[i, j]))
+                touched.add(i)
+            x[i] = api.spawn(t.trsm_left, at[i, i], rhs, lower, t_, unit_diagonal,
+                             options=core._opts("trsm", near=bt[i, j]))
+            out[i, j] = x[i]
+    res = core.DArray(b.chunks, dtype, out, b._owners, name="solve_triangular")
+    return res.reshape(res.shape[0]) if vec else res
+
+
+def cho_solve(c_and_lower: Any, b: Any) -> core.DArray:
+    """Solve ``A x = b`` given the Cholesky factor: ``cho_solve((L, True), b)`` (or
+    ``cho_solve(L, b)`` for a lower factor), as scipy.linalg.cho_solve."""
+    if isinstance(c_and_lower, tuple):
+        c, lower = c_and_lower
+    else:
+        c, lower = c_and_lower, True
+    c = _2d(c, "cho_solve")
+    if lower:
+        y = solve_triangular(c, b, lower=True)
+        return solve_triangular(c, y, lower=True, trans=1)
+    y = solve_triangular(c, b, lower=False, trans=1)
+    return solve_triangular(c, y, lower=False)
+
+
+def solve(a: Any, b: Any, assume_a: str = "pos") -> core.DArray:
+    """Solve ``a x = b`` for a symmetric positive-definite ``a`` (``assume_a="pos"``:
+    tiled Cholesky, then two triangular solves)."""
+    if assume_a not in ("pos", "sym pos"):
+        raise ValueError(f"da.linalg.solve handles symmetric positive-definite systems (assume_a='pos'); "
+                         f"got assume_a={assume_a!r}: for a general matrix use scipy.linalg.solve on "
+                         f"A.to_numpy()")
+    a = _2d(a, "solve")
+    b = core.asarray(b)
+    if b.shape[0] != a.shape[0]:
+        raise ValueError(f"solve: shapes {a.shape} and {b.shape} do not agree")
+    return cho_solve((cholesky(a), True), b)
+
+
+def qr(a: Any) -> tuple[core.DArray, core.DArray]:
+    """Reduced QR of a tall-and-skinny DArray (one block column) by TSQR: a QR per
+    row block where it lives, one QR of the stacked R factors, then each block's Q
+    times its rows of the second Q (again where it lives).  Returns ``(Q, R)``."""
+    a = _float(_2d(a, "qr"))
+    m, n = a.shape
+    if m < n:
+        raise ValueError(f"qr (TSQR) needs a tall matrix (rows >= columns), got shape {a.shape}")
+    if len(a.chunks[1]) != 1:
+        a = core.rechunk(a, (a.chunks[0], (n,)))
+    t = _tiles_module()
+    src = a.tasks
+    firsts, rs, heights = [], [], []
+    for i in range(src.shape[0]):
+        qr1 = api.spawn(t.qr_block, src[i, 0], options=core._opts("qr", near=src[i, 0]))
+        firsts.append(qr1)
+        rs.append(api.spawn(t.second, qr1, options=core._opts("qr-r", near=qr1)))
+        heights.append(min(a.chunks[0][i], n))
+    q2 = api.spawn(t.qr_stack, *rs, options=core._opts("qr-stack"))
+    offs = [0]
+    for h in heights:
+        offs.append(offs[-1] + h)
+    qt = np.empty(src.shape, dtype=object)
+    for i, qr1 in enumerate(firsts):
+        qt[i, 0] = api.spawn(t.qr_apply, qr1, q2, offs[i], offs[i + 1], options=core._opts("qr-q", near=src[i, 0]))
+    rt = np.empty((1, 1), dtype=object)
+    rt[0, 0] = api.spawn(t.second, q2, options=core._opts("qr-r", near=q2))
+    Q = core.DArray(a.chunks, a.dtype, qt, a._owners, name="qr.Q")
+    R = core.DArray(((n,), (n,)), a.dtype, rt, None, name="qr.R")
+    return Q, R

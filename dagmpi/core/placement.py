@@ -169,7 +169,11 @@ class Placement:
             rank = -1 - near
             return rank if rank in self.workers else None
         other = self.tasks.get(near)
-        return None if other is None else (other.owner if other.owner is not None else other.worker)
+        if other is None:
+            return None
+        home = other.owner if other.owner is not None else other.worker
+        # a value restored from a checkpoint is owned by its file, not by a rank
+        return home if home in self.workers else None
 
     def _choose_worker(self, t: TaskRecord) -> Optional[WorkerRecord]:
         """The worker with the earliest estimated finish time for ``t``."""

@@ -274,6 +274,23 @@ def test_near_runs_next_to_the_given_tasks_result():
     assert {r for r, _ in executes(out)} == {2}
 
 
+def test_near_a_value_restored_from_a_checkpoint_runs_anywhere():
+    """A restored value is owned by its file, not a rank: a task near it must still be
+    placed (it hung before: its only allowed rank was the file)."""
+    h = Harness(prefetch=4, workers=[(1, 1), (2, 1)])
+    h.step(TaskSubmitted(1, "t1", (), "spec1", restored="file.h5#7"))
+    out = h.step(gsub(2, deps=[1], near=1))
+    assert [t for _, t in executes(out)] == [2]
+
+
+def test_prefer_runs_on_the_preferred_rank_while_it_is_alive():
+    h = Harness(prefetch=4, workers=[(1, 1), (2, 1), (3, 1)])
+    out = h.step(*(gsub(i, near=-1 - 3) for i in range(1, 4)))  # scope(prefer=3)
+    assert {r for r, _ in executes(out)} == {3}
+    out = h.step(gsub(9, near=-1 - 7))  # a rank that is not a worker: anywhere
+    assert len(executes(out)) == 1
+
+
 from dagmpi.core.events import Steal, TasksReturned  # noqa: E402
 
 

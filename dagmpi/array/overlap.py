@@ -1,0 +1,177 @@
+"""Stencils: ``A.map_overlap(fn, depth, boundary=)`` with dask.array's conventions.
+
+Every block's task receives its own block plus only the halo slices of its
+neighbours (each cut on the neighbour's rank, so the bytes that move per step
+are O(halo), never a whole block), assembles the padded block, fills the
+outer edges by ``boundary`` and calls ``fn`` on it.  ``fn`` returns the block
+without its halo (or the padded block, which is then trimmed).
+
+``boundary``: ``"periodic"`` (wrap around), ``"reflect"`` (mirror including the
+edge element, numpy's ``"symmetric"``), ``"nearest"`` (repeat the edge), a
+number (that constant) or ``"none"`` (no padding at the array's edges: ``fn``
+then gets a smaller block there).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from .. import api
+from . import core
+from . import grid as g
+
+_PAD_MODE = {"reflect": "symmetric", "nearest": "edge"}
+
+
+def _depths(depth: Any, ndim: int) -> tuple[int, ...]:
+    if isinstance(depth, dict):
+        out = [0] * ndim
+        for a, d in depth.items():
+            out[core._axis(a, ndim)] = d
+    elif isinstance(depth, (tuple, list)):
+        if len(depth) != ndim:
+            raise ValueError(f"depth {tuple(depth)} needs one entry per axis of a {ndim}-D array")
+        out = list(depth)
+    else:
+        out = [depth] * ndim
+    try:
+        out = [int(d) for d in out]
+    except (TypeError, ValueError):
+        raise TypeError(f"depth must be an int, a tuple of ints or a dict axis -> int, got {depth!r}") from None
+    if any(d < 0 for d in out):
+        raise ValueError(f"depth must be >= 0, got {depth!r}")
+    return tuple(out)
+
+
+def _boundaries(boundary: Any, ndim: int) -> tuple[Any, ...]:
+    if isinstance(boundary, dict):
+        out: list[Any] = ["none"] * ndim
+        for a, b in boundary.items():
+            out[core._axis(a, ndim)] = b
+    elif isinstance(boundary, (tuple, list)):
+        if len(boundary) != ndim:
+            raise ValueError(f"boundary {tuple(boundary)} needs one entry per axis")
+        out = list(boundary)
+    else:
+        out = [boundary] * ndim
+    for b in out:
+        if isinstance(b, str):
+            if b not in ("periodic", "reflect", "nearest", "none"):
+                raise ValueError(f"boundary must be 'periodic', 'reflect', 'nearest', 'none' or a number, got {b!r}")
+        elif not isinstance(b, (int, float, complex, np.number)) or isinstance(b, bool):
+            raise TypeError(f"boundary must be a mode name or a number, got {b!r}")
+    return tuple(out)
+
+
+def apply(fn: Callable, block_shape: tuple[int, ...], padded_shape: tuple[int, ...], dtype: Any,
+          where: tuple, pads: tuple, trim: tuple, kwargs: dict, *pieces: np.ndarray) -> np.ndarray:
+    """Task: assemble the padded block from its pieces, pad the array's outer edges by
+    the boundary rule, call ``fn`` and trim what it returns to the block."""
+    inner_shape = tuple(s - p[0] - p[1] for s, (p, _) in zip(padded_shape, pads))
+    if len(pieces) == 1 and where[0] == tuple(slice(0, n) for n in inner_shape):
+        x = pieces[0]
+    else:
+        x = np.empty(inner_shape, dtype)
+        for dest, piece in zip(where, pieces):
+            x[dest] = piece
+    if any(p != (0, 0) for p, _ in pads):
+        for a, ((lo, hi), mode) in enumerate(pads):
+            if lo == hi == 0:
+                continue
+            width = [(0, 0)] * x.ndim
+            width[a] = (lo, hi)
+            if isinstance(mode, str):
+                x = np.pad(x, width, mode=_PAD_MODE[mode])
+            else:
+                x = np.pad(x, width, mode="constant", constant_values=mode)
+    out = np.asarray(fn(x, **kwargs))
+    if out.shape == tuple(block_shape):
+        return out
+    if out.shape == x.shape:
+        return np.ascontiguousarray(out[tuple(slice(lo, s - hi) for (lo, hi), s in zip(trim, x.shape))])
+    raise ValueError(f"the map_overlap function {getattr(fn, '__name__', fn)!r} returned shape {out.shape}; "
+                     f"expected the block {tuple(block_shape)} or the padded block {x.shape}")
+
+
+def map_overlap(a: Any, fn: Callable, depth: Any = 1, boundary: Any = "none", dtype: Any = None,
+                **kwargs: Any) -> core.DArray:
+    """``fn`` over every block padded with ``depth`` elements of its neighbours per
+    axis (see the module docstring).  ``dtype``: the result's (default: ``a``'s)."""
+    a = core.asarray(a)
+    if not callable(fn):
+        raise TypeError(f"map_overlap needs a function, got {type(fn).__name__}")
+    nd = a.ndim
+    depths = _depths(depth, nd)
+    bounds = _boundaries(boundary, nd)
+    for ax, (d, sizes) in enumerate(zip(depths, a.chunks)):
+        small = min(sizes)
+        if d > small and len(sizes) > 1 or (d > small and bounds[ax] == "periodic"):
+            raise ValueError(f"map_overlap: depth {d} on axis {ax} is larger than its smallest block "
+                             f"({small}); use larger blocks (A.rechunk) or a smaller depth")
+    dtype = a.dtype if dtype is None else np.dtype(dtype)
+    src = a.tasks
+    out = np.empty(a.nblocks, dtype=object)
+    for idx in g.block_indices(a.chunks):
+        # per axis: segments (neighbour block, slice in it, length) from left halo to right halo
+        per_axis = []
+        pads = []
+        trim = []
+        for ax in range(nd):
+            sizes, i, d, b = a.chunks[ax], idx[ax], depths[ax], bounds[ax]
+            nb = len(sizes)
+            segs = []
+            lo_pad = hi_pad = 0
+            if d:
+                if i > 0:
+                    segs.append((i - 1, slice(sizes[i - 1] - d, sizes[i - 1])))
+                elif b == "periodic":
+                    segs.append((nb - 1, slice(sizes[nb - 1] - d, sizes[nb - 1])))
+                elif b != "none":
+                    lo_pad = d
+            segs.append((i, slice(0, sizes[i])))
+            if d:
+                if i < nb - 1:
+                    segs.append((i + 1, slice(0, d)))
+                elif b == "periodic":
+                    segs.append((0, slice(0, d)))
+                elif b != "none":
+                    hi_pad = d
+            per_axis.append(segs)
+            pads.append(((lo_pad, hi_pad), b))
+            has_lo = d and (i > 0 or b != "none")
+            has_hi = d and (i < nb - 1 or b != "none")
+            trim.append((d if has_lo else 0, d if has_hi else 0))
+        pieces, where = [], []
+        for combo in itertools.product(*per_axis):
+            nidx = tuple(c[0] for c in combo)
+            key = tuple(c[1] for c in combo)
+            pieces.append(core._piece(a, nidx, key))
+        # destinations: segments laid out in order along each axis
+        dests_per_axis = []
+        for segs in per_axis:
+            pos, ds = 0, []
+            for _, s in segs:
+                n = s.stop - s.start
+                ds.append(slice(pos, pos + n))
+                pos += n
+            dests_per_axis.append(ds)
+        where = [tuple(c) for c in itertools.product(*dests_per_axis)]
+        inner = tuple(sum(s.stop - s.start for _, s in segs) for segs in per_axis)
+        padded = tuple(n + p[0][0] + p[0][1] for n, p in zip(inner, pads))
+        bshape = g.block_shape(a.chunks, idx)
+        out[idx] = api.spawn(apply, fn, bshape, padded, a.dtype.str, tuple(where), tuple(pads), tuple(trim),
+                             kwargs, *pieces, options=core._opts(getattr(fn, "__name__", "map_overlap"),
+                                                                 near=src[idx]))
+    return core.DArray(a.chunks, dtype, out, a._owners, name="map_overlap")
+
+
+def _method(self: core.DArray, fn: Callable, depth: Any = 1, boundary: Any = "none", dtype: Any = None,
+            **kwargs: Any) -> core.DArray:
+    """See :func:`dagmpi.array.map_overlap`."""
+    return map_overlap(self, fn, depth, boundary, dtype, **kwargs)
+
+
+core.DArray.map_overlap = _method  # type: ignore[attr-defined]

@@ -1,0 +1,30 @@
+"""Tiled linear algebra and map_overlap stencils against numpy/scipy, in-process and
+under mpiexec -n 1, 2, 3, 5."""
+
+import pytest
+
+from conftest import run_dagmpi
+
+pytestmark = pytest.mark.mpi
+LAUNCH = pytest.mark.parametrize("n", [None, 1, 2, 3, 5], ids=["inproc", "n1", "n2", "n3", "n5"])
+
+
+@LAUNCH
+def test_linear_algebra_matches_numpy_and_scipy(n):
+    res = run_dagmpi("linalg.py", n=n, timeout=240)
+    assert res.returncode == 0 and "ALL OK" in res.stdout, res
+    for name in ["matmul", "cholesky n=50 tile=12: L L^T = A", "cholesky n=7 tile=3", "input kept",
+                 "solve_triangular trans", "cho_solve", "solve pos", "tsqr Q orthogonal", "not SPD", "errors"]:
+        assert f"ok {name}" in res.stdout, (name, res)
+
+
+@LAUNCH
+def test_stencils_match_numpy_for_every_boundary(n):
+    res = run_dagmpi("stencils.py", n=n, timeout=240)
+    assert res.returncode == 0 and "ALL OK" in res.stdout, res
+    for dims in (1, 2, 3):
+        for b in ("periodic", "reflect", "nearest", "2.5", "none"):
+            assert f"ok smooth {dims}-D boundary={b}" in res.stdout, (dims, b, res)
+    for name in ["numba laplacian 3-D boundary=periodic", "user njit", "weighted", "laplace9", "heat loop 300",
+                 "bounded", "errors"]:
+        assert f"ok {name}" in res.stdout, (name, res)

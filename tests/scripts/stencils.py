@@ -1,0 +1,101 @@
+"""map_overlap against numpy for every boundary mode in 1, 2 and 3-D; Numba kernels."""
+
+import sys
+
+import numba
+import numpy as np
+
+import dagmpi
+import dagmpi.array as da
+from dagmpi.kernels.cpu import stencil
+
+MODES = {"periodic": "wrap", "reflect": "symmetric", "nearest": "edge", 2.5: "constant", "none": None}
+rng = np.random.default_rng(5)
+
+
+def smooth(x):
+    """Average with both neighbours along every axis (edges unchanged): keeps its shape."""
+    y = x.copy()
+    for a in range(x.ndim):
+        inner = [slice(None)] * x.ndim
+        lo, mid, hi = list(inner), list(inner), list(inner)
+        lo[a], mid[a], hi[a] = slice(None, -2), slice(1, -1), slice(2, None)
+        z = y.copy()
+        z[tuple(mid)] = (y[tuple(lo)] + y[tuple(mid)] + y[tuple(hi)]) / 3
+        y = z
+    return y
+
+
+def reference(fn, x, depth, mode):
+    if mode is None:
+        return fn(x)
+    kw = {"constant_values": 2.5} if mode == "constant" else {}
+    p = np.pad(x, depth, mode=mode, **kw)
+    out = fn(p)
+    if out.shape == p.shape:
+        out = out[tuple(slice(depth, -depth) for _ in x.shape)]
+    return out
+
+
+@numba.njit
+def user_kernel(u):
+    out = np.empty((u.shape[0] - 2, u.shape[1] - 2))
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[i, j] = max(u[i, j + 1], u[i + 2, j + 1], u[i + 1, j], u[i + 1, j + 2])
+    return out
+
+
+def check(name, got, want):
+    np.testing.assert_allclose(got.to_numpy(), want, rtol=1e-13, atol=1e-13, err_msg=name)
+    print("ok", name, flush=True)
+
+
+if __name__ == "__main__":
+    for shape, blocks in [((29,), 6), ((19, 23), (5, 7)), ((9, 10, 11), (4, 5, 3))]:
+        X = rng.standard_normal(shape)
+        A = da.from_numpy(X, blocks=blocks)
+        for b, mode in MODES.items():
+            check(f"smooth {len(shape)}-D boundary={b}", A.map_overlap(smooth, 1, boundary=b),
+                  reference(smooth, X, 1, mode))
+        if len(shape) in (2, 3):
+            for b, mode in MODES.items():
+                if mode is None:
+                    continue
+                check(f"numba laplacian {len(shape)}-D boundary={b}", A.map_overlap(stencil.laplacian, 1, boundary=b),
+                      reference(lambda p: stencil.laplacian(p), X, 1, mode))
+    X = rng.standard_normal((40, 36))
+    A = da.from_numpy(X, blocks=(10, 9))
+    check("depth 2 periodic", A.map_overlap(smooth, 2, boundary="periodic"), reference(smooth, X, 2, "wrap"))
+    check("user njit", A.map_overlap(user_kernel, 1, boundary="nearest"),
+          reference(lambda p: user_kernel(p), X, 1, "edge"))
+    w = np.arange(9.0).reshape(3, 3)
+    check("weighted", A.map_overlap(lambda u: stencil.weighted2d(u, w, np.empty((u.shape[0] - 2, u.shape[1] - 2))),
+                                    1, boundary="reflect"),
+          reference(lambda p: stencil.weighted2d(p, w, np.empty((p.shape[0] - 2, p.shape[1] - 2))), X, 1, "symmetric"))
+    check("laplace9", A.map_overlap(lambda u: stencil.laplace9(u, np.empty((u.shape[0] - 2, u.shape[1] - 2))),
+                                    1, boundary="periodic"),
+          reference(lambda p: stencil.laplace9(p, np.empty((p.shape[0] - 2, p.shape[1] - 2))), X, 1, "wrap"))
+    # a time loop streams: spawned ahead, older steps freed
+    U = da.from_numpy(X, blocks=(10, 9))
+    want = X.copy()
+    for step in range(300):
+        U = U.map_overlap(stencil.heat5_step, 1, boundary="periodic", alpha=0.1)
+        want = stencil.heat5_step(np.pad(want, 1, mode="wrap"), 0.1)
+    check("heat loop 300", U, want)
+    from dagmpi.runtime import context
+    live = len(context._runtime.driver.scheduler.tasks)
+    assert live < 16 * 20, f"{live} tasks alive after the loop"
+    print("ok bounded", live, flush=True)
+    try:
+        da.from_numpy(X, blocks=(2, 9)).map_overlap(smooth, 3)
+    except ValueError as exc:
+        assert "larger than its smallest block" in str(exc), exc
+    else:
+        raise AssertionError("depth > block must fail")
+    try:
+        A.map_overlap(smooth, 1, boundary="mirror")
+    except ValueError as exc:
+        assert "boundary must be" in str(exc)
+    print("ok errors", flush=True)
+    print("ALL OK", flush=True)
