@@ -278,6 +278,8 @@ def _plain(obj: Any, depth: int) -> bool:
     t = type(obj)
     if t in _PLAIN_LEAVES or t is Task:
         return True
+    if t is slice:  # block keys of the array layer
+        return type(obj.start) in _SIMPLE and type(obj.stop) in _SIMPLE and type(obj.step) in _SIMPLE
     if depth > 3:
         return False
     if t is tuple or t is list:

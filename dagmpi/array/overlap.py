@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from .. import api
+from . import blockops as ops
 from . import core
 from . import grid as g
 
@@ -114,6 +115,7 @@ def map_overlap(a: Any, fn: Callable, depth: Any = 1, boundary: Any = "none", dt
     dtype = a.dtype if dtype is None else np.dtype(dtype)
     src = a.tasks
     out = np.empty(a.nblocks, dtype=object)
+    task_fn = ops.Bound(apply, fn)
     for idx in g.block_indices(a.chunks):
         # per axis: segments (neighbour block, slice in it, length) from left halo to right halo
         per_axis = []
@@ -162,7 +164,7 @@ def map_overlap(a: Any, fn: Callable, depth: Any = 1, boundary: Any = "none", dt
         inner = tuple(sum(s.stop - s.start for _, s in segs) for segs in per_axis)
         padded = tuple(n + p[0][0] + p[0][1] for n, p in zip(inner, pads))
         bshape = g.block_shape(a.chunks, idx)
-        out[idx] = api.spawn(apply, fn, bshape, padded, a.dtype.str, tuple(where), tuple(pads), tuple(trim),
+        out[idx] = api.spawn(task_fn, bshape, padded, a.dtype.str, tuple(where), tuple(pads), tuple(trim),
                              kwargs, *pieces, options=core._opts(getattr(fn, "__name__", "map_overlap"),
                                                                  near=src[idx]))
     return core.DArray(a.chunks, dtype, out, a._owners, name="map_overlap")

@@ -1,0 +1,259 @@
+"""Tiled linear algebra and stencils against numpy/LAPACK and dask.array, in one run.
+
+    python benchmarks/linalg.py [--workers 2] [--sizes 4096,8192] [--tile 512]
+                                [--grid 8192] [--steps 100] [--peers numpy,dagmpi,dask]
+                                [--json bench-results/linalg.json]
+
+* Cholesky of an SPD float64 matrix (``(R + R.T)/2 + n I``), n = 4096 and 8192,
+  tile 512: GFLOP/s (n^3/3 flops).  numpy: ``numpy.linalg.cholesky`` with
+  LAPACK threads = workers; dagmpi: ``da.linalg.cholesky`` with one BLAS thread per
+  worker rank; dask: ``dask.array.linalg.cholesky`` on a LocalCluster of as many
+  single-threaded worker processes, same tile.
+* GEMM ``A @ B``, n = 4096 and 8192: GFLOP/s (2 n^3).
+* 2-D 5-point heat stencil (``kernels/cpu/stencil.heat5_step``) on an 8192^2
+  float64 grid, periodic, 100 steps: Mcell/s against (a) one process running the
+  same Numba kernel on the whole (padded) grid, times the workers (the limit), and
+  (b) ``dask.array.map_overlap``; and the halo bytes a step moves against the grid.
+* The stencil kernels' first-call compile time, and the call in a fresh process
+  once ``cache=True`` has stored them.
+
+Inputs are made and persisted, and the stencil kernel run once on every worker,
+on each system before its clock starts; every system
+runs in its own subprocess, one after the other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _results import default_json, open_json  # noqa: E402
+
+HERE = os.path.abspath(__file__)
+
+
+def _sizes(args) -> list[int]:
+    return [int(s) for s in args.sizes.split(",") if s]
+
+
+def child_numpy(args) -> dict:
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from dagmpi.kernels.cpu import stencil
+
+    out: dict = {}
+    with threadpool_limits(args.workers):
+        for n in _sizes(args):
+            r = np.random.default_rng(0).random((n, n))
+            s = (r + r.T) / 2 + n * np.eye(n)
+            t0 = time.perf_counter()
+            np.linalg.cholesky(s)
+            out[f"chol_{n}"] = time.perf_counter() - t0
+            b = np.random.default_rng(1).random((n, n))
+            t0 = time.perf_counter()
+            r @ b
+            out[f"gemm_{n}"] = time.perf_counter() - t0
+            del r, s, b
+    with threadpool_limits(1):
+        u = np.random.default_rng(2).random((args.grid, args.grid))
+        p = np.pad(u, 1, mode="wrap")
+        stencil.heat5_step(p[:4, :4], 0.1)
+        t0 = time.perf_counter()
+        for _ in range(args.steps):
+            stencil.heat5_step(p, 0.1)
+        out["stencil_kernel_s"] = time.perf_counter() - t0
+    return out
+
+
+def child_dagmpi(args) -> dict:
+    import numpy as np
+
+    import dagmpi
+    import dagmpi.array as da
+    from dagmpi.kernels.cpu import stencil
+
+    def ready(x):
+        x.compute()
+        dagmpi.wait(list(x.tasks.ravel()))
+        return x
+
+    out: dict = {}
+    T = args.tile
+    for n in _sizes(args):
+        r = ready(da.random.default_rng(0).random((n, n), blocks=T))
+        s = ready((r + r.T) / 2 + da.eye(n, blocks=T) * n)
+        t0 = time.perf_counter()
+        ready(da.linalg.cholesky(s))
+        out[f"chol_{n}"] = time.perf_counter() - t0
+        b = ready(da.random.default_rng(1).random((n, n), blocks=T))
+        t0 = time.perf_counter()
+        ready(r @ b)
+        out[f"gemm_{n}"] = time.perf_counter() - t0
+        del r, s, b
+    blk = args.grid // 4
+    u = ready(da.random.default_rng(2).random((args.grid, args.grid), blocks=blk))
+    ready(u.map_overlap(stencil.heat5_step, 1, boundary="periodic", alpha=0.1))  # kernels loaded on every rank
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+        u = u.map_overlap(stencil.heat5_step, 1, boundary="periodic", alpha=0.1)
+    ready(u)
+    out["stencil_s"] = time.perf_counter() - t0
+    halo = sum((a + 2) * (b + 2) - a * b for a in u.chunks[0] for b in u.chunks[1]) * 8
+    out["halo_bytes_per_step"] = halo
+    out["grid_bytes"] = u.nbytes
+    return out
+
+
+def child_dask(args) -> dict:
+    import dask.array as dka
+    from distributed import Client, LocalCluster, wait
+
+    from dagmpi.kernels.cpu import stencil
+
+    out: dict = {}
+    T = args.tile
+    with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                      memory_limit=0) as lc, Client(lc):
+        for n in _sizes(args):
+            r = dka.random.default_rng(0).random((n, n), chunks=T).persist()
+            s = ((r + r.T) / 2 + dka.eye(n, chunks=T) * n).persist()
+            wait([r, s])
+            t0 = time.perf_counter()
+            wait(dka.linalg.cholesky(s, lower=True).persist())
+            out[f"chol_{n}"] = time.perf_counter() - t0
+            b = dka.random.default_rng(1).random((n, n), chunks=T).persist()
+            wait(b)
+            t0 = time.perf_counter()
+            wait((r @ b).persist())
+            out[f"gemm_{n}"] = time.perf_counter() - t0
+            del r, s, b
+        u = dka.random.default_rng(2).random((args.grid, args.grid), chunks=args.grid // 4).persist()
+        wait(u)
+        wait(u.map_overlap(stencil.heat5_step, depth=1, boundary="periodic", trim=False, alpha=0.1,
+                           dtype=u.dtype).persist())  # kernels loaded on every worker
+        t0 = time.perf_counter()
+        for _ in range(args.steps):
+            u = u.map_overlap(stencil.heat5_step, depth=1, boundary="periodic", trim=False, alpha=0.1,
+                              dtype=u.dtype)
+        wait(u.persist())
+        out["stencil_s"] = time.perf_counter() - t0
+    return out
+
+
+def compile_times(env: dict) -> dict:
+    """First call of the stencil kernels in a process with an empty Numba cache, then
+    the same in a second process (loaded from the cache)."""
+    code = ("import time, numpy as np; t0 = time.perf_counter(); "
+            "from dagmpi.kernels.cpu import stencil as s; u = np.zeros((6, 6)); o = np.zeros((4, 4)); "
+            "s.laplace5(u, o); s.laplace9(u, o); s.heat5_step(u, 0.1); s.laplace7(np.zeros((4, 4, 4)), "
+            "np.zeros((2, 2, 2))); s.weighted2d(u, np.ones((3, 3)), o); print(time.perf_counter() - t0)")
+    d = tempfile.mkdtemp(prefix="dagmpi-numba-cache-")
+    try:
+        e = dict(env, NUMBA_CACHE_DIR=d)
+        first = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=e,
+                                     check=True).stdout)
+        second = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=e,
+                                      check=True).stdout)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    return {"first_call_s": first, "cached_call_s": second}
+
+
+def _env() -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    root = os.path.dirname(os.path.dirname(HERE))
+    env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")])
+    return env
+
+
+def run_child(system: str, args) -> dict:
+    env = _env()
+    if system != "numpy":  # one BLAS thread per worker process
+        env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    common = ["--child", system, "--workers", str(args.workers), "--sizes", args.sizes, "--tile", str(args.tile),
+              "--grid", str(args.grid), "--steps", str(args.steps)]
+    if system == "dagmpi":
+        mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+        cmd = [mpiexec, "-n", str(args.workers + 1), sys.executable, "-m", "dagmpi", HERE, *common]
+    else:
+        cmd = [sys.executable, HERE, *common]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=env)
+    for line in res.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise RuntimeError(f"{system} failed (status {res.returncode}):\n{res.stdout[-2000:]}\n{res.stderr[-3000:]}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--sizes", default="4096,8192")
+    p.add_argument("--tile", type=int, default=512)
+    p.add_argument("--grid", type=int, default=8192)
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--peers", default="numpy,dagmpi,dask")
+    p.add_argument("--json", default=default_json("linalg"))
+    p.add_argument("--timeout", type=float, default=3600)
+    p.add_argument("--child", default=None)
+    args = p.parse_args()
+    if args.child:
+        fn = {"numpy": child_numpy, "dagmpi": child_dagmpi, "dask": child_dask}[args.child]
+        print("RESULT " + json.dumps(fn(args)), flush=True)
+        return
+    results = {}
+    for s in args.peers.split(","):
+        print(f"running {s} ...", flush=True)
+        try:
+            results[s] = run_child(s, args)
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            print(f"{s}: {exc}", flush=True)
+    comp = compile_times(_env())
+    w = args.workers
+    systems = list(results)
+    print(f"\nTiled linear algebra and stencils, {w} workers (numpy: {w} LAPACK threads), tile {args.tile}")
+    print(f"{'measure':<30}" + "".join(f"{s:>12}" for s in systems) + "   dagmpi vs")
+    np_r, dg, dk = results.get("numpy", {}), results.get("dagmpi", {}), results.get("dask", {})
+    for kind, flops, label in [("chol", lambda n: n ** 3 / 3, "Cholesky"), ("gemm", lambda n: 2 * n ** 3, "GEMM")]:
+        for n in _sizes(args):
+            key = f"{kind}_{n}"
+            gf = {s: flops(n) / r[key] / 1e9 for s, r in results.items() if key in r}
+            line = f"{label + f' n={n} GFLOP/s':<30}" + "".join(f"{gf.get(s, float('nan')):>12.1f}" for s in systems)
+            if "dagmpi" in gf:
+                parts = [f"{gf['dagmpi'] / gf[s]:.2f}x {s}" for s in ("numpy", "dask") if s in gf]
+                line += "   " + ", ".join(parts)
+            print(line)
+    cells = args.grid ** 2 * args.steps
+    mc = {s: cells / r["stencil_s"] / 1e6 for s, r in results.items() if "stencil_s" in r}
+    if np_r:
+        mc["numpy"] = w * cells / np_r["stencil_kernel_s"] / 1e6
+    line = f"{f'stencil {args.grid}^2 Mcell/s':<30}" + "".join(f"{mc.get(s, float('nan')):>12.0f}" for s in systems)
+    if "dagmpi" in mc:
+        parts = []
+        if "numpy" in mc:
+            parts.append(f"{mc['dagmpi'] / mc['numpy']:.2f}x the limit")
+        if "dask" in mc:
+            parts.append(f"{mc['dagmpi'] / mc['dask']:.2f}x dask")
+        line += "   " + ", ".join(parts)
+    print(line)
+    print(f"    stencil 'numpy' column: the limit = one process's Numba kernel on the whole grid x {w}")
+    if dg:
+        print(f"    halo bytes per step: {dg['halo_bytes_per_step'] / 2**20:.2f} MiB of a "
+              f"{dg['grid_bytes'] / 2**20:.0f} MiB grid ({dg['halo_bytes_per_step'] / dg['grid_bytes'] * 100:.2f}%)")
+    print(f"stencil kernels: first call (compile) {comp['first_call_s']:.2f} s, "
+          f"in a new process with cache=True {comp['cached_call_s']:.2f} s")
+    with open_json(args.json) as f:
+        json.dump({"args": {k: v for k, v in vars(args).items() if k != "child"}, "results": results,
+                   "compile": comp}, f, indent=1)
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
