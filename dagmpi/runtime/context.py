@@ -392,7 +392,11 @@ def _prepare_driver(tr: Any, ranks: range, config: Config) -> Any:
 
 def _limit_native_threads(slots: int) -> None:
     """BLAS/OpenMP threads of a worker rank = its slots: several ranks on one node
-    each running an all-cores BLAS would oversubscribe the cores."""
+    each running an all-cores BLAS would oversubscribe the cores.  The variables
+    reach libraries loaded later (scipy's own OpenBLAS loads on first use), the
+    threadpoolctl call those loaded already; a user's own setting is kept."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
+        os.environ.setdefault(var, str(slots))
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # an optional nicety on a site install without it

@@ -33,6 +33,9 @@ from .running import JobRunner
 from .spill import Store
 from ..transport.base import Transport
 
+#: Most bytes of pulled arrays a worker keeps for reuse (and at most 1/8 of memory_limit).
+PULL_CACHE_MAX = 512 << 20
+
 log = logging.getLogger(__name__)
 
 
@@ -55,6 +58,12 @@ class Worker(JobRunner, Client):
         self._waiting: dict[int, _Job] = {}  # req_id -> job waiting for that input
         self._input_reqs: dict[int, tuple[_Job, int, int]] = {}  # req id -> (job, input, owner)
         self._local_waits: dict[int, list[_Job]] = {}  # task id -> jobs here that wait for it
+        #: Arrays pulled from other ranks, kept (read-only, least recently used out
+        #: first) for other tasks here that read them: a tiled matmul's panel tile or
+        #: a Cholesky panel is pulled once per rank, not once per task.
+        self._pull_cache: collections.OrderedDict[int, Any] = collections.OrderedDict()
+        self._pull_cache_bytes = 0
+        self.pull_cache_limit = min(PULL_CACHE_MAX, memory_limit // 8) if memory_limit else PULL_CACHE_MAX
         self._writer: Any = None  # checkpoint writer, made on first save
         self._signal = 0
         self._signal_sent = False
@@ -445,14 +454,32 @@ class Worker(JobRunner, Client):
             job.failed = f"could not get the value of input task {dep:#x}: {payload}"
         elif self.serializes:
             try:
-                job.inputs[dep] = serialize.load_value(payload, buffers)
+                job.inputs[dep] = value = serialize.load_value(payload, buffers)
             except Exception as exc:
                 job.failed = f"could not unpickle the value of input task {dep:#x}: {exc!r}"
+            else:
+                self._cache_pulled(dep, value)
         else:
             job.inputs[dep] = payload
         job.missing -= 1
         if job.missing == 0:
             self._runq.append(job)
+
+    def _cache_pulled(self, dep: int, value: Any) -> None:
+        """Keep a pulled numpy array for later tasks here (made read-only: a task that
+        writes into an input must copy it, as dagmpi's own kernels do)."""
+        nbytes = getattr(value, "nbytes", 0)
+        t = type(value)
+        if t.__name__ != "ndarray" or t.__module__ != "numpy" or not nbytes or nbytes > self.pull_cache_limit // 4 \
+                or dep in self._pull_cache:
+            return
+        value.flags.writeable = False
+        cache = self._pull_cache
+        cache[dep] = value
+        self._pull_cache_bytes += nbytes
+        while self._pull_cache_bytes > self.pull_cache_limit and cache:
+            _, old = cache.popitem(last=False)
+            self._pull_cache_bytes -= old.nbytes
 
     def _on_exec(self, m: msg.Exec) -> None:
         job = _Job(m)
@@ -483,6 +510,9 @@ class Worker(JobRunner, Client):
                     return
                 self._local_waits.setdefault(dep, []).append(job)
                 job.missing += 1
+            elif dep in self._pull_cache:
+                self._pull_cache.move_to_end(dep)
+                values[dep] = self._pull_cache[dep]
             else:
                 rid = next(self._req_ids)
                 self._input_reqs[rid] = (job, dep, owner)

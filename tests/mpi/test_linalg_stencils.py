@@ -28,3 +28,12 @@ def test_stencils_match_numpy_for_every_boundary(n):
     for name in ["numba laplacian 3-D boundary=periodic", "user njit", "weighted", "laplace9", "heat loop 300",
                  "bounded", "errors"]:
         assert f"ok {name}" in res.stdout, (name, res)
+
+
+def test_worker_blas_threads_match_their_slots():
+    """numpy's and scipy's OpenBLAS (the latter loaded only inside a task) run one
+    thread per slot on each worker, not one per core."""
+    res = run_dagmpi("blas_threads.py", n=3, timeout=60, env={"DAGMPI_SLOTS": "1"})
+    assert res.returncode == 0, res
+    pools = eval(res.stdout.strip().splitlines()[-1])
+    assert pools and all(p and all(n == 1 for _, n in p) for p in pools), res
