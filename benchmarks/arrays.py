@@ -286,7 +286,7 @@ def main() -> None:
             line += "   " + ", ".join(parts)
         print(line)
     if np_r.get("fused_strip_s"):
-        print(f"{'(a) dagmpi's block kernel alone':<34}{gb(np_r, 'fused_strip_s'):>12.2f}"
+        print(f"{'(a) the block kernel alone':<34}{gb(np_r, 'fused_strip_s'):>12.2f}"
               + (f"{gb(npp, 'fused_strip_s'):>12.2f}" if npp else "")
               + (f"   dagmpi {gb(dg, 'fused_s') / (w * gb(np_r, 'fused_strip_s')):.2f}x of it *{w}" if dg else "")
               + (f", {gb(dg, 'fused_s') / gb(npp, 'fused_strip_s'):.2f}x of numpy-procs'" if dg and npp else ""))
