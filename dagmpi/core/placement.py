@@ -19,9 +19,11 @@ pull a task to the rank that owns them; small ones let balance win.  A worker
 holds at most ``capacity`` unblocked tasks (its slots plus a queue sized to
 cover ``queue_window`` seconds of work, see :meth:`Placement._update_capacity`).
 
-Running ahead: a task whose unfinished inputs are all assigned to one rank is
-assigned there at once; the worker starts it when the inputs exist, so a chain
-does not round-trip through rank 0 per task.
+Running ahead: a task whose unfinished inputs are all assigned (to any ranks)
+is assigned at once, to a rank computing one of them; the worker starts it
+when the inputs exist (those computed on other ranks are sent to it by their
+producers as they finish), so neither a chain nor a stencil step
+round-trips through rank 0 per task.
 
 Stealing: when a rank has idle slots and nothing is ready, the newest queued
 tasks of a busy rank are asked back (:class:`~dagmpi.core.events.Steal`); those not
@@ -30,6 +32,7 @@ started come back (:class:`~dagmpi.core.events.TasksReturned`) and are placed ag
 
 from __future__ import annotations
 
+import bisect
 from typing import Optional
 
 from .events import Steal
@@ -56,6 +59,7 @@ class Placement:
     _mean_duration: float
     _fn_mean: dict
     n_run_ahead: int
+    _ring: Optional[list] = None  # sorted worker ranks (rebuilt when the workers change)
 
     def estimate(self, t: TaskRecord) -> float:
         """Expected run time of ``t``: the recent mean of its function on its
@@ -161,6 +165,16 @@ class Placement:
             return False
         return True
 
+    def _ring_next(self, rank: int) -> Optional[int]:
+        """The worker rank after ``rank`` (wrapping around), ``None`` if it is the only one."""
+        ring = self._ring
+        if ring is None:
+            ring = self._ring = sorted(self.workers)
+        if len(ring) < 2:
+            return None
+        i = bisect.bisect_right(ring, rank)
+        return ring[i % len(ring)]
+
     def _near_home(self, near: int) -> Optional[int]:
         """The rank a ``near`` task should run on: the owner (or assignee) of the task
         ``near`` names, or, for ``near < 0``, the preferred rank ``-1 - near`` while it
@@ -213,27 +227,81 @@ class Placement:
         return best
 
     def _run_ahead(self, t: TaskRecord) -> None:
-        """Assign a waiting task to the rank where all its unfinished inputs are
-        being computed, if it has room: that rank starts it the moment the
-        inputs exist, with no round trip through rank 0 (a chain of tasks runs
-        at the worker's pace).  Inputs that are already finished elsewhere are
-        pulled as usual."""
+        """Assign a waiting task, before its inputs exist, to a rank that computes
+        one of them, if it has room.  The worker starts it the moment its inputs
+        exist, with no round trip through rank 0: an input computed on the same
+        rank is handed over in memory, one computed on another rank is asked for
+        at once (:class:`~dagmpi.runtime.messages.Await`) and sent by its
+        producer the moment it finishes.  A chain, and a stencil whose steps read
+        their neighbours' values, run at the workers' pace.
+
+        Each unfinished input must be assigned (not blocked in ``fetch``, not
+        being stolen back, with no retries left that could move it).  The home
+        is the ``near`` rank when it is known, else one of the ranks computing
+        or holding its inputs: the one with the fewest assigned tasks of the
+        same graph depth (the points of a stencil step spread over the ranks,
+        and a graph does not collapse onto the rank that happens to compute its
+        first inputs), then the one with most of its inputs, the least backlog,
+        the lowest rank;
+        a home without room keeps the task in its ``ahead`` list, retried when a
+        task of that rank ends.  Inputs already finished elsewhere are pulled as
+        usual."""
         tasks = self.tasks
+        workers = self.workers
         home = None
+        ranks: Optional[dict] = None  # rank -> inputs computed or held there (more than one rank)
+        pending = False
         for d in t.deps:
             dep = tasks[d]
             if dep.state is _FINISHED:
-                continue
-            if dep.state is not _ASSIGNED or dep.blocked or dep.retries or \
-                    (home is not None and dep.worker != home):
-                return
-            home = dep.worker
-            if d in self.workers[home].stealing:
-                return  # it may come back from there: this one would wait for it in vain
-        if home is None:
+                r = dep.owner
+                if type(r) is not int or r not in workers:
+                    continue  # (a value in a checkpoint file)
+            else:
+                if dep.state is not _ASSIGNED or dep.blocked or dep.retries:
+                    return
+                r = dep.worker
+                if d in workers[r].stealing:
+                    return  # it may come back from there: this one would wait for it in vain
+                pending = True
+            if home is None:
+                home = r
+            elif ranks is not None:
+                ranks[r] = ranks.get(r, 0) + 1
+            elif r != home:
+                ranks = {home: 0, r: 1}
+                for d2 in t.deps:  # (the inputs before this one were all on ``home``)
+                    if d2 == d:
+                        break
+                    ranks[home] += 1
+        if not pending:
             return
-        w = self.workers[home]
-        if not self._fits(t, w) or w.stuck or (t.near is not None and self._near_home(t.near) != home):
+        if ranks is None and len(t.deps) > 1 and t.near is None and home in workers and \
+                workers[home].levels.get(t.level, 0) > 0:
+            # all its inputs on one rank, which already runs a task of this depth:
+            # the next rank in ring order may take it (else a stencil whose two
+            # points of one step once landed on one rank would stay there)
+            nxt = self._ring_next(home)
+            if nxt is not None:
+                ranks = {home: len(t.deps), nxt: 0}
+        if t.near is not None:
+            home = self._near_home(t.near)  # where it runs anyway: its inputs come to it
+            if home is None:
+                return
+        elif ranks is not None:
+            best = None
+            for r, n in ranks.items():
+                w = workers[r]
+                if not self._fits(t, w) or w.stuck:
+                    continue
+                key = (w.load >= w.capacity, w.levels.get(t.level, 0), -n, w.backlog / w.slots, r)
+                if best is None or key < best[0]:
+                    best = (key, r)
+            if best is None:
+                return
+            home = best[1]
+        w = workers[home]
+        if not self._fits(t, w) or w.stuck:
             return
         if w.load >= w.capacity:
             if not t.in_ahead:  # retried when a task of this rank ends

@@ -62,7 +62,7 @@ class TaskRecord:
 
 class WorkerRecord:
     __slots__ = ("rank", "slots", "capacity", "load", "assigned", "total", "used", "stealing", "ahead",
-                 "stuck", "backlog")
+                 "stuck", "backlog", "levels")
 
     def __init__(self, rank: int, slots: int, capacity: int, resources: Optional[dict]) -> None:
         self.rank = rank
@@ -76,3 +76,4 @@ class WorkerRecord:
         self.ahead: collections.deque = collections.deque()  # could run ahead here when room frees
         self.stuck = 0  # timed-out calls still running: no new work until they return
         self.backlog = 0.0  # estimated seconds of work of its unblocked assigned tasks
+        self.levels: dict[int, int] = {}  # graph depth -> its assigned tasks of that depth

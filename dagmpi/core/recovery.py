@@ -42,6 +42,7 @@ class Recovery:
         w = self.workers.pop(ev.rank, None)
         if w is None:
             return
+        self._ring = None
         self.n_workers_lost += 1
         tasks = self.tasks
         rank = ev.rank
@@ -58,6 +59,7 @@ class Recovery:
             t.started_on = None
             self.n_rescheduled += 1
             touched[tid] = t
+            self._orphan_dependents(t)
         for tid in w.ahead:
             t = tasks.get(tid)
             if t is not None:

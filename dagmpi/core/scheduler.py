@@ -80,6 +80,8 @@ from .states import FIRST_FINAL, LEGAL_MOVES, TaskState, check_transition
 _WAITING, _READY, _ASSIGNED = TaskState.WAITING, TaskState.READY, TaskState.ASSIGNED
 _FINISHED, _ERRORED = TaskState.FINISHED, TaskState.ERRORED
 
+_GONE = object()
+
 #: Assumed network bandwidth (bytes/s) until one is measured.
 DEFAULT_BANDWIDTH = 2.0e9
 #: Assumed task duration (s) until durations are observed.
@@ -207,6 +209,7 @@ class Scheduler(Placement, Recovery):
         if ev.slots < 1:
             raise ValueError(f"worker rank {ev.rank} offers {ev.slots} slots; need at least 1")
         self.workers[ev.rank] = WorkerRecord(ev.rank, ev.slots, ev.slots + self.prefetch, ev.resources)
+        self._ring = None
         self._update_capacity()
 
     def _on_submitted(self, ev: TaskSubmitted) -> None:
@@ -368,6 +371,7 @@ class Scheduler(Placement, Recovery):
                 raise ValueError(f"rank {ev.rank} returned task {tid:#x}, which it was not assigned")
             requested = tid in w.stealing
             self._unassign(t)
+            self._orphan_dependents(t)
             t.spec = spec
             if requested:
                 self.n_stolen += 1
@@ -424,6 +428,16 @@ class Scheduler(Placement, Recovery):
         elif t.state is not _WAITING:
             self._set_state(t, _WAITING)
 
+    def _orphan_dependents(self, t: TaskRecord) -> None:
+        """``t`` no longer runs where it was assigned: a consumer that ran ahead
+        behind it (on any rank) waits for it in vain; its worker hears so (the
+        producer answers its request "moved", or the rank died) and gives it back."""
+        tasks = self.tasks
+        for c in t.dependents:
+            ct = tasks.get(c)
+            if ct is not None and ct.state is _ASSIGNED and ct.waiting > 0:
+                ct.stale = True
+
     def _make_ready(self, t: TaskRecord) -> None:
         self._set_state(t, _READY)
         # Order: user priority; then depth (finish started work: reductions and
@@ -442,7 +456,13 @@ class Scheduler(Placement, Recovery):
         if t.worker is None:
             return
         w = self.workers[t.worker]
-        w.assigned.pop(t.id, None)
+        if w.assigned.pop(t.id, _GONE) is None:
+            lv = w.levels
+            n = lv[t.level] - 1
+            if n:
+                lv[t.level] = n
+            else:
+                del lv[t.level]
         w.stealing.discard(t.id)
         if t.needs is not None:
             for k, v in t.needs.items():
@@ -526,9 +546,15 @@ class Scheduler(Placement, Recovery):
             for k, v in t.needs.items():
                 w.used[k] = w.used.get(k, 0) + v
         w.assigned[t.id] = None
+        lv = w.levels
+        lv[t.level] = lv.get(t.level, 0) + 1
         tasks = self.tasks
         if t.deps:
-            inputs: tuple = tuple((d, o if (o := tasks[d].owner) is not None else rank) for d in t.deps)
+            # an input not computed yet is on its assignee: ``rank`` (here, in
+            # memory), or ``~worker`` (another rank, which sends it when it ends)
+            inputs: tuple = tuple(
+                (d, o if (o := (dep := tasks[d]).owner) is not None
+                 else rank if (o := dep.worker) == rank else ~o) for d in t.deps)
         else:
             inputs = ()
         self._out.append(Execute(rank, t.id, t.spec, inputs, t.attempt, t.lost > 0))
@@ -579,7 +605,8 @@ class Scheduler(Placement, Recovery):
                 pending = [d for d in t.deps if tasks[d].state is not _FINISHED or tasks[d].gone]
                 assert t.waiting == len(pending), f"{t.id:#x} ASSIGNED waiting={t.waiting}"
                 if not t.stale:
-                    assert all(tasks[d].worker == t.worker for d in pending), f"{t.id:#x} ran ahead apart"
+                    assert all(tasks[d].state is _ASSIGNED for d in pending), \
+                        f"{t.id:#x} ran ahead of an input that is not assigned"
             else:
                 assert not t.blocked
             if t.state is _FINISHED and not t.gone:
@@ -602,6 +629,10 @@ class Scheduler(Placement, Recovery):
                 assert tasks[i].state is _ASSIGNED and tasks[i].worker == w.rank
                 for k, v in (tasks[i].needs or {}).items():
                     used[k] = used.get(k, 0) + v
+            levels: dict = {}
+            for i in w.assigned:
+                levels[tasks[i].level] = levels.get(tasks[i].level, 0) + 1
+            assert levels == w.levels, f"worker {w.rank}: levels {w.levels}, assigned {levels}"
             for k in set(used) | set(w.used):
                 assert abs(used.get(k, 0) - w.used.get(k, 0)) < 1e-9, f"worker {w.rank}: {k} used"
                 assert w.used.get(k, 0) <= w.total.get(k, 0) + 1e-9, f"worker {w.rank}: {k} over"

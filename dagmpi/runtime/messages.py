@@ -15,7 +15,7 @@ Who sends what::
     PeerLost  Configure      Submit  FnCode  Release  Acquire
     Preempt  Stop            Watch  Blocked  Unblocked
     Abort (transport)        PreemptRequest  Flushed  Bye
-    any rank <-> any rank:   Get -> Value
+    any rank <-> any rank:   Get -> Value,  Await -> Value
     from the transport:      RankDead (a rank died; ULFM)
 
 Empty messages (``Stop()``, ``Bye()``...) all compare equal to ``()``: never
@@ -29,8 +29,8 @@ from typing import Any, NamedTuple, Optional
 from ..transport.base import Abort, RankDead
 
 __all__ = [
-    "Abort", "Acquire", "Blocked", "Bye", "Configure", "ConfigureAll", "Ended", "Exec", "Failed",
-    "Finished", "Flushed", "FnCode", "Free", "Get", "GiveBack", "Hello", "LateReturn", "PeerLost",
+    "Abort", "Acquire", "Await", "Blocked", "Bye", "Configure", "ConfigureAll", "Ended", "Exec", "FAILED", "Failed",
+    "Finished", "Flushed", "FnCode", "Free", "Get", "GiveBack", "Hello", "LateReturn", "MOVED", "PeerLost",
     "Preempt", "PreemptRequest", "Pull", "RankDead", "Release", "Restored", "Returned", "Started",
     "Stop", "Submit", "TaskSpec", "Unblocked", "Value", "Watch",
 ]
@@ -52,8 +52,25 @@ class Get(NamedTuple):
     req_id: int
 
 
+class Await(NamedTuple):
+    """Ask the rank computing a task for its value, before it exists: a consumer
+    ran ahead on the sender (see ``Placement._run_ahead``).  Answered by
+    :class:`Value` the moment the value exists (at once if it does); when the
+    task fails there, or is given back to rank 0, ``ok`` is false and
+    ``buffers`` says which (:data:`FAILED`, :data:`MOVED`)."""
+
+    task_id: int
+    req_id: int
+
+
+#: ``Value.buffers`` of a refused :class:`Await`: the task failed (rank 0 fails
+#: its consumers too: drop them), or it was given back (give them back as well).
+FAILED = "failed"
+MOVED = "moved"
+
+
 class Value(NamedTuple):
-    """The answer to :class:`Get`: the pickled value (``ok``), or why there is none."""
+    """The answer to :class:`Get` or :class:`Await`: the pickled value (``ok``), or why there is none."""
 
     req_id: int
     ok: bool

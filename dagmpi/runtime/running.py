@@ -131,8 +131,8 @@ class JobRunner:
                 self._inline_count += 1
                 self._inline_t0 = t0 = time.perf_counter()
                 self._execute(job)
-                if t0 > until:
-                    return
+                if t0 > until or job.id in self._awaits:
+                    return  # (a rank waits for this value: the loop sends it now)
                 with self._jobs_lock:
                     if not runq or self._preempt_until or runq[0].suspect or not self._inlinable(runq[0]):
                         return  # (a suspect is announced first: _start_jobs does that)
@@ -150,6 +150,7 @@ class JobRunner:
         runq, done = self._runq, self._done
         while True:
             self._execute(job)
+            awaited = job.id in self._awaits  # another rank waits for this value: send it now
             with self._jobs_lock:
                 if job.replaced:  # timed out: a replacement took this slot; this thread goes
                     self._abandoned -= 1
@@ -165,7 +166,7 @@ class JobRunner:
             now = time.perf_counter()
             if len(done) == 1:
                 self._oldest_result = now
-            if job is None or len(done) >= 256 or now - self._oldest_result >= self.flush_after:
+            if job is None or awaited or len(done) >= 256 or now - self._oldest_result >= self.flush_after:
                 self.transport.wakeup()
             if job is None:
                 return

@@ -58,6 +58,9 @@ class Worker(JobRunner, Client):
         self._waiting: dict[int, _Job] = {}  # req_id -> job waiting for that input
         self._input_reqs: dict[int, tuple[_Job, int, int]] = {}  # req id -> (job, input, owner)
         self._local_waits: dict[int, list[_Job]] = {}  # task id -> jobs here that wait for it
+        #: task id -> ``[(rank, req id)]``: consumers on other ranks that ran ahead
+        #: and asked (:class:`~.messages.Await`) for a value this rank has not computed yet
+        self._awaits: dict[int, list[tuple[int, int]]] = {}
         #: Arrays pulled from other ranks, kept (read-only, least recently used out
         #: first) for other tasks here that read them: a tiled matmul's panel tile or
         #: a Cholesky panel is pulled once per rank, not once per task.
@@ -104,6 +107,12 @@ class Worker(JobRunner, Client):
         self.inline_max = 1e-3
         #: Longest a finished result waits on this rank before it is reported.
         self.flush_after = 2e-4
+        #: While this rank holds more work than its slots (queued, or waiting for
+        #: inputs), reports that only say "finished" wait up to this long and go to
+        #: rank 0 together: consumers that ran ahead get their inputs from the
+        #: producers directly, and rank 0 wakes per batch, not per task.
+        self.report_after = 1e-3
+        self._held_since = 0.0
         self._stopping = False
         self.tasks_run = 0
         self.gpus = list(gpus or [])
@@ -164,6 +173,8 @@ class Worker(JobRunner, Client):
             timeout = min(timeout, 0.05)
         # Spin only while no other thread runs user code (it needs the GIL).
         startable = self._runq and self._running < self.slots
+        if self._held_since:  # reports held back (see _hold_reports): send them in time
+            timeout = min(timeout, max(0.0, self._held_since + self.report_after - time.perf_counter()))
         msgs = self.transport.poll(0 if (self._outq or self._done or startable) else timeout,
                                    self._threads_busy == 0 and self._inline_job is None)
         self._drain_local()
@@ -179,6 +190,8 @@ class Worker(JobRunner, Client):
             self._drain_local()
             if not (self._runq and self._running < self.slots) or time.perf_counter() > until:
                 break
+            if len(self._out) > 1 or SCHEDULER not in self._out:
+                self._flush_peers()  # values other ranks wait for leave now, not in ~1 ms
         self._flush()
 
     def _wait_until(self, predicate: Callable[[], bool], timeout: Optional[float], key: Any = None) -> bool:
@@ -241,12 +254,41 @@ class Worker(JobRunner, Client):
     def _flush(self) -> None:
         if self._out:
             out, self._out = self._out, {}
+            if SCHEDULER in out and self.report_after > 0 and self._hold_reports(out[SCHEDULER]):
+                self._out[SCHEDULER] = out.pop(SCHEDULER)
             for dest, batch in out.items():
                 if dest == self.rank:  # a message to ourselves (a local get)
                     for m in batch:
                         self._on_message(self.rank, m)
                 else:
                     self.transport.send(dest, batch)
+
+    def _hold_reports(self, batch: list) -> bool:
+        """May this batch for rank 0 wait (see ``report_after``)?"""
+        now = time.perf_counter()
+        if not self._held_since:
+            self._held_since = now
+        elif now - self._held_since >= self.report_after:
+            self._held_since = 0.0
+            return False
+        finished = msg.Finished
+        if self._stopping or len(batch) > 64 or any(type(m) is not finished for m in batch) or \
+                len(self._runq) + self._running + len(self._input_reqs) <= self.slots:
+            self._held_since = 0.0
+            return False
+        return True
+
+    def _flush_peers(self) -> None:
+        """Send what waits for ranks other than rank 0 (values consumers wait for);
+        rank 0's reports stay batched."""
+        out = self._out
+        for dest in [d for d in out if d != SCHEDULER]:
+            batch = out.pop(dest)
+            if dest == self.rank:
+                for m in batch:
+                    self._on_message(self.rank, m)
+            else:
+                self.transport.send(dest, batch)
 
     # ------------------------------------------ from this rank's threads
 
@@ -301,6 +343,10 @@ class Worker(JobRunner, Client):
             old = self._fn_time.get(job.fn_id)
             self._fn_time[job.fn_id] = b[1] if old is None else 0.8 * old + 0.2 * b[1]
             self.store[job.id] = a
+            aw = self._awaits.pop(job.id, None)
+            if aw:
+                for dest, rid in aw:
+                    self._serve(dest, job.id, rid)
             if job.save is not None:
                 self._checkpoint_writer().add(job.save, job.name, a[0] if self.serializes else a)
             self._send(SCHEDULER, msg.Finished(job.id, b[0], b[1]))
@@ -317,12 +363,17 @@ class Worker(JobRunner, Client):
             self.fn_cache[m.fn_id] = m.code  # unpickled lazily, on an executor thread
         elif kind is msg.Get:
             self._serve(src, m.task_id, m.req_id)
+        elif kind is msg.Await:
+            self._on_await(src, m.task_id, m.req_id)
         elif kind is msg.Value:
             self._on_value(m.req_id, m.ok, m.payload, m.buffers)
         elif kind is msg.Free:
             discard = self.store.discard  # (a spilled value is not read back to be dropped)
             for tid in m.task_ids:
                 discard(tid)
+            if self._awaits:  # (stale requests of consumers that went elsewhere)
+                for tid in m.task_ids:
+                    self._refuse_awaits(tid, None, "it was freed")
         elif kind is msg.Ended:
             self._deliver(m.task_id, m.owner, m.error)
         elif kind is msg.GiveBack:
@@ -382,6 +433,28 @@ class Worker(JobRunner, Client):
         failed[task_id] = None
         if len(failed) > 100_000:
             del failed[next(iter(failed))]
+        if self._awaits:
+            self._refuse_awaits(task_id, msg.FAILED, "it failed")
+
+    def _on_await(self, src: int, tid: int, rid: int) -> None:
+        """A consumer that ran ahead on ``src`` wants ``tid``'s value: send it now if
+        it exists, say why not if it never will here, else when the task ends."""
+        if tid in self.store:
+            self._serve(src, tid, rid)
+        elif tid in self._failed_here:
+            self._send(src, msg.Value(rid, False, f"input task {tid:#x} failed on rank {self.rank}", msg.FAILED))
+        elif tid in self._given_back:
+            self._send(src, msg.Value(rid, False, f"input task {tid:#x} left rank {self.rank}", msg.MOVED))
+        else:  # queued or running here (or its Exec is still on its way)
+            self._awaits.setdefault(tid, []).append((src, rid))
+
+    def _refuse_awaits(self, tid: int, why: Optional[str], words: str) -> None:
+        """Answer the consumers waiting for ``tid`` that it will not come from here."""
+        aw = self._awaits.pop(tid, None)
+        if aw:
+            text = f"rank {self.rank} will not compute input task {tid:#x}: {words}"
+            for dest, rid in aw:
+                self._send(dest, msg.Value(rid, False, text, why))
 
     def _drop_waiters(self, waiters: Optional[list]) -> None:
         """Jobs that ran ahead and wait for an input that failed here will never
@@ -408,10 +481,23 @@ class Worker(JobRunner, Client):
         fetching an input from it (and those that ran ahead here behind them);
         rank 0 has the inputs computed again and places them anew."""
         self._lost_rank(rank)
+        if self._awaits:
+            for tid in list(self._awaits):
+                left = [a for a in self._awaits[tid] if a[0] != rank]
+                if left:
+                    self._awaits[tid] = left
+                else:
+                    del self._awaits[tid]
         hit = {rid: job for rid, (job, _, owner) in self._input_reqs.items() if owner == rank}
         if not hit:
             return
-        jobs = {id(j): j for j in hit.values()}
+        n = self._return_waiting(hit.values())
+        log.info("rank %d: rank %d died; giving back %d task(s) that needed its data", self.rank, rank, n)
+
+    def _return_waiting(self, waiting: Any) -> int:
+        """Give back to rank 0 jobs that wait for inputs they will not get from where
+        they asked, with the jobs that ran ahead here behind them; their count."""
+        jobs = {id(j): j for j in waiting}
         stack = list(jobs.values())
         while stack:
             j = stack.pop()
@@ -421,9 +507,8 @@ class Worker(JobRunner, Client):
                     stack.append(w)
         self._forget_jobs(jobs.values())
         returned = [self._spec_of(j) for j in jobs.values()]
-        log.info("rank %d: rank %d died; giving back %d task(s) that needed its data",
-                 self.rank, rank, len(returned))
         self._send(SCHEDULER, msg.Returned(returned, []))
+        return len(returned)
 
     def _spec_of(self, job: _Job) -> tuple[int, msg.TaskSpec]:
         """``(id, spec)`` of a job given back to rank 0 (remembered in ``_given_back``)."""
@@ -431,6 +516,8 @@ class Worker(JobRunner, Client):
         given[job.id] = None
         if len(given) > 100_000:
             del given[next(iter(given))]
+        if self._awaits:
+            self._refuse_awaits(job.id, msg.MOVED, "it was given back to rank 0")
         return job.id, msg.TaskSpec(job.name, job.fn_id, job.payload, job.buffers, job.needs, job.policy, job.save)
 
     def _serve(self, dest: int, tid: int, rid: int) -> None:
@@ -450,6 +537,14 @@ class Worker(JobRunner, Client):
             self._pulled(rid, ok, payload, buffers)
             return
         job, dep, _ = hit
+        if not ok and buffers is not None:  # an Await refused: that input failed, or moved
+            if buffers == msg.FAILED:  # rank 0 fails this job too (upstream failure)
+                self._forget_jobs([job])
+                self._note_failed(job.id)
+                self._drop_waiters(self._local_waits.pop(job.id, None))
+            else:
+                self._return_waiting([job])
+            return
         if not ok:
             job.failed = f"could not get the value of input task {dep:#x}: {payload}"
         elif self.serializes:
@@ -500,6 +595,9 @@ class Worker(JobRunner, Client):
             elif owner == self.rank:
                 # rank 0 ran this task ahead: its input is being computed here
                 if dep in self._failed_here:
+                    if job.missing:
+                        self._forget_jobs([job])
+                    self._note_failed(job.id)
                     return  # that input failed: rank 0 has failed this task too
                 if dep in given:
                     # ... but this rank gave that input back (the two messages
@@ -513,6 +611,13 @@ class Worker(JobRunner, Client):
             elif dep in self._pull_cache:
                 self._pull_cache.move_to_end(dep)
                 values[dep] = self._pull_cache[dep]
+            elif owner < 0:
+                # it ran ahead of an input computed on rank ~owner: ask now, that
+                # rank sends the value the moment it exists
+                rid = next(self._req_ids)
+                self._input_reqs[rid] = (job, dep, ~owner)
+                job.missing += 1
+                self._send(~owner, msg.Await(dep, rid))
             else:
                 rid = next(self._req_ids)
                 self._input_reqs[rid] = (job, dep, owner)

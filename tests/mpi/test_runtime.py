@@ -129,3 +129,26 @@ def test_spawn_bursts_drive_the_loop_and_hand_it_back(n):
     r = run_dagmpi("bursts.py", n=n, timeout=120)
     assert r.returncode == 0, r
     assert "BURSTS-OK" in r.stdout, r
+
+
+# ------------------------------------------------------------ dependencies across ranks
+
+@pytest.mark.parametrize("n", [2, 3, 5], ids=ids)
+def test_cross_rank_stencil_runs_ahead_with_pushed_inputs(n):
+    """Every step of a 1-D stencil reads its neighbours' values from other ranks:
+    consumers are assigned ahead and their inputs pushed by the producers."""
+    r = run_dagmpi("crossrank.py", n=n, args=["stencil", "300"], timeout=120)
+    assert r.returncode == 0, r
+    assert "CROSSRANK-STENCIL-OK" in r.stdout, r
+
+
+def test_a_task_whose_input_was_pushed_to_a_busy_rank_is_stolen():
+    r = run_dagmpi("crossrank.py", n=3, args=["steal"], timeout=90)
+    assert r.returncode == 0, r
+    assert "CROSSRANK-STEAL-OK" in r.stdout, r
+
+
+def test_consumers_waiting_on_another_rank_for_a_failed_input_fail_upstream():
+    r = run_dagmpi("crossrank.py", n=3, args=["fail"], timeout=90)
+    assert r.returncode == 0, r
+    assert "CROSSRANK-FAIL-OK" in r.stdout, r

@@ -128,6 +128,15 @@ def test_chaos_kill_the_rank_holding_a_shared_value(ompi, chaos_seed_few):
 
 
 @pytest.mark.mpi
+def test_a_rank_dying_while_its_consumers_wait_for_pushed_inputs(ompi, tmp_path):
+    """A stencil runs ahead across ranks; one rank dies with consumers waiting for
+    inputs that other ranks were to push to it (and producers owing it values)."""
+    res = run_ompi(ompi, "crossrank.py", 4, ["die", tmp_path])
+    _ok(res)
+    assert "CROSSRANK-DIE-OK" in res.stdout and "died;" in res.stderr, res
+
+
+@pytest.mark.mpi
 @pytest.mark.parametrize("how", ["kill", "segv", "exit"])
 def test_a_worker_dying_inside_a_task_does_not_end_the_job(ompi, tmp_path, how):
     res = run_ompi(ompi, "rank_death.py", 4, [how, tmp_path])

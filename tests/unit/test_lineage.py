@@ -306,6 +306,14 @@ class Sim:
             ex = self.queues[r][0]
             args = []
             for dep, owner in ex.inputs:
+                if owner < 0:  # ran ahead of an input computed on another rank
+                    owner = ~owner
+                    if owner in self.alive and dep not in self.store[owner]:
+                        if any(e.task_id == dep for e in self.queues[owner]):
+                            args = False  # it sends the value when it has it
+                        else:
+                            args = None  # it gave that task back ("moved"): so does this rank
+                        break
                 if owner not in self.alive:
                     args = None  # fetching from a dead rank: give the task back
                     break

@@ -346,16 +346,118 @@ def test_chain_runs_ahead_on_the_rank_computing_its_input():
     assert h.s.n_active == 0
 
 
-def test_no_run_ahead_across_ranks_or_beyond_capacity():
+def test_run_ahead_across_ranks_names_the_producers_rank():
     h = Harness(prefetch=1, workers=[(1, 1), (2, 1)])
     out = h.step(sub(1, ranks=frozenset([1])), sub(2, ranks=frozenset([2])), sub(3, deps=[1, 2]))
-    assert executes(out) == [(1, 1), (2, 2)]  # inputs on two ranks: 3 waits
-    assert h.s.state_of(3) is TaskState.WAITING
-    h2 = Harness(prefetch=1, workers=[(1, 1)])
-    out = h2.step(sub(1), sub(2, deps=[1]), sub(3, deps=[2]))
+    ex = {i.task_id: i for i in out if isinstance(i, Execute)}
+    # inputs on two ranks: 3 goes to one of them at once; the other input is
+    # named as ``~rank`` (computed there, sent when it ends)
+    assert sorted(ex) == [1, 2, 3] and ex[3].rank == 1
+    assert ex[3].inputs == ((1, 1), (2, ~2))
+    assert h.s.n_run_ahead == 1
+    out = h.step(TaskFinished(2, 2), TaskFinished(1, 1))
+    assert not executes(out)  # rank 1 starts it when both exist: no round trip
+    h.step(TaskFinished(3, 1))
+    assert h.s.n_active == 0
+
+
+def test_run_ahead_goes_to_the_rank_computing_most_inputs():
+    h = Harness(prefetch=3, workers=[(1, 1), (2, 1)])
+    h.step(sub(1, ranks=frozenset([1])), sub(2, ranks=frozenset([2])), sub(3, ranks=frozenset([2])))
+    out = h.step(sub(4, deps=[1, 2, 3]))
+    assert [(i.rank, i.inputs) for i in out if isinstance(i, Execute)] == [(2, ((1, ~1), (2, 2), (3, 2)))]
+
+
+def test_stencil_runs_ahead_column_by_column():
+    """A 1-D stencil of width 2 on two ranks: every step is assigned at once, each
+    column stays on its rank, and the neighbour's value comes from the other rank."""
+    h = Harness(prefetch=8, workers=[(1, 1), (2, 1)])
+    prev = [1, 2]
+    h.step(sub(1), sub(2))
+    tid = 3
+    for _ in range(3):
+        cur = []
+        for _col in range(2):
+            h.step(sub(tid, deps=prev))
+            cur.append(tid)
+            tid += 1
+        prev = cur
+    where = {i: h.s.tasks[i].worker for i in range(1, tid)}
+    assert all(where[i] is not None for i in where)  # all assigned ahead
+    assert [where[i] for i in range(1, tid)] == [1, 2] * 4
+    assert h.s.n_run_ahead == 6
+    for i in range(1, tid):
+        h.step(TaskFinished(i, where[i]))
+    assert h.s.n_active == 0
+
+
+def test_no_run_ahead_beyond_capacity_or_behind_unassigned_inputs():
+    h = Harness(prefetch=1, workers=[(1, 1)])
+    out = h.step(sub(1), sub(2, deps=[1]), sub(3, deps=[2]))
     assert executes(out) == [(1, 1), (1, 2)]  # capacity 2: the third waits for room
-    out = h2.step(TaskFinished(1, 1))
+    out = h.step(TaskFinished(1, 1))
     assert executes(out) == [(1, 3)]
+    h2 = Harness(prefetch=0, workers=[(1, 1)])
+    out = h2.step(sub(1), sub(2), sub(3, deps=[1, 2]))
+    assert executes(out) == [(1, 1)]  # 2 is not assigned anywhere: 3 waits
+    assert h2.s.state_of(3) is TaskState.WAITING
+
+
+def test_producer_with_a_consumer_waiting_on_another_rank_is_not_stolen():
+    h = Harness(prefetch=2, workers=[(1, 1), (2, 1)])
+    h.step(*(sub(i, ranks=frozenset([1])) for i in (1, 2)), sub(3, ranks=frozenset([1])))
+    h.step(sub(4, ranks=frozenset([2])), sub(5, deps=[3, 4], ranks=frozenset([2])))
+    assert h.s.tasks[5].worker == 2 and h.s.tasks[3].worker == 1
+    out = h.step(TaskFinished(4, 2))  # rank 2 idles while rank 1 has a queue
+    steals = [i for i in out if isinstance(i, Steal)]
+    assert all(3 not in st.task_ids for st in steals)
+
+
+def test_consumer_of_a_returned_producer_is_given_back_and_runs_again():
+    h = Harness(prefetch=2, workers=[(1, 1), (2, 1)])
+    h.step(sub(1, ranks=frozenset([1])), sub(2, ranks=frozenset([2])), sub(3, deps=[1, 2], watch=True))
+    assert h.s.tasks[3].worker == 1
+    # rank 2 gives task 2 back unasked (an input it was fetching died): the consumer on
+    # rank 1 waits for it in vain, and is stale until rank 1 gives it back too
+    h.step(TasksReturned(2, ((2, "spec2"),)))
+    assert h.s.tasks[3].stale
+    out = h.step(TasksReturned(1, ((3, "spec3"),)))
+    assert h.s.state_of(3) is TaskState.WAITING or (1, 3) in executes(out) or (2, 3) in executes(out)
+    for i in (1, 2):
+        out = h.step(TaskFinished(i, h.s.tasks[i].worker))
+    r = h.s.tasks[3].worker
+    out = h.step(TaskFinished(3, r))
+    assert [i for i in out if isinstance(i, Deliver)] == [Deliver(0, 3, owner=r)]
+
+
+def test_consumer_waiting_on_a_dead_rank_is_stale_until_given_back():
+    from dagmpi.core.events import WorkerLost
+
+    h = Harness(prefetch=2, workers=[(1, 1), (2, 1), (3, 1)])
+    h.s.lineage = True
+    h.step(sub(1), sub(2), sub(3, deps=[1, 2], watch=True))
+    home = h.s.tasks[3].worker
+    dead = ({h.s.tasks[1].worker, h.s.tasks[2].worker} - {home}).pop()
+    h.step(WorkerLost(dead))
+    assert h.s.tasks[3].stale and h.s.tasks[3].worker == home
+    h.step(TasksReturned(home, ((3, "spec3"),)))  # its worker: "the rank I waited on died"
+    for _ in range(4):
+        for i in (1, 2):
+            t = h.s.tasks[i]
+            if t.state is TaskState.ASSIGNED:
+                h.step(TaskFinished(i, t.worker))
+    t3 = h.s.tasks[3]
+    assert t3.state is TaskState.ASSIGNED and not t3.stale
+    out = h.step(TaskFinished(3, t3.worker))
+    assert any(isinstance(i, Deliver) and i.task_id == 3 and i.error is None for i in out)
+
+
+def test_near_task_runs_ahead_on_its_near_rank():
+    h = Harness(prefetch=2, workers=[(1, 1), (2, 1), (3, 1)])
+    h.step(sub(1, ranks=frozenset([1])), sub(2, ranks=frozenset([2])), sub(9, ranks=frozenset([3])))
+    ev = TaskSubmitted(4, "t4", (1, 2), "spec4", 0, 0, None, False, None, 9)
+    out = h.step(ev)
+    assert [(i.rank, i.inputs) for i in out if isinstance(i, Execute)] == [(3, ((1, ~1), (2, ~2)))]
 
 
 def test_failed_input_fails_the_task_that_ran_ahead():
