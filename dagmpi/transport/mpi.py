@@ -34,10 +34,14 @@ spinning idle rank steals the CPU of the ranks that compute, so :meth:`poll`
 tests for messages briefly, then sleeps with exponential back-off up to
 ``poll_max`` seconds (the approach of ``mpi4py.futures``' back-off), and any
 thread can cut the sleep short with :meth:`wakeup`.  A rank waiting for an
-answer spins for ``spin_time`` after each message; rank 0 does not where the
-node has fewer cores than ranks (``oversubscribed``): its spinning while it
+answer spins for ``spin_time`` after each message; where the node has fewer
+cores than ranks (``oversubscribed``) rank 0 does not and workers spin only
+briefly (``runtime.context.OVERSUBSCRIBED_SPIN``): rank 0's spinning while it
 waited for results slowed the workers computing them (chained tasks took
-about twice as long on 2 cores with 3 ranks).
+about twice as long on 2 cores with 3 ranks), and a worker spinning 3 ms for
+a remote input made Task Bench's METG three times worse.  Where every rank is
+on this node and rings the doorbell, a sleeping rank looks for messages only
+every ``BELL_POLL_MAX`` seconds (each look costs MPI progress calls).
 """
 
 from __future__ import annotations
@@ -150,6 +154,11 @@ def _doorbells(comm: "MPI.Comm") -> tuple[Optional[socket.socket], dict[int, str
     return sock, bells, oversubscribed, pids
 
 
+#: Longest sleep between looks for messages where every rank rings this one's
+#: doorbell (all on one node).  The bell wakes it at once; the looks only
+#: catch what comes without a ring (a rank's death under ULFM).
+BELL_POLL_MAX = 0.02
+
 #: Seconds a rank that aborts the job waits first, for its last words to reach the launcher.
 ABORT_PAUSE = 0.3
 
@@ -245,6 +254,9 @@ class MPITransport(Transport):
         #: message before it sleeps (see :meth:`poll`).
         self.spin_time = spin_time
         self._own_bell = self._bell.getsockname() if self._bell is not None else None
+        #: Every other rank rings this one's bell when it sends here (one node):
+        #: a sleeping rank then need not wake every ``poll_max`` to look.
+        self._all_ring = self._bell is not None and len(self._bells) == self.size - 1
         self._status = MPI.Status()
         self.bytes_sent = 0
         self.bytes_received = 0
@@ -555,6 +567,7 @@ class MPITransport(Transport):
             now = time.perf_counter()
         delay = 5e-5
         bell = self._bell
+        cap = max(self.poll_max, BELL_POLL_MAX) if self._all_ring else self.poll_max
         while True:
             if self._pending:
                 self._test_pending()
@@ -586,7 +599,7 @@ class MPITransport(Transport):
                 # (MPICH copies it through shared memory in chunks): stay close
                 delay = 2e-5
             else:
-                delay = min(delay * 2, self.poll_max)
+                delay = min(delay * 2, cap)
         self._last_active = time.perf_counter()
         return out
 
