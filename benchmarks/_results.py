@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench-results")
 
@@ -17,3 +20,24 @@ def open_json(path: str):
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     return open(path, "w")
+
+
+def mpiexec() -> str:
+    """The ``mpiexec`` beside this Python (a venv's MPI wheel), else the one on ``PATH``."""
+    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    return here if os.path.exists(here) else "mpiexec"
+
+
+def run_child(cmd: list[str], timeout: float) -> dict:
+    """Run one system's child process: its ``RESULT <json>`` line, or
+    ``{"error": ...}`` saying why there is none."""
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout} s"}
+    for line in p.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    err = p.stderr.strip()
+    return {"error": f"exit {p.returncode}: {err[:600]} ... {err[-600:]}" if len(err) > 1300
+            else f"exit {p.returncode}: {err}"}

@@ -32,12 +32,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _results import default_json, open_json  # noqa: E402
+from _results import default_json, mpiexec, open_json, run_child  # noqa: E402
 
 HERE = os.path.abspath(__file__)
 
@@ -253,11 +252,6 @@ def run_dask(sizes: list[int], chain: int, workers: int, repeat: int) -> dict:
 
 # ------------------------------------------------------------------------- parent
 
-def mpiexec() -> str:
-    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    return here if os.path.exists(here) else "mpiexec"
-
-
 def child(peer: str, ns: argparse.Namespace) -> dict:
     py = sys.executable
     args = ["--run", peer, "--sizes", ns.sizes, "--chain", str(ns.chain), "--big", str(ns.big),
@@ -275,18 +269,10 @@ def child(peer: str, ns: argparse.Namespace) -> dict:
         if importlib.util.find_spec("distributed") is None:
             return {"skipped": "Dask distributed is not installed (pip install -e '.[bench]')"}
     t0 = time.perf_counter()
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=ns.timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {ns.timeout} s"}
-    for line in p.stdout.splitlines():
-        if line.startswith("RESULT "):
-            res = json.loads(line[7:])
-            res["wall_s"] = time.perf_counter() - t0
-            return res
-    err = p.stderr.strip()
-    return {"error": f"exit {p.returncode}: {err[:600]} ... {err[-600:]}" if len(err) > 1300
-            else f"exit {p.returncode}: {err}"}
+    res = run_child(cmd, ns.timeout)
+    if "error" not in res:
+        res["wall_s"] = time.perf_counter() - t0
+    return res
 
 
 def fmt(x, spec=",.0f"):

@@ -41,7 +41,6 @@ import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -49,7 +48,7 @@ import numba
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _results import default_json, open_json  # noqa: E402
+from _results import default_json, mpiexec, open_json, run_child  # noqa: E402
 
 HERE = os.path.abspath(__file__)
 PATTERNS = ("stencil_1d", "nearest3", "nearest5", "fft", "tree", "trivial")
@@ -247,11 +246,6 @@ def peak_per_core() -> tuple[float, float]:
     return best / iters, ITER_FLOPS * iters / best
 
 
-def mpiexec() -> str:
-    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    return here if os.path.exists(here) else "mpiexec"
-
-
 def child(peer: str, ns: argparse.Namespace, t_iter: float) -> dict:
     py = sys.executable
     args = ["--run", peer, "--workers", str(ns.workers), "--patterns", ns.patterns,
@@ -267,15 +261,7 @@ def child(peer: str, ns: argparse.Namespace, t_iter: float) -> dict:
 
         if importlib.util.find_spec("distributed") is None:
             return {"skipped": "Dask distributed is not installed (pip install 'dask[distributed]')"}
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=ns.timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {ns.timeout} s"}
-    for line in p.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[7:])
-    err = p.stderr.strip()
-    return {"error": f"exit {p.returncode}: {err[-1500:]}"}
+    return run_child(cmd, ns.timeout)
 
 
 def analyse(rows: list[dict], workers: int, flops_peak: float) -> dict:
