@@ -248,8 +248,7 @@ class Placement:
         usual."""
         tasks = self.tasks
         workers = self.workers
-        home = None
-        ranks: Optional[dict] = None  # rank -> inputs computed or held there (more than one rank)
+        ranks: dict = {}  # rank -> its inputs computed or held there
         pending = False
         for d in t.deps:
             dep = tasks[d]
@@ -264,31 +263,23 @@ class Placement:
                 if d in workers[r].stealing:
                     return  # it may come back from there: this one would wait for it in vain
                 pending = True
-            if home is None:
-                home = r
-            elif ranks is not None:
-                ranks[r] = ranks.get(r, 0) + 1
-            elif r != home:
-                ranks = {home: 0, r: 1}
-                for d2 in t.deps:  # (the inputs before this one were all on ``home``)
-                    if d2 == d:
-                        break
-                    ranks[home] += 1
+            ranks[r] = ranks.get(r, 0) + 1
         if not pending:
             return
-        if ranks is None and len(t.deps) > 1 and t.near is None and home in workers and \
+        home = next(iter(ranks))  # (the rank of its first input)
+        if len(ranks) == 1 and len(t.deps) > 1 and t.near is None and \
                 workers[home].levels.get(t.level, 0) > 0:
             # all its inputs on one rank, which already runs a task of this depth:
             # the next rank in ring order may take it (else a stencil whose two
             # points of one step once landed on one rank would stay there)
             nxt = self._ring_next(home)
             if nxt is not None:
-                ranks = {home: len(t.deps), nxt: 0}
+                ranks[nxt] = 0
         if t.near is not None:
             home = self._near_home(t.near)  # where it runs anyway: its inputs come to it
             if home is None:
                 return
-        elif ranks is not None:
+        elif len(ranks) > 1:
             best = None
             for r, n in ranks.items():
                 w = workers[r]
