@@ -335,9 +335,9 @@ def load_args(payload: Any, buffers: Any, inputs: dict[int, Any]) -> tuple[tuple
 def dump_value(value: Any) -> tuple[bytes, Buffers]:
     """Pickle a task result with out-of-band buffers."""
     buffers: list = []
-    if type(value) in _SIMPLE:  # the C pickler: several times cheaper than cloudpickle's
-        return pickle.dumps(value, PROTOCOL), buffers
     t = type(value)
+    if t in _SIMPLE:  # the C pickler: several times cheaper than cloudpickle's
+        return pickle.dumps(value, PROTOCOL), buffers
     if t.__name__ == "ndarray" and t.__module__ == "numpy" and not value.dtype.hasobject:
         # the C pickler too; a small array travels inside the message (one MPI
         # message instead of two: a stencil's halo or a Task Bench output)

@@ -256,12 +256,16 @@ class Worker(JobRunner, Client):
             out, self._out = self._out, {}
             if SCHEDULER in out and self.report_after > 0 and self._hold_reports(out[SCHEDULER]):
                 self._out[SCHEDULER] = out.pop(SCHEDULER)
-            for dest, batch in out.items():
-                if dest == self.rank:  # a message to ourselves (a local get)
-                    for m in batch:
-                        self._on_message(self.rank, m)
-                else:
-                    self.transport.send(dest, batch)
+            self._send_batches(out)
+
+    def _send_batches(self, out: dict) -> None:
+        """Send each destination its batch (taken out of ``_out``)."""
+        for dest, batch in out.items():
+            if dest == self.rank:  # a message to ourselves (a local get)
+                for m in batch:
+                    self._on_message(self.rank, m)
+            else:
+                self.transport.send(dest, batch)
 
     def _hold_reports(self, batch: list) -> bool:
         """May this batch for rank 0 wait (see ``report_after``)?"""
@@ -282,13 +286,7 @@ class Worker(JobRunner, Client):
         """Send what waits for ranks other than rank 0 (values consumers wait for);
         rank 0's reports stay batched."""
         out = self._out
-        for dest in [d for d in out if d != SCHEDULER]:
-            batch = out.pop(dest)
-            if dest == self.rank:
-                for m in batch:
-                    self._on_message(self.rank, m)
-            else:
-                self.transport.send(dest, batch)
+        self._send_batches({d: out.pop(d) for d in [d for d in out if d != SCHEDULER]})
 
     # ------------------------------------------ from this rank's threads
 
@@ -611,18 +609,14 @@ class Worker(JobRunner, Client):
             elif dep in self._pull_cache:
                 self._pull_cache.move_to_end(dep)
                 values[dep] = self._pull_cache[dep]
-            elif owner < 0:
-                # it ran ahead of an input computed on rank ~owner: ask now, that
-                # rank sends the value the moment it exists
-                rid = next(self._req_ids)
-                self._input_reqs[rid] = (job, dep, ~owner)
-                job.missing += 1
-                self._send(~owner, msg.Await(dep, rid))
             else:
+                # ``owner < 0``: it ran ahead of an input being computed on rank
+                # ``~owner``: ask now, and that rank sends the value the moment it exists
+                src = ~owner if owner < 0 else owner
                 rid = next(self._req_ids)
-                self._input_reqs[rid] = (job, dep, owner)
+                self._input_reqs[rid] = (job, dep, src)
                 job.missing += 1
-                self._send(owner, msg.Get(dep, rid))
+                self._send(src, msg.Await(dep, rid) if owner < 0 else msg.Get(dep, rid))
         job.inputs = values
         if job.missing == 0:
             self._runq.append(job)
