@@ -20,12 +20,22 @@ def find_mpiexec() -> str | None:
     return str(here) if here.exists() else shutil.which("mpiexec")
 
 
-class Result:
-    def __init__(self, rc: int, out: str, err: str) -> None:
-        self.returncode, self.stdout, self.stderr = rc, out, err
+class Result(str):
+    """A finished run: ``returncode``, ``stdout``, ``stderr``.
 
-    def __repr__(self) -> str:
-        return f"<rc={self.returncode}\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}>"
+    It is also the str of the whole run, so ``assert r.returncode == 0, r`` shows
+    all of both streams in a failure (pytest shortens the repr of a non-str
+    assertion message to 240 characters, which hid the traceback in CI).
+    """
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def __new__(cls, rc: int, out: str, err: str) -> "Result":
+        self = super().__new__(cls, f"<rc={rc}\n--- stdout\n{out}\n--- stderr\n{err}>")
+        self.returncode, self.stdout, self.stderr = rc, out, err
+        return self
 
 
 def run_dagmpi(script: str | Path, n: int | None = None, timeout: float = 60, args=(),
@@ -57,7 +67,7 @@ def wait_or_kill(proc: subprocess.Popen, timeout: float) -> Result:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
-        pytest.fail(f"timed out after {timeout} s (hang): {proc.args}\n{Result(-9, out, err)!r}")
+        pytest.fail(f"timed out after {timeout} s (hang): {proc.args}\n{Result(-9, out, err)}")
     return Result(proc.returncode, out, err)
 
 

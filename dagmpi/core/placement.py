@@ -238,11 +238,13 @@ class Placement:
         Each unfinished input must be assigned (not blocked in ``fetch``, not
         being stolen back, with no retries left that could move it).  The home
         is the ``near`` rank when it is known, else one of the ranks computing
-        or holding its inputs: the one with the fewest assigned tasks of the
-        same graph depth (the points of a stencil step spread over the ranks,
+        or holding its inputs: one that has fewer than its fair share of the
+        tasks of this graph depth (the wider of this depth and the one above,
+        over the workers: the points of a stencil step spread over the ranks,
         and a graph does not collapse onto the rank that happens to compute its
-        first inputs), then the one with most of its inputs, the least backlog,
-        the lowest rank;
+        first inputs), then the one with most of its inputs (a stencil keeps
+        its points on the ranks that computed them: owner computes), the fewest
+        tasks of this depth, the least backlog, the lowest rank;
         a home without room keeps the task in its ``ahead`` list, retried when a
         task of that rank ends.  Inputs already finished elsewhere are pulled as
         usual."""
@@ -267,11 +269,16 @@ class Placement:
         if not pending:
             return
         home = next(iter(ranks))  # (the rank of its first input)
+        level = t.level
+        width = self.width
+        # a rank's fair share of this depth: the wider of this depth (so far) and
+        # the one above it, over the workers
+        share = -(-max(width.get(level - 1, 0), width[level]) // len(workers))
         if len(ranks) == 1 and len(t.deps) > 1 and t.near is None and \
-                workers[home].levels.get(t.level, 0) > 0:
-            # all its inputs on one rank, which already runs a task of this depth:
-            # the next rank in ring order may take it (else a stencil whose two
-            # points of one step once landed on one rank would stay there)
+                workers[home].levels.get(level, 0) >= share:
+            # all its inputs on one rank, which already has its share of this
+            # depth: the next rank in ring order may take it (else a stencil
+            # whose points of one step once landed on one rank would stay there)
             nxt = self._ring_next(home)
             if nxt is not None:
                 ranks[nxt] = 0
@@ -285,7 +292,8 @@ class Placement:
                 w = workers[r]
                 if not self._fits(t, w) or w.stuck:
                     continue
-                key = (w.load >= w.capacity, w.levels.get(t.level, 0), -n, w.backlog / w.slots, r)
+                lv = w.levels.get(level, 0)
+                key = (w.load >= w.capacity, lv >= share, -n, lv, w.backlog / w.slots, r)
                 if best is None or key < best[0]:
                     best = (key, r)
             if best is None:

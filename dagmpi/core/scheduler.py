@@ -94,6 +94,8 @@ class Scheduler(Placement, Recovery):
     def __init__(self, prefetch: int = 2, queue_window: float = 2e-3, max_queue: int = 256,
                  lineage: bool = False, max_lost: int = 3) -> None:
         self.tasks: dict[int, TaskRecord] = {}
+        #: graph depth -> how many records of that depth exist (see Placement._run_ahead)
+        self.width: dict[int, int] = {}
         #: Keep what it takes to compute a value again (each task's spec, and the
         #: records of its inputs while it exists): on when ranks may die and the
         #: job goes on (ULFM).  Costs memory: a chain keeps its ancestors' specs
@@ -222,12 +224,16 @@ class Scheduler(Placement, Recovery):
         for d in t.deps:
             if d not in self.tasks:
                 t.deps = ()
+                self.width[0] = self.width.get(0, 0) + 1
                 self._fail(t, UnknownDependency(d))
                 return
         for d in t.deps:
             dep = self.tasks[d]
             if dep.level >= t.level:
                 t.level = dep.level + 1
+        self.width[t.level] = self.width.get(t.level, 0) + 1
+        for d in t.deps:
+            dep = self.tasks[d]
             if dep.dependents:
                 dep.dependents.append(t.id)
             else:
@@ -507,6 +513,14 @@ class Scheduler(Placement, Recovery):
                 dep.consumers -= 1
                 self._maybe_forget(dep)
 
+    def _forgot(self, t: TaskRecord) -> None:
+        """``t``'s record was deleted: one fewer of its depth."""
+        n = self.width[t.level] - 1
+        if n:
+            self.width[t.level] = n
+        else:
+            del self.width[t.level]
+
     def _maybe_forget(self, t: TaskRecord) -> None:
         if t.refs > 0 or t.consumers > 0 or t.state < FIRST_FINAL:
             return
@@ -516,6 +530,7 @@ class Scheduler(Placement, Recovery):
                 t.gone = True  # (a value in a checkpoint file stays readable)
         if not self.lineage:
             del self.tasks[t.id]
+            self._forgot(t)
             return
         # lineage: keep the record (and its spec) while a consumer's record
         # exists, which may have to be computed again from it
@@ -527,6 +542,7 @@ class Scheduler(Placement, Recovery):
                     or cur.id not in tasks:
                 continue
             del tasks[cur.id]
+            self._forgot(cur)
             for d in cur.deps:
                 dep = tasks.get(d)
                 if dep is not None:
@@ -618,6 +634,10 @@ class Scheduler(Placement, Recovery):
                     f"{t.id:#x} final and unreferenced"
                 if t.refs > 0 or t.consumers > 0:
                     assert not t.gone, f"{t.id:#x} needed but its value is gone"
+        width: dict = {}
+        for t in tasks.values():
+            width[t.level] = width.get(t.level, 0) + 1
+        assert width == self.width, f"width {self.width}, records {width}"
         for w in self.workers.values():
             assert w.stealing <= set(w.assigned), f"worker {w.rank}: stealing unassigned tasks"
             unblocked = sum(1 for i in w.assigned if not tasks[i].blocked)

@@ -198,7 +198,11 @@ def memory():
             gc.collect()
             sizes.append(_live_tasks())
     same("loop 1000", A, np.full((64, 64), 1000.0), True)
-    assert max(sizes[3:]) <= sizes[2] + 32, f"live tasks grow over the loop: {sizes}"
+    # A leak keeps every step's 16 block tasks: 1,600 more per sample. What is
+    # live between samples without a leak depends on how soon releases arrive
+    # (16-70 seen on 2 cores), so the bound is a few generations of blocks.
+    nblocks = A.tasks.size
+    assert max(sizes) <= 10 * nblocks, f"live tasks grow over the loop: {sizes}"
     print("ok bounded live tasks", sizes, flush=True)
 
 

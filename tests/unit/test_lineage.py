@@ -323,8 +323,20 @@ class Sim:
                     break
                 args.append(self.store[owner][dep])
             if args is None:
-                self.queues[r].pop(0)
-                self.events.append(TasksReturned(r, ((ex.task_id, ex.spec),)))
+                # like a worker: give it back with the jobs queued here that ran
+                # ahead behind it (they wait for its value on this rank)
+                q = self.queues[r]
+                back, gone = [q.pop(0)], {ex.task_id}
+                grew = True
+                while grew:
+                    grew = False
+                    for e in list(q):
+                        if any(o == r and d in gone for d, o in e.inputs):
+                            q.remove(e)
+                            back.append(e)
+                            gone.add(e.task_id)
+                            grew = True
+                self.events.append(TasksReturned(r, tuple((e.task_id, e.spec) for e in back)))
                 continue
             if args is False:  # run the queue in order but let a later ready job go
                 q = self.queues[r]
