@@ -26,6 +26,7 @@ from .api import (
     workers,
 )
 from .config import Config
+from .executor import Executor, Future
 from .errors import (DagmpiError, RemoteTraceback, SerializationError, TaskError, UpstreamError,
                      WorkerLostError)
 from .options import Options, Scope, scope
@@ -35,7 +36,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Config", "DagmpiError",
-    "DoneAndNotDone", "Options", "RemoteTraceback", "Scope", "SerializationError", "Task",
+    "DoneAndNotDone", "Executor", "Future", "Options", "RemoteTraceback", "Scope", "SerializationError", "Task",
     "TaskError", "TaskFunction", "UpstreamError", "WorkerLostError", "as_completed", "fetch", "info", "init",
     "processors", "scope", "shutdown", "spawn", "task", "wait", "workers", "__version__",
 ]

@@ -154,6 +154,10 @@ class _ArgPickler(_Pickler):
         if type(obj) is self._task_type:
             self.deps[obj.id] = None
             return obj.id
+        if FUTURE_TYPES and type(obj) in FUTURE_TYPES:  # a dagmpi.Executor future: its task
+            tid = obj.task.id
+            self.deps[tid] = None
+            return tid
         return None
 
 
@@ -170,6 +174,9 @@ class _ArgUnpickler(pickle.Unpickler):
 
 
 _SIMPLE = frozenset((int, float, str, bytes, bool, type(None), complex))
+#: Future types whose ``.task`` is a dependency like a ``Task`` argument (set by
+#: :mod:`dagmpi.executor` when it is imported).
+FUTURE_TYPES: tuple = ()
 #: Arrays up to this many bytes are pickled inside the message, not out of band.
 INBAND_MAX = 4096
 

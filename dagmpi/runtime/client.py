@@ -113,6 +113,8 @@ class Client:
         self._watch: dict[int, Any] = {}
         self._pulls: dict[int, _Pull] = {}
         self._waiters: dict[int, Any] = {}  # task id -> _Waiter(s) (see :func:`_add_one`)
+        #: task id -> function(s) to call when it ends (see :meth:`on_end`)
+        self._on_end: dict[int, Any] = {}
         #: what a thread waits for (see :meth:`_wait_until`) -> its wake-up Event(s)
         self._sleepers: dict[Any, Any] = {}
         self._retry_on_cache: dict[tuple, bytes] = {}
@@ -302,6 +304,19 @@ class Client:
                 return  # another handle of it is watched already
         self._outq.append(msg.Watch(task.id))
         self.wakeup()
+
+    def on_end(self, task: Task, fn: Callable[[Task], None]) -> None:
+        """Call ``fn(task)`` once ``task`` has ended (at once if it has).
+
+        ``fn`` runs on the thread that delivers the end (the rank's
+        communication loop): it must be quick and must not wait for tasks --
+        hand the work to another thread (as :class:`dagmpi.Executor` does)."""
+        self.watch(task)
+        with self._cond:
+            if task._state == PENDING:
+                _add_one(self._on_end, task.id, (task, fn))
+                return
+        fn(task)
 
     @contextlib.contextmanager
     def _blocking(self) -> Iterator[None]:
@@ -510,7 +525,8 @@ class Client:
 
     def _deliver_many(self, ends: list[tuple[int, Any, Any]]) -> None:
         """Tasks ended: ``(task_id, owner, error)`` each; update handles and waiters."""
-        watch, all_waiters = self._watch, self._waiters
+        watch, all_waiters, on_end = self._watch, self._waiters, self._on_end
+        calls = None
         with self._cond:
             for task_id, owner, error in ends:
                 for t in _pop_all(watch, task_id):
@@ -527,9 +543,14 @@ class Client:
                             w.hit(task_id, error is not None)
                             if self._sleepers:
                                 self._ring((id(w),))
+                if on_end and task_id in on_end:
+                    calls = [*(calls or ()), *_pop_all(on_end, task_id)]
             if self._sleepers:
                 self._ring([e[0] for e in ends])
             self._cond.notify_all()
+        if calls:
+            for task, fn in calls:
+                fn(task)
 
     def _request_value(self, owner: Any, task_id: int, rid: int) -> None:
         """Ask ``owner`` for a value (comm loop), or read it when it lives in a checkpoint."""
@@ -591,8 +612,13 @@ class Client:
                     w.hit(tid, True)
             for rid in list(self._pulls):
                 self._pulls.pop(rid).finish(False, error, None)
+            calls = [c for tid in list(self._on_end) for c in _pop_all(self._on_end, tid)]
             self._ring_all()
             self._cond.notify_all()
+        for task, fn in calls:
+            if task._state == PENDING:
+                task._error, task._state = error, ERRORED
+            fn(task)
 
 
 def _add_one(d: dict, key: int, item: Any) -> bool:
