@@ -56,6 +56,9 @@ class Config:
     #: that failed or exited before it (a broken environment on one node, a crashed
     #: import) ends the job after this wait, with a message naming it, instead of a hang.
     join_timeout: float = 60.0
+    #: Calls a ``dagmpi.Executor`` keeps in the runtime at a time (0: 4 per worker rank it
+    #: uses, at least 16); the rest wait in the executor, where they can be cancelled.
+    executor_window: int = 0
     #: Log level of the ``dagmpi`` logger when dagmpi configures logging (launcher only).
     log_level: str = "WARNING"
 

@@ -30,7 +30,6 @@ import concurrent.futures as cf
 import dataclasses
 import itertools
 import logging
-import os
 import pickle
 import queue
 import threading
@@ -39,6 +38,7 @@ import traceback
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 from . import serialize
+from .config import Config
 from .errors import RemoteTraceback, build_exception
 from .options import DEFAULT_OPTIONS, Options, scope
 from .task import ERRORED, Task
@@ -162,13 +162,8 @@ class Executor(cf.Executor):
             raise TypeError(f"options= must be a dagmpi.Options, got {type(options).__name__}")
         if options is not None and max_workers is not None and options.scope is not None:
             raise TypeError("give max_workers= or options=Options(scope=...), not both")
-        if window is None and os.environ.get("DAGMPI_EXECUTOR_WINDOW"):
-            raw = os.environ["DAGMPI_EXECUTOR_WINDOW"]
-            try:
-                window = int(raw)
-            except ValueError:
-                raise ValueError(f"environment variable DAGMPI_EXECUTOR_WINDOW must be an integer, "
-                                 f"got {raw!r}") from None
+        if window is None:
+            window = Config.from_sources().executor_window or None  # (DAGMPI_EXECUTOR_WINDOW)
         if window is not None and window < 1:
             raise ValueError(f"window must be at least 1, got {window}")
         self._max_workers = max_workers
