@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import importlib.util
 import subprocess
 import sys
+from typing import Any, Callable
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench-results")
 
@@ -41,3 +43,25 @@ def run_child(cmd: list[str], timeout: float) -> dict:
     err = p.stderr.strip()
     return {"error": f"exit {p.returncode}: {err[:600]} ... {err[-600:]}" if len(err) > 1300
             else f"exit {p.returncode}: {err}"}
+
+
+def run_system(peer: str, cmd: list[str], timeout: float) -> dict:
+    """:func:`run_child` for one system; Dask's is skipped (said so) when it is not installed."""
+    if peer == "dask" and importlib.util.find_spec("distributed") is None:
+        return {"skipped": "Dask distributed is not installed (pip install -e '.[bench]')"}
+    return run_child(cmd, timeout)
+
+
+def run_systems(peers: str, child: Callable[[str], dict]) -> dict:
+    """``child(peer)`` for each of the comma-separated ``peers``, one after another."""
+    results = {}
+    for peer in peers.split(","):
+        print(f"running {peer} ...", file=sys.stderr, flush=True)
+        results[peer] = child(peer)
+    return results
+
+
+def print_result(res: Any) -> None:
+    """A child's answer to its parent: the ``RESULT <json>`` line :func:`run_child` reads."""
+    if res:
+        print("RESULT " + json.dumps(res), flush=True)

@@ -30,7 +30,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _results import default_json, mpiexec, open_json, run_child  # noqa: E402
+from _results import default_json, mpiexec, open_json, print_result, run_system, run_systems  # noqa: E402
 
 HERE = os.path.abspath(__file__)
 DASK_MAX = 20_000
@@ -100,12 +100,7 @@ def child(peer: str, ns: argparse.Namespace) -> dict:
         "futures": [mpiexec(), "-n", n, py, "-m", "mpi4py.futures", HERE, *args],
         "dask": [py, HERE, *args],
     }[peer]
-    if peer == "dask":
-        import importlib.util
-
-        if importlib.util.find_spec("distributed") is None:
-            return {"skipped": "Dask distributed is not installed (pip install -e '.[bench]')"}
-    return run_child(cmd, ns.timeout)
+    return run_system(peer, cmd, ns.timeout)
 
 
 def main() -> None:
@@ -123,13 +118,10 @@ def main() -> None:
         res = {"dagmpi": lambda: run_dagmpi(ns.items, ns.chunksize, ns.repeat),
                "futures": lambda: run_futures(ns.items, ns.chunksize, ns.repeat),
                "dask": lambda: run_dask(ns.items, ns.workers, ns.repeat)}[ns.run]()
-        print("RESULT " + json.dumps(res), flush=True)
+        print_result(res)
         return
 
-    results = {}
-    for peer in ns.peers.split(","):
-        print(f"running {peer} ...", file=sys.stderr, flush=True)
-        results[peer] = child(peer, ns)
+    results = run_systems(ns.peers, lambda peer: child(peer, ns))
     rows = []  # (system, items/s)
     for peer, r in results.items():
         if "error" in r or "skipped" in r:

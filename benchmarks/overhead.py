@@ -36,7 +36,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _results import default_json, mpiexec, open_json, run_child  # noqa: E402
+from _results import default_json, mpiexec, open_json, print_result, run_system, run_systems  # noqa: E402
 
 HERE = os.path.abspath(__file__)
 
@@ -263,14 +263,9 @@ def child(peer: str, ns: argparse.Namespace) -> dict:
         "raw": [mpiexec(), "-n", n, py, HERE, *args],
         "dask": [py, HERE, *args],
     }[peer]
-    if peer == "dask":
-        import importlib.util
-
-        if importlib.util.find_spec("distributed") is None:
-            return {"skipped": "Dask distributed is not installed (pip install -e '.[bench]')"}
     t0 = time.perf_counter()
-    res = run_child(cmd, ns.timeout)
-    if "error" not in res:
+    res = run_system(peer, cmd, ns.timeout)
+    if "error" not in res and "skipped" not in res:
         res["wall_s"] = time.perf_counter() - t0
     return res
 
@@ -303,14 +298,10 @@ def main() -> None:
                "futures": lambda: run_futures(sizes, ns.chain, ns.repeat),
                "raw": lambda: run_raw(sizes, ns.chain, ns.repeat),
                "dask": lambda: run_dask(sizes, ns.chain, ns.workers, ns.dask_repeat)}[ns.run]()
-        if res:
-            print("RESULT " + json.dumps(res), flush=True)
+        print_result(res)
         return
 
-    results = {}
-    for peer in ns.peers.split(","):
-        print(f"running {peer} ...", file=sys.stderr, flush=True)
-        results[peer] = child(peer, ns)
+    results = run_systems(ns.peers, lambda peer: child(peer, ns))
     d = results.get("dagmpi", {})
     cols = [f"{n:,} indep tasks/s" for n in sizes] + ["chain µs/task"]
     print(f"\n{ns.workers} worker processes, trivial tasks; median of {ns.repeat} runs (Dask: "

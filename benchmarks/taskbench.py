@@ -48,7 +48,7 @@ import numba
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _results import default_json, mpiexec, open_json, run_child  # noqa: E402
+from _results import default_json, mpiexec, open_json, print_result, run_system  # noqa: E402
 
 HERE = os.path.abspath(__file__)
 PATTERNS = ("stencil_1d", "nearest3", "nearest5", "fft", "tree", "trivial")
@@ -256,12 +256,7 @@ def child(peer: str, ns: argparse.Namespace, t_iter: float) -> dict:
         "mpi": [mpiexec(), "-n", str(ns.workers), py, HERE, *args],
         "dask": [py, HERE, *args],
     }[peer]
-    if peer == "dask":
-        import importlib.util
-
-        if importlib.util.find_spec("distributed") is None:
-            return {"skipped": "Dask distributed is not installed (pip install 'dask[distributed]')"}
-    return run_child(cmd, ns.timeout)
+    return run_system(peer, cmd, ns.timeout)
 
 
 def analyse(rows: list[dict], workers: int, flops_peak: float) -> dict:
@@ -307,8 +302,7 @@ def main() -> None:
     ns = ap.parse_args()
     if ns.run:
         res = {"dagmpi": run_dagmpi, "mpi": run_mpi, "dask": run_dask}[ns.run](ns)
-        if res:
-            print("RESULT " + json.dumps(res), flush=True)
+        print_result(res)
         return
 
     t_iter, flops = peak_per_core()

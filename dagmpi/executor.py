@@ -136,9 +136,6 @@ def _run_chunk(fn: Callable, chunk: Any) -> Any:
     return out
 
 
-_SIMPLE = frozenset((int, float, str, bytes, bool, type(None), complex))
-
-
 class Executor(cf.Executor):
     """A :class:`concurrent.futures.Executor` that runs calls as dagmpi tasks.
 
@@ -208,7 +205,7 @@ class Executor(cf.Executor):
                 chunk = tuple(itertools.islice(items, chunksize))
                 if not chunk:
                     break
-                if all(type(a) in _SIMPLE for args in chunk for a in args):
+                if all(type(a) in serialize._SIMPLE for args in chunk for a in args):
                     # plain values: one bytes argument, pickled by the C pickler
                     chunk = pickle.dumps(chunk, pickle.HIGHEST_PROTOCOL)  # type: ignore[assignment]
                 fs.append(self._submit_call(run, (chunk,), {}, name))

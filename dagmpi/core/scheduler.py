@@ -231,9 +231,6 @@ class Scheduler(Placement, Recovery):
             dep = self.tasks[d]
             if dep.level >= t.level:
                 t.level = dep.level + 1
-        self.width[t.level] = self.width.get(t.level, 0) + 1
-        for d in t.deps:
-            dep = self.tasks[d]
             if dep.dependents:
                 dep.dependents.append(t.id)
             else:
@@ -244,6 +241,7 @@ class Scheduler(Placement, Recovery):
                 failed_dep = dep
             elif dep.state is not _FINISHED:
                 t.waiting += 1
+        self.width[t.level] = self.width.get(t.level, 0) + 1
         if ev.restored is not None:
             self._restore(t, ev.restored)
             return

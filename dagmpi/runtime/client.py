@@ -544,7 +544,9 @@ class Client:
                             if self._sleepers:
                                 self._ring((id(w),))
                 if on_end and task_id in on_end:
-                    calls = [*(calls or ()), *_pop_all(on_end, task_id)]
+                    if calls is None:
+                        calls = []
+                    calls.extend(_pop_all(on_end, task_id))
             if self._sleepers:
                 self._ring([e[0] for e in ends])
             self._cond.notify_all()
@@ -615,9 +617,7 @@ class Client:
             calls = [c for tid in list(self._on_end) for c in _pop_all(self._on_end, tid)]
             self._ring_all()
             self._cond.notify_all()
-        for task, fn in calls:
-            if task._state == PENDING:
-                task._error, task._state = error, ERRORED
+        for task, fn in calls:  # (each is watched: its state was set above)
             fn(task)
 
 
