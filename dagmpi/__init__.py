@@ -19,6 +19,9 @@ from .api import (
     info,
     init,
     processors,
+    progress,
+    progress_enabled,
+    saved,
     shutdown,
     spawn,
     task,
@@ -37,6 +40,6 @@ __version__ = "0.1.0"
 __all__ = [
     "ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Config", "DagmpiError",
     "DoneAndNotDone", "Executor", "Future", "Options", "RemoteTraceback", "Scope", "SerializationError", "Task",
-    "TaskError", "TaskFunction", "UpstreamError", "WorkerLostError", "as_completed", "fetch", "info", "init",
+    "TaskError", "TaskFunction", "UpstreamError", "WorkerLostError", "as_completed", "fetch", "info", "init", "progress", "progress_enabled", "saved",
     "processors", "scope", "shutdown", "spawn", "task", "wait", "workers", "__version__",
 ]

@@ -63,6 +63,8 @@ def fetch(x: Any, timeout: Optional[float] = None) -> Any:
                                 f"{type(x[bad[0]]).__name__}, not a Task")
             if not x:
                 return []
+            if len(x) >= PROGRESS_MIN_TASKS and progress_enabled():
+                _wait_with_bar(list(x), timeout, "fetch")
             return x[0]._client.fetch_many(list(x), timeout)
     except BaseException as exc:
         if is_task_failure(exc):  # the task's own error: how dagmpi delivered it is no news
@@ -93,6 +95,10 @@ def wait(tasks: Iterable[Task], timeout: Optional[float] = None,
     lst = _tasks(tasks, "wait")
     if not lst:
         return DoneAndNotDone(set(), set())
+    if return_when == ALL_COMPLETED and len(lst) >= PROGRESS_MIN_TASKS and progress_enabled():
+        _wait_with_bar(lst, timeout, "wait")
+        done = {t for t in lst if t.done()}
+        return DoneAndNotDone(done, set(lst) - done)
     done, not_done = lst[0]._client.wait(lst, timeout, return_when)
     return DoneAndNotDone(done, not_done)
 
@@ -102,7 +108,81 @@ def as_completed(tasks: Iterable[Task], timeout: Optional[float] = None) -> Iter
     lst = _tasks(tasks, "as_completed")
     if not lst:
         return iter(())
-    return lst[0]._client.as_completed(lst, timeout)
+    it = lst[0]._client.as_completed(lst, timeout)
+    if len(lst) >= PROGRESS_MIN_TASKS and progress_enabled():
+        return iter(progress(it, total=len(lst), desc="dagmpi as_completed", unit="task"))
+    return it
+
+
+#: ``wait``/``fetch``/``as_completed`` on at least this many tasks show a progress bar
+#: (when progress bars are on, and only once the wait has lasted ``PROGRESS_DELAY`` s).
+PROGRESS_MIN_TASKS = 2
+PROGRESS_DELAY = 1.0
+
+
+def progress_enabled() -> bool:
+    """Are progress bars on?  ``progress=`` / ``DAGMPI_PROGRESS``: "1" always, "0" never,
+    "auto" (the default) only when stderr is a terminal, so never in a batch job's log."""
+    import sys
+
+    rt = context._runtime
+    if rt is not None:
+        setting = rt.config.progress
+    else:
+        import os
+
+        setting = os.environ.get("DAGMPI_PROGRESS", "auto")
+    setting = str(setting).strip().lower()
+    if setting in ("1", "true", "yes", "on"):
+        return True
+    if setting in ("0", "false", "no", "off"):
+        return False
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def progress(iterable: Optional[Iterable] = None, total: Optional[int] = None, desc: Optional[str] = None,
+             unit: str = "it", delay: float = 0.0, **tqdm_kwargs: Any) -> Any:
+    """A tqdm progress bar (done/total, rate, ETA) over ``iterable`` on the driver when
+    progress bars are on (:func:`progress_enabled`), else a silent one: use it for an
+    application's own loop, e.g. ``for step in dagmpi.progress(range(n), desc="steps")``.
+    Returns the ``tqdm`` object (``update``, ``set_postfix``, ``close`` work either way)."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit=unit, delay=delay, file=sys.stderr,
+                disable=not progress_enabled(), dynamic_ncols=True, mininterval=0.25, **tqdm_kwargs)
+
+
+def _wait_with_bar(lst: list, timeout: Optional[float], what: str) -> None:
+    """Wait for every task of ``lst`` with a progress bar (shown after PROGRESS_DELAY s);
+    returns at the timeout with the rest still running."""
+    bar = progress(total=len(lst), desc=f"dagmpi {what}", unit="task", delay=PROGRESS_DELAY)
+    try:
+        for _ in lst[0]._client.as_completed(lst, timeout):
+            bar.update(1)
+    except TimeoutError:
+        pass
+    finally:
+        bar.close()
+
+
+def saved(key: str) -> bool:
+    """Does the checkpoint of this run hold a result saved under ``key`` (a task's
+    ``Options(key=...)``)?  False when checkpointing is off.  On the driver only: an
+    application uses it to find the last step it saved before spawning from there."""
+    client = context.current_client()
+    return getattr(client, "ckpt_index", None) is not None and client._saved(key_of(key)) is not None
+
+
+def key_of(user_key: str) -> str:
+    """The checkpoint key that ``Options(key=user_key)`` gives a task."""
+    from .checkpoint.keys import task_key
+
+    return task_key(len, (), {}, user_key)
 
 
 class TaskFunction:

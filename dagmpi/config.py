@@ -61,6 +61,11 @@ class Config:
     executor_window: int = 0
     #: Log level of the ``dagmpi`` logger when dagmpi configures logging (launcher only).
     log_level: str = "WARNING"
+    #: Write a Chrome/Perfetto trace of the run to this file at shut-down ("" = no tracing).
+    trace: str = ""
+    #: Progress bars on the driver for long waits: "auto" (only when stderr is a
+    #: terminal), "1" (always) or "0" (never).
+    progress: str = "auto"
 
     @classmethod
     def from_sources(cls, overrides: Mapping[str, Any] | None = None,
@@ -136,6 +141,8 @@ class Config:
         if not self.poll_max > 0:
             raise ValueError(f"poll_max must be > 0 seconds, not {self.poll_max}")
         parse_memory_limit(self.memory_limit)  # raises a ValueError naming the setting
+        if str(self.progress).lower() not in ("auto", "1", "0", "true", "false", "yes", "no", "on", "off"):
+            raise ValueError(f"progress (DAGMPI_PROGRESS) must be 'auto', '1' or '0', not {self.progress!r}")
 
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes)

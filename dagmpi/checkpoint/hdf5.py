@@ -36,7 +36,7 @@ import queue
 import threading
 import time
 import zlib
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import cloudpickle
 import h5py
@@ -156,6 +156,9 @@ class Writer:
         self._n_files = 0
         self._opened = 0.0
         self._error: Optional[BaseException] = None
+        #: Called on the writer thread after each file is complete and in place:
+        #: ``on_commit(path, entries, nbytes, started, ended)`` (times: ``time.time()``).
+        self.on_commit: Optional[Callable[[str, int, int, float, float], None]] = None
         self._thread = threading.Thread(target=self._run, name=f"rank{rank}-ckpt", daemon=True)
         self._thread.start()
 
@@ -234,7 +237,10 @@ class Writer:
         f = self._file
         if f is not None:
             self._file = None
+            started = time.time()
             f.finish()
+            if self.on_commit is not None:
+                self.on_commit(f.final, len(f.rows), f.nbytes, started, time.time())
 
 
 def scan(directory: str, verify: bool = False) -> Index:

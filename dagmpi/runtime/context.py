@@ -115,7 +115,35 @@ def init(**kwargs: Any) -> Any:
         else:
             _runtime = _start_embedded(config)
         atexit.register(_atexit_shutdown)
+        if _runtime.driver is not None and log.isEnabledFor(logging.INFO):
+            log.info("%s", startup_line(_runtime))
         return _runtime.driver
+
+
+def startup_line(rt: "_Runtime") -> str:
+    """One line: ranks, MPI library, transport, slots, GPUs, checkpoint, trace (INFO at start)."""
+    driver = rt.driver
+    try:
+        offers = driver.joined(timeout=rt.config.join_timeout)
+    except TimeoutError:
+        offers = dict(driver.offers)
+    mpi = "no MPI (in-process)"
+    if rt.mode != "embedded":
+        try:
+            from ..transport.mpi import library_info
+
+            mpi = " ".join(library_info()["library"].split())
+        except Exception as exc:  # noqa: BLE001 - a line of information only
+            mpi = f"MPI ({exc})"
+    slots = sorted({o.get("cpu", 1) for o in offers.values()})
+    gpus = sum(o.get("gpu", 0) for o in offers.values())
+    ckpt = driver.ckpt_dir or "off"
+    if driver.ckpt_index is not None and len(driver.ckpt_index):
+        ckpt += f" ({len(driver.ckpt_index)} saved results found)"
+    return (f"dagmpi started: {len(driver.worker_ranks) + (0 if rt.mode == 'embedded' else 1)} ranks "
+            f"({rt.mode}: driver + {len(offers)} worker{'s' if len(offers) != 1 else ''}), {mpi}, "
+            f"transport {rt.transport.name}, slots per worker {'/'.join(map(str, slots)) or '?'}, "
+            f"GPUs {gpus}, checkpoint {ckpt}, trace {driver.tracer.path if driver.tracer else 'off'}")
 
 
 def _env_transport() -> str:
@@ -129,7 +157,8 @@ OVERSUBSCRIBED_SPIN = 3e-4
 
 #: Settings a script's own ``dagmpi.init(...)`` may still change after the launcher
 #: (``python -m dagmpi``) started the runtime, as long as no task was spawned.
-_LATE_SETTINGS = frozenset({"checkpoint", "checkpoint_policy", "retries", "grace", "slots", "resources"})
+_LATE_SETTINGS = frozenset({"checkpoint", "checkpoint_policy", "retries", "grace", "slots", "resources",
+                            "trace", "progress"})
 #: Settings that only mean something in one mode (ignored in the other, as by a first ``init``).
 _EMBEDDED_ONLY = frozenset({"workers"})
 
@@ -173,6 +202,8 @@ def _reconfigure(rt: "_Runtime", kwargs: dict) -> None:
         raise StartupError(str(exc)) from None
     if "slots" in changed or "resources" in changed:
         _resize_workers(rt, driver)
+    if "trace" in changed and rt.config.trace:
+        driver.start_tracing(rt.config.trace)
     driver._outq.append(msg.ConfigureAll())
     driver.wakeup()
 
@@ -202,6 +233,8 @@ def _start_embedded(config: Config) -> _Runtime:
     driver.default_retries = config.retries
     driver.grace = config.grace
     _setup_checkpoint(driver, config)
+    if config.trace:
+        driver.start_tracing(config.trace)
     threads = []
     for r in ranks:
         # in-process workers share this node's GPUs and memory like n local ranks
@@ -395,6 +428,8 @@ def _prepare_driver(tr: Any, ranks: range, config: Config) -> Any:
     driver.default_retries = config.retries
     driver.grace = config.grace
     _setup_checkpoint(driver, config)
+    if config.trace:
+        driver.start_tracing(config.trace)
     return driver
 
 

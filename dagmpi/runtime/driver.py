@@ -24,6 +24,7 @@ from typing import Any, Callable, Optional
 from ..core import events as ev
 from . import messages as msg
 from .client import Client
+from .tracing import Collector
 from ..errors import DagmpiError
 from ..core.scheduler import Scheduler
 from ..transport.base import Transport
@@ -81,6 +82,10 @@ class Driver(Client):
         self._byes: set[int] = set()
         #: rank -> the numbers its store sent with ``Bye`` (memory limit, spilled, read back).
         self.worker_stats: dict[int, dict] = {}
+        #: Tracing (``trace=``): gathers the records; ``None`` while tracing is off.
+        self.tracer: Optional[Collector] = None
+        #: When the runtime started (``time.time()``): time zero of a trace, the wall time.
+        self.started = time.time()
         self._stopped = threading.Event()
         self._joined = threading.Event()
         self._fatal: Optional[BaseException] = None
@@ -325,6 +330,9 @@ class Driver(Client):
                     f"beginning (set DAGMPI_CHECKPOINT=<folder> to make runs resumable); exiting "
                     f"with status {EXIT_PREEMPTED}")
         sys.stderr.write(f"dagmpi: preempted by {name}: {what}\n")
+        if self.tracer is not None:  # a preempted run still leaves its trace
+            self.tracer.instant("preempted", self.rank, signal=name, saved=saved)
+            self.write_trace(preempted=True)
         sys.stderr.flush()
         sys.stdout.flush()
         self._finished = True
@@ -441,6 +449,8 @@ class Driver(Client):
                 self.fn_table[m.fn_id] = m.code
             elif kind is msg.Restored:  # spawned here, found in the checkpoint (Client._spawn_restored)
                 self.used_keys.add(m.key)
+                if self.tracer is not None:
+                    self.tracer.instant("restored", self.rank, task_id=m.task_id, name=m.name, key=m.key)
                 events.append(ev.TaskSubmitted(m.task_id, m.name, (), None, self.rank, restored=m.where))
             elif kind is msg.Acquire:
                 events.append(ev.HandleAcquired(m.task_id))
@@ -448,6 +458,9 @@ class Driver(Client):
                 events.append(ev.WatchRequested(m.task_id, self.rank))
             elif kind is msg.Pull:
                 self._request_value(m.owner, m.task_id, m.req_id)
+            elif kind is msg.TraceOn:
+                for r in self.offers:
+                    self._send(r, m)
             elif kind is msg.ConfigureAll:
                 if self.ckpt_dir:
                     for r in self.offers:
@@ -471,8 +484,12 @@ class Driver(Client):
             restored = self._saved(key)
             if restored is not None:
                 payload = buffers = None  # never runs
+                if self.tracer is not None:
+                    self.tracer.instant("restored", src, task_id=m.task_id, name=name, key=key)
             elif marked:
                 save = key
+        if self.tracer is not None:
+            self.tracer.submitted(m.task_id)
         needs = m.needs
         spec = msg.TaskSpec(name, fn_id, payload, buffers, needs, policy, save)
         return ev.TaskSubmitted(m.task_id, name, m.deps, spec, src, m.priority, m.ranks, m.watch, needs,
@@ -493,6 +510,14 @@ class Driver(Client):
                 events.append(ev.HandleReleased(m.task_id))
             elif kind is msg.Failed:
                 events.append(ev.TaskFailed(m.task_id, src, m.error, m.retryable, m.stuck))
+                if self.tracer is not None:
+                    e = m.error
+                    self.tracer.instant("failure", src, task_id=m.task_id, name=e.task_name,
+                                        error=e.summary()[:200], attempt=e.attempt,
+                                        retryable=bool(m.retryable), stuck=bool(m.stuck))
+            elif kind is msg.TraceBatch:
+                if self.tracer is not None:
+                    self.tracer.add_batch(m.runs, m.instants)
             elif kind is msg.Started:
                 events.append(ev.TaskStarted(m.task_id, src))
             elif kind is msg.LateReturn:
@@ -516,6 +541,8 @@ class Driver(Client):
                 events.append(ev.WorkerJoined(src, m.slots, m.offers, rejoin=src in self.scheduler.workers))
                 if self.ckpt_dir:
                     self._send(src, msg.Configure(self.ckpt_dir, self.checkpoint_all))
+                if self.tracer is not None:
+                    self._send(src, msg.TraceOn(self.tracer.trace.start))
             elif kind is msg.Bye:
                 self._byes.add(src)
                 if m.stats:
@@ -542,6 +569,8 @@ class Driver(Client):
                "rescheduled": sched.n_rescheduled - before[0], "recomputed": sched.n_recomputed - before[1],
                "reloaded": sched.n_reloaded - before[2]}
         self.failures.append(rec)
+        if self.tracer is not None:
+            self.tracer.instant("rank-death", rank, **{k: v for k, v in rec.items() if k != "rank"})
         log.warning("worker rank %d (%s) died; %d task(s) rescheduled, %d lost value(s) being "
                     "recomputed, %d read back from the checkpoint; %d worker rank(s) left", rank,
                     rec["host"], rec["rescheduled"], rec["recomputed"], rec["reloaded"],
@@ -630,10 +659,44 @@ class Driver(Client):
         if self._fatal is not None:
             raise DagmpiError("the dagmpi runtime failed") from self._fatal
         self._report_spills()
+        if self.tracer is not None:
+            self.write_trace()
+        log.info("%s", self.run_summary())
         if self.ckpt_dir and self.used_keys:
             from ..checkpoint.hdf5 import write_manifest
 
             write_manifest(self.ckpt_dir, self.used_keys)
+
+    def start_tracing(self, path: str) -> None:
+        """Record a trace of the run, written to ``path`` at shut-down (any thread)."""
+        if self.tracer is None:
+            self.tracer = Collector(path, self.started)
+            self._outq.append(msg.TraceOn(self.started))  # to the workers that said hello
+            self.wakeup()
+
+    def write_trace(self, preempted: bool = False) -> Optional[str]:
+        """Write the trace gathered so far (tracing on); its path, or None."""
+        if self.tracer is None:
+            return None
+        ranks = {0: {"host": self.hosts.get(0) or _hostname(), "slots": 0, "gpus": [], "role": "driver"}}
+        for r in sorted(self.offers):
+            ranks[r] = {"host": self.hosts.get(r, "?"), "slots": self.slots.get(r, 1),
+                        "gpus": list(self.offers[r].get("gpu_ids", [])), "dead": r in self.dead}
+        try:
+            return self.tracer.write(ranks, {"nranks": len(self.worker_ranks) + 1, "preempted": preempted,
+                                             "tasks_submitted": self.scheduler.n_submitted})
+        except OSError as exc:
+            log.error("dagmpi: could not write the trace to %s: %s", self.tracer.path, exc)
+            return None
+
+    def run_summary(self) -> str:
+        """One line: what the run did (the end-of-run INFO line)."""
+        s = self.scheduler
+        moved = sum(st.get("bytes_in", 0) for st in self.worker_stats.values())
+        spilled = sum(st.get("spilled_bytes", 0) for st in self.worker_stats.values())
+        return (f"run summary: {s.n_finished - s.n_restored} tasks run, {s.n_restored} restored from the "
+                f"checkpoint, {s.n_retried} retried, {s.n_failed} failed; {_size(moved)} moved between "
+                f"ranks, {_size(spilled)} spilled; wall time {time.time() - self.started:.2f} s")
 
     def _report_spills(self) -> None:
         """At shutdown: say how much the workers spilled (a performance concern)."""
@@ -649,3 +712,17 @@ class Driver(Client):
                     "memory_limit=%s MiB per worker (DAGMPI_MEMORY_LIMIT; more memory per rank "
                     "avoids it)", count, mib, "rank" if len(spilled) == 1 else "ranks",
                     ",".join(map(str, spilled)), read, lo if lo == hi else f"{lo}-{hi}")
+
+
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"

@@ -17,7 +17,7 @@ class Job:
     """One :class:`~dagmpi.runtime.messages.Exec` on a worker: what to run, and its inputs as they arrive."""
 
     __slots__ = ("id", "name", "fn_id", "payload", "buffers", "inputs", "missing", "failed", "needs",
-                 "policy", "attempt", "timed_out", "replaced", "save", "suspect")
+                 "policy", "attempt", "timed_out", "replaced", "save", "suspect", "trace_in")
 
     def __init__(self, m: Exec) -> None:
         self.id, self.name, self.fn_id, self.payload, self.buffers = m.task_id, m.name, m.fn_id, m.payload, m.buffers
@@ -28,6 +28,8 @@ class Job:
         self.inputs: Any = inputs  # tuple of (dep_id, owner), then dict dep_id -> value
         self.missing = 0
         self.failed: Any = None
+        #: Tracing on: the :class:`~dagmpi.trace.records.Input` records of its inputs.
+        self.trace_in: Any = None
 
 
 class Executor:

@@ -13,6 +13,7 @@ Who sends what::
     FnCode  Exec  Free       Hello  Finished  Failed          Pull  Restored
     Ended  GiveBack          LateReturn  Started  Returned    ConfigureAll  Stop
     PeerLost  Configure      Submit  FnCode  Release  Acquire
+    TraceOn                  TraceBatch
     Preempt  Stop            Watch  Blocked  Unblocked
     Abort (transport)        PreemptRequest  Flushed  Bye
     any rank <-> any rank:   Get -> Value,  Await -> Value
@@ -32,7 +33,7 @@ __all__ = [
     "Abort", "Acquire", "Await", "Blocked", "Bye", "Configure", "ConfigureAll", "Ended", "Exec", "FAILED", "Failed",
     "Finished", "Flushed", "FnCode", "Free", "Get", "GiveBack", "Hello", "LateReturn", "MOVED", "PeerLost",
     "Preempt", "PreemptRequest", "Pull", "RankDead", "Release", "Restored", "Returned", "Started",
-    "Stop", "Submit", "TaskSpec", "Unblocked", "Value", "Watch",
+    "Stop", "Submit", "TaskSpec", "TraceBatch", "TraceOn", "Unblocked", "Value", "Watch",
 ]
 
 # ------------------------------------------------------------ both directions
@@ -156,6 +157,12 @@ class Resize(NamedTuple):
     resources: str
 
 
+class TraceOn(NamedTuple):
+    """Record every task run from now on (``trace=``): ``start`` is the run's time zero."""
+
+    start: float
+
+
 class Preempt(NamedTuple):
     """Start nothing new; running tasks get ``grace`` seconds, then flush the checkpoint."""
 
@@ -276,6 +283,15 @@ class Flushed(NamedTuple):
     """After :class:`Preempt`: the worker's checkpoint is durable; ``saved`` results in it."""
 
     saved: int
+
+
+class TraceBatch(NamedTuple):
+    """Trace records (tracing on): ``runs`` of :class:`~dagmpi.trace.records.TaskRun`,
+    ``instants`` of :class:`~dagmpi.trace.records.Instant`; sent in batches while the
+    rank works, the rest before :class:`Flushed` or :class:`Bye`."""
+
+    runs: list
+    instants: list
 
 
 class Bye(NamedTuple):

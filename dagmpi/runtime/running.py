@@ -210,6 +210,9 @@ class JobRunner:
             item = ("err", job, self._error_info(job, exc), self._retryable(job, exc))
         finally:
             tls.task_id = None
+        if self.trace_runs is not None:
+            ok = item[0] == "fin"
+            self._trace_run(job, t0, t0 + item[3][1] if ok else time.perf_counter(), item[3][0] if ok else 0, ok)
         if timeout is not None:
             with self._jobs_lock:  # decides, with _check_timeouts, which outcome is reported
                 self._timed.pop(job.id, None)

@@ -31,10 +31,16 @@ from .jobs import SCHEDULER
 from .jobs import Job as _Job
 from .running import JobRunner
 from .spill import Store
+from ..trace.records import FROM_CHECKPOINT as _FROM_CHECKPOINT
+from ..trace.records import Input as _Input
+from ..trace.records import Instant as _Instant
+from ..trace.records import TaskRun as _TaskRun
 from ..transport.base import Transport
 
 #: Most bytes of pulled arrays a worker keeps for reuse (and at most 1/8 of memory_limit).
 PULL_CACHE_MAX = 512 << 20
+#: Tracing: a worker sends its records to rank 0 whenever this many have gathered.
+TRACE_BATCH = 4096
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +121,15 @@ class Worker(JobRunner, Client):
         self._held_since = 0.0
         self._stopping = False
         self.tasks_run = 0
+        self.bytes_in = 0  # bytes of task inputs received from other ranks
+        #: Tracing (``trace=``): the runs and instants recorded here and not yet sent
+        #: to rank 0; ``None`` while tracing is off (then nothing is recorded).
+        self.trace_runs: Optional[list] = None
+        self.trace_instants: list = []
+        #: ``time.time() - time.perf_counter()``: a run's wall times without a clock call.
+        self._wall = time.time() - time.perf_counter()
+        self._tracks: dict[int, int] = {}  # thread ident -> track number (tracing)
+        self._asked: dict[int, float] = {}  # input request id -> when it was sent (tracing)
         self.gpus = list(gpus or [])
         #: What this rank offers the scheduler (see ``Options.resources``).
         self.offers: dict[str, Any] = {"cpu": slots, "gpu": len(self.gpus), "gpu_ids": self.gpus,
@@ -141,7 +156,8 @@ class Worker(JobRunner, Client):
         self._executor.stop()
         self.close_checkpoint()
         self.closed = True
-        self._send(SCHEDULER, msg.Bye(self.store.stats()))
+        self._send_trace()
+        self._send(SCHEDULER, msg.Bye({**self.store.stats(), "bytes_in": self.bytes_in, "tasks_run": self.tasks_run}))
         self._flush()
         tr.flush()
         self.store.close()  # spilled values go with the worker
@@ -164,6 +180,7 @@ class Worker(JobRunner, Client):
                 except Exception as exc:  # noqa: BLE001 - reported, the job still ends
                     log.error("rank %d: could not flush the checkpoint: %r", self.rank, exc)
                     saved = 0
+                self._send_trace()
                 self._send(SCHEDULER, msg.Flushed(saved))
 
     def _step(self, timeout: float) -> None:
@@ -331,6 +348,8 @@ class Worker(JobRunner, Client):
                 value = a[0] if self.serializes else a
                 for w in waiters:
                     w.inputs[job.id] = value
+                    if w.trace_in is not None:
+                        w.trace_in.append(_Input(job.id, self.rank, 0, 0.0, 0.0))
                     w.missing -= 1
                     if w.missing == 0:
                         self._runq.append(w)
@@ -350,6 +369,42 @@ class Worker(JobRunner, Client):
             self._send(SCHEDULER, msg.Finished(job.id, b[0], b[1]))
         else:
             self._send(SCHEDULER, msg.Failed(job.id, a, b, False))
+        if self.trace_runs is not None and len(self.trace_runs) >= TRACE_BATCH:
+            self._send_trace()
+
+    # ------------------------------------------------------------ tracing
+
+    def _trace_on(self, start: float) -> None:
+        """Record every task run from now on (rank 0 asked: ``trace=``)."""
+        if self.trace_runs is None:
+            self.trace_runs = []
+            if self._writer is not None:
+                self._writer.on_commit = self._checkpoint_written
+
+    def _send_trace(self) -> None:
+        """Send rank 0 the trace records gathered so far (tracing on)."""
+        if self.trace_runs is None or not (self.trace_runs or self.trace_instants):
+            return
+        runs, self.trace_runs = self.trace_runs, []
+        instants, self.trace_instants = self.trace_instants, []
+        self._send(SCHEDULER, msg.TraceBatch(runs, instants))
+
+    def _checkpoint_written(self, path: str, entries: int, nbytes: int, started: float, ended: float) -> None:
+        """The checkpoint writer finished a file (on its own thread: a list append)."""
+        self.trace_instants.append(_Instant("checkpoint-write", self.rank, ended, {
+            "file": os.path.basename(path), "entries": entries, "bytes": nbytes,
+            "seconds": round(ended - started, 6)}))
+
+    def _trace_run(self, job: _Job, t0: float, t1: float, nbytes: int, ok: bool) -> None:
+        """Record one run of ``job`` (from ``perf_counter`` times; any thread)."""
+        ident = threading.get_ident()
+        track = self._tracks.get(ident)
+        if track is None:
+            track = 0 if threading.current_thread() is self._comm_thread else len(self._tracks) + 1
+            self._tracks[ident] = track
+        inputs = tuple(job.trace_in or ())
+        self.trace_runs.append(_TaskRun(job.id, job.name, self.rank, track, self._wall + t0, self._wall + t1,
+                                        sum(i.nbytes for i in inputs), nbytes, job.attempt - 1, ok, inputs))
 
     # ----------------------------------------------------- from other ranks
 
@@ -396,6 +451,8 @@ class Worker(JobRunner, Client):
             self._preempt_until = time.monotonic() + m.grace
         elif kind is msg.Resize:
             self._resize(m.slots, m.resources)
+        elif kind is msg.TraceOn:
+            self._trace_on(m.start)
         elif kind is msg.Stop:
             self._stopping = True
         else:
@@ -417,6 +474,8 @@ class Worker(JobRunner, Client):
             from ..checkpoint.hdf5 import Writer
 
             self._writer = Writer(self.ckpt_dir, self.rank, roll_seconds=self.checkpoint_interval)
+            if self.trace_runs is not None:
+                self._writer.on_commit = self._checkpoint_written
         return self._writer
 
     def close_checkpoint(self, timeout: Optional[float] = None) -> int:
@@ -534,7 +593,11 @@ class Worker(JobRunner, Client):
         if hit is None:  # a nested fetch by user code on this rank
             self._pulled(rid, ok, payload, buffers)
             return
-        job, dep, _ = hit
+        job, dep, src = hit
+        nb = (len(payload) + sum(memoryview(b).nbytes for b in buffers or ())) if ok and self.serializes else 0
+        self.bytes_in += nb
+        if job.trace_in is not None:
+            job.trace_in.append(_Input(dep, src, nb, self._asked.pop(rid, 0.0), time.time()))
         if not ok and buffers is not None:  # an Await refused: that input failed, or moved
             if buffers == msg.FAILED:  # rank 0 fails this job too (upstream failure)
                 self._forget_jobs([job])
@@ -581,15 +644,23 @@ class Worker(JobRunner, Client):
             given.pop(job.id, None)
         values: dict[int, Any] = {}
         store = self.store
+        tracing = self.trace_runs is not None
+        if tracing:
+            job.trace_in = trace_in = []
         for dep, owner in job.inputs:
             entry = store.get(dep, _MISSING) if owner == self.rank else _MISSING
             if entry is not _MISSING:
                 values[dep] = entry[0] if self.serializes else entry
+                if tracing:
+                    trace_in.append(_Input(dep, self.rank, 0, 0.0, 0.0))
             elif isinstance(owner, Location):  # restored: read it from the checkpoint here
+                asked = time.time()
                 try:
                     values[dep] = self._checkpoint_reader().load(owner)
                 except Exception as exc:  # noqa: BLE001 - the task fails with this
                     job.failed = f"could not read the checkpointed value of input {dep:#x}: {exc}"
+                if tracing:
+                    trace_in.append(_Input(dep, _FROM_CHECKPOINT, getattr(owner, "nbytes", 0), asked, time.time()))
             elif owner == self.rank:
                 # rank 0 ran this task ahead: its input is being computed here
                 if dep in self._failed_here:
@@ -609,12 +680,16 @@ class Worker(JobRunner, Client):
             elif dep in self._pull_cache:
                 self._pull_cache.move_to_end(dep)
                 values[dep] = self._pull_cache[dep]
+                if tracing:  # (pulled earlier for another task here: nothing moves now)
+                    trace_in.append(_Input(dep, owner if owner >= 0 else ~owner, 0, 0.0, 0.0))
             else:
                 # ``owner < 0``: it ran ahead of an input being computed on rank
                 # ``~owner``: ask now, and that rank sends the value the moment it exists
                 src = ~owner if owner < 0 else owner
                 rid = next(self._req_ids)
                 self._input_reqs[rid] = (job, dep, src)
+                if tracing:
+                    self._asked[rid] = time.time()
                 job.missing += 1
                 self._send(src, msg.Await(dep, rid) if owner < 0 else msg.Get(dep, rid))
         job.inputs = values

@@ -1,0 +1,84 @@
+"""Checkpoints of whole arrays under names the application chooses.
+
+A time-stepping application saves its state every few steps and, when it is
+run again after a preemption, starts from the last state it saved instead of
+step 0::
+
+    start, U = 0, None
+    for s in reversed(range(0, steps + 1, every)):      # the newest complete save
+        U = da.restore(f"heat/step{s}", shape, blocks, np.float64)
+        if U is not None:
+            start = s
+            break
+    ...
+    U = da.checkpoint(U, f"heat/step{step}")            # every ``every`` steps
+
+Each block is saved under ``"<name>/<i>,<j>,..."`` (``Options(key=...)``) by
+the rank that holds it, in the run's checkpoint folder (``checkpoint=`` /
+``DAGMPI_CHECKPOINT``); an array counts as saved only when every block is.
+Restored blocks are read from the checkpoint files by their new owners.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from .. import api
+from ..options import Options, scope
+from . import core
+from . import grid as g
+
+
+def _same(block: Any) -> Any:
+    """Task: the block itself (saved to the checkpoint by its options)."""
+    return block
+
+
+def _never(key: str) -> Any:
+    """The function of a restored block's task, which never runs (it is restored)."""
+    raise RuntimeError(f"the checkpoint entry {key!r} disappeared while the run started")
+
+
+def _block_key(name: str, idx: tuple[int, ...]) -> str:
+    return f"{name}/{','.join(map(str, idx))}"
+
+
+def checkpoint(a: Any, name: str) -> core.DArray:
+    """``a``, with every block saved to the checkpoint under ``name`` (see the module
+    docstring); ``a`` itself when checkpointing is off.  The blocks stay where they are."""
+    a = core.asarray(a)
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"checkpoint name must be a non-empty string, got {name!r}")
+    if not getattr(api.context.current_client(), "checkpointing", False):
+        return a
+    src = a.tasks
+    out = np.empty(a.nblocks, dtype=object)
+    for idx in g.block_indices(a.chunks):
+        out[idx] = api.spawn(_same, src[idx], options=Options(
+            name="checkpoint", checkpoint=True, key=_block_key(name, idx), scope=scope(near=src[idx])))
+    return core.DArray(a.chunks, a.dtype, out, a._owners, name="checkpoint")
+
+
+def saved(name: str, nblocks: tuple[int, ...]) -> bool:
+    """Does the checkpoint hold every block of the array saved under ``name``?"""
+    return all(api.saved(_block_key(name, idx)) for idx in np.ndindex(*nblocks))
+
+
+def restore(name: str, shape: Any, blocks: Any, dtype: Any = float) -> Optional[core.DArray]:
+    """The array saved under ``name`` (with this ``shape``, ``blocks`` and ``dtype``),
+    its blocks read back on the ranks a new array of that layout would use; ``None``
+    when the checkpoint does not hold all of it (or checkpointing is off)."""
+    shape = g.normalize_shape(shape)
+    dtype = np.dtype(dtype)
+    chunks = g.normalize_chunks(blocks, shape, dtype.itemsize, len(core._workers()))
+    if not saved(name, g.nblocks(chunks)):
+        return None
+    owners = core._plan(chunks)
+    out = np.empty(g.nblocks(chunks), dtype=object)
+    for idx in g.block_indices(chunks):
+        key = _block_key(name, idx)
+        held = api.spawn(_never, key, options=Options(name="restored", checkpoint=True, key=key))
+        out[idx] = api.spawn(_same, held, options=core._opts("restore", prefer=owners[idx]))
+    return core.DArray(chunks, dtype, out, owners, name="restore")
