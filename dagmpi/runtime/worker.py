@@ -399,8 +399,9 @@ class Worker(JobRunner, Client):
         """Record one run of ``job`` (from ``perf_counter`` times; any thread)."""
         ident = threading.get_ident()
         track = self._tracks.get(ident)
-        if track is None:
-            track = 0 if threading.current_thread() is self._comm_thread else len(self._tracks) + 1
+        if track is None:  # the comm thread is track 0, executor threads 1, 2, ... as they first run
+            track = 0 if threading.current_thread() is self._comm_thread else \
+                1 + sum(1 for t in self._tracks.values() if t > 0)
             self._tracks[ident] = track
         inputs = tuple(job.trace_in or ())
         self.trace_runs.append(_TaskRun(job.id, job.name, self.rank, track, self._wall + t0, self._wall + t1,

@@ -125,7 +125,8 @@ def test_grayscott_preempted_then_resumed_is_bit_identical(tmp_path):
     out = tmp_path / "cut"
     ckpt = out / "checkpoint"
     full_env = dict(os.environ, PYTHONPATH=str(ROOT), **env)
-    cmd = [mpiexec, "-n", "3", sys.executable, "-m", "dagmpi", str(APP), *base, "--out", str(out)]
+    traced = [a for a in base if a != "--no-trace"]  # the cut run leaves its trace too
+    cmd = [mpiexec, "-n", "3", sys.executable, "-m", "dagmpi", str(APP), *traced, "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env,
                             start_new_session=True, cwd=str(ROOT))
     t0 = time.monotonic()
@@ -138,6 +139,11 @@ def test_grayscott_preempted_then_resumed_is_bit_identical(tmp_path):
     cut = wait_or_kill(proc, 120)
     assert cut.returncode == 75, cut
     assert "preempted by SIGTERM" in cut.stderr, cut
+    trace = json.loads((out / "grayscott.trace.json").read_text())
+    assert trace["otherData"]["meta"]["preempted"] is True
+    assert any(e["ph"] == "i" and e["cat"] == "preempted" for e in trace["traceEvents"])
+    assert any(e["ph"] == "i" and e["cat"] == "checkpoint-write" for e in trace["traceEvents"])
+    assert sum(e["ph"] == "X" and e["name"] == "step" for e in trace["traceEvents"]) > 0
 
     again = run_dagmpi(APP, n=3, timeout=240, args=base + ["--out", str(out)], env=env)
     assert again.returncode == 0, again

@@ -101,13 +101,13 @@ def wait_until(pred, limit, what):
         time.sleep(0.3)
 
 
-def finish(job: str, workdir: Path) -> str:
+def finish(job: str, workdir: Path, log: str = "dagmpi-{job}.out") -> str:
     try:
         wait_until(lambda: job_state(job)[0] in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"), 150,
                    f"job {job} to end")
     finally:
         subprocess.run(["scancel", job], capture_output=True, timeout=30)
-    out = (workdir / f"dagmpi-{job}.out").read_text()
+    out = (workdir / log.format(job=job)).read_text()
     state, restarts = job_state(job)
     assert state == "COMPLETED", out[-3000:]
     assert restarts >= 1, out[-3000:]
@@ -143,3 +143,36 @@ def test_scontrol_requeue_restarts_and_resumes(cluster, tmp_path):
     sh("scontrol", "requeue", job)
     out = finish(job, tmp_path)
     check_result(out, tmp_path)
+
+
+GRAYSCOTT = ROOT / "slurm" / "grayscott.sbatch"
+
+
+def test_grayscott_job_is_preempted_requeued_and_ends_bit_identical(cluster, tmp_path):
+    """The flagship application as a batch job: preempted mid-run by a job of a higher
+    partition, requeued, continued from its newest saved step; the final state equals an
+    uninterrupted run's, bit for bit."""
+    args = ["--size", "96", "--steps", "800", "--blocks", "48", "--analysis-every", "0",
+            "--output-every", "0", "--checkpoint-every", "40", "--no-trace"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), DAGMPI_PYTHON=sys.executable, DAGMPI_HOME=str(ROOT),
+               DAGMPI_CHECKPOINT_INTERVAL="0.2")
+    ref = subprocess.run([sys.executable, str(ROOT / "examples" / "grayscott.py"), *args, "--no-checkpoint",
+                          "--out", str(tmp_path / "ref")], capture_output=True, text=True, timeout=300, env=env)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    expected = re.findall(r"^RESULT (\S+)", ref.stdout, re.M)
+    r = subprocess.run(["sbatch", "--parsable", "-p", "debug", "-n", "3", "-D", str(tmp_path), "--export=ALL",
+                        str(GRAYSCOTT), *args], capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    job = r.stdout.strip().split(";")[0]
+    ckpt = tmp_path / f"grayscott-{job}" / "checkpoint"
+    wait_until(lambda: ckpt.is_dir() and any(p.suffix == ".h5" for p in ckpt.iterdir()), 120,
+               "the first checkpoint file")
+    urgent = sh("sbatch", "--parsable", "-p", "urgent", "-n", "4", "-D", str(tmp_path),
+                "-o", str(tmp_path / "urgent-%j.out"), "--wrap", "sleep 3").stdout.strip()
+    try:
+        out = finish(job, tmp_path, log="grayscott-{job}.out")
+    finally:
+        subprocess.run(["scancel", urgent], capture_output=True, timeout=30)
+    assert "preempted by SIGTERM" in out, out[-3000:]
+    assert "resuming from the checkpoint at step" in out, out[-3000:]
+    assert re.findall(r"^RESULT (\S+)", out, re.M) == expected, out[-3000:]
