@@ -1,7 +1,8 @@
 """Per-task overhead: dagmpi against Dask distributed, mpi4py.futures and raw mpi4py, in one run.
 
     python benchmarks/overhead.py [--workers 2] [--sizes 10000,100000] [--chain 2000]
-                                  [--big 1000000] [--peers dagmpi,futures,raw,dask] [--json bench-results/overhead.json]
+                                  [--big 1000000] [--peers dagmpi,dagmpi-traced,futures,raw,dask]
+                                  [--json bench-results/overhead.json]
                                   [--repeat 3] [--dask-repeat 1]
 
 Every system gets the same number of worker processes (``--workers``) and trivial
@@ -15,7 +16,9 @@ tasks (``inc(x) = x + 1``):
   RSS growth per task and the throughput ratio to a 10k-task run of the same
   shape (10 chains of 1,000) and to the 10k independent tasks.
 
-Peers: dagmpi (``mpiexec -n workers+1 python -m dagmpi``), mpi4py.futures
+Peers: dagmpi (``mpiexec -n workers+1 python -m dagmpi``), dagmpi-traced (the same
+with ``--trace``: every task recorded and written as a Chrome trace; the table adds
+what tracing costs per task), mpi4py.futures
 (``MPIPoolExecutor.submit`` under ``mpiexec -n workers+1 python -m mpi4py.futures``),
 raw mpi4py (rank 0 pickles ``(fn, arg)`` and sends it, a worker unpickles, runs
 it and sends the pickled result back; 64 in flight per worker: the round-trip
@@ -31,8 +34,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -257,8 +262,13 @@ def child(peer: str, ns: argparse.Namespace) -> dict:
     args = ["--run", peer, "--sizes", ns.sizes, "--chain", str(ns.chain), "--big", str(ns.big),
             "--workers", str(ns.workers), "--repeat", str(ns.repeat), "--dask-repeat", str(ns.dask_repeat)]
     n = str(ns.workers + 1)
+    trace = ""
+    if peer == "dagmpi-traced":  # dagmpi recording a trace of every task (no --big: its file would be huge)
+        trace = os.path.join(tempfile.mkdtemp(prefix="dagmpi-overhead-"), "overhead.trace.json")
+        args[1], args[args.index("--big") + 1] = "dagmpi", "0"
     cmd = {
         "dagmpi": [mpiexec(), "-n", n, py, "-m", "dagmpi", HERE, *args],
+        "dagmpi-traced": [mpiexec(), "-n", n, py, "-m", "dagmpi", "--trace", trace, HERE, *args],
         "futures": [mpiexec(), "-n", n, py, "-m", "mpi4py.futures", HERE, *args],
         "raw": [mpiexec(), "-n", n, py, HERE, *args],
         "dask": [py, HERE, *args],
@@ -267,6 +277,10 @@ def child(peer: str, ns: argparse.Namespace) -> dict:
     res = run_system(peer, cmd, ns.timeout)
     if "error" not in res and "skipped" not in res:
         res["wall_s"] = time.perf_counter() - t0
+    if trace:
+        if os.path.exists(trace):
+            res["trace_bytes"] = os.path.getsize(trace)
+        shutil.rmtree(os.path.dirname(trace), ignore_errors=True)
     return res
 
 
@@ -280,8 +294,9 @@ def main() -> None:
     ap.add_argument("--sizes", default="10000,100000", help="independent-task counts, comma-separated")
     ap.add_argument("--chain", type=int, default=2000, help="length of the chain of dependent tasks")
     ap.add_argument("--big", type=int, default=1_000_000, help="dagmpi-only graph size (0: skip)")
-    ap.add_argument("--peers", default="dagmpi,futures,raw,dask",
-                    help="systems to run, comma-separated, from dagmpi,futures,raw,dask")
+    ap.add_argument("--peers", default="dagmpi,dagmpi-traced,futures,raw,dask",
+                    help="systems to run, comma-separated, from dagmpi,dagmpi-traced (dagmpi with "
+                         "trace= on),futures,raw,dask")
     ap.add_argument("--timeout", type=float, default=900, help="seconds each system may take")
     ap.add_argument("--json", default=default_json("overhead"),
                     help="where to write the results (default: bench-results/overhead.json)")
@@ -334,6 +349,13 @@ def main() -> None:
                   f"(10 chains of 1,000: {same:,.0f} tasks/s), {b['tasks_per_s'] / ref:.2f} of the "
                   f"{sizes[0]:,} independent-task rate; rank-0 RSS growth "
                   f"{b['rss_growth_bytes_per_task']:.0f} B/task (target <= 2048)")
+    t = results.get("dagmpi-traced", {})
+    if d and t and "independent" in t and "independent" in d:
+        cost = [(1 / t["independent"][str(n)] - 1 / d["independent"][str(n)]) * 1e6 for n in sizes]
+        t["trace_cost_us_per_task"] = cost
+        print("tracing on: " + ", ".join(f"{c:+.2f} µs per task at {n:,} tasks" for c, n in zip(cost, sizes))
+              + f", {t['chain_us'] - d['chain_us']:+.1f} µs per chained task; trace file "
+              f"{t.get('trace_bytes', 0) / (1 << 20):.1f} MiB")
     if "independent_all" in d:
         runs = "; ".join(f"{n:,}: " + ", ".join(f"{x:,.0f}" for x in d["independent_all"][str(n)])
                          for n in sizes)

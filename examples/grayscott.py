@@ -67,8 +67,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "ceil(cbrt(workers)) in 3-D)")
     p.add_argument("--Du", type=float, default=0.16, help="diffusion rate of U")
     p.add_argument("--Dv", type=float, default=0.08, help="diffusion rate of V")
-    p.add_argument("--F", type=float, default=0.060, help="feed rate")
-    p.add_argument("--k", type=float, default=0.062, help="kill rate")
+    p.add_argument("--F", type=float, default=0.037, help="feed rate")
+    p.add_argument("--k", type=float, default=0.060, help="kill rate")
     p.add_argument("--dt", type=float, default=1.0, help="time step")
     p.add_argument("--seed", type=int, default=7, help="where the initial V squares are")
     p.add_argument("--analysis-every", type=int, default=200, help="statistics and a PNG frame every N steps (0: never)")
@@ -78,6 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default="grayscott-out", help="folder for frames, HDF5 output, trace and checkpoint")
     p.add_argument("--checkpoint", default=None, help="checkpoint folder (default: $DAGMPI_CHECKPOINT, else OUT/checkpoint)")
     p.add_argument("--no-checkpoint", action="store_true", help="run without checkpoints (not resumable)")
+    p.add_argument("--fresh", action="store_true", help="start from step 0 even if the checkpoint holds saved steps")
     p.add_argument("--trace", default=None, help="Chrome trace file (default: $DAGMPI_TRACE, else OUT/grayscott.trace.json)")
     p.add_argument("--no-trace", action="store_true", help="do not record a trace")
     p.add_argument("--no-frames", action="store_true", help="skip the PNG frames")
@@ -210,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # -- start: the newest complete checkpoint, else the initial state
     start, state = 0, None
-    if ckpt and ns.checkpoint_every:
+    if ckpt and ns.checkpoint_every and not ns.fresh:
         for s in range(ns.steps - ns.steps % ns.checkpoint_every, 0, -ns.checkpoint_every):
             state = da.restore(f"{tag}/step{s}", shape, blocks, np.float64)
             if state is not None:
@@ -221,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Gray-Scott {'x'.join(map(str, shape[1:]))} grid, {ns.steps} steps, blocks of {side} "
           f"({np.prod(state.nblocks[1:])} blocks on {nworkers} worker rank{'s' if nworkers != 1 else ''})"
           + (f"; resuming from the checkpoint at step {start}" if start else ""), flush=True)
+    if start == ns.steps and start:
+        print(f"the checkpoint ({ckpt}) already holds the final step: nothing left to run "
+              f"(pass --fresh, or delete that folder, to compute again)", flush=True)
 
     # -- the time loop
     frames = os.path.join(ns.out, "frames")

@@ -401,6 +401,8 @@ class Driver(Client):
                         self._flushed[src] = m.saved
                     elif type(m) is msg.RankDead:
                         self._rank_died(src, [])
+                    elif type(m) is msg.TraceBatch and self.tracer is not None:  # (sent before Flushed)
+                        self.tracer.add_batch(m.runs, m.instants)
             self._preempt_step()
             return
         msgs = tr.poll(0 if self._outq else timeout, spin)

@@ -26,7 +26,7 @@ class Collector:
     def __init__(self, path: str, start: float) -> None:
         self.path = os.path.abspath(path)
         self.trace = Trace(start=start)
-        #: task id -> when rank 0 received its submission (dropped once it ran)
+        #: task id -> when rank 0 received its submission
         self.submits: dict[int, float] = {}
         self.written = False
 
@@ -37,12 +37,10 @@ class Collector:
         self.trace.instants.append(Instant(kind, rank, time.time(), args))
 
     def add_batch(self, runs: list, instants: list) -> None:
-        """A worker's records: each run gets its submit time; a retry is marked."""
-        submits = self.submits
-        out = self.trace.runs
+        """A worker's records (their submit times are filled in when the trace is
+        written, off the loop's busy path); a retry is marked."""
+        self.trace.runs.extend(runs)
         for r in runs:
-            sub = submits.pop(r.task_id, 0.0) if r.ok else submits.get(r.task_id, 0.0)
-            out.append(r._replace(submit=sub))
             if r.attempt > 0:
                 self.trace.instants.append(Instant("retry", r.rank, r.start, {
                     "task_id": r.task_id, "name": r.name, "attempt": r.attempt}))
@@ -53,6 +51,8 @@ class Collector:
         from ..trace import chrome
 
         t = self.trace
+        submits = self.submits
+        t.runs = [r if r.submit else r._replace(submit=submits.get(r.task_id, 0.0)) for r in t.runs]
         t.ranks = ranks
         t.end = time.time()
         t.meta = {"argv": list(sys.argv), **meta}
