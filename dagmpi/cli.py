@@ -216,6 +216,10 @@ def _no_script(prog: str, rank: int) -> int:
     return EXIT_USAGE
 
 
+#: Options of ``python -m dagmpi`` that take a value (the word after them is not the script).
+_VALUED_OPTIONS = frozenset({"--transport", "--workers", "--slots", "--log-level", "--trace", "--progress"})
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     prog = program_name()
@@ -230,7 +234,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     rank = context.launcher_rank()
     if not argv:
         return _no_script(prog, rank)
+    rest: Optional[list[str]] = None
+    i = 0
+    while i < len(argv):  # ``-m MODULE ARGS...``: everything after MODULE is the module's
+        a = argv[i]
+        if a == "-m" and i + 1 < len(argv):
+            argv, rest = argv[:i + 2], argv[i + 2:]
+            break
+        if not a.startswith("-"):
+            break  # a script: argparse hands it the rest (REMAINDER)
+        i += 2 if a in _VALUED_OPTIONS else 1
     ns = _parser(prog).parse_args(argv)
+    if rest is not None:
+        ns.args = rest
     if ns.script == "info" and ns.module is None:
         _Parser(prog=f"{prog} info", description="Print the versions of dagmpi, Python and the MPI "
                 "library as JSON (under a launcher: rank 0's, once).").parse_args(ns.args)

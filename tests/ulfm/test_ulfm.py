@@ -252,3 +252,22 @@ def test_values_lost_with_a_rank_are_read_back_from_the_checkpoint(ompi, tmp_pat
     _ok(res)
     m = re.search(r"recomputed (\d+), read back (\d+)", res.stdout)
     assert m and int(m.group(2)) > 0, res
+
+
+@pytest.mark.mpi
+def test_a_traced_run_marks_the_rank_death_and_still_writes_its_trace(ompi, tmp_path):
+    """DAGMPI_TRACE under ULFM: the killed rank's death is an instant event on its track,
+    the trace file is complete, and the work done elsewhere is in it."""
+    import json
+
+    path = tmp_path / "chaos.trace.json"
+    res = run_ompi(dict(ompi, DAGMPI_TRACE=str(path)), "chaos.py", 4, ["--kill", 1, "--seed", 5])
+    _ok(res)
+    doc = json.loads(path.read_text())
+    deaths = [e for e in doc["traceEvents"] if e["ph"] == "i" and e["cat"] == "rank-death"]
+    assert len(deaths) == 1, deaths
+    dead = deaths[0]["pid"]
+    assert doc["otherData"]["ranks"][str(dead)]["dead"] is True
+    assert deaths[0]["args"]["rescheduled"] + deaths[0]["args"]["recomputed"] >= 0
+    survivors = {e["pid"] for e in doc["traceEvents"] if e["ph"] == "X"} - {dead}
+    assert len(survivors) == 2  # the two live workers ran tasks and their records arrived

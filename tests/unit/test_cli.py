@@ -199,3 +199,15 @@ def test_meanings_are_first_sentences():
     assert docs["DAGMPI_GC_THRESHOLD"].endswith("(0: leave Python's own, 700).")  # not "Rank 0 keeps..."
     assert docs["DAGMPI_SPIN_TIME"].endswith("than ranks).")
     assert all(m and "``" not in m for m in docs.values())
+
+
+def test_arguments_after_a_module_belong_to_the_module(monkeypatch):
+    """``python -m dagmpi [--trace F] -m pytest -p plugin -q``: -p and -q are pytest's."""
+    import dagmpi.cli as cli
+
+    seen = {}
+    monkeypatch.setattr(cli.context, "init", lambda **kw: seen.update(kw))
+    monkeypatch.setattr(cli, "_run_driver", lambda ns: seen.update(module=ns.module, args=ns.args) or 0)
+    assert cli.main(["--trace", "t.json", "-m", "pytest", "-p", "plugin", "-q", "--trace"]) == 0
+    assert seen["module"] == "pytest" and seen["args"] == ["-p", "plugin", "-q", "--trace"]
+    assert seen["trace"] == "t.json"
