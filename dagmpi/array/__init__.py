@@ -17,7 +17,7 @@ from .core import (DArray, arange, asarray, broadcast_to, concatenate, elementwi
 from .linalg import matmul
 from .hdf5 import from_hdf5, to_hdf5
 from .overlap import map_overlap
-from .saving import checkpoint, restore
+from .saving import checkpoint, checkpointed, restore
 
 
 def _reducer(kind: str):  # type: ignore[no-untyped-def]
@@ -40,7 +40,7 @@ argmax = _reducer("argmax")
 any = _reducer("any")  # noqa: A001
 all = _reducer("all")  # noqa: A001
 
-__all__ = ["DArray", "all", "any", "arange", "argmax", "argmin", "asarray", "broadcast_to", "checkpoint", "concatenate",
+__all__ = ["DArray", "all", "any", "arange", "argmax", "argmin", "asarray", "broadcast_to", "checkpoint", "checkpointed", "concatenate",
            "elementwise", "empty", "empty_like", "eye", "from_hdf5", "from_numpy", "fromfunction", "full",
            "full_like", "linalg", "map_blocks", "map_overlap", "matmul", "max", "mean", "min", "ones", "ones_like", "prod", "random",
            "rechunk", "reshape", "restore", "stack", "std", "sum", "to_hdf5", "var", "where", "zeros", "zeros_like"]

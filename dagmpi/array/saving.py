@@ -66,13 +66,24 @@ def saved(name: str, nblocks: tuple[int, ...]) -> bool:
     return all(api.saved(_block_key(name, idx)) for idx in np.ndindex(*nblocks))
 
 
+def _chunks(shape: Any, blocks: Any, dtype: Any) -> tuple:
+    shape = g.normalize_shape(shape)
+    return g.normalize_chunks(blocks, shape, np.dtype(dtype).itemsize, len(core._workers()))
+
+
+def checkpointed(name: str, shape: Any, blocks: Any, dtype: Any = float) -> bool:
+    """Does the checkpoint hold every block of an array of this layout saved under
+    ``name``?  (Spawns nothing: an application can decide where it starts, and set up
+    the run, before its first task.)"""
+    return saved(name, g.nblocks(_chunks(shape, blocks, dtype)))
+
+
 def restore(name: str, shape: Any, blocks: Any, dtype: Any = float) -> Optional[core.DArray]:
     """The array saved under ``name`` (with this ``shape``, ``blocks`` and ``dtype``),
     its blocks read back on the ranks a new array of that layout would use; ``None``
     when the checkpoint does not hold all of it (or checkpointing is off)."""
-    shape = g.normalize_shape(shape)
     dtype = np.dtype(dtype)
-    chunks = g.normalize_chunks(blocks, shape, dtype.itemsize, len(core._workers()))
+    chunks = _chunks(shape, blocks, dtype)
     if not saved(name, g.nblocks(chunks)):
         return None
     owners = core._plan(chunks)

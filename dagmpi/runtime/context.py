@@ -184,7 +184,8 @@ def _reconfigure(rt: "_Runtime", kwargs: dict) -> None:
             f"before the script ran, and {', '.join(fixed)} cannot change once it runs; set "
             f"{envs} in the job's environment, or start the script without python -m dagmpi "
             f"(mpiexec ... python app.py) so that its init() starts the runtime")
-    if driver is None or driver.scheduler.n_submitted or driver._outq:
+    if driver is None or driver.scheduler.n_submitted or any(
+            type(m) in (msg.Submit, msg.Restored) for m in list(driver._outq)):
         raise StartupError(
             f"dagmpi.init({', '.join(k + '=' for k in changed)}...) after tasks were spawned: "
             f"settings can only change before the first spawn; call init() at the top of the script")

@@ -23,7 +23,7 @@ def test_dask_collections_on_dagmpi_match_dasks_own_scheduler(n):
     r = run_dagmpi("dask_get.py", n=n, timeout=180)
     assert r.returncode == 0 and "ALL OK" in r.stdout, r
     for what in ["delayed", "array (x + x.T).mean(axis=0)", "array map_overlap", "array matmul",
-                 "blocks computed on worker ranks", "bag", "tuple graph", "exception type"]:
+                 "blocks computed on worker ranks", "bag", "dataframe groupby mean", "tuple graph", "exception type"]:
         assert f"ok {what}" in r.stdout, (what, r)
 
 

@@ -151,3 +151,7 @@ def test_grayscott_preempted_then_resumed_is_bit_identical(tmp_path):
     step = int(again.stdout.split("resuming from the checkpoint at step")[1].split()[0].rstrip(";"))
     assert 0 < step < 600
     assert result_of(again.stdout) == expected
+    # a third run finds the final step saved: nothing to compute, the same answer
+    third = run_dagmpi(APP, n=3, timeout=240, args=base + ["--out", str(out)], env=env)
+    assert third.returncode == 0 and "nothing left to run" in third.stdout, third
+    assert result_of(third.stdout) == expected
