@@ -1,9 +1,12 @@
 """Stencils: ``A.map_overlap(fn, depth, boundary=)`` with dask.array's conventions.
 
 Every block's task receives its own block plus only the halo slices of its
-neighbours (each cut on the neighbour's rank, so the bytes that move per step
-are O(halo), never a whole block), assembles the padded block, fills the
-outer edges by ``boundary`` and calls ``fn`` on it.  ``fn`` returns the block
+neighbours, assembles the padded block, fills the outer edges by ``boundary``
+and calls ``fn`` on it.  Each block's slices are cut by one ``halos`` task on
+its own rank (a tuple of every slice any neighbour needs), so a step is two
+tasks per block, not one per piece, and the bytes that move per step are
+O(halo), never a whole block (a neighbour reads the whole tuple: up to 2 x ndim
+faces and the corners, where it needs its own face).  ``fn`` returns the block
 without its halo (or the padded block, which is then trimmed).
 
 ``boundary``: ``"periodic"`` (wrap around), ``"reflect"`` (mirror including the
@@ -67,10 +70,18 @@ def _boundaries(boundary: Any, ndim: int) -> tuple[Any, ...]:
     return tuple(out)
 
 
+def halos(block: np.ndarray, keys: tuple) -> tuple:
+    """Task: the halo slices ``keys`` of one block (copies: only they travel), in order."""
+    return tuple(np.array(block[k], copy=True) for k in keys)
+
+
 def apply(fn: Callable, block_shape: tuple[int, ...], padded_shape: tuple[int, ...], dtype: Any,
-          where: tuple, pads: tuple, trim: tuple, kwargs: dict, *pieces: np.ndarray) -> np.ndarray:
+          where: tuple, sources: tuple, pads: tuple, trim: tuple, kwargs: dict, *inputs: Any) -> np.ndarray:
     """Task: assemble the padded block from its pieces, pad the array's outer edges by
-    the boundary rule, call ``fn`` and trim what it returns to the block."""
+    the boundary rule, call ``fn`` and trim what it returns to the block.  ``sources[i]``
+    says where piece ``i`` is: ``(input, None)`` a whole block, ``(input, k)`` item ``k``
+    of a neighbour's :func:`halos`."""
+    pieces = [inputs[j] if k is None else inputs[j][k] for j, k in sources]
     inner_shape = tuple(s - p[0] - p[1] for s, (p, _) in zip(padded_shape, pads))
     if len(pieces) == 1 and where[0] == tuple(slice(0, n) for n in inner_shape):
         x = pieces[0]
@@ -97,6 +108,58 @@ def apply(fn: Callable, block_shape: tuple[int, ...], padded_shape: tuple[int, .
                      f"expected the block {tuple(block_shape)} or the padded block {x.shape}")
 
 
+def _whole(key: tuple, shape: tuple[int, ...]) -> bool:
+    return all(k.indices(n) == (0, n, 1) for k, n in zip(key, shape))
+
+
+def _hashable(key: tuple) -> tuple:
+    return tuple((k.start, k.stop) for k in key)
+
+
+def _plan_block(chunks: Any, idx: tuple[int, ...], depths: tuple, bounds: tuple) -> tuple:
+    """Where block ``idx``'s padded input comes from: ``(pieces, where, pads, trim, inner)``:
+    the pieces as ``(neighbour block, slice key)`` in layout order, where each goes in the
+    inner (halo-extended) block, the boundary padding and trimming per axis, the inner shape."""
+    per_axis, pads, trim = [], [], []
+    for ax in range(len(idx)):
+        sizes, i, d, b = chunks[ax], idx[ax], depths[ax], bounds[ax]
+        nb = len(sizes)
+        segs = []
+        lo_pad = hi_pad = 0
+        if d:
+            if i > 0:
+                segs.append((i - 1, slice(sizes[i - 1] - d, sizes[i - 1])))
+            elif b == "periodic":
+                segs.append((nb - 1, slice(sizes[nb - 1] - d, sizes[nb - 1])))
+            elif b != "none":
+                lo_pad = d
+        segs.append((i, slice(0, sizes[i])))
+        if d:
+            if i < nb - 1:
+                segs.append((i + 1, slice(0, d)))
+            elif b == "periodic":
+                segs.append((0, slice(0, d)))
+            elif b != "none":
+                hi_pad = d
+        per_axis.append(segs)
+        pads.append(((lo_pad, hi_pad), b))
+        has_lo = d and (i > 0 or b != "none")
+        has_hi = d and (i < nb - 1 or b != "none")
+        trim.append((d if has_lo else 0, d if has_hi else 0))
+    pieces = [(tuple(c[0] for c in combo), tuple(c[1] for c in combo)) for combo in itertools.product(*per_axis)]
+    dests_per_axis = []
+    for segs in per_axis:
+        pos, ds = 0, []
+        for _, sl in segs:
+            n = sl.stop - sl.start
+            ds.append(slice(pos, pos + n))
+            pos += n
+        dests_per_axis.append(ds)
+    where = tuple(tuple(c) for c in itertools.product(*dests_per_axis))
+    inner = tuple(sum(sl.stop - sl.start for _, sl in segs) for segs in per_axis)
+    return pieces, where, tuple(pads), tuple(trim), inner
+
+
 def map_overlap(a: Any, fn: Callable, depth: Any = 1, boundary: Any = "none", dtype: Any = None,
                 **kwargs: Any) -> core.DArray:
     """``fn`` over every block padded with ``depth`` elements of its neighbours per
@@ -116,56 +179,36 @@ def map_overlap(a: Any, fn: Callable, depth: Any = 1, boundary: Any = "none", dt
     src = a.tasks
     out = np.empty(a.nblocks, dtype=object)
     task_fn = ops.Bound(apply, fn)
+    # pass 1: per block, its pieces (neighbour block, slice key) in layout order; per
+    # neighbour block, the halo slices all its consumers need (one halos task each)
+    plans = {}
+    wanted: dict[tuple, dict] = {}
     for idx in g.block_indices(a.chunks):
-        # per axis: segments (neighbour block, slice in it, length) from left halo to right halo
-        per_axis = []
-        pads = []
-        trim = []
-        for ax in range(nd):
-            sizes, i, d, b = a.chunks[ax], idx[ax], depths[ax], bounds[ax]
-            nb = len(sizes)
-            segs = []
-            lo_pad = hi_pad = 0
-            if d:
-                if i > 0:
-                    segs.append((i - 1, slice(sizes[i - 1] - d, sizes[i - 1])))
-                elif b == "periodic":
-                    segs.append((nb - 1, slice(sizes[nb - 1] - d, sizes[nb - 1])))
-                elif b != "none":
-                    lo_pad = d
-            segs.append((i, slice(0, sizes[i])))
-            if d:
-                if i < nb - 1:
-                    segs.append((i + 1, slice(0, d)))
-                elif b == "periodic":
-                    segs.append((0, slice(0, d)))
-                elif b != "none":
-                    hi_pad = d
-            per_axis.append(segs)
-            pads.append(((lo_pad, hi_pad), b))
-            has_lo = d and (i > 0 or b != "none")
-            has_hi = d and (i < nb - 1 or b != "none")
-            trim.append((d if has_lo else 0, d if has_hi else 0))
-        pieces, where = [], []
-        for combo in itertools.product(*per_axis):
-            nidx = tuple(c[0] for c in combo)
-            key = tuple(c[1] for c in combo)
-            pieces.append(core._piece(a, nidx, key))
-        # destinations: segments laid out in order along each axis
-        dests_per_axis = []
-        for segs in per_axis:
-            pos, ds = 0, []
-            for _, s in segs:
-                n = s.stop - s.start
-                ds.append(slice(pos, pos + n))
-                pos += n
-            dests_per_axis.append(ds)
-        where = [tuple(c) for c in itertools.product(*dests_per_axis)]
-        inner = tuple(sum(s.stop - s.start for _, s in segs) for segs in per_axis)
+        plans[idx] = plan = _plan_block(a.chunks, idx, depths, bounds)
+        for nidx, key in plan[0]:
+            if not _whole(key, g.block_shape(a.chunks, nidx)):
+                wanted.setdefault(nidx, {}).setdefault(_hashable(key), key)
+    halo_tasks = {}
+    halo_index = {}
+    for nidx, keys in wanted.items():
+        halo_tasks[nidx] = api.spawn(halos, src[nidx], tuple(keys.values()),
+                                     options=core._opts("halos", near=src[nidx]))
+        halo_index[nidx] = {h: k for k, h in enumerate(keys)}
+    # pass 2: one task per block, fed by its own block and its neighbours' halos
+    for idx in g.block_indices(a.chunks):
+        segs, where, pads, trim, inner = plans[idx]
+        inputs, slot, sources = [], {}, []
+        for nidx, key in segs:
+            whole = _whole(key, g.block_shape(a.chunks, nidx))
+            tid = (nidx, whole)
+            if tid not in slot:
+                slot[tid] = len(inputs)
+                inputs.append(src[nidx] if whole else halo_tasks[nidx])
+            sources.append((slot[tid], None if whole else halo_index[nidx][_hashable(key)]))
         padded = tuple(n + p[0][0] + p[0][1] for n, p in zip(inner, pads))
         bshape = g.block_shape(a.chunks, idx)
-        out[idx] = api.spawn(task_fn, bshape, padded, a.dtype.str, tuple(where), tuple(pads), tuple(trim),
-                             kwargs, *pieces, options=core._opts(getattr(fn, "__name__", "map_overlap"),
+        out[idx] = api.spawn(task_fn, bshape, padded, a.dtype.str, where, tuple(sources), pads, trim,
+                             kwargs, *inputs, options=core._opts(getattr(fn, "__name__", "map_overlap"),
                                                                  near=src[idx]))
     return core.DArray(a.chunks, dtype, out, a._owners, name="map_overlap")
 
