@@ -73,6 +73,28 @@ def child_numpy(args) -> dict:
     return out
 
 
+def neighbour_reads(chunks, itemsize: int) -> int:
+    """Bytes a periodic depth-1 map_overlap step reads from other blocks: each block's
+    task reads the whole ``halos`` tuple of each neighbour block (every slice that block
+    cuts for any of its neighbours), not only its own face."""
+    import itertools
+    import math
+
+    from dagmpi.array import overlap
+
+    depth, bounds = (1,) * len(chunks), ("periodic",) * len(chunks)
+    plans = {idx: overlap._plan_block(chunks, idx, depth, bounds)[0]
+             for idx in itertools.product(*(range(len(c)) for c in chunks))}
+    cut: dict = {}
+    for idx, pieces in plans.items():
+        for nidx, key in pieces:
+            if nidx != idx:
+                cut.setdefault(nidx, {})[tuple((k.start, k.stop) for k in key)] = key
+    size = {n: sum(math.prod(k.stop - k.start for k in key) for key in keys.values()) * itemsize
+            for n, keys in cut.items()}
+    return sum(size[n] for idx, pieces in plans.items() for n in {nidx for nidx, _ in pieces if nidx != idx})
+
+
 def child_dagmpi(args) -> dict:
     import numpy as np
 
@@ -108,6 +130,7 @@ def child_dagmpi(args) -> dict:
     out["stencil_s"] = time.perf_counter() - t0
     halo = sum((a + 2) * (b + 2) - a * b for a in u.chunks[0] for b in u.chunks[1]) * 8
     out["halo_bytes_per_step"] = halo
+    out["read_bytes_per_step"] = neighbour_reads(u.chunks, 8)
     out["grid_bytes"] = u.nbytes
     return out
 
@@ -246,7 +269,9 @@ def main() -> None:
     print(f"    stencil 'numpy' column: the limit = one process's Numba kernel on the whole grid x {w}")
     if dg:
         print(f"    halo bytes per step: {dg['halo_bytes_per_step'] / 2**20:.2f} MiB of a "
-              f"{dg['grid_bytes'] / 2**20:.0f} MiB grid ({dg['halo_bytes_per_step'] / dg['grid_bytes'] * 100:.2f}%)")
+              f"{dg['grid_bytes'] / 2**20:.0f} MiB grid ({dg['halo_bytes_per_step'] / dg['grid_bytes'] * 100:.2f}%); "
+              f"read from neighbour blocks (whole halos tuples): {dg['read_bytes_per_step'] / 2**20:.2f} MiB "
+              f"({dg['read_bytes_per_step'] / dg['grid_bytes'] * 100:.2f}%)")
     print(f"stencil kernels: first call (compile) {comp['first_call_s']:.2f} s, "
           f"in a new process with cache=True {comp['cached_call_s']:.2f} s")
     with open_json(args.json) as f:
