@@ -30,6 +30,7 @@ from .api import (
 )
 from .config import Config
 from .dask import get
+from .datadeps import In, InOut, Out, datadeps
 from .executor import Executor, Future
 from .errors import (DagmpiError, RemoteTraceback, SerializationError, TaskError, UpstreamError,
                      WorkerLostError)
@@ -40,7 +41,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Config", "DagmpiError",
-    "DoneAndNotDone", "Executor", "Future", "Options", "RemoteTraceback", "Scope", "SerializationError", "Task",
-    "TaskError", "TaskFunction", "UpstreamError", "WorkerLostError", "as_completed", "fetch", "get", "info", "init", "progress", "progress_enabled", "saved",
+    "DoneAndNotDone", "Executor", "Future", "In", "InOut", "Options", "Out", "RemoteTraceback", "Scope", "SerializationError", "Task",
+    "TaskError", "TaskFunction", "UpstreamError", "WorkerLostError", "as_completed", "datadeps", "fetch", "get", "info", "init", "progress", "progress_enabled", "saved",
     "processors", "scope", "shutdown", "spawn", "task", "wait", "workers", "__version__",
 ]

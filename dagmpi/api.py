@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
+import threading
 from typing import Any, Callable, Iterable, Iterator, NamedTuple, Optional, Union, overload
 
-from .errors import is_task_failure
+from .errors import SerializationError, is_task_failure
 from .runtime import context
 from .options import DEFAULT_OPTIONS, Options
 from .task import Task
@@ -13,6 +14,16 @@ from .task import Task
 FIRST_COMPLETED = "FIRST_COMPLETED"
 FIRST_EXCEPTION = "FIRST_EXCEPTION"
 ALL_COMPLETED = "ALL_COMPLETED"
+
+
+class _Region(threading.local):
+    #: The ``dagmpi.datadeps()`` region open on this thread, which :func:`spawn`
+    #: hands its calls to (set and cleared by :mod:`dagmpi.datadeps`).  A class
+    #: default, so a spawn outside any region pays one attribute read.
+    current: Any = None
+
+
+_REGION = _Region()
 
 
 def spawn(fn: Callable, *args: Any, options: Optional[Options] = None, **kwargs: Any) -> Task:
@@ -26,14 +37,25 @@ def spawn(fn: Callable, *args: Any, options: Optional[Options] = None, **kwargs:
 
     Raises ``TypeError``/:class:`~dagmpi.errors.SerializationError` at once if
     ``fn`` or an argument cannot be pickled, ``ValueError`` for an impossible
-    scope.  Works on the driver and inside tasks (dynamic graphs).
+    scope.  Works on the driver and inside tasks (dynamic graphs).  Inside a
+    ``with dagmpi.datadeps():`` region, arguments wrapped in ``dagmpi.In``,
+    ``Out`` or ``InOut`` order the task by the data they name (see
+    :mod:`dagmpi.datadeps`).
     """
     if options is None:
         options = DEFAULT_OPTIONS
     elif not isinstance(options, Options):
         raise TypeError(f"options= must be a dagmpi.Options, got {type(options).__name__}; "
                         "use dagmpi.Options(name=..., priority=..., scope=...)")
-    return context.current_client().spawn(fn, args, kwargs, options)
+    region = _REGION.current
+    if region is not None:
+        return region.spawn(fn, args, kwargs, options)
+    try:
+        return context.current_client().spawn(fn, args, kwargs, options)
+    except SerializationError as exc:  # an In/Out/InOut outside a region: say so, not "cannot be pickled"
+        if getattr(exc.__cause__, "dagmpi_datadeps", False):
+            raise exc.__cause__.with_traceback(None) from None
+        raise
 
 
 @overload
