@@ -71,7 +71,10 @@ def get(dsk: Any, keys: Any, **kwargs: Any) -> Any:
     if missing:
         raise KeyError(f"dagmpi.get: the graph has no task for key(s) {missing[:5]}")
     graph = convert_legacy_graph(dict(dsk))
-    graph = fuse_linear_task_spec(graph, wanted)
+    try:
+        graph = fuse_linear_task_spec(graph, wanted)
+    except (ValueError, KeyError):  # Dask's fuser gives up on some graphs (e.g. a chain ending
+        pass                          # in a node without output); they run unfused, as Dask's own
     deps = {k: node.dependencies for k, node in graph.items()}
     rank = order(graph) if len(graph) > 1 else {k: 0 for k in graph}
     top = max(rank.values(), default=0)

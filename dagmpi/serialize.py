@@ -313,6 +313,19 @@ def _which_argument(args: tuple, kwargs: dict, exc: Exception) -> SerializationE
     return SerializationError(f"the arguments cannot be pickled: {exc}")
 
 
+def portable(buffers: Any) -> Any:
+    """Received out-of-band buffers, fit to be sent on again.  A buffer that was
+    read-only where it was pickled arrives as a read-only ``memoryview`` (pickle's
+    READONLY_BUFFER), which pickle refuses to send; a zero-copy numpy view of it
+    travels (and arrives as one again).  Used where a received task spec leaves
+    again: a task given back to rank 0, and rank 0 dispatching one it received."""
+    if not buffers or not any(type(b) is memoryview for b in buffers):
+        return buffers
+    import numpy as np
+
+    return [np.frombuffer(b, dtype=np.uint8) if type(b) is memoryview else b for b in buffers]
+
+
 def load_args(payload: Any, buffers: Any, inputs: dict[int, Any]) -> tuple[tuple, dict]:
     """Inverse of :func:`dump_args`; ``inputs`` maps dependency ids to values."""
     if payload[0] == _HOLES:

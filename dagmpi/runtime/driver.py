@@ -21,6 +21,7 @@ import time
 import traceback
 from typing import Any, Callable, Optional
 
+from .. import serialize
 from ..core import events as ev
 from . import messages as msg
 from .client import Client
@@ -493,6 +494,8 @@ class Driver(Client):
         if self.tracer is not None:
             self.tracer.submitted(m.task_id)
         needs = m.needs
+        if src != self.rank and buffers:  # (received from a worker's spawn: may leave again)
+            buffers = serialize.portable(buffers)
         spec = msg.TaskSpec(name, fn_id, payload, buffers, needs, policy, save)
         return ev.TaskSubmitted(m.task_id, name, m.deps, spec, src, m.priority, m.ranks, m.watch, needs,
                                 m.near, policy[0] if policy else 0, fn_id, restored)

@@ -105,6 +105,7 @@ class Worker(JobRunner, Client):
         self._inline_t0 = 0.0
         self._inline_count = 0
         self._helping = False  # the monitor drives the loop
+        self._monitor_error: Optional[BaseException] = None  # what killed the monitor thread
         #: An inline task running longer than this hands the loop to the monitor thread.
         self.takeover_after = 5e-3
         self._poll_timeout = 0.05
@@ -153,6 +154,9 @@ class Worker(JobRunner, Client):
         while not self._stopping:
             with lock:
                 self._step(poll_timeout)
+            if self._monitor_error is not None:  # the monitor failed while it drove the loop
+                raise RuntimeError(f"rank {self.rank}: the loop failed on the monitor thread") \
+                    from self._monitor_error
         self._executor.stop()
         self.close_checkpoint()
         self.closed = True
@@ -234,6 +238,15 @@ class Worker(JobRunner, Client):
             self._nested -= 1
 
     def _monitor(self) -> None:
+        """Run :meth:`_watch_inline`; an error there (it drives the loop at times) is
+        handed to the comm thread, which ends the job with it: never a silent hang."""
+        try:
+            self._watch_inline()
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the comm thread
+            self._monitor_error = exc
+            self.transport.wakeup()
+
+    def _watch_inline(self) -> None:
         """Keep the rank responsive while a task runs inline for too long.
 
         Inline tasks are those that were short so far, but a call can always
@@ -576,7 +589,8 @@ class Worker(JobRunner, Client):
             del given[next(iter(given))]
         if self._awaits:
             self._refuse_awaits(job.id, msg.MOVED, "it was given back to rank 0")
-        return job.id, msg.TaskSpec(job.name, job.fn_id, job.payload, job.buffers, job.needs, job.policy, job.save)
+        return job.id, msg.TaskSpec(job.name, job.fn_id, job.payload, serialize.portable(job.buffers), job.needs,
+                                    job.policy, job.save)
 
     def _serve(self, dest: int, tid: int, rid: int) -> None:
         entry = self.store.get(tid, _MISSING)

@@ -259,3 +259,31 @@ def test_embedded_remote_traceback_starts_at_the_users_code(user_file):
         assert "in _execute" in remote and "in load_args" in remote and "in explode" in remote, remote
     finally:
         dagmpi.shutdown()
+
+
+def test_read_only_buffers_received_can_be_sent_on():
+    """A read-only array argument arrives as a read-only memoryview (pickle's
+    READONLY_BUFFER); a task given back to rank 0 sends its buffers on again
+    (stealing: CI found a worker crashing on it, which left the job waiting)."""
+    import pickle
+
+    import numpy as np
+
+    from dagmpi import serialize
+
+    a = np.arange(100_000, dtype=np.float64)
+    a.flags.writeable = False
+    payload, bufs, _ = serialize.dump_args((a,), {})
+    oob: list = []
+    wire = pickle.dumps(("exec", payload, list(bufs)), 5, buffer_callback=oob.append)
+    got = pickle.loads(wire, buffers=[np.frombuffer(b.raw(), np.uint8).copy() for b in oob])  # as MPI delivers
+    received = got[2]
+    assert any(type(b) is memoryview for b in received)
+    with pytest.raises(TypeError):
+        pickle.dumps(received, 5, buffer_callback=[].append)
+    again = serialize.portable(received)
+    oob2: list = []
+    wire2 = pickle.dumps(("returned", payload, again), 5, buffer_callback=oob2.append)
+    back = pickle.loads(wire2, buffers=[np.frombuffer(b.raw(), np.uint8).copy() for b in oob2])
+    args, _ = serialize.load_args(back[1], serialize.portable(back[2]), {})
+    assert np.array_equal(args[0], a)
