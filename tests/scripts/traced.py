@@ -45,7 +45,9 @@ def nap(i, seconds):
 
 if __name__ == "__main__":
     markers, pause = sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 0.0
-    parts = [dagmpi.spawn(load, i) for i in range(8)]
+    ws = dagmpi.workers()  # loads spread over the workers: the tree's inputs cross ranks
+    parts = [dagmpi.spawn(load, i, options=dagmpi.Options(scope=dagmpi.scope(rank=ws[i % len(ws)])))
+             for i in range(8)]
     while len(parts) > 1:
         parts = [dagmpi.spawn(add, parts[i], parts[i + 1]) for i in range(0, len(parts), 2)]
     result = dagmpi.fetch(dagmpi.spawn(total, parts[0]))
