@@ -33,6 +33,7 @@ started come back (:class:`~dagmpi.core.events.TasksReturned`) and are placed ag
 from __future__ import annotations
 
 import bisect
+import heapq
 from typing import Optional
 
 from .events import Steal
@@ -59,6 +60,12 @@ class Placement:
     _mean_duration: float
     _fn_mean: dict
     n_run_ahead: int
+    free_total: int
+    _room: list
+    _ahead_ranks: set
+    _n_queued: int
+    _n_idle: int
+    _per_slot: Optional[int]
     _ring: Optional[list] = None  # sorted worker ranks (rebuilt when the workers change)
 
     def estimate(self, t: TaskRecord) -> float:
@@ -67,23 +74,80 @@ class Placement:
         est = self._fn_mean.get((t.fn, t.needs is not None and "gpu" in t.needs))
         return self._mean_duration if est is None else est
 
-    def _update_capacity(self) -> None:
+    def _update_capacity(self, new: Optional[WorkerRecord] = None) -> None:
         """Tasks a worker may hold beyond its slots: at least ``prefetch``, and
         enough queued work to keep each slot busy for ``queue_window`` seconds at
         the mean task duration (at most ``max_queue`` per slot).  Short tasks then
         never leave a worker idle during a round trip to rank 0, while long ones
-        stay with the scheduler, free to go to whichever rank frees up first."""
+        stay with the scheduler, free to go to whichever rank frees up first.
+
+        Only when the depth per slot changes are all workers updated (``new``: a
+        worker that just joined gets it alone): no O(workers) work per join or
+        per finished task."""
         per_slot = 0
         if self.queue_window > 0:
             per_slot = min(self.max_queue, int(self.queue_window / max(self._mean_duration, 1e-9)))
+        if per_slot == self._per_slot:
+            if new is not None:
+                new.capacity = new.slots + max(self.prefetch, per_slot * new.slots)
+                self._touch(new)
+            return
+        self._per_slot = per_slot
         for w in self.workers.values():
             w.capacity = w.slots + max(self.prefetch, per_slot * w.slots)
+            self._touch(w)
+
+    # ------------------------------------------------------------ the indexes
+
+    def _touch(self, w: WorkerRecord) -> None:
+        """``w``'s load, backlog, capacity or stuck count changed: update the indexes
+        (free room, the heap of workers with room, the idle and queued counts)."""
+        f = 0 if w.stuck else max(0, w.capacity - w.load)
+        self.free_total += f - w.free
+        w.free = f
+        q = w.load > w.slots
+        if q is not w.queued:
+            self._n_queued += 1 if q else -1
+            w.queued = q
+        i = w.load < w.slots
+        if i is not w.idle:
+            self._n_idle += 1 if i else -1
+            w.idle = i
+        if f > 0:
+            room = self._room
+            heapq.heappush(room, (w.backlog / w.slots, w.rank))
+            if len(room) > 8 * len(self.workers) + 1024:  # stale entries: start afresh (amortised O(1))
+                self._room = [(x.backlog / x.slots, x.rank) for x in self.workers.values() if x.free > 0]
+                heapq.heapify(self._room)
+
+    def _untouch(self, w: WorkerRecord) -> None:
+        """``w`` leaves (it died, or joins again with new slots): out of the indexes."""
+        self.free_total -= w.free
+        w.free = 0
+        if w.queued:
+            self._n_queued -= 1
+            w.queued = False
+        if w.idle:
+            self._n_idle -= 1
+            w.idle = False
+        self._ahead_ranks.discard(w.rank)
+
+    def _least_loaded(self) -> Optional[WorkerRecord]:
+        """The worker with room and the least backlog per slot (lowest rank on a tie)."""
+        room, workers = self._room, self.workers
+        while room:
+            b, r = room[0]
+            w = workers.get(r)
+            if w is not None and w.free > 0 and w.backlog / w.slots == b:
+                return w
+            heapq.heappop(room)
+        return None
 
     def _schedule(self) -> None:
         ready = self.ready
         if not ready or not self.workers:
             return
-        free = sum(max(0, w.capacity - w.load) for w in self.workers.values() if not w.stuck)
+        free = self.free_total
         deferred = []
         tasks = self.tasks
         while ready and free > 0:
@@ -97,7 +161,7 @@ class Placement:
                 # running ahead (when tasks are assigned) also takes room: recount
                 # before looking further, or a full cluster makes this loop walk
                 # (and push back) the whole heap on every call
-                free = sum(max(0, w.capacity - w.load) for w in self.workers.values() if not w.stuck)
+                free = self.free_total
                 continue
             self._assign(t, w)
             free -= 1
@@ -110,9 +174,9 @@ class Placement:
 
     def _n_steal_candidates(self) -> int:
         """Cheap pre-check: ranks with queued tasks beyond their slots (0: no stealing)."""
-        if self.ready or len(self.workers) < 2:
-            return 0
-        return sum(1 for w in self.workers.values() if w.load > w.slots)
+        if self.ready or len(self.workers) < 2 or not self._n_idle:
+            return 0  # (with no idle slot, _steal has nothing to do)
+        return self._n_queued
 
     def _steal(self) -> None:
         """Idle slots while another rank has tasks queued: ask for some back.
@@ -211,6 +275,24 @@ class Placement:
         if avoid is not None and not any(
                 w.rank not in avoid and not w.stuck and self._fits(t, w) for w in self.workers.values()):
             avoid = None  # every rank that could run it failed it already: any will do
+        if ranks is None and needs is None and avoid is None:
+            # Anywhere: the ranks holding its inputs against the least-loaded worker
+            # with room.  Any other rank holds none of its inputs and has no less
+            # backlog, so this is the full scan's choice, in O(inputs + log W).
+            workers = self.workers
+            for r, held in local.items():
+                w = workers.get(r) if type(r) is int else None
+                if w is None or w.free <= 0:
+                    continue
+                cost = w.backlog / w.slots + (total - held) / bw
+                if best is None or cost < best_cost or (cost == best_cost and w.rank < best.rank):
+                    best, best_cost = w, cost
+            w = self._least_loaded()
+            if w is not None:
+                cost = w.backlog / w.slots + (total - local.get(w.rank, 0)) / bw
+                if best is None or cost < best_cost or (cost == best_cost and w.rank < best.rank):
+                    best, best_cost = w, cost
+            return best
         for w in self.workers.values():
             if w.load >= w.capacity or w.stuck or (ranks is not None and w.rank not in ranks):
                 continue
@@ -306,6 +388,7 @@ class Placement:
             if not t.in_ahead:  # retried when a task of this rank ends
                 t.in_ahead = True
                 w.ahead.append(t.id)
+                self._ahead_ranks.add(w.rank)
             return
         if t.needs is not None and any(w.total.get(k, 0) - w.used.get(k, 0) < v
                                        for k, v in t.needs.items()):

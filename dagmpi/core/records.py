@@ -62,7 +62,7 @@ class TaskRecord:
 
 class WorkerRecord:
     __slots__ = ("rank", "slots", "capacity", "load", "assigned", "total", "used", "stealing", "ahead",
-                 "stuck", "backlog", "levels")
+                 "stuck", "backlog", "levels", "free", "queued", "idle")
 
     def __init__(self, rank: int, slots: int, capacity: int, resources: Optional[dict]) -> None:
         self.rank = rank
@@ -77,3 +77,8 @@ class WorkerRecord:
         self.stuck = 0  # timed-out calls still running: no new work until they return
         self.backlog = 0.0  # estimated seconds of work of its unblocked assigned tasks
         self.levels: dict[int, int] = {}  # graph depth -> its assigned tasks of that depth
+        # its part of the scheduler's indexes (Placement._touch keeps them): room for
+        # more tasks (0 while stuck), more tasks than slots, fewer tasks than slots
+        self.free = 0
+        self.queued = False
+        self.idle = False

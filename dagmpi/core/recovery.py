@@ -42,6 +42,7 @@ class Recovery:
         w = self.workers.pop(ev.rank, None)
         if w is None:
             return
+        self._untouch(w)
         self._ring = None
         self.n_workers_lost += 1
         tasks = self.tasks

@@ -109,6 +109,19 @@ class Scheduler(Placement, Recovery):
         self.n_reloaded = 0
         self.n_rescheduled = 0
         self.workers: dict[int, WorkerRecord] = {}
+        # Indexes over the workers, so that no decision walks all of them (Placement._touch
+        # keeps them whenever a worker's load, backlog, capacity or stuck count changes):
+        #: sum of the workers' free room (``WorkerRecord.free``)
+        self.free_total = 0
+        #: heap of ``(backlog per slot, rank)`` of workers with room; stale entries
+        #: are dropped when they reach the top (Placement._least_loaded)
+        self._room: list = []
+        #: ranks whose ``ahead`` list is not empty
+        self._ahead_ranks: set[int] = set()
+        #: workers with more tasks than slots (steal victims), with fewer (idle slots)
+        self._n_queued = 0
+        self._n_idle = 0
+        self._per_slot: Optional[int] = None  # queue depth per slot last set (_update_capacity)
         self.ready = ReadyQueue()
         self.prefetch = prefetch
         self.queue_window = queue_window
@@ -151,14 +164,22 @@ class Scheduler(Placement, Recovery):
         for ev in events:
             handlers[type(ev)](ev)
         self._schedule()
-        for w in self.workers.values():
-            ahead = w.ahead
-            while ahead and w.load < w.capacity:
-                t = self.tasks.get(ahead.popleft())
-                if t is not None:
-                    t.in_ahead = False
-                    if t.state is _WAITING:
-                        self._run_ahead(t)
+        if self._ahead_ranks:
+            workers = self.workers
+            for r in list(self._ahead_ranks):
+                w = workers.get(r)
+                if w is None:
+                    self._ahead_ranks.discard(r)
+                    continue
+                ahead = w.ahead
+                while ahead and w.load < w.capacity:
+                    t = self.tasks.get(ahead.popleft())
+                    if t is not None:
+                        t.in_ahead = False
+                        if t.state is _WAITING:
+                            self._run_ahead(t)
+                if not w.ahead:
+                    self._ahead_ranks.discard(r)
         if self._n_steal_candidates():
             self._steal()
         out, self._out = self._out, []
@@ -195,6 +216,21 @@ class Scheduler(Placement, Recovery):
                 break
         found.sort()
         return [words for _, _, words in found[:limit]]
+    def _validate_indexes(self) -> None:
+        """The worker indexes agree with the worker records (see Placement._touch)."""
+        ws = self.workers.values()
+        for w in ws:
+            f = 0 if w.stuck else max(0, w.capacity - w.load)
+            assert w.free == f, f"worker {w.rank}: free {w.free} != {f}"
+            assert w.queued == (w.load > w.slots) and w.idle == (w.load < w.slots), f"worker {w.rank}: flags"
+            if f > 0:
+                assert (w.backlog / w.slots, w.rank) in self._room, f"worker {w.rank} has room, not in the heap"
+            if w.ahead:
+                assert w.rank in self._ahead_ranks, f"worker {w.rank}: ahead list not indexed"
+        assert self.free_total == sum(w.free for w in ws), "free_total"
+        assert self._n_queued == sum(1 for w in ws if w.queued), "queued count"
+        assert self._n_idle == sum(1 for w in ws if w.idle), "idle count"
+
     def state_of(self, task_id: int) -> Optional[TaskState]:
         """The state of a task still known to the scheduler, else ``None``."""
         t = self.tasks.get(task_id)
@@ -210,9 +246,12 @@ class Scheduler(Placement, Recovery):
                 raise ValueError(f"worker rank {ev.rank} changed its slots while it had tasks")
         if ev.slots < 1:
             raise ValueError(f"worker rank {ev.rank} offers {ev.slots} slots; need at least 1")
-        self.workers[ev.rank] = WorkerRecord(ev.rank, ev.slots, ev.slots + self.prefetch, ev.resources)
+        old = self.workers.get(ev.rank)
+        if old is not None:  # (a rejoin: the old record leaves the indexes)
+            self._untouch(old)
+        w = self.workers[ev.rank] = WorkerRecord(ev.rank, ev.slots, ev.slots + self.prefetch, ev.resources)
         self._ring = None
-        self._update_capacity()
+        self._update_capacity(w)
 
     def _on_submitted(self, ev: TaskSubmitted) -> None:
         if ev.task_id in self.tasks:
@@ -318,6 +357,7 @@ class Scheduler(Placement, Recovery):
     def _on_failed(self, ev: TaskFailed) -> None:
         if ev.stuck and ev.rank in self.workers:
             self.workers[ev.rank].stuck += 1
+            self._touch(self.workers[ev.rank])
         t = self.tasks.get(ev.task_id)
         if t is None or t.state >= FIRST_FINAL:
             return  # already failed here (an input failed first) and maybe forgotten
@@ -342,6 +382,7 @@ class Scheduler(Placement, Recovery):
         w = self.workers.get(ev.rank)
         if w is not None and w.stuck > 0:
             w.stuck -= 1
+            self._touch(w)
 
     def _on_blocked(self, ev: TaskBlocked) -> None:
         t = self.tasks.get(ev.task_id)
@@ -351,6 +392,7 @@ class Scheduler(Placement, Recovery):
         w = self.workers[t.worker]
         w.load -= 1
         w.backlog -= t.est
+        self._touch(w)
 
     def _on_unblocked(self, ev: TaskUnblocked) -> None:
         t = self.tasks.get(ev.task_id)
@@ -360,6 +402,7 @@ class Scheduler(Placement, Recovery):
         w = self.workers[t.worker]
         w.load += 1
         w.backlog += t.est
+        self._touch(w)
 
     def _on_returned(self, ev: TasksReturned) -> None:
         w = self.workers.get(ev.rank)
@@ -474,6 +517,7 @@ class Scheduler(Placement, Recovery):
         if not t.blocked:
             w.load -= 1
             w.backlog = max(0.0, w.backlog - t.est) if w.load else 0.0
+            self._touch(w)
         t.blocked = False
         t.worker = None
 
@@ -556,6 +600,7 @@ class Scheduler(Placement, Recovery):
         w.load += 1
         t.est = est = self.estimate(t)
         w.backlog += est
+        self._touch(w)
         if t.needs is not None:
             for k, v in t.needs.items():
                 w.used[k] = w.used.get(k, 0) + v
@@ -595,6 +640,7 @@ class Scheduler(Placement, Recovery):
 
     def validate(self) -> None:
         """Check every invariant of the state; raise ``AssertionError`` if broken."""
+        self._validate_indexes()
         tasks = self.tasks
         ready_ids = self.ready.ids()
         for t in tasks.values():
