@@ -14,11 +14,14 @@ after their producer finished (pushed to consumers that ran ahead, as the real
 workers do), task durations as given, results reported to rank 0 after
 ``latency``.  The driver spawns the whole graph from time 0 and drives the loop
 every 128 spawns, as the real one does; its own cost per spawn (``--spawn-cost``,
-~10 µs measured here) is charged to rank 0 too, which it shares a process with.
+~4.5 µs measured here) is charged to rank 0 too, which it shares a process with.
+Rank 0's garbage-collection threshold is the one dagmpi sets on MPI ranks.
 
 Graphs are Task Bench's (``benchmarks/taskbench.py``): ``--steps`` steps of width
 = workers, each task reading its pattern's points of the step before, 16-byte
-values.  For each pattern and W the task duration is searched (bisection on a log
+values (``tree`` gets 3 log2(width) more steps: its width doubles from one point,
+and the steps at full width must dominate for 50% to be reachable at all).
+For each pattern and W the task duration is searched (bisection on a log
 scale) for METG(50%): the smallest duration at which the workers are busy at least
 half of the makespan.  Next to the published Task Bench figures (SC20, stencil,
 METG(50%)): MPI 4.6-61 µs up to 256 nodes, Regent/Legion index launches ~1 ms,
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import gc
 import heapq
 import json
 import math
@@ -39,6 +43,7 @@ import os
 import sys
 import time
 import tracemalloc
+from typing import Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _results import default_json, open_json  # noqa: E402
@@ -231,6 +236,8 @@ def task_graph(pattern: str, width: int, steps: int) -> list[tuple[int, tuple[in
 
 def efficiency(pattern: str, nworkers: int, steps: int, duration: float, ns: argparse.Namespace) -> dict:
     width = graph_width(pattern, nworkers)
+    if pattern == "tree":  # its width doubles from 1: the filled steps must dominate the run
+        steps += 3 * math.ceil(math.log2(width))
     graph = task_graph(pattern, width, steps)
     sim = Simulation(nworkers, ns.latency, ns.bandwidth, duration, ns.spawn_cost)
     makespan = sim.run(graph)
@@ -248,6 +255,10 @@ def metg(pattern: str, nworkers: int, ns: argparse.Namespace) -> dict:
     tried.append(r)
     if r["efficiency"] >= 0.5:
         return {"metg": lo, "runs": tried}
+    r = efficiency(pattern, nworkers, ns.steps, hi, ns)
+    tried.append(r)
+    if r["efficiency"] < 0.5:
+        return {"metg": None, "runs": tried}  # not reached even with 10 s tasks
     for _ in range(ns.iterations):
         mid = math.sqrt(lo * hi)
         r = efficiency(pattern, nworkers, ns.steps, mid, ns)
@@ -259,7 +270,9 @@ def metg(pattern: str, nworkers: int, ns: argparse.Namespace) -> dict:
     return {"metg": hi, "runs": tried}
 
 
-def fmt_s(x: float) -> str:
+def fmt_s(x: Optional[float]) -> str:
+    if x is None:
+        return "not reached"
     if x >= 1:
         return f"{x:.2f} s"
     if x >= 1e-3:
@@ -275,23 +288,27 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=5e-6, help="seconds per message (5 µs: inter-node)")
     ap.add_argument("--bandwidth", type=float, default=10e9, help="bytes per second between ranks")
     ap.add_argument("--iterations", type=int, default=9, help="bisection steps of the METG search")
-    ap.add_argument("--spawn-cost", type=float, default=10e-6,
-                    help="the driver's cost per spawn, charged to rank 0 (measured here: ~10 µs)")
+    ap.add_argument("--spawn-cost", type=float, default=4.5e-6,
+                    help="the driver's cost per spawn, charged to rank 0 (measured here: ~4.5 µs for a "
+                         "trivial task, client side, under mpiexec)")
     ap.add_argument("--json", default=default_json("simulate"))
     ns = ap.parse_args()
     ws = [int(w) for w in ns.workers.split(",")]
     pats = ns.patterns.split(",")
     results: dict = {}
+    gc.set_threshold(10000, *gc.get_threshold()[1:])  # as dagmpi sets it on MPI ranks (gc_threshold)
     for w in ws:
-        # the scheduler's own cost per task at this scale, tasks that take no time
+        # the scheduler's own cost per task at this scale (tasks that take no time, at
+        # least 16k of them), then its memory (tracemalloc slows Python: a run of its own)
+        base = efficiency("stencil_1d", w, max(ns.steps, 16384 // w), 1e-9, ns)
         tracemalloc.start()
-        base = efficiency("stencil_1d", w, ns.steps, 1e-9, ns)
+        efficiency("stencil_1d", w, ns.steps, 1e-9, ns)
         mem = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         results[w] = {"rank0_cpu_per_task": base["rank0_cpu_per_task"], "rank0_peak_bytes": mem}
-        print(f"W={w}: rank 0 CPU {base['rank0_cpu_per_task'] * 1e6:.1f} µs per task "
-              f"(stencil_1d, {base['tasks']} tasks), peak Python memory of the simulated rank 0 "
-              f"{mem / 2**20:.1f} MiB", flush=True)
+        print(f"W={w}: rank 0 CPU {base['rank0_cpu_per_task'] * 1e6:.1f} µs per task (scheduler + "
+              f"spawn, stencil_1d, {base['tasks']} tasks); peak Python memory of the simulated rank 0 "
+              f"{mem / 2**20:.1f} MiB ({ns.steps} steps)", flush=True)
         for p in pats:
             m = metg(p, w, ns)
             results[w][p] = m
