@@ -34,8 +34,6 @@ WORKLOADS = ("transpose_mean", "map_overlap", "matmul")
 
 
 def laplacian(b):
-    import numpy as np
-
     out = -4.0 * b
     out[1:-1, 1:-1] += b[:-2, 1:-1] + b[2:, 1:-1] + b[1:-1, :-2] + b[1:-1, 2:]
     return out

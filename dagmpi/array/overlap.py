@@ -18,7 +18,7 @@ then gets a smaller block there).
 from __future__ import annotations
 
 import itertools
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import numpy as np
 

@@ -5,6 +5,7 @@ and DATADEPS-OK at the end; any failure raises (the job exits non-zero).
 
 The task that comes first in program order is the slow one in each ordering
 check, so a missing edge would let the later task run first and change the values.
+The task bodies here serve tests/unit/test_datadeps.py too.
 """
 
 import os
@@ -40,7 +41,8 @@ def total(a, delay=0.0):
     return float(a.sum())
 
 
-def copy_of(a):
+def copy_of(a, delay=0.0):
+    time.sleep(delay)
     return a.copy()
 
 

@@ -7,8 +7,6 @@ so a missing edge would let the later task run first and change the values.
 from __future__ import annotations
 
 import importlib.util
-import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,52 +27,23 @@ def runtime():
 
 
 # ------------------------------------------------------------------ task bodies
+# (shared with the MPI script tests/scripts/datadeps.py, loaded under a name of its own)
 
 
-def add_slowly(a, d, delay=0.3):
-    time.sleep(delay)
-    a += d
+def _load_script_tasks():
+    import sys
+
+    spec = importlib.util.spec_from_file_location("datadeps_script_tasks", ROOT / "tests" / "scripts" / "datadeps.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # (tasks pickle by reference to it, in this process)
+    spec.loader.exec_module(mod)
+    return mod
 
 
-def set_to(a, v, delay=0.0):
-    time.sleep(delay)
-    a[...] = v
-
-
-def total(a, delay=0.0):
-    time.sleep(delay)
-    return float(a.sum())
-
-
-def copy_of(a, delay=0.0):
-    time.sleep(delay)
-    return a.copy()
-
-
-def rank_of(a, d):
-    a += d
-    return dagmpi.info()["rank"]
-
-
-def meet(a, me, other, timeout=20.0):
-    """Create the marker ``me``, then wait for ``other``: both tasks must run at once."""
-    Path(me).touch()
-    deadline = time.monotonic() + timeout
-    while not os.path.exists(other):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{other} never appeared: the two tasks did not run at the same time")
-        time.sleep(0.01)
-    a += 1
-
-
-def fail(a):
-    raise KeyError("tile 3 is broken")
-
-
-def two_writes(x, y):
-    x += 1
-    y += 2
-    return "both"
+_tasks = _load_script_tasks()
+add_slowly, set_to, total, copy_of = _tasks.add_slowly, _tasks.set_to, _tasks.total, _tasks.copy_of
+rank_of, meet, fail, two_writes = _tasks.rank_of, _tasks.meet, _tasks.fail, _tasks.two_writes
+region_in_a_task = _tasks.region_in_a_task
 
 
 def mutate_input(a):
@@ -295,15 +264,6 @@ def test_regions_do_not_nest_and_a_body_error_propagates(runtime):
     with dagmpi.datadeps():                           # the thread has no region left open
         dagmpi.spawn(set_to, InOut(x), 2.0)
     np.testing.assert_array_equal(x, np.full(2, 2.0))
-
-
-def region_in_a_task(n):
-    x = np.zeros(n)
-    with dagmpi.datadeps():
-        for i in range(n):
-            dagmpi.spawn(set_to, Out(x[i:i + 1]), float(i))
-        dagmpi.spawn(add_slowly, InOut(x), 1.0, delay=0.0)
-    return x
 
 
 def test_a_task_opens_its_own_region(runtime):
