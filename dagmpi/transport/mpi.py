@@ -565,9 +565,11 @@ class MPITransport(Transport):
                 self._last_active = time.perf_counter()
                 return out
             now = time.perf_counter()
-        delay = 5e-5
         bell = self._bell
         cap = max(self.poll_max, BELL_POLL_MAX) if self._all_ring else self.poll_max
+        # Every rank rings this one's bell after it sends: sleep on the bell, not in
+        # short naps (each look is MPI progress calls, and wakes a core others use).
+        delay = cap if self._all_ring and not self._pending else 5e-5
         while True:
             if self._pending:
                 self._test_pending()
@@ -587,6 +589,8 @@ class MPITransport(Transport):
                         self._drain(out)
                         if out:
                             break
+                    else:  # rung, but not visible yet: look again soon
+                        delay = 2.5e-5
             elif self._wake.wait(wait):
                 self._wake.clear()
                 self._drain(out)
