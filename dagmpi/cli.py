@@ -57,6 +57,11 @@ LAUNCH_FORMS = (
 #: ``DAGMPI_*`` variables users set that :class:`Config` does not hold: (name, meaning).
 OTHER_USER_VARIABLES = (
     ("DAGMPI_GPUS", "GPU ids this rank may use, e.g. 0,1, or none (default: those detected)."),
+    ("DAGMPI_CUDA_AWARE", "1|0: GPU buffers go to MPI directly (default: what MPI says it supports)."),
+    ("DAGMPI_GPU_CHUNK", "bytes per chunk of a staged GPU transfer (default 4 MiB)."),
+    ("DAGMPI_GPU_SIM", "1 (or a list of ranks): a simulated GPU on the CPU, to test GPU code paths."),
+    ("DAGMPI_GPU_SIM_COUNT", "simulated GPUs per node (default 1)."),
+    ("DAGMPI_GPU_SIM_MEMORY", "bytes of a simulated GPU (default 16 GiB)."),
 )
 
 

@@ -121,6 +121,10 @@ class Options:
         and restore it instead of running on a rerun (default: the run's policy).
     key
         The task's checkpoint key, instead of the hash of its function and arguments.
+    move
+        Array arguments arrive in the memory of the processor the task runs on:
+        a ``scope(gpu=True)`` task gets device (CuPy) arrays, a CPU task numpy
+        arrays, copied on its rank (default ``True``).  ``False``: as they are.
     timeout
         Seconds the task may run; past that it fails with ``TimeoutError`` (and
         is retried if allowed).  Python cannot kill a thread, so its rank gets
@@ -136,8 +140,11 @@ class Options:
     timeout: Optional[float] = None
     checkpoint: Optional[bool] = None
     key: Optional[str] = None
+    move: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.move, bool):
+            raise TypeError(f"option move must be True or False, got {self.move!r}")
         if self.name is not None and not isinstance(self.name, str):
             raise TypeError(f"option name must be a str, got {type(self.name).__name__}")
         if not isinstance(self.priority, int) or isinstance(self.priority, bool):

@@ -366,7 +366,13 @@ def dump_value(value: Any) -> tuple[bytes, Buffers]:
         return pickle.dumps(value, PROTOCOL, buffer_callback=buffers.append), buffers
     try:
         with io.BytesIO() as f:
-            _Pickler(f, protocol=PROTOCOL, buffer_callback=buffers.append).dump(value)
+            if device_hooks is None:
+                _Pickler(f, protocol=PROTOCOL, buffer_callback=buffers.append).dump(value)
+            else:  # GPU arrays leave their bytes on the device (DeviceBuffers after the host ones)
+                dev: list = []
+                with device_sink(dev):
+                    _Pickler(f, protocol=PROTOCOL, buffer_callback=buffers.append).dump(value)
+                buffers.extend(dev)
             data = f.getvalue()
     except Exception as exc:
         raise SerializationError(
@@ -377,7 +383,111 @@ def dump_value(value: Any) -> tuple[bytes, Buffers]:
 
 def load_value(payload: Any, buffers: Any) -> Any:
     """Inverse of :func:`dump_value`."""
+    if buffers and any(type(b) is DeviceBuffer for b in buffers):
+        host = [b for b in buffers if type(b) is not DeviceBuffer]
+        with device_source([b for b in buffers if type(b) is DeviceBuffer]):
+            return pickle.loads(payload, buffers=host)
     return pickle.loads(payload, buffers=buffers)
+
+
+# ------------------------------------------------------------- device arrays
+#
+# A GPU array in a value travels as a DeviceBuffer: its bytes, outside the
+# pickle stream like a numpy array's, but in GPU memory.  dagmpi.gpu registers
+# the device array types (copyreg) and the ``device_hooks`` that rebuild them;
+# this module never imports a GPU library.  While a collector is active
+# (:func:`device_sink`: dump_value, the MPI transport), a DeviceBuffer pickles
+# as a slot number and is collected (it moves GPU to GPU, or staged); with none
+# (spill files, checkpoints, other picklers) it pickles as a host copy.
+
+class DeviceBuffer:
+    """The bytes of one GPU array (a flat ``uint8`` array on its device), or of
+    one that was moved to a rank without a GPU (then a host ``numpy`` array)."""
+
+    __slots__ = ("data", "nbytes")
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+        self.nbytes = int(data.nbytes)
+
+    @property
+    def on_device(self) -> bool:
+        return device_hooks is not None and device_hooks.is_device(self.data)
+
+    def host(self) -> Any:
+        """The bytes as a host numpy array (a copy from the device if on one)."""
+        return device_hooks.to_host(self.data) if self.on_device else self.data
+
+    def __reduce_ex__(self, protocol: int) -> Any:
+        sink = getattr(_DEV, "sink", None)
+        if sink is not None:
+            sink.append(self)
+            return _device_slot, (len(sink) - 1,)
+        return DeviceBuffer._from_host, (pickle.PickleBuffer(self.host()),)
+
+    @staticmethod
+    def _from_host(data: Any) -> "DeviceBuffer":
+        import numpy as np
+
+        return DeviceBuffer(np.frombuffer(data, dtype=np.uint8))
+
+
+#: Set by :mod:`dagmpi.gpu.backend` when a GPU backend is active in this process:
+#: ``is_device(x)``, ``to_host(x)`` and ``rebuild(data, shape, dtype, order)``.
+device_hooks: Any = None
+_DEV = threading.local()
+
+
+class _DeviceScope:
+    __slots__ = ("attr", "value", "old")
+
+    def __init__(self, attr: str, value: Any) -> None:
+        self.attr, self.value = attr, value
+
+    def __enter__(self) -> Any:
+        self.old = getattr(_DEV, self.attr, None)
+        setattr(_DEV, self.attr, self.value)
+        return self.value
+
+    def __exit__(self, *exc: Any) -> None:
+        setattr(_DEV, self.attr, self.old)
+
+
+def device_sink(into: list) -> _DeviceScope:
+    """While active, DeviceBuffers being pickled are appended to ``into`` (slots)."""
+    return _DeviceScope("sink", into)
+
+
+def device_source(buffers: list) -> _DeviceScope:
+    """While active, the slots being unpickled are the DeviceBuffers of ``buffers``."""
+    return _DeviceScope("source", buffers)
+
+
+def _device_slot(k: int) -> DeviceBuffer:
+    source = getattr(_DEV, "source", None)
+    if source is None or k >= len(source):
+        raise SerializationError("a GPU buffer of this value did not arrive with it")
+    return source[k]
+
+
+def rebuild_device_array(buf: DeviceBuffer, shape: tuple, dtype: str, order: str) -> Any:
+    """A device array from its bytes: on this rank's GPU when they are on one,
+    else (a rank without a GPU, or a host copy) a numpy array."""
+    if buf.on_device:
+        return device_hooks.rebuild(buf.data, shape, dtype, order)
+    import numpy as np
+
+    return np.frombuffer(buf.data, dtype=np.dtype(dtype)).reshape(shape, order=order)
+
+
+def buffers_nbytes(buffers: Any) -> int:
+    """Bytes of the out-of-band buffers of a value, host and device."""
+    return sum(b.nbytes if type(b) is DeviceBuffer else memoryview(b).nbytes for b in buffers)
+
+
+def device_nbytes(buffers: Any) -> int:
+    """Bytes of a value's buffers held in GPU memory."""
+    return sum(b.nbytes for b in buffers if type(b) is DeviceBuffer and b.on_device) if buffers else 0
 
 
 def dump_function(fn: Callable) -> bytes:

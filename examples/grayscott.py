@@ -96,6 +96,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-trace", action="store_true", help="do not record a trace")
     p.add_argument("--no-frames", action="store_true", help="skip the PNG frames")
     p.add_argument("--save-final", default=None, help="write the final state to this .npy file")
+    p.add_argument("--gpu", action="store_true",
+                   help="the state on the GPU ranks (CuPy blocks) and the numba.cuda kernel of dagmpi.kernels.gpu "
+                        "(DAGMPI_GPU_SIM=1 NUMBA_ENABLE_CUDASIM=1: a simulated GPU, slow, for tests)")
     ns = p.parse_args(argv)
     if ns.size < 4:
         p.error(f"--size must be at least 4, not {ns.size}")
@@ -214,7 +217,12 @@ def main(argv: list[str] | None = None) -> int:
                                     or os.path.join(ns.out, "grayscott.trace.json"))
     dagmpi.init(checkpoint=ckpt, checkpoint_policy="marked")
     t_start = time.time()
-    nworkers = len(dagmpi.workers())
+    nworkers = len([p for p in dagmpi.processors() if p["gpus"]] if ns.gpu else dagmpi.workers())
+    device = "gpu" if ns.gpu else "cpu"
+    if ns.gpu:
+        from dagmpi.kernels.gpu import grayscott as kernel
+    else:
+        kernel = grayscott
     side = layout(ns, nworkers)
     shape = (2,) + (ns.size,) * ns.dims
     blocks = (2,) + (side,) * ns.dims
@@ -231,8 +239,11 @@ def main(argv: list[str] | None = None) -> int:
         dagmpi.init(trace=trace)
     if start:
         state = da.restore(f"{tag}/step{start}", shape, blocks, np.float64)
+        if ns.gpu:
+            state = state.to_device("gpu")
     else:
-        state = da.fromfunction(initial, shape, blocks=blocks, dtype=np.float64, squares=seed_squares(ns))
+        state = da.fromfunction(initial, shape, blocks=blocks, dtype=np.float64, device=device,
+                                squares=seed_squares(ns))
     print(f"Gray-Scott {'x'.join(map(str, shape[1:]))} grid, {ns.steps} steps, blocks of {side} "
           f"({np.prod(state.nblocks[1:])} blocks on {nworkers} worker rank{'s' if nworkers != 1 else ''})"
           + (f"; resuming from the checkpoint at step {start}" if start else ""), flush=True)
@@ -249,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     t_loop = time.time()
     bar = dagmpi.progress(total=ns.steps - start, desc="steps", unit="step")
     for step in range(start + 1, ns.steps + 1):
-        state = state.map_overlap(grayscott.step, depth=depth, boundary="periodic", **kw)
+        state = state.map_overlap(kernel.step, depth=depth, boundary="periodic", **kw)
         if ns.checkpoint_every and ckpt and step % ns.checkpoint_every == 0:
             state = da.checkpoint(state, f"{tag}/step{step}")
         if ns.analysis_every and step % ns.analysis_every == 0:

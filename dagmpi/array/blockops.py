@@ -99,6 +99,15 @@ def _strip_leaves(leaves: Sequence[Any], ndim: int, r0: int, r1: int) -> list[An
 def fused(prog: tuple, shape: tuple[int, ...], dtype: Any, *leaves: Any) -> np.ndarray:
     """One output block of a fused elementwise program."""
     dtype = np.dtype(dtype)
+    gpu = _gpu_of(leaves)
+    if gpu is not None:  # GPU blocks: the program runs on the GPU (CuPy's ufuncs), whole
+        xp = gpu.xp
+        out = xp.asarray(evaluate(prog, [gpu.to_device(x) if isinstance(x, np.ndarray) else x for x in leaves]))
+        if out.shape != tuple(shape):
+            out = xp.broadcast_to(out, shape)
+        if out.dtype != dtype:
+            out = out.astype(dtype)
+        return gpu.to_device(xp.ascontiguousarray(out))
     flat = strippable(prog)
     if flat and NUMBA:
         out = _compiled().run_map(prog, dtype, leaves, tuple(shape))
@@ -140,6 +149,8 @@ def partial(kind: str, axis: Optional[int], info: tuple, prog: Optional[tuple], 
     is given, computed strip by strip where that is possible; else of ``leaves[0]``)."""
     if prog is None:
         block = leaves[0]
+    elif _gpu_of(leaves) is not None:
+        block = fused(prog, shape, dtype, *leaves)  # on the GPU, whole (no strips, no Numba)
     else:
         if NUMBA and axis is None and kind in ("sum", "min", "max") and strippable(prog) and \
                 (kind != "sum" or np.dtype(info[0]) == np.dtype(dtype)):
@@ -352,6 +363,28 @@ def eye(shape: tuple[int, int], row0: int, col0: int, k: int, dtype: Any) -> np.
 
 def copy(x: np.ndarray) -> np.ndarray:
     return x
+
+
+def on_gpu(fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` (a block made on the host) put in this rank's GPU memory."""
+    from dagmpi.gpu import backend
+
+    return backend.get().to_device(fn(*args))
+
+
+def device_of(x: Any) -> str:
+    """``"gpu"`` if ``x`` is in this rank's GPU memory, else ``"cpu"``."""
+    return "cpu" if _gpu_of((x,)) is None else "gpu"
+
+
+def _gpu_of(leaves: Sequence[Any]) -> Any:
+    """This rank's GPU backend when a leaf is a GPU array, else ``None``."""
+    from dagmpi.gpu import backend
+
+    b = backend.get()
+    if b is not None and any(b.is_device(x) for x in leaves):
+        return b
+    return None
 
 
 def fromfunction(fn: Any, shape: tuple[int, ...], offs: tuple[int, ...], dtype: Any, kwargs: dict) -> Any:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -31,12 +31,30 @@ def _workers() -> list[int]:
     return api.workers()
 
 
-def _opts(name: str, near: Optional[Task] = None, prefer: Optional[int] = None) -> Options:
+def _opts(name: str, near: Optional[Task] = None, prefer: Optional[int] = None, gpu: bool = False) -> Options:
+    # move=False: a block is used where it is, in the memory it is in (a GPU
+    # array's blocks stay CuPy arrays on their GPUs from operation to operation)
     if near is not None:
-        return Options(name=name, scope=scope(near=near))
+        return Options(name=name, scope=scope(near=near, gpu=gpu), move=False)
     if prefer is not None:
-        return Options(name=name, scope=scope(prefer=int(prefer)))
-    return Options(name=name)
+        return Options(name=name, scope=scope(prefer=int(prefer), gpu=gpu), move=False)
+    return Options(name=name, scope=scope(gpu=True) if gpu else None, move=False)
+
+
+def _gpu_workers() -> list[int]:
+    """The worker ranks with a GPU (for ``device="gpu"`` arrays)."""
+    ranks = [p["rank"] for p in api.processors() if p.get("gpus")]
+    if not ranks:
+        raise ValueError("device='gpu': no worker rank has a GPU (CuPy sees none; DAGMPI_GPUS, or "
+                         "DAGMPI_GPU_SIM=1 for a simulated one); use device='cpu'")
+    return ranks
+
+
+def _device(device: str) -> bool:
+    """Is ``device`` the GPU?  (Checks the spelling.)"""
+    if device not in ("cpu", "gpu"):
+        raise ValueError(f"device must be 'cpu' or 'gpu', not {device!r}")
+    return device == "gpu"
 
 
 def _dtype(dtype: Any) -> np.dtype:
@@ -69,8 +87,20 @@ class DArray:
         self._program = program
         self._leaves = leaves
         self._name = name
+        self._device: Optional[str] = None
 
     # ------------------------------------------------------------ description
+
+    @property
+    def device(self) -> str:
+        """``"gpu"`` when the blocks are in GPU memory (CuPy arrays), else ``"cpu"``:
+        known for arrays made with ``device=``, else asked of its first block's rank once."""
+        if self._device is None:
+            self._materialize()
+            t = self._tasks.flat[0] if self._tasks is not None and self._tasks.size else None
+            self._device = "cpu" if t is None else api.fetch(api.spawn(
+                ops.device_of, t, options=Options(name="device_of", scope=scope(near=t), move=False)))
+        return self._device
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -296,6 +326,24 @@ class DArray:
         from .linalg import matmul
 
         return matmul(o, self) if _is_operand(o) else NotImplemented
+
+    def to_device(self, device: str) -> "DArray":
+        """The array with its blocks in GPU memory (``"gpu"``: on the ranks with a
+        GPU, as CuPy arrays) or in host memory (``"cpu"``: numpy arrays, where they are)."""
+        gpu = _device(device)
+        if self._device == device:
+            return self
+        self._materialize()
+        src = self._tasks
+        owners = _plan(self._chunks, gpu) if gpu else self._owners
+        out = np.empty(src.shape, dtype=object)
+        for idx in np.ndindex(*src.shape):
+            # (move=True: the block arrives in the memory of the task's processor)
+            where = scope(prefer=int(owners[idx]), gpu=True) if gpu else scope(near=src[idx])
+            out[idx] = api.spawn(ops.copy, src[idx], options=Options(name=f"to_{device}", scope=where))
+        arr = DArray(self._chunks, self._dtype, out, owners, name=f"to_{device}")
+        arr._device = device
+        return arr
 
     def astype(self, dtype: Any, copy: bool = True) -> "DArray":
         """The array converted to ``dtype`` (fused with the operations around it)."""
@@ -752,61 +800,68 @@ def reduction(a: DArray, kind: str, axis: Any = None, dtype: Any = None, keepdim
 
 # ------------------------------------------------------------------ creation
 
-def _plan(chunks: g.Chunks) -> np.ndarray:
-    return g.owners(g.nblocks(chunks), _workers())
+def _plan(chunks: g.Chunks, gpu: bool = False) -> np.ndarray:
+    return g.owners(g.nblocks(chunks), _gpu_workers() if gpu else _workers())
 
 
 def _create(shape: Any, blocks: Any, dtype: Any, make: Callable[[tuple[int, ...], tuple[int, ...]], tuple],
-            name: str) -> DArray:
+            name: str, device: str = "cpu") -> DArray:
     """A new array: ``make(idx, block shape)`` gives ``(function, *args)`` of each
-    block's task, which runs on the block's planned owner."""
+    block's task, which runs on the block's planned owner.  ``device="gpu"``: the
+    owners are the ranks with a GPU, and each block is put in its GPU's memory."""
+    gpu = _device(device)
     shape = g.normalize_shape(shape)
     dtype = _dtype(dtype)
-    chunks = g.normalize_chunks(blocks, shape, dtype.itemsize, len(_workers()))
-    owners = _plan(chunks)
+    chunks = g.normalize_chunks(blocks, shape, dtype.itemsize, len(_gpu_workers() if gpu else _workers()))
+    owners = _plan(chunks, gpu)
     tasks = np.empty(g.nblocks(chunks), dtype=object)
     for idx in g.block_indices(chunks):
         fn, *args = make(idx, g.block_shape(chunks, idx))
-        tasks[idx] = api.spawn(fn, *args, options=_opts(name, prefer=owners[idx]))
-    return DArray(chunks, dtype, tasks, owners, name=name)
+        if gpu:
+            fn, args = ops.on_gpu, [fn, *args]
+        tasks[idx] = api.spawn(fn, *args, options=_opts(name, prefer=owners[idx], gpu=gpu))
+    out = DArray(chunks, dtype, tasks, owners, name=name)
+    out._device = device
+    return out
 
 
-def full(shape: Any, fill_value: Any, blocks: Any = "auto", dtype: Any = None) -> DArray:
-    """An array of ``shape`` filled with ``fill_value``."""
+def full(shape: Any, fill_value: Any, blocks: Any = "auto", dtype: Any = None, device: str = "cpu") -> DArray:
+    """An array of ``shape`` filled with ``fill_value``; ``device="gpu"``: its
+    blocks are CuPy arrays on the GPU ranks (so are the results of operations on it)."""
     dtype = np.asarray(fill_value).dtype if dtype is None else _dtype(dtype)
-    return _create(shape, blocks, dtype, lambda idx, bs: (ops.full, bs, fill_value, dtype.str), "full")
+    return _create(shape, blocks, dtype, lambda idx, bs: (ops.full, bs, fill_value, dtype.str), "full", device)
 
 
-def zeros(shape: Any, blocks: Any = "auto", dtype: Any = float) -> DArray:
-    """An array of zeros."""
-    return full(shape, 0, blocks, _dtype(dtype))
+def zeros(shape: Any, blocks: Any = "auto", dtype: Any = float, device: str = "cpu") -> DArray:
+    """An array of zeros (``device``: see :func:`full`)."""
+    return full(shape, 0, blocks, _dtype(dtype), device)
 
 
-def ones(shape: Any, blocks: Any = "auto", dtype: Any = float) -> DArray:
-    """An array of ones."""
-    return full(shape, 1, blocks, _dtype(dtype))
+def ones(shape: Any, blocks: Any = "auto", dtype: Any = float, device: str = "cpu") -> DArray:
+    """An array of ones (``device``: see :func:`full`)."""
+    return full(shape, 1, blocks, _dtype(dtype), device)
 
 
-def empty(shape: Any, blocks: Any = "auto", dtype: Any = float) -> DArray:
-    """An uninitialised array (each block is ``numpy.empty``)."""
+def empty(shape: Any, blocks: Any = "auto", dtype: Any = float, device: str = "cpu") -> DArray:
+    """An uninitialised array (each block is ``numpy.empty``; ``device``: see :func:`full`)."""
     dtype = _dtype(dtype)
-    return _create(shape, blocks, dtype, lambda idx, bs: (ops.empty, bs, dtype.str), "empty")
+    return _create(shape, blocks, dtype, lambda idx, bs: (ops.empty, bs, dtype.str), "empty", device)
 
 
-def zeros_like(a: Any, dtype: Any = None, blocks: Any = None) -> DArray:
-    return full(a.shape, 0, blocks or getattr(a, "chunks", "auto"), dtype or a.dtype)
+def zeros_like(a: Any, dtype: Any = None, blocks: Any = None, device: str = "cpu") -> DArray:
+    return full(a.shape, 0, blocks or getattr(a, "chunks", "auto"), dtype or a.dtype, device)
 
 
-def ones_like(a: Any, dtype: Any = None, blocks: Any = None) -> DArray:
-    return full(a.shape, 1, blocks or getattr(a, "chunks", "auto"), dtype or a.dtype)
+def ones_like(a: Any, dtype: Any = None, blocks: Any = None, device: str = "cpu") -> DArray:
+    return full(a.shape, 1, blocks or getattr(a, "chunks", "auto"), dtype or a.dtype, device)
 
 
-def full_like(a: Any, fill_value: Any, dtype: Any = None, blocks: Any = None) -> DArray:
-    return full(a.shape, fill_value, blocks or getattr(a, "chunks", "auto"), dtype or a.dtype)
+def full_like(a: Any, fill_value: Any, dtype: Any = None, blocks: Any = None, device: str = "cpu") -> DArray:
+    return full(a.shape, fill_value, blocks or getattr(a, "chunks", "auto"), dtype or a.dtype, device)
 
 
-def empty_like(a: Any, dtype: Any = None, blocks: Any = None) -> DArray:
-    return empty(a.shape, blocks or getattr(a, "chunks", "auto"), dtype or a.dtype)
+def empty_like(a: Any, dtype: Any = None, blocks: Any = None, device: str = "cpu") -> DArray:
+    return empty(a.shape, blocks or getattr(a, "chunks", "auto"), dtype or a.dtype, device)
 
 
 def arange(start: Any, stop: Any = None, step: Any = 1, blocks: Any = "auto", dtype: Any = None) -> DArray:
@@ -836,34 +891,41 @@ def eye(N: int, M: Optional[int] = None, k: int = 0, blocks: Any = "auto", dtype
                    lambda idx, bs: (ops.eye, bs, o0[idx[0]], o1[idx[1]], k, dtype.str), "eye")
 
 
-def from_numpy(x: Any, blocks: Any = "auto") -> DArray:
-    """A DArray holding a copy of ``x``: each block goes from the caller to its owner."""
+def from_numpy(x: Any, blocks: Any = "auto", device: str = "cpu") -> DArray:
+    """A DArray holding a copy of ``x``: each block goes from the caller to its
+    owner (``device="gpu"``: to the memory of its GPU, see :func:`full`)."""
     x = np.asarray(x)
-    chunks = g.normalize_chunks(blocks, x.shape, x.dtype.itemsize, len(_workers()))
+    gpu = _device(device)
+    chunks = g.normalize_chunks(blocks, x.shape, x.dtype.itemsize, len(_gpu_workers() if gpu else _workers()))
 
     def make(idx: tuple[int, ...], bs: tuple[int, ...]) -> tuple:
         return (ops.copy, np.ascontiguousarray(x[g.block_slices(chunks, idx)]))
 
     if x.ndim == 0:
-        owners = _plan(())
-        t = api.spawn(ops.copy, x.copy(), options=_opts("from_numpy", prefer=owners[()]))
+        owners = _plan((), gpu)
+        fn, args = (ops.on_gpu, (ops.copy, x.copy())) if gpu else (ops.copy, (x.copy(),))
+        t = api.spawn(fn, *args, options=_opts("from_numpy", prefer=owners[()], gpu=gpu))
         tasks = np.empty((), dtype=object)
         tasks[()] = t
-        return DArray((), x.dtype, tasks, owners, name="from_numpy")
-    return _create(x.shape, chunks, x.dtype, make, "from_numpy")
+        out = DArray((), x.dtype, tasks, owners, name="from_numpy")
+        out._device = device
+        return out
+    return _create(x.shape, chunks, x.dtype, make, "from_numpy", device)
 
 
-def asarray(x: Any, blocks: Any = "auto") -> DArray:
+def asarray(x: Any, blocks: Any = "auto", device: str = "cpu") -> DArray:
     """``x`` if it is a DArray, else :func:`from_numpy`."""
-    return x if isinstance(x, DArray) else from_numpy(x, blocks)
+    return x if isinstance(x, DArray) else from_numpy(x, blocks, device)
 
 
-def fromfunction(fn: Callable, shape: Any, blocks: Any = "auto", dtype: Any = float, **kwargs: Any) -> DArray:
+def fromfunction(fn: Callable, shape: Any, blocks: Any = "auto", dtype: Any = float, device: str = "cpu",
+                 **kwargs: Any) -> DArray:
     """``numpy.fromfunction``: ``fn`` gets the coordinate arrays of each block
-    (global coordinates) and returns its values."""
+    (global coordinates) and returns its values (``device``: see :func:`full`)."""
     shape = g.normalize_shape(shape)
     dtype = _dtype(dtype)
-    chunks = g.normalize_chunks(blocks, shape, dtype.itemsize, len(_workers()))
+    chunks = g.normalize_chunks(blocks, shape, dtype.itemsize,
+                                len(_gpu_workers() if _device(device) else _workers()))
     try:
         sample = np.asarray(fn(*(np.zeros((1,) * len(shape), dtype) for _ in shape), **kwargs))
     except Exception as exc:
@@ -874,7 +936,7 @@ def fromfunction(fn: Callable, shape: Any, blocks: Any = "auto", dtype: Any = fl
         offs = tuple(sum(c[:i]) for c, i in zip(chunks, idx))
         return (ops.fromfunction, fn, bs, offs, dtype.str, kwargs)
 
-    return _create(shape, chunks, sample.dtype, make, "fromfunction")
+    return _create(shape, chunks, sample.dtype, make, "fromfunction", device)
 
 
 # ------------------------------------------------------------------ blocks and pieces

@@ -85,7 +85,7 @@ def _finish(out: core.DArray, ndim: int, keepdims: bool, axes: Any) -> core.DArr
 # ------------------------------------------------------------------ tiled algorithms
 
 def _tiles_module():  # type: ignore[no-untyped-def]
-    from dagmpi.kernels.cpu import tiles
+    from . import tiles  # (host or GPU kernels, by where the tiles are)
 
     return tiles
 
@@ -103,8 +103,16 @@ def _float(x: core.DArray) -> core.DArray:
     return x
 
 
-def _grid_owners(nb: tuple[int, int]) -> np.ndarray:
-    return core._plan(tuple((1,) * n for n in nb))
+def _grid_owners(nb: tuple[int, int], gpu: bool = False) -> np.ndarray:
+    return core._plan(tuple((1,) * n for n in nb), gpu)
+
+
+def _zeros(gpu: bool) -> tuple:
+    """``(function, ...)`` of a zero tile task, in GPU memory for a GPU array."""
+    from . import blockops as ops
+
+    t = _tiles_module()
+    return (ops.on_gpu, t.zeros) if gpu else (t.zeros,)
 
 
 def matmul(a: Any, b: Any) -> core.DArray:
@@ -135,7 +143,8 @@ def matmul(a: Any, b: Any) -> core.DArray:
     at, bt = a.tasks, b.tasks
     chunks = (a.chunks[0], b.chunks[1])
     nb = g.nblocks(chunks)
-    owners = _grid_owners(nb)
+    gpu = a.device == "gpu"
+    owners = _grid_owners(nb, gpu)
     out = np.empty(nb, dtype=object)
     for i in range(nb[0]):
         for j in range(nb[1]):
@@ -144,8 +153,8 @@ def matmul(a: Any, b: Any) -> core.DArray:
                 args = (at[i, k], bt[k, j]) if acc is None else (at[i, k], bt[k, j], acc)
                 acc = api.spawn(t.gemm_acc, *args, options=core._opts("gemm", prefer=owners[i, j]))
             if acc is None:  # an empty inner dimension
-                acc = api.spawn(t.zeros, g.block_shape(chunks, (i, j)), dtype.str,
-                                options=core._opts("zeros", prefer=owners[i, j]))
+                acc = api.spawn(*_zeros(gpu), g.block_shape(chunks, (i, j)), dtype.str,
+                                options=core._opts("zeros", prefer=owners[i, j], gpu=gpu))
             out[i, j] = acc
     return core.DArray(chunks, dtype, out, owners, name="matmul")
 
@@ -164,13 +173,15 @@ def cholesky(a: Any, lower: bool = True) -> core.DArray:
     t = _tiles_module()
     n = len(a.chunks[0])
     src = a.tasks
-    owners = _grid_owners((n, n))
+    gpu = a.device == "gpu"
+    owners = _grid_owners((n, n), gpu)
     offs = g.offsets(a.chunks[0])
     T = {(i, j): src[i, j] for i in range(n) for j in range(i + 1)}
     touched: set = set()
 
     def opts(name: str, i: int, j: int, prio: int) -> Any:
-        return core.Options(name=name, priority=prio, scope=core.scope(prefer=int(owners[i, j])))
+        return core.Options(name=name, priority=prio, scope=core.scope(prefer=int(owners[i, j]), gpu=gpu),
+                            move=False)
 
     def fresh(ij: tuple[int, int]) -> bool:
         if ij in touched:
@@ -197,8 +208,8 @@ def cholesky(a: Any, lower: bool = True) -> core.DArray:
             if j <= i:
                 out[i, j] = T[i, j]
             else:
-                out[i, j] = api.spawn(t.zeros, (a.chunks[0][i], a.chunks[0][j]), a.dtype.str,
-                                      options=core._opts("zeros", prefer=int(owners[i, j])))
+                out[i, j] = api.spawn(*_zeros(gpu), (a.chunks[0][i], a.chunks[0][j]), a.dtype.str,
+                                      options=core._opts("zeros", prefer=int(owners[i, j]), gpu=gpu))
     L = core.DArray(a.chunks, a.dtype, out, owners, name="cholesky")
     return L if lower else L.T
 

@@ -25,6 +25,7 @@ import numpy as np
 from .. import api
 from . import blockops as ops
 from . import core
+from .blockops import _gpu_of
 from . import grid as g
 
 _PAD_MODE = {"reflect": "symmetric", "nearest": "edge"}
@@ -72,7 +73,7 @@ def _boundaries(boundary: Any, ndim: int) -> tuple[Any, ...]:
 
 def halos(block: np.ndarray, keys: tuple) -> tuple:
     """Task: the halo slices ``keys`` of one block (copies: only they travel), in order."""
-    return tuple(np.array(block[k], copy=True) for k in keys)
+    return tuple(block[k].copy() for k in keys)  # (a GPU block's halos stay on the GPU)
 
 
 def apply(fn: Callable, block_shape: tuple[int, ...], padded_shape: tuple[int, ...], dtype: Any,
@@ -82,11 +83,16 @@ def apply(fn: Callable, block_shape: tuple[int, ...], padded_shape: tuple[int, .
     says where piece ``i`` is: ``(input, None)`` a whole block, ``(input, k)`` item ``k``
     of a neighbour's :func:`halos`."""
     pieces = [inputs[j] if k is None else inputs[j][k] for j, k in sources]
+    gpu = _gpu_of(pieces)
+    xp = np
+    if gpu is not None:  # GPU blocks: assembled, padded and computed on the GPU
+        xp = gpu.xp
+        pieces = [gpu.to_device(p) for p in pieces]
     inner_shape = tuple(s - p[0] - p[1] for s, (p, _) in zip(padded_shape, pads))
     if len(pieces) == 1 and where[0] == tuple(slice(0, n) for n in inner_shape):
         x = pieces[0]
     else:
-        x = np.empty(inner_shape, dtype)
+        x = xp.empty(inner_shape, dtype) if gpu is None else gpu.empty(inner_shape, dtype)
         for dest, piece in zip(where, pieces):
             x[dest] = piece
     if any(p != (0, 0) for p, _ in pads):
@@ -96,14 +102,18 @@ def apply(fn: Callable, block_shape: tuple[int, ...], padded_shape: tuple[int, .
             width = [(0, 0)] * x.ndim
             width[a] = (lo, hi)
             if isinstance(mode, str):
-                x = np.pad(x, width, mode=_PAD_MODE[mode])
+                x = xp.pad(x, width, mode=_PAD_MODE[mode])
             else:
-                x = np.pad(x, width, mode="constant", constant_values=mode)
-    out = np.asarray(fn(x, **kwargs))
+                x = xp.pad(x, width, mode="constant", constant_values=mode)
+    if gpu is not None:
+        x = gpu.to_device(x)
+    out = fn(x, **kwargs)
+    out = xp.asarray(out) if gpu is None else gpu.to_device(xp.asarray(out))
     if out.shape == tuple(block_shape):
         return out
     if out.shape == x.shape:
-        return np.ascontiguousarray(out[tuple(slice(lo, s - hi) for (lo, hi), s in zip(trim, x.shape))])
+        out = xp.ascontiguousarray(out[tuple(slice(lo, s - hi) for (lo, hi), s in zip(trim, x.shape))])
+        return out if gpu is None else gpu.to_device(out)
     raise ValueError(f"the map_overlap function {getattr(fn, '__name__', fn)!r} returned shape {out.shape}; "
                      f"expected the block {tuple(block_shape)} or the padded block {x.shape}")
 

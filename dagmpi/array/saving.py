@@ -57,7 +57,8 @@ def checkpoint(a: Any, name: str) -> core.DArray:
     out = np.empty(a.nblocks, dtype=object)
     for idx in g.block_indices(a.chunks):
         out[idx] = api.spawn(_same, src[idx], options=Options(
-            name="checkpoint", checkpoint=True, key=_block_key(name, idx), scope=scope(near=src[idx])))
+            name="checkpoint", checkpoint=True, key=_block_key(name, idx), scope=scope(near=src[idx]),
+            move=False))  # (a GPU block stays on its GPU; the checkpoint holds a host copy)
     return core.DArray(a.chunks, a.dtype, out, a._owners, name="checkpoint")
 
 

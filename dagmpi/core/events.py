@@ -69,6 +69,9 @@ class TaskFinished:
     rank: int
     nbytes: int = 0
     duration: float = 0.0
+    #: Bytes of the value in the rank's GPU memory: they count against its
+    #: ``gpu_memory`` until the value is released.
+    device_nbytes: int = 0
 
 
 @dataclass(slots=True)

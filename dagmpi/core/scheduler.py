@@ -96,6 +96,9 @@ class Scheduler(Placement, Recovery):
         self.tasks: dict[int, TaskRecord] = {}
         #: graph depth -> how many records of that depth exist (see Placement._run_ahead)
         self.width: dict[int, int] = {}
+        #: Values kept in a GPU's memory: task id -> (rank, bytes), counted in that
+        #: worker's ``used["gpu_memory"]`` until released.
+        self._gpu_held: dict[int, tuple[int, int]] = {}
         #: Keep what it takes to compute a value again (each task's spec, and the
         #: records of its inputs while it exists): on when ranks may die and the
         #: job goes on (ULFM).  Costs memory: a chain keeps its ancestors' specs
@@ -325,6 +328,8 @@ class Scheduler(Placement, Recovery):
         t.owner = ev.rank
         t.nbytes = ev.nbytes
         t.stale = False
+        if ev.device_nbytes:
+            self._hold_gpu_memory(t.id, ev.rank, ev.device_nbytes)
         self.n_finished += 1
         if ev.duration > 0:
             self._n_durations += 1
@@ -555,6 +560,22 @@ class Scheduler(Placement, Recovery):
                 dep.consumers -= 1
                 self._maybe_forget(dep)
 
+    def _hold_gpu_memory(self, tid: int, rank: int, nbytes: int) -> None:
+        """A value in ``rank``'s GPU memory: its bytes are not free for tasks that
+        ask for ``gpu_memory`` until it is released."""
+        w = self.workers.get(rank)
+        if w is None:
+            return
+        w.used["gpu_memory"] = w.used.get("gpu_memory", 0) + nbytes
+        self._gpu_held[tid] = (rank, nbytes)
+
+    def _drop_gpu_memory(self, tid: int) -> None:
+        held = self._gpu_held.pop(tid, None)
+        if held is not None:
+            w = self.workers.get(held[0])
+            if w is not None:
+                w.used["gpu_memory"] -= held[1]
+
     def _forgot(self, t: TaskRecord) -> None:
         """``t``'s record was deleted: one fewer of its depth."""
         n = self.width[t.level] - 1
@@ -568,6 +589,8 @@ class Scheduler(Placement, Recovery):
             return
         if t.state is _FINISHED and t.owner is not None and not t.gone:
             self._out.append(Release(t.owner, t.id))
+            if self._gpu_held:
+                self._drop_gpu_memory(t.id)
             if type(t.owner) is int:
                 t.gone = True  # (a value in a checkpoint file stays readable)
         if not self.lineage:
@@ -693,12 +716,18 @@ class Scheduler(Placement, Recovery):
                 assert tasks[i].state is _ASSIGNED and tasks[i].worker == w.rank
                 for k, v in (tasks[i].needs or {}).items():
                     used[k] = used.get(k, 0) + v
+            for i, (rank, nb) in self._gpu_held.items():
+                if rank == w.rank:  # values kept in its GPU's memory
+                    assert tasks[i].state is _FINISHED and tasks[i].owner == rank and not tasks[i].gone
+                    used["gpu_memory"] = used.get("gpu_memory", 0) + nb
             levels: dict = {}
             for i in w.assigned:
                 levels[tasks[i].level] = levels.get(tasks[i].level, 0) + 1
             assert levels == w.levels, f"worker {w.rank}: levels {w.levels}, assigned {levels}"
             for k in set(used) | set(w.used):
                 assert abs(used.get(k, 0) - w.used.get(k, 0)) < 1e-9, f"worker {w.rank}: {k} used"
-                assert w.used.get(k, 0) <= w.total.get(k, 0) + 1e-9, f"worker {w.rank}: {k} over"
+                # (values kept on a GPU are a fact, not a reservation: they may exceed it)
+                assert k == "gpu_memory" or w.used.get(k, 0) <= w.total.get(k, 0) + 1e-9, \
+                    f"worker {w.rank}: {k} over"
 
 

@@ -1,4 +1,5 @@
-"""What processors this rank has: CPU slots, GPUs, memory.  The only CuPy importer.
+"""What processors this rank has: CPU slots, GPUs, memory.  CuPy is imported
+here (to count GPUs) and in :mod:`dagmpi.gpu.backend` only.
 
 GPUs come from CuPy when ``cupy.cuda.is_available()``; CUDA itself honours
 ``CUDA_VISIBLE_DEVICES``.  When several ranks of a node see the same GPUs,
@@ -24,8 +25,14 @@ def _env_int(names: tuple[str, ...], environ: Mapping[str, str], default: int) -
     return default
 
 
-def visible_gpu_count() -> int:
-    """GPUs CUDA shows this process (0 without CuPy or without a usable GPU)."""
+def visible_gpu_count(environ: Optional[Mapping[str, str]] = None) -> int:
+    """GPUs CUDA shows this process (0 without CuPy or without a usable GPU);
+    under ``DAGMPI_GPU_SIM`` the simulated ones (``DAGMPI_GPU_SIM_COUNT``, default 1)."""
+    from .backend import sim_enabled
+
+    env = os.environ if environ is None else environ
+    if env.get("DAGMPI_GPU_SIM"):
+        return max(0, int(env.get("DAGMPI_GPU_SIM_COUNT", "1"))) if sim_enabled(env) else 0
     try:
         import cupy
     except Exception:  # no CuPy: a CPU-only rank
@@ -51,7 +58,7 @@ def local_gpus(environ: Optional[Mapping[str, str]] = None, count: Optional[int]
         except ValueError:
             raise ValueError(f"DAGMPI_GPUS must be a comma-separated list of device ids or 'none', "
                              f"not {environ['DAGMPI_GPUS']!r}") from None
-    n = visible_gpu_count() if count is None else count
+    n = visible_gpu_count(environ) if count is None else count
     if n == 0:
         return []
     local_rank = _env_int(_LOCAL_RANK_VARS, environ, 0)
@@ -72,11 +79,6 @@ def memory_bytes(environ: Optional[Mapping[str, str]] = None) -> int:
     return total // max(1, _env_int(_LOCAL_SIZE_VARS, environ, 1))
 
 
-def use_gpu(device_id: int) -> None:
-    """Make ``device_id`` the current CUDA device of the calling thread."""
-    import cupy
-
-    cupy.cuda.Device(device_id).use()
 
 
 def offers(slots: int, extra: str = "", environ: Optional[Mapping[str, str]] = None) -> tuple[dict, list[int]]:

@@ -205,9 +205,10 @@ class Client:
             near = -1 - options.scope.prefer  # a rank, not a task id (those are >= 0)
         retries = self.default_retries if options.retries is None else options.retries
         policy = None
-        if retries or options.timeout is not None:
+        if retries or options.timeout is not None or not options.move:
             retry_on = None if options.retry_on is None else self._retry_on_bytes(options.retry_on)
-            policy = (retries, retry_on, options.timeout)
+            policy = (retries, retry_on, options.timeout) if options.move else \
+                (retries, retry_on, options.timeout, False)
         if needs is not None or ranks is not None:
             self._check_placeable(ranks, needs)
         name = options.name or getattr(fn, "__qualname__", None) or type(fn).__name__

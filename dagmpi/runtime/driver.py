@@ -506,7 +506,7 @@ class Driver(Client):
         for m in batch:
             kind = type(m)
             if kind is msg.Finished:
-                events.append(ev.TaskFinished(m.task_id, src, m.nbytes, m.seconds))
+                events.append(ev.TaskFinished(m.task_id, src, m.nbytes, m.seconds, m.device_nbytes))
             elif kind is msg.Submit:
                 events.append(self._submitted(src, m))
             elif kind is msg.FnCode:  # a function a task on ``src`` spawns, sent before that spawn

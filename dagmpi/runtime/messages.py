@@ -185,11 +185,13 @@ class Hello(NamedTuple):
 
 
 class Finished(NamedTuple):
-    """A task's value now lives on the sender: its pickled size and run time."""
+    """A task's value now lives on the sender: its pickled size and run time, and
+    how many of its bytes are in GPU memory."""
 
     task_id: int
     nbytes: int
     seconds: float
+    device_nbytes: int = 0
 
 
 class Failed(NamedTuple):

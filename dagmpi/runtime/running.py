@@ -69,7 +69,8 @@ class JobRunner:
     def _inlinable(self, job: _Job) -> bool:
         """May ``job`` run inline on the comm thread now (call with ``_jobs_lock``)?"""
         return (not self._nested and not self._helping and self._threads_busy == 0
-                and job.policy is None and self._fn_time.get(job.fn_id, 1.0) < self.inline_max)
+                and (job.policy is None or not job.policy[0] and job.policy[2] is None)
+                and self._fn_time.get(job.fn_id, 1.0) < self.inline_max)
 
     def _announce(self, job: _Job) -> None:
         """Tell rank 0, before it runs, that a suspect job starts (it was on a rank
@@ -186,26 +187,34 @@ class JobRunner:
         try:
             if job.failed is not None:
                 raise RuntimeError(job.failed)
-            if job.needs is not None and "gpu" in job.needs and self.gpus:
-                from ..gpu import devices
-
-                devices.use_gpu(self.gpus[0])
+            gpu = self._gpu
+            on_gpu = job.needs is not None and "gpu" in job.needs and gpu is not None
+            if on_gpu:
+                gpu.use()
             fn = self.fn_cache[job.fn_id]
             if isinstance(fn, bytes):
                 fn = self.fn_cache[job.fn_id] = serialize.load_function(fn)
             args, kwargs = serialize.load_args(job.payload, job.buffers, job.inputs)
             job.inputs = job.payload = job.buffers = None
+            if gpu is not None and (job.policy is None or len(job.policy) < 4 or job.policy[3]):
+                # arrays arrive in the memory of the processor the task runs on (move=True)
+                from ..gpu.backend import place
+
+                args, kwargs = place(args, kwargs, gpu, on_gpu)
             value = fn(*args, **kwargs)
             del args, kwargs
             seconds = time.perf_counter() - t0
             if self.serializes:
                 payload, buffers = serialize.dump_value(value)
-                nbytes = len(payload) + sum(memoryview(b).nbytes for b in buffers) if buffers else len(payload)
+                nbytes = len(payload) + serialize.buffers_nbytes(buffers) if buffers else len(payload)
                 result: Any = (value, payload, buffers)
+                dev = serialize.device_nbytes(buffers) if self._gpu is not None and buffers else 0
             else:
                 nbytes = serialize.sizeof(value)
                 result = value
-            item: tuple = ("fin", job, result, (nbytes, seconds))
+                dev = 0
+            # (bytes in GPU memory count against the GPU's gpu_memory while the value is kept)
+            item: tuple = ("fin", job, result, (nbytes, seconds, dev) if dev else (nbytes, seconds))
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the caller
             item = ("err", job, self._error_info(job, exc), self._retryable(job, exc))
         finally:

@@ -108,8 +108,8 @@ def _weigh_triple(entry: tuple) -> int:
     """Bytes of ``(value, payload, buffers)``: the buffers are the value's own memory
     (numpy arrays), so the value is counted only when it has none."""
     value, payload, buffers = entry
-    if buffers:
-        return len(payload) + sum(memoryview(b).nbytes for b in buffers)
+    if buffers:  # (GPU bytes count against the GPU, not this rank's host memory)
+        return len(payload) + serialize.buffers_nbytes(buffers) - serialize.device_nbytes(buffers)
     return len(payload) + serialize.sizeof(value)
 
 
@@ -251,6 +251,8 @@ class Store:
                 _, payload, buffers = entry
             else:
                 payload, buffers = serialize.dump_value(entry)
+            if any(type(b) is serialize.DeviceBuffer for b in buffers):
+                return False  # a GPU value: its bytes are in GPU memory, not this rank's
             raws = [_raw(b) for b in buffers]
             header = struct.pack(f"<{len(raws) + 2}Q", len(raws), len(payload), *(r.nbytes for r in raws))
             files = self._files if self._files is not None else self._open()

