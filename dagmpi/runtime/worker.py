@@ -112,6 +112,9 @@ class Worker(JobRunner, Client):
         self._fn_time: dict[Any, float] = {}  # fn id -> recent mean duration here
         #: Functions whose mean duration here is below this run inline on the comm thread.
         self.inline_max = 1e-3
+        #: ... and below this while no send of this rank is in flight (see JobRunner._inlinable);
+        #: longer ones hand the loop to the monitor thread anyway (``takeover_after``).
+        self.inline_idle_max = 5e-3
         #: Longest a finished result waits on this rank before it is reported.
         self.flush_after = 2e-4
         #: While this rank holds more work than its slots (queued, or waiting for

@@ -49,6 +49,10 @@ class Transport(ABC):
         """Like :meth:`wakeup`, but safe inside a signal handler (takes no lock).
         Default: nothing (the loop notices the flag at its next poll timeout)."""
 
+    def sending(self) -> bool:
+        """Are sends of this rank still in flight (they move only while it calls MPI)?"""
+        return False
+
     def flush(self) -> None:
         """Wait until every message sent so far has left this rank."""
 

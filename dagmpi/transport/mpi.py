@@ -417,6 +417,9 @@ class MPITransport(Transport):
             out.append(serialize.DeviceBuffer(dst))
         return out
 
+    def sending(self) -> bool:
+        return bool(self._pending)
+
     def _ring(self, dest: int) -> None:
         """Push the message out and wake ``dest`` if it sleeps in :meth:`poll`.
 
