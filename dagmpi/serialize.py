@@ -423,7 +423,7 @@ class DeviceBuffer:
         if sink is not None:
             sink.append(self)
             return _device_slot, (len(sink) - 1,)
-        return DeviceBuffer._from_host, (pickle.PickleBuffer(self.host()),)
+        return DeviceBuffer._from_host, (self.host(),)  # (a numpy array: any pickle protocol)
 
     @staticmethod
     def _from_host(data: Any) -> "DeviceBuffer":

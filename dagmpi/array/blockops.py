@@ -68,7 +68,8 @@ def evaluate(prog: tuple, leaves: Sequence[Any]) -> Any:
     if kind == "ufunc":
         return prog[1](*(evaluate(c, leaves) for c in prog[3:]), **dict(prog[2]))
     if kind == "astype":
-        return np.asarray(evaluate(prog[2], leaves)).astype(prog[1])
+        x = evaluate(prog[2], leaves)
+        return (x if hasattr(x, "astype") else np.asarray(x)).astype(prog[1])
     if kind == "where":
         return np.where(*(evaluate(c, leaves) for c in prog[1:]))
     if kind == "call":
@@ -186,7 +187,7 @@ def partial(kind: str, axis: Optional[int], info: tuple, prog: Optional[tuple], 
             z = np.zeros(kshape, acc)
             return (0, z, z)
         mean = np.mean(block, axis=axes, keepdims=True, dtype=acc)
-        dev = np.asarray(block, dtype=acc) - mean
+        dev = block.astype(acc, copy=False) - mean
         if np.iscomplexobj(dev):
             m2 = np.sum((dev * dev.conj()).real, axis=axes, keepdims=True)
         else:
@@ -264,7 +265,7 @@ def combine(kind: str, final: bool, info: tuple, keep: tuple, ddof: float, *part
                 value = np.sqrt(value)
         else:
             value = out[1]
-    value = np.asarray(value).astype(res_dtype, copy=False)
+    value = (value if hasattr(value, "astype") else np.asarray(value)).astype(res_dtype, copy=False)
     if not keep[0]:
         squeeze = keep[1]
         value = value.reshape(tuple(s for a, s in enumerate(value.shape) if a not in squeeze))
@@ -308,11 +309,18 @@ class Bound:
 
 
 def cut(block: np.ndarray, key: tuple) -> np.ndarray:
-    """A piece of a block (a copy: only the piece travels)."""
-    return np.array(block[key], copy=True)
+    """A piece of a block (a copy: only the piece travels; a GPU block's stays on the GPU)."""
+    piece = block[key]
+    return piece.copy() if hasattr(piece, "copy") else np.array(piece, copy=True)
 
 
 def assemble(shape: tuple[int, ...], dtype: Any, where: tuple, *pieces: np.ndarray) -> np.ndarray:
+    gpu = _gpu_of(pieces)
+    if gpu is not None:  # a block of GPU pieces is made on the GPU
+        out = gpu.empty(shape, dtype)
+        for dest, piece in zip(where, pieces):
+            out[dest] = gpu.to_device(piece)
+        return out
     out = np.empty(shape, dtype)
     for dest, piece in zip(where, pieces):
         out[dest] = piece
@@ -322,8 +330,9 @@ def assemble(shape: tuple[int, ...], dtype: Any, where: tuple, *pieces: np.ndarr
 def assign(block: np.ndarray, key: tuple, value: Any) -> np.ndarray:
     """A new version of ``block`` with ``block[key] = value`` (the old one is kept
     for whoever still reads it)."""
-    out = np.array(block, copy=True)
-    out[key] = value
+    out = block.copy()
+    gpu = _gpu_of((block,))
+    out[key] = gpu.to_device(value) if gpu is not None and isinstance(value, np.ndarray) else value
     return out
 
 

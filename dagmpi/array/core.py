@@ -41,6 +41,19 @@ def _opts(name: str, near: Optional[Task] = None, prefer: Optional[int] = None, 
     return Options(name=name, scope=scope(gpu=True) if gpu else None, move=False)
 
 
+_HAS_GPUS: dict = {}
+
+
+def _job_has_gpus() -> bool:
+    """Does any worker rank of this job have a GPU?  (Asked once per job.)"""
+    client = api.context.current_client()
+    key = id(client)
+    if key not in _HAS_GPUS:
+        _HAS_GPUS.clear()
+        _HAS_GPUS[key] = any(p.get("gpus") for p in api.processors())
+    return _HAS_GPUS[key]
+
+
 def _gpu_workers() -> list[int]:
     """The worker ranks with a GPU (for ``device="gpu"`` arrays)."""
     ranks = [p["rank"] for p in api.processors() if p.get("gpus")]
@@ -94,7 +107,11 @@ class DArray:
     @property
     def device(self) -> str:
         """``"gpu"`` when the blocks are in GPU memory (CuPy arrays), else ``"cpu"``:
-        known for arrays made with ``device=``, else asked of its first block's rank once."""
+        known for arrays made with ``device=`` and elementwise results of them, and
+        in jobs without GPUs; else asked of its first block's rank once (which
+        waits until that block is computed)."""
+        if self._device is None and not _job_has_gpus():
+            self._device = "cpu"
         if self._device is None:
             self._materialize()
             t = self._tasks.flat[0] if self._tasks is not None and self._tasks.size else None
@@ -608,7 +625,11 @@ def elementwise(fn: Any, inputs: Sequence[Any], kwargs: dict) -> DArray:
         prog = ("ufunc", fn, tuple(sorted(kwargs.items())), *children)
     leaves, prog = _dedup(leaves, prog)
     name = getattr(fn, "__name__", "elementwise")
-    return _pending_array(prog, leaves, chunks, dtype, owners, name)
+    out = _pending_array(prog, leaves, chunks, dtype, owners, name)
+    known = {x._device for x in operands if isinstance(x, DArray)}
+    if len(known) == 1:  # (the blocks stay where the operands' are)
+        out._device = known.pop()
+    return out
 
 
 def _shift(prog: tuple, by: int) -> tuple:

@@ -49,6 +49,8 @@ def write_blocks(part: str, names: tuple, *blocks: np.ndarray) -> int:
     tmp = part + ".tmp"
     with h5py.File(tmp, "w", locking=False) as f:
         for name, block in zip(names, blocks):
+            if not isinstance(block, np.ndarray) and hasattr(block, "get"):
+                block = block.get()  # a GPU block (CuPy): written from a host copy
             f.create_dataset(name, data=np.ascontiguousarray(block))
         f.flush()
         os.fsync(f.id.get_vfd_handle())

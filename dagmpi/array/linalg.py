@@ -143,7 +143,7 @@ def matmul(a: Any, b: Any) -> core.DArray:
     at, bt = a.tasks, b.tasks
     chunks = (a.chunks[0], b.chunks[1])
     nb = g.nblocks(chunks)
-    gpu = a.device == "gpu"
+    gpu = a.device == "gpu" or b.device == "gpu"
     owners = _grid_owners(nb, gpu)
     out = np.empty(nb, dtype=object)
     for i in range(nb[0]):

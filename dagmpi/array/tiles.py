@@ -23,13 +23,20 @@ def _arrays(args: tuple) -> list:
     return out
 
 
+def _on(gpu: Any, args: tuple) -> tuple:
+    """``args`` with host arrays (also inside tuples) copied to the GPU."""
+    return tuple(_on(gpu, x) if isinstance(x, tuple) else
+                 gpu.to_device(x) if type(x).__module__ == "numpy" and hasattr(x, "shape") and x.ndim else x
+                 for x in args)
+
+
 def _dispatch(name: str) -> Callable[..., Any]:
     def kernel(*args: Any, **kwargs: Any) -> Any:
         gpu = _gpu_of(_arrays(args))
         if gpu is not None and gpu.name == "cupy":
             from dagmpi.kernels.gpu import tiles as gpu_tiles
 
-            return getattr(gpu_tiles, name)(*args, **kwargs)
+            return getattr(gpu_tiles, name)(*_on(gpu, args), **kwargs)  # (host tiles join them there)
         from dagmpi.kernels.cpu import tiles as cpu_tiles
 
         out = getattr(cpu_tiles, name)(*args, **kwargs)

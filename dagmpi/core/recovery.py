@@ -45,6 +45,9 @@ class Recovery:
         self._untouch(w)
         self._ring = None
         self.n_workers_lost += 1
+        if self._gpu_held:  # (its GPU's values are gone with it)
+            for tid in [i for i, (r, _) in self._gpu_held.items() if r == ev.rank]:
+                del self._gpu_held[tid]
         tasks = self.tasks
         rank = ev.rank
         touched: dict[int, TaskRecord] = {}

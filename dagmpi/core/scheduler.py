@@ -253,6 +253,10 @@ class Scheduler(Placement, Recovery):
         if old is not None:  # (a rejoin: the old record leaves the indexes)
             self._untouch(old)
         w = self.workers[ev.rank] = WorkerRecord(ev.rank, ev.slots, ev.slots + self.prefetch, ev.resources)
+        if old is not None and self._gpu_held:  # (a rejoin keeps the values its GPU holds)
+            held = sum(nb for r, nb in self._gpu_held.values() if r == ev.rank)
+            if held:
+                w.used["gpu_memory"] = held
         self._ring = None
         self._update_capacity(w)
 

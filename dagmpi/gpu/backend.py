@@ -176,16 +176,16 @@ class CupyBackend(Backend):
         return self.cp.ascontiguousarray(x).reshape(-1).view(self.cp.uint8)
 
     def synchronize(self) -> None:
-        self.use()
-        self.cp.cuda.get_current_stream().synchronize()
-        self._stream().synchronize()
+        self.cp.cuda.Device(self.device).synchronize()  # every stream of the device
 
     def pinned(self, nbytes: int) -> np.ndarray:
         mem = self.cp.cuda.alloc_pinned_memory(max(1, nbytes))
         return np.frombuffer(mem, np.uint8, nbytes)
 
     def copy_to_host(self, dst: np.ndarray, src: Any) -> None:
-        src.get(stream=self._stream(), out=dst)
+        s = self._stream()
+        src.get(stream=s, out=dst)
+        s.synchronize()  # (CuPy < 13 returns before the copy has landed)
 
     def copy_to_device(self, dst: Any, src: np.ndarray) -> None:
         dst.set(src, stream=self._stream())
@@ -235,8 +235,8 @@ def place(args: tuple, kwargs: dict, b: Backend, on_gpu: bool) -> tuple[tuple, d
             return t(conv(v) for v in x)
         if t is dict:
             return {k: conv(v) for k, v in x.items()}
-        if on_gpu:
-            return b.to_device(x) if isinstance(x, np.ndarray) and not b.is_device(x) and x.dtype != object else x
+        if on_gpu:  # (numeric numpy arrays only: no strings, records, dates or masks on a GPU)
+            return b.to_device(x) if t is np.ndarray and x.dtype.kind in "biufc?" else x
         return b.to_host(x) if b.is_device(x) else x
     return tuple(conv(a) for a in args), {k: conv(v) for k, v in kwargs.items()} if kwargs else kwargs
 
@@ -254,6 +254,7 @@ def activate(device: int = 0) -> Backend:
         if _ACTIVE is not None:
             return _ACTIVE
         b: Backend = SimBackend(device) if sim_enabled() else CupyBackend(device)
+        b.use()  # (the comm thread receives into this device's memory)
         copyreg.pickle(b.device_type, _reducer(b))
         serialize.device_hooks = _Hooks(b)
         _ACTIVE = b

@@ -69,6 +69,17 @@ def local_gpus(environ: Optional[Mapping[str, str]] = None, count: Optional[int]
     return [local_rank % n]  # more ranks than GPUs: they share round-robin
 
 
+def gpu_sharers(environ: Optional[Mapping[str, str]] = None, count: Optional[int] = None) -> int:
+    """How many ranks of this node share each of this rank's GPUs (more ranks than GPUs: round-robin)."""
+    environ = os.environ if environ is None else environ
+    n = visible_gpu_count(environ) if count is None else count
+    local_size = _env_int(_LOCAL_SIZE_VARS, environ, 1)
+    if n == 0 or local_size <= n:
+        return 1
+    local_rank = _env_int(_LOCAL_RANK_VARS, environ, 0)
+    return len(range(local_rank % n, local_size, n))
+
+
 def memory_bytes(environ: Optional[Mapping[str, str]] = None) -> int:
     """This rank's share of the node's physical memory."""
     environ = os.environ if environ is None else environ

@@ -195,8 +195,8 @@ class JobRunner:
                 raise RuntimeError(job.failed)
             gpu = self._gpu
             on_gpu = job.needs is not None and "gpu" in job.needs and gpu is not None
-            if on_gpu:
-                gpu.use()
+            if gpu is not None:
+                gpu.use()  # (an array task without gpu=True may still work on this rank's GPU blocks)
             fn = self.fn_cache[job.fn_id]
             if isinstance(fn, bytes):
                 fn = self.fn_cache[job.fn_id] = serialize.load_function(fn)

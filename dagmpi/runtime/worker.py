@@ -498,7 +498,10 @@ class Worker(JobRunner, Client):
             self._gpu = backend.activate(gpus[0])
             if hasattr(self.transport, "gpu"):
                 self.transport.gpu = self._gpu
-            extra["gpu_memory"] = float(self._gpu.memory()[1])
+            from ..gpu.devices import gpu_sharers
+
+            # (ranks that share one GPU offer a share of its memory each)
+            extra["gpu_memory"] = float(self._gpu.memory()[1]) / gpu_sharers()
         self.offers = {"cpu": slots, "gpu": len(gpus), "gpu_ids": gpus, **extra, **resources, "pid": os.getpid()}
 
     def _checkpoint_writer(self) -> Any:

@@ -352,6 +352,8 @@ class MPITransport(Transport):
         if gpu is not None and any(d.on_device for d in devs):
             gpu.synchronize()  # the producing kernels have finished writing
         for d in devs:
+            if d.on_device and gpu is None:  # (no backend handed to this transport: a host copy)
+                d = serialize.DeviceBuffer(d.host())
             if d.on_device and self.cuda_aware:
                 descs += [d.nbytes, DEV_DIRECT]
                 sends.append((DEV_DIRECT, d.data))
@@ -373,7 +375,7 @@ class MPITransport(Transport):
             n = int(data.nbytes)
             self.bytes_sent += n
             if mode == DEV_DIRECT:
-                self._pending.append((self.data.Isend(data, dest, TAG_BUF), data, dest))
+                self._pending.append((self.data.Isend([data, MPI.BYTE], dest, TAG_BUF), data, dest))
             elif mode == DEV_HOST:
                 self._pending.append((self.data.Isend([data, MPI.BYTE], dest, TAG_BUF), data, dest))
             else:
@@ -395,7 +397,8 @@ class MPITransport(Transport):
             self.bytes_received += n
             if mode == DEV_DIRECT and gpu is not None:
                 dst = gpu.empty(n, np.uint8)
-                self.data.Recv(dst, src, TAG_BUF)
+                gpu.synchronize()  # (its memory may come from a block a queued kernel still uses)
+                self.data.Recv([dst, MPI.BYTE], src, TAG_BUF)
             elif mode == DEV_DIRECT or mode == DEV_HOST or gpu is None:
                 dst = np.empty(n, np.uint8)
                 if mode == DEV_STAGED:
@@ -408,6 +411,7 @@ class MPITransport(Transport):
             else:  # staged, to this rank's GPU: each chunk goes up as soon as it is here
                 host = gpu.pinned(n)
                 dst = gpu.empty(n, np.uint8)
+                gpu.synchronize()
                 offs = range(0, n, chunk)
                 reqs = [self.data.Irecv([host[o:o + chunk], MPI.BYTE], src, TAG_BUF) for o in offs]
                 for o, req in zip(offs, reqs):

@@ -48,6 +48,28 @@ def main() -> None:
     assert np.abs(lh @ lh.T - s).max() / np.abs(s).max() < 1e-12
     C = S @ S
     assert spaces(C) == {"gpu"} and np.allclose(C.to_numpy(), s @ s)
+    # pieces, rechunk, setitem, astype, var and HDF5 output of GPU blocks
+    P = X[3:20, 5:17]
+    assert spaces(P) == {"gpu"} and np.array_equal(P.to_numpy(), x[3:20, 5:17])
+    R = X.rechunk((7, 7))
+    assert spaces(R) == {"gpu"} and np.array_equal(R.to_numpy(), x)
+    X2 = da.from_numpy(x, blocks=(10, 10), device="gpu")
+    X2[2:13, 4:9] = 5.0
+    ref = x.copy()
+    ref[2:13, 4:9] = 5.0
+    assert spaces(X2) == {"gpu"} and np.array_equal(X2.to_numpy(), ref)
+    F32 = X.astype(np.float32)
+    assert spaces(F32) == {"gpu"} and F32.to_numpy().dtype == np.float32
+    assert np.isclose(float(X.var(axis=0).sum()), x.var(axis=0).sum())
+    import os
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        da.to_hdf5(os.path.join(d, "x.h5"), "x", X)
+        import h5py
+
+        with h5py.File(os.path.join(d, "x.h5"), "r") as f:
+            assert np.array_equal(f["x"][...], x)
     H = X.to_device("cpu")
     assert spaces(H) == {"cpu"} and H.device == "cpu" and np.array_equal(H.to_numpy(), x)
     G = H.to_device("gpu")

@@ -592,3 +592,20 @@ def test_values_in_gpu_memory_count_against_gpu_memory():
     assert h.s.workers[1].used["gpu_memory"] == 50
     h.step(TaskFinished(2, 1))
     assert h.s.workers[1].used["gpu_memory"] == 0
+
+
+def test_gpu_memory_of_a_dead_rank_is_forgotten_and_a_rejoin_keeps_its_values():
+    from dagmpi.core.events import WorkerLost
+
+    h = Harness(prefetch=2, workers=[])
+    h.step(WorkerJoined(1, 1, {"cpu": 1, "gpu": 1, "gpu_memory": 100.0}),
+           WorkerJoined(2, 1, {"cpu": 1, "gpu": 1, "gpu_memory": 100.0}))
+    h.step(TaskSubmitted(1, "t1", (), "s", 0, 0, frozenset([1]), True, None, None),
+           TaskSubmitted(2, "t2", (), "s", 0, 0, frozenset([2]), True, None, None))
+    h.step(TaskFinished(1, 1, 80, 0.0, 80), TaskFinished(2, 2, 30, 0.0, 30))
+    h.step(WorkerJoined(2, 1, {"cpu": 1, "gpu": 1, "gpu_memory": 100.0}, rejoin=True))
+    assert h.s.workers[2].used["gpu_memory"] == 30
+    h.step(WorkerLost(1))
+    assert 1 not in {r for r, _ in h.s._gpu_held.values()}
+    h.step(HandleReleased(2))
+    assert h.s.workers[2].used["gpu_memory"] == 0
