@@ -137,7 +137,12 @@ class JobRunner:
                 self._inline_job = job
                 self._inline_count += 1
                 self._inline_t0 = t0 = time.perf_counter()
+                if self._fn_time.get(job.fn_id, 0.0) > self.help_after:
+                    self._help_now.set()  # the monitor serves the loop while it runs
                 self._execute(job)
+                if self._helping:  # the monitor drives the loop: it gives it back now
+                    self._inline_job = None
+                    self.transport.wakeup()
                 if t0 > until or job.id in self._awaits:
                     return  # (a rank waits for this value: the loop sends it now)
                 with self._jobs_lock:

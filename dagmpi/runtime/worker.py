@@ -108,6 +108,11 @@ class Worker(JobRunner, Client):
         self._monitor_error: Optional[BaseException] = None  # what killed the monitor thread
         #: An inline task running longer than this hands the loop to the monitor thread.
         self.takeover_after = 5e-3
+        #: An inline task expected to run longer than this hands the loop to the
+        #: monitor thread as it starts: requests for values, new tasks and steals
+        #: are answered meanwhile, not after it (``_help_now`` wakes the monitor).
+        self.help_after = 6e-4
+        self._help_now = threading.Event()
         self._poll_timeout = 0.05
         self._fn_time: dict[Any, float] = {}  # fn id -> recent mean duration here
         #: Functions whose mean duration here is below this run inline on the comm thread.
@@ -268,11 +273,13 @@ class Worker(JobRunner, Client):
             nap = self.takeover_after / 2 if busy else 0.05
             if self._timed:  # a timed job may have started since: look again soon
                 nap = min(nap, max(1e-3, next_deadline - time.perf_counter()), 0.01)
-            time.sleep(nap)
+            now = self._help_now.wait(nap)
+            if now:
+                self._help_now.clear()
             if self._timed:
                 next_deadline = self._check_timeouts()
             job = self._inline_job
-            if job is None or time.perf_counter() - self._inline_t0 < self.takeover_after:
+            if job is None or not now and time.perf_counter() - self._inline_t0 < self.takeover_after:
                 continue
             self._helping = True
             try:
