@@ -333,7 +333,10 @@ class MPITransport(Transport):
             self._ring(dest)
             return
         raws = [b.raw() for b in bufs]
-        frame = struct.pack(f"<{len(raws) + 1}Q", len(raws), *(r.nbytes for r in raws)) + payload
+        self._post(dest, struct.pack(f"<{len(raws) + 1}Q", len(raws), *(r.nbytes for r in raws)) + payload, raws)
+
+    def _post(self, dest: int, frame: bytes, raws: list) -> None:
+        """Send a frame and its host buffers, then ring ``dest``."""
         self._pending.append((self.ctrl.Isend([frame, MPI.BYTE], dest, TAG_CTRL), frame, dest))
         for raw in raws:
             self._pending.append((self.data.Isend([raw, MPI.BYTE], dest, TAG_BUF), raw, dest))
@@ -354,23 +357,11 @@ class MPITransport(Transport):
         for d in devs:
             if d.on_device and gpu is None:  # (no backend handed to this transport: a host copy)
                 d = serialize.DeviceBuffer(d.host())
-            if d.on_device and self.cuda_aware:
-                descs += [d.nbytes, DEV_DIRECT]
-                sends.append((DEV_DIRECT, d.data))
-            elif d.on_device:
-                descs += [d.nbytes, DEV_STAGED]
-                sends.append((DEV_STAGED, d.data))
-            else:
-                descs += [d.nbytes, DEV_HOST]
-                sends.append((DEV_HOST, d.data))
+            mode = (DEV_DIRECT if self.cuda_aware else DEV_STAGED) if d.on_device else DEV_HOST
+            descs += [d.nbytes, mode]
+            sends.append((mode, d.data))
         head = struct.pack(f"<{len(raws) + 1}Q", len(raws) | (len(devs) << 32), *(r.nbytes for r in raws))
-        frame = head + struct.pack(f"<{len(descs) + 1}Q", *descs, chunk) + payload
-        self._pending.append((self.ctrl.Isend([frame, MPI.BYTE], dest, TAG_CTRL), frame, dest))
-        for raw in raws:
-            self._pending.append((self.data.Isend([raw, MPI.BYTE], dest, TAG_BUF), raw, dest))
-            self.bytes_sent += raw.nbytes
-        self.bytes_sent += len(frame)
-        self._ring(dest)
+        self._post(dest, head + struct.pack(f"<{len(descs) + 1}Q", *descs, chunk) + payload, raws)
         for mode, data in sends:
             n = int(data.nbytes)
             self.bytes_sent += n
