@@ -190,9 +190,6 @@ class CupyBackend(Backend):
     def copy_to_device(self, dst: Any, src: np.ndarray) -> None:
         dst.set(src, stream=self._stream())
 
-    def stream_synchronize(self) -> None:
-        self._stream().synchronize()
-
     def memory(self) -> tuple[int, int]:
         self.use()
         free, total = self.cp.cuda.runtime.memGetInfo()

@@ -219,7 +219,7 @@ class JobRunner:
                 payload, buffers = serialize.dump_value(value)
                 nbytes = len(payload) + serialize.buffers_nbytes(buffers) if buffers else len(payload)
                 result: Any = (value, payload, buffers)
-                dev = serialize.device_nbytes(buffers) if self._gpu is not None and buffers else 0
+                dev = serialize.device_nbytes(buffers) if gpu is not None and buffers else 0
             else:
                 nbytes = serialize.sizeof(value)
                 result = value

@@ -389,8 +389,7 @@ class Worker(JobRunner, Client):
                     self._serve(dest, job.id, rid)
             if job.save is not None:
                 self._checkpoint_writer().add(job.save, job.name, a[0] if self.serializes else a)
-            self._send(SCHEDULER, msg.Finished(job.id, b[0], b[1], b[2]) if len(b) > 2 else
-                       msg.Finished(job.id, b[0], b[1]))
+            self._send(SCHEDULER, msg.Finished(job.id, *b))  # (nbytes, seconds[, GPU bytes])
         else:
             self._send(SCHEDULER, msg.Failed(job.id, a, b, False))
         if self.trace_runs is not None and len(self.trace_runs) >= TRACE_BATCH:
@@ -500,15 +499,13 @@ class Worker(JobRunner, Client):
         self.gpus = gpus
         extra: dict[str, Any] = {}
         if gpus:
-            from ..gpu import backend
+            from ..gpu import backend, devices
 
             self._gpu = backend.activate(gpus[0])
             if hasattr(self.transport, "gpu"):
                 self.transport.gpu = self._gpu
-            from ..gpu.devices import gpu_sharers
-
             # (ranks that share one GPU offer a share of its memory each)
-            extra["gpu_memory"] = float(self._gpu.memory()[1]) / gpu_sharers()
+            extra["gpu_memory"] = float(self._gpu.memory()[1]) / devices.gpu_sharers()
         self.offers = {"cpu": slots, "gpu": len(gpus), "gpu_ids": gpus, **extra, **resources, "pid": os.getpid()}
 
     def _checkpoint_writer(self) -> Any:
