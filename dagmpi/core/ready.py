@@ -7,8 +7,8 @@ import heapq
 
 
 class ReadyQueue:
-    """READY task ids in run order: by ``(-priority, -depth, -inputs it frees)``,
-    then first in, first out.
+    """READY task ids in run order: by ``(-priority, depth, -inputs it frees)``
+    (tasks without inputs after all others), then first in, first out.
 
     One FIFO per distinct order key, and a heap of the keys: most graphs have
     few distinct keys at a time (a wide map has one), so putting and taking a

@@ -31,8 +31,8 @@ State (all of it owned and mutated by this class only)
 
 ``ready``
     A :class:`~dagmpi.core.ready.ReadyQueue` of READY task ids, ordered by
-    priority, depth and the inputs running it frees; ties run first in,
-    first out.
+    priority, started work before new roots (the shallowest depth first),
+    and the inputs running it frees; ties run first in, first out.
 
 Policy (order, placement, queue depth, running ahead, stealing) lives in
 :mod:`dagmpi.core.placement`, and recovery from a dead rank in
@@ -81,6 +81,8 @@ _WAITING, _READY, _ASSIGNED = TaskState.WAITING, TaskState.READY, TaskState.ASSI
 _FINISHED, _ERRORED = TaskState.FINISHED, TaskState.ERRORED
 
 _GONE = object()
+#: ready-queue depth key of tasks without inputs: after all started work
+_ROOT = 1 << 62
 
 #: Assumed network bandwidth (bytes/s) until one is measured.
 DEFAULT_BANDWIDTH = 2.0e9
@@ -496,17 +498,22 @@ class Scheduler(Placement, Recovery):
 
     def _make_ready(self, t: TaskRecord) -> None:
         self._set_state(t, _READY)
-        # Order: user priority; then depth (finish started work: reductions and
-        # chains before new roots, which drives the graph's long paths and keeps
-        # few intermediates alive); then how many inputs this task is the last
-        # consumer of (running it frees them); then submission order.
+        # Order: user priority; then started work before new roots (reductions
+        # and chains before more loads: few intermediates stay alive); among
+        # started work the shallowest depth first (an iterative graph's older
+        # step first: in a stencil the step that other ranks' next step waits
+        # for, where depth first let a rank run its own step k+1 while its
+        # neighbours idled for its step k); then how many inputs this task is
+        # the last consumer of (running it frees them); then submission order.
         frees = 0
         if t.deps:
             tasks = self.tasks
             for d in t.deps:
                 if tasks[d].consumers == 1:
                     frees += 1
-        self.ready.put((-t.priority, -t.level, -frees), t.id)
+            self.ready.put((-t.priority, t.level, -frees), t.id)
+        else:
+            self.ready.put((-t.priority, _ROOT, 0), t.id)
 
     def _unassign(self, t: TaskRecord) -> None:
         if t.worker is None:

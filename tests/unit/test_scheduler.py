@@ -471,7 +471,7 @@ def test_failed_input_fails_the_task_that_ran_ahead():
     h.step(TaskFailed(2, 1, "late"))
 
 
-def test_deeper_and_memory_freeing_tasks_go_first():
+def test_started_work_goes_before_new_roots():
     h = Harness(prefetch=0, workers=[(1, 1)])
     h.step(*(sub(i) for i in range(1, 7)))  # six loads; one slot: 1 runs, 2..6 wait
     h.step(TaskFinished(1, 1))  # 2 runs
@@ -484,6 +484,22 @@ def test_deeper_and_memory_freeing_tasks_go_first():
     h.step(sub(20, priority=5), sub(21, deps=[10]))
     out = h.step(TaskFinished(3, 1))
     assert executes(out) == [(1, 20)]
+
+
+def test_shallower_started_work_goes_first():
+    """Among tasks with inputs, the older step first: in a stencil, the step the other
+    ranks' next step waits for (depth first let a rank run its own next step while
+    its neighbours idled for this one)."""
+    h = Harness(prefetch=0, workers=[(1, 1)])
+    h.step(sub(1), sub(2), sub(3))  # 1 runs
+    h.step(TaskFinished(1, 1))  # 2 runs
+    h.step(sub(10, deps=[1]))  # depth 1: waits for the slot
+    assert executes(h.step(TaskFinished(2, 1))) == [(1, 10)]  # started work before the root 3
+    h.step(sub(11, deps=[10]), sub(12, deps=[2]))  # 11: depth 2, waits for 10; 12: depth 1, ready
+    out = h.step(TaskFinished(10, 1))  # 11 becomes ready too
+    assert executes(out) == [(1, 12)]  # the shallower one first
+    assert executes(h.step(TaskFinished(12, 1))) == [(1, 11)]
+    assert executes(h.step(TaskFinished(11, 1))) == [(1, 3)]  # roots last
 
 
 # ------------------------------------------------------------------ retries, timeouts
