@@ -1,6 +1,6 @@
 """Tiled linear algebra and stencils against numpy/LAPACK and dask.array, in one run.
 
-    python benchmarks/linalg.py [--workers 2] [--sizes 4096,8192] [--tile 512]
+    python benchmarks/linalg.py [--workers 2] [--sizes 4096,8192] [--tile 512] [--gemm-tiles 1024]
                                 [--grid 8192] [--steps 100] [--peers numpy,dagmpi,dask]
                                 [--json bench-results/linalg.json]
 
@@ -9,7 +9,8 @@
   LAPACK threads = workers; dagmpi: ``da.linalg.cholesky`` with one BLAS thread per
   worker rank; dask: ``dask.array.linalg.cholesky`` on a LocalCluster of as many
   single-threaded worker processes, same tile.
-* GEMM ``A @ B``, n = 4096 and 8192: GFLOP/s (2 n^3).
+* GEMM ``A @ B``, n = 4096 and 8192: GFLOP/s (2 n^3), with the tile above and
+  with ``--gemm-tiles`` (default 1024; numpy's column is the same untiled call).
 * 2-D 5-point heat stencil (``kernels/cpu/stencil.heat5_step``) on an 8192^2
   float64 grid, periodic, 100 steps: Mcell/s against (a) one process running the
   same Numba kernel on the whole (padded) grid, times the workers (the limit; also
@@ -42,6 +43,11 @@ HERE = os.path.abspath(__file__)
 
 def _sizes(args) -> list[int]:
     return [int(s) for s in args.sizes.split(",") if s]
+
+
+def _gemm_tiles(args) -> list[int]:
+    """The extra GEMM tile sizes (``--gemm-tiles``, other than ``--tile``)."""
+    return [int(t) for t in args.gemm_tiles.split(",") if t and int(t) != args.tile]
 
 
 def child_numpy(args) -> dict:
@@ -131,6 +137,13 @@ def child_dagmpi(args) -> dict:
         ready(r @ b)
         out[f"gemm_{n}"] = time.perf_counter() - t0
         del r, s, b
+        for tg in _gemm_tiles(args):
+            r = ready(da.random.default_rng(0).random((n, n), blocks=tg))
+            b = ready(da.random.default_rng(1).random((n, n), blocks=tg))
+            t0 = time.perf_counter()
+            ready(r @ b)
+            out[f"gemm_{n}_t{tg}"] = time.perf_counter() - t0
+            del r, b
     blk = args.grid // 4
     u = ready(da.random.default_rng(2).random((args.grid, args.grid), blocks=blk))
     ready(u.map_overlap(stencil.heat5_step, 1, boundary="periodic", alpha=0.1))  # kernels loaded on every rank
@@ -169,6 +182,14 @@ def child_dask(args) -> dict:
             wait((r @ b).persist())
             out[f"gemm_{n}"] = time.perf_counter() - t0
             del r, s, b
+            for tg in _gemm_tiles(args):
+                r = dka.random.default_rng(0).random((n, n), chunks=tg).persist()
+                b = dka.random.default_rng(1).random((n, n), chunks=tg).persist()
+                wait([r, b])
+                t0 = time.perf_counter()
+                wait((r @ b).persist())
+                out[f"gemm_{n}_t{tg}"] = time.perf_counter() - t0
+                del r, b
         u = dka.random.default_rng(2).random((args.grid, args.grid), chunks=args.grid // 4).persist()
         wait(u)
         wait(u.map_overlap(stencil.heat5_step, depth=1, boundary="periodic", trim=False, alpha=0.1,
@@ -213,6 +234,7 @@ def run_child(system: str, args) -> dict:
     if system != "numpy":  # one BLAS thread per worker process
         env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     common = ["--child", system, "--workers", str(args.workers), "--sizes", args.sizes, "--tile", str(args.tile),
+              "--gemm-tiles", args.gemm_tiles,
               "--grid", str(args.grid), "--steps", str(args.steps)]
     if system == "dagmpi":
         mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
@@ -231,6 +253,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--sizes", default="4096,8192")
     p.add_argument("--tile", type=int, default=512)
+    p.add_argument("--gemm-tiles", default="1024", help="GEMM also with these tiles (dagmpi and dask)")
     p.add_argument("--grid", type=int, default=8192)
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--peers", default="numpy,dagmpi,dask")
@@ -264,6 +287,16 @@ def main() -> None:
                 parts = [f"{gf['dagmpi'] / gf[s]:.2f}x {s}" for s in ("numpy", "dask") if s in gf]
                 line += "   " + ", ".join(parts)
             print(line)
+            if kind != "gemm":
+                continue
+            for tg in _gemm_tiles(args):
+                gt = {s: flops(n) / r[f"{key}_t{tg}"] / 1e9 for s, r in results.items() if f"{key}_t{tg}" in r}
+                if "numpy" in gf:
+                    gt["numpy"] = gf["numpy"]
+                line = f"{f'  tile {tg}':<30}" + "".join(f"{gt.get(s, float('nan')):>12.1f}" for s in systems)
+                if "dagmpi" in gt:
+                    line += "   " + ", ".join(f"{gt['dagmpi'] / gt[s]:.2f}x {s}" for s in ("numpy", "dask") if s in gt)
+                print(line)
     cells = args.grid ** 2 * args.steps
     mc = {s: cells / r["stencil_s"] / 1e6 for s, r in results.items() if "stencil_s" in r}
     if np_r:

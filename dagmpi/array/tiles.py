@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from .blockops import _gpu_of
 
-_NAMES = ("potrf", "trsm", "syrk", "gemm_nt", "gemm_acc", "trsm_left", "sub_matmul", "qr_block", "qr_stack",
+_NAMES = ("potrf", "trsm", "syrk", "gemm_nt", "gemm_acc", "gemm_sum", "trsm_left", "sub_matmul", "qr_block", "qr_stack",
           "first", "second", "qr_apply", "tril", "zeros")
 
 
@@ -55,6 +55,7 @@ trsm = _dispatch("trsm")
 syrk = _dispatch("syrk")
 gemm_nt = _dispatch("gemm_nt")
 gemm_acc = _dispatch("gemm_acc")
+gemm_sum = _dispatch("gemm_sum")
 trsm_left = _dispatch("trsm_left")
 sub_matmul = _dispatch("sub_matmul")
 qr_block = _dispatch("qr_block")

@@ -28,6 +28,14 @@ if __name__ == "__main__":
     close("np.matmul", np.matmul(A, B), X @ Y)
     close("matmul vector", A @ da.from_numpy(Y[:, 0], blocks=8), X @ Y[:, 0])
     close("matmul numpy operand", A @ Y, X @ Y)
+    from dagmpi.array import linalg as _la
+    flops = _la.GEMM_TASK_FLOPS
+    for group in (1, 3):  # the k-sum in runs of 1 and of 3 (+ 1) tile products per task
+        _la.GEMM_TASK_FLOPS = group * 2 * 10 * 12 * 8
+        C = A @ B
+        assert C.tasks[0, 0].name == "gemm", C.tasks[0, 0].name
+        close(f"matmul k runs of {group}", C, X @ Y)
+    _la.GEMM_TASK_FLOPS = flops
     for n, tile in [(50, 12), (64, 16), (7, 3), (33, 33)]:
         S = spd(n)
         L = da.linalg.cholesky(da.from_numpy(S, blocks=tile))
