@@ -519,12 +519,18 @@ def _guard_os_exit(rank: int, fault_tolerant: bool) -> None:
 
     Under ULFM the rank ends with SIGKILL instead: Open MPI notices a rank that
     is killed, but not one that exits without ``MPI_Finalize`` (the survivors
-    would wait for it forever).  Otherwise the launcher ends the job.
+    would wait for it forever).  Otherwise the rank calls ``MPI_Abort``, which
+    ends the job at once: left to MPICH's launcher to notice the exit, a job
+    once went on for over 60 s.  A process forked by a task (``multiprocessing``)
+    exits as it asked.
     """
     real_exit = os._exit
     host = __import__("socket").gethostname()
+    pid = os.getpid()
 
     def _exit(code: int) -> None:  # noqa: ANN001 - same signature as os._exit
+        if os.getpid() != pid:  # a child a task forked: not this rank
+            real_exit(code)
         try:
             sys.stdout.flush()
             then = ("it ends with SIGKILL and the job goes on without it" if fault_tolerant else
@@ -535,7 +541,12 @@ def _guard_os_exit(rank: int, fault_tolerant: bool) -> None:
         finally:
             if fault_tolerant:
                 os.kill(os.getpid(), 9)
-            real_exit(code)
+            try:
+                from mpi4py import MPI
+
+                MPI.COMM_WORLD.Abort(code or 1)
+            finally:
+                real_exit(code)
 
     os._exit = _exit
 

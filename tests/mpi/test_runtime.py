@@ -72,6 +72,13 @@ def test_dead_worker_ends_job(n):
     assert "UNREACHABLE" not in r.stdout, r
 
 
+def test_forked_child_of_a_task_exits_as_it_asked():
+    """os._exit in a process a task forked ends that process only (not the job)."""
+    r = run_dagmpi("raises.py", n=2, args=["fork-exit"], timeout=60)
+    assert r.returncode == 0 and "child status 7" in r.stdout, r
+    assert "called os._exit" not in r.stderr, r
+
+
 @pytest.mark.parametrize("n", [None, 2], ids=ids)
 def test_sys_exit_code_is_kept(n):
     r = run_dagmpi("raises.py", n=n, args=["exit"], timeout=60)

@@ -14,6 +14,15 @@ def die(code):
     os._exit(code)
 
 
+def fork_child_exits():
+    """A task whose forked child ends with os._exit (as multiprocessing's children do)."""
+    import os
+    child = os.fork()
+    if child == 0:
+        os._exit(7)
+    return os.waitpid(child, 0)[1] >> 8
+
+
 if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "driver":
@@ -24,3 +33,5 @@ if __name__ == "__main__":
         print("UNREACHABLE")
     if mode == "exit":
         sys.exit(4)
+    if mode == "fork-exit":
+        print("child status", dagmpi.fetch(dagmpi.spawn(fork_child_exits)))
