@@ -47,7 +47,7 @@ def _sizes(args) -> list[int]:
 
 def _gemm_tiles(args) -> list[int]:
     """The extra GEMM tile sizes (``--gemm-tiles``, other than ``--tile``)."""
-    return [int(t) for t in args.gemm_tiles.split(",") if t and int(t) != args.tile]
+    return sorted({int(t) for t in args.gemm_tiles.split(",") if t and int(t) != args.tile})
 
 
 def child_numpy(args) -> dict:
@@ -310,13 +310,16 @@ def main() -> None:
             parts.append(f"{mc['dagmpi'] / mc['dask']:.2f}x dask")
         line += "   " + ", ".join(parts)
     print(line)
-    if np_r.get("stencil_kernel_kept_s") and "dagmpi" in mc:
+    kept_row = np_r.get("stencil_kernel_kept_s") and "dagmpi" in mc
+    if kept_row:
         kept = w * cells / np_r["stencil_kernel_kept_s"] / 1e6
-        print(f"{'  limit, workers malloc':<30}{kept:>12.0f}" + " " * 12 * (len(systems) - 1)
+        print(f"{'  limit, workers malloc':<30}"
+              + "".join(f"{kept:>12.0f}" if s == "numpy" else " " * 12 for s in systems)
               + f"   {mc['dagmpi'] / kept:.2f}x this limit")
     print(f"    stencil 'numpy' column: the limit = one process's Numba kernel on the whole grid x {w}")
-    print("    'limit, workers malloc': the same with glibc keeping freed memory for reuse, as dagmpi's "
-          "workers do (its result is then not page-faulted in each step)")
+    if kept_row:
+        print("    'limit, workers malloc': the same with glibc keeping freed memory for reuse, as dagmpi's "
+              "workers do (its result is then not page-faulted in each step)")
     if dg:
         print(f"    halo bytes per step: {dg['halo_bytes_per_step'] / 2**20:.2f} MiB of a "
               f"{dg['grid_bytes'] / 2**20:.0f} MiB grid ({dg['halo_bytes_per_step'] / dg['grid_bytes'] * 100:.2f}%); "

@@ -201,8 +201,9 @@ def map_overlap(a: Any, fn: Callable, depth: Any = 1, boundary: Any = "none", dt
     halo_tasks = {}
     halo_index = {}
     for nidx, keys in wanted.items():
+        # (first among the ready tasks of its rank: the neighbours' next step waits for it)
         halo_tasks[nidx] = api.spawn(halos, src[nidx], tuple(keys.values()),
-                                     options=core._opts("halos", near=src[nidx]))
+                                     options=core._opts("halos", near=src[nidx], priority=1))
         halo_index[nidx] = {h: k for k, h in enumerate(keys)}
     # pass 2: one task per block, fed by its own block and its neighbours' halos
     for idx in g.block_indices(a.chunks):

@@ -5,10 +5,11 @@ Part of the pure scheduler (no I/O, no MPI): :class:`Placement` is a mixin of
 ``workers``, ``ready``); state changes still go through the scheduler's
 ``_assign``/``_set_state``.
 
-Order: ready tasks leave the heap by user priority, then depth (a task one
-level below its deepest input goes before new roots: reductions and chains
-finish before more data is produced), then by how many inputs they are the
-last consumer of (memory they free), then submission order.
+Order: ready tasks leave the heap by user priority, then started work before
+new roots (reductions and chains finish before more data is produced), among
+it those that are the last consumer of an input first (memory they free),
+then the shallowest depth (an iterative graph's older step first), then
+submission order.
 
 Placement: a ready task goes to the worker with the smallest estimated finish
 time among those with free capacity that its scope and resources allow: queue

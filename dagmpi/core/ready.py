@@ -7,8 +7,8 @@ import heapq
 
 
 class ReadyQueue:
-    """READY task ids in run order: by ``(-priority, depth, -inputs it frees)``
-    (tasks without inputs after all others), then first in, first out.
+    """READY task ids in run order: by their key (``Scheduler._make_ready``:
+    priority, then what frees inputs, then depth), then first in, first out.
 
     One FIFO per distinct order key, and a heap of the keys: most graphs have
     few distinct keys at a time (a wide map has one), so putting and taking a
@@ -20,32 +20,32 @@ class ReadyQueue:
     __slots__ = ("_keys", "_fifo", "_n")
 
     def __init__(self) -> None:
-        self._keys: list[tuple[int, int, int]] = []  # heap of the keys that have a FIFO
-        self._fifo: dict[tuple[int, int, int], collections.deque] = {}
+        self._keys: list[tuple[int, ...]] = []  # heap of the keys that have a FIFO
+        self._fifo: dict[tuple[int, ...], collections.deque] = {}
         self._n = 0
 
     def __len__(self) -> int:
         return self._n
 
-    def _fifo_of(self, key: tuple[int, int, int]) -> collections.deque:
+    def _fifo_of(self, key: tuple[int, ...]) -> collections.deque:
         q = self._fifo.get(key)
         if q is None:
             q = self._fifo[key] = collections.deque()
             heapq.heappush(self._keys, key)
         return q
 
-    def put(self, key: tuple[int, int, int], task_id: int) -> None:
+    def put(self, key: tuple[int, ...], task_id: int) -> None:
         """Queue ``task_id`` behind every queued task with the same or a smaller key."""
         self._fifo_of(key).append(task_id)
         self._n += 1
 
-    def put_back(self, items: list[tuple[tuple[int, int, int], int]]) -> None:
+    def put_back(self, items: list[tuple[tuple[int, ...], int]]) -> None:
         """Return ``(key, id)`` pairs taken by :meth:`take`, in the order taken, to the front."""
         for key, task_id in reversed(items):
             self._fifo_of(key).appendleft(task_id)
             self._n += 1
 
-    def take(self) -> tuple[tuple[int, int, int], int]:
+    def take(self) -> tuple[tuple[int, ...], int]:
         """Remove and return ``(key, id)`` of the first task (the queue must not be empty)."""
         key = self._keys[0]
         q = self._fifo[key]

@@ -31,8 +31,8 @@ State (all of it owned and mutated by this class only)
 
 ``ready``
     A :class:`~dagmpi.core.ready.ReadyQueue` of READY task ids, ordered by
-    priority, started work before new roots (the shallowest depth first),
-    and the inputs running it frees; ties run first in, first out.
+    priority, started work before new roots (first what frees an input, then
+    the shallowest depth); ties run first in, first out.
 
 Policy (order, placement, queue depth, running ahead, stealing) lives in
 :mod:`dagmpi.core.placement`, and recovery from a dead rank in
@@ -81,8 +81,6 @@ _WAITING, _READY, _ASSIGNED = TaskState.WAITING, TaskState.READY, TaskState.ASSI
 _FINISHED, _ERRORED = TaskState.FINISHED, TaskState.ERRORED
 
 _GONE = object()
-#: ready-queue depth key of tasks without inputs: after all started work
-_ROOT = 1 << 62
 
 #: Assumed network bandwidth (bytes/s) until one is measured.
 DEFAULT_BANDWIDTH = 2.0e9
@@ -498,22 +496,25 @@ class Scheduler(Placement, Recovery):
 
     def _make_ready(self, t: TaskRecord) -> None:
         self._set_state(t, _READY)
-        # Order: user priority; then started work before new roots (reductions
-        # and chains before more loads: few intermediates stay alive); among
-        # started work the shallowest depth first (an iterative graph's older
-        # step first: in a stencil the step that other ranks' next step waits
-        # for, where depth first let a rank run its own step k+1 while its
-        # neighbours idled for its step k); then how many inputs this task is
-        # the last consumer of (running it frees them); then submission order.
-        frees = 0
+        # Order: user priority; then started work before new roots, and among it
+        # first the tasks that are the last consumer of an input nobody else
+        # holds (running them frees it: a chain over kept blocks runs each
+        # block's chain to its end before starting the next block's); then the
+        # shallowest depth (an iterative graph's older step first: in a stencil,
+        # where every point frees its previous block, the step the other ranks'
+        # next step waits for; deepest first let a rank run its own step k+1
+        # while its neighbours idled for its step k); then the number of inputs
+        # it frees; then submission order.
         if t.deps:
+            frees = 0
             tasks = self.tasks
             for d in t.deps:
-                if tasks[d].consumers == 1:
+                dep = tasks[d]
+                if dep.consumers == 1 and dep.refs <= 0:
                     frees += 1
-            self.ready.put((-t.priority, t.level, -frees), t.id)
+            self.ready.put((-t.priority, 0 if frees else 1, t.level, -frees), t.id)
         else:
-            self.ready.put((-t.priority, _ROOT, 0), t.id)
+            self.ready.put((-t.priority, 2, 0, 0), t.id)
 
     def _unassign(self, t: TaskRecord) -> None:
         if t.worker is None:

@@ -492,7 +492,7 @@ def _serve_mpi(tr: Any, worker: Any, config: Config) -> None:
     global _runtime
     _install_signal_handlers(worker)
     _ignore_interrupts()
-    _guard_os_exit(tr.rank, bool(getattr(tr, "fault_tolerant", False)))
+    _guard_os_exit(tr)
     _runtime = _Runtime("mpi-worker", config, None, tr, [])
     _CURRENT.client = worker
     try:
@@ -514,7 +514,7 @@ def _serve_mpi(tr: Any, worker: Any, config: Config) -> None:
     sys.exit(0)
 
 
-def _guard_os_exit(rank: int, fault_tolerant: bool) -> None:
+def _guard_os_exit(tr: Any) -> None:
     """A task that calls ``os._exit`` on a worker: say which rank goes, and how.
 
     Under ULFM the rank ends with SIGKILL instead: Open MPI notices a rank that
@@ -527,6 +527,7 @@ def _guard_os_exit(rank: int, fault_tolerant: bool) -> None:
     real_exit = os._exit
     host = __import__("socket").gethostname()
     pid = os.getpid()
+    rank, fault_tolerant = tr.rank, bool(getattr(tr, "fault_tolerant", False))
 
     def _exit(code: int) -> None:  # noqa: ANN001 - same signature as os._exit
         if os.getpid() != pid:  # a child a task forked: not this rank
@@ -542,9 +543,7 @@ def _guard_os_exit(rank: int, fault_tolerant: bool) -> None:
             if fault_tolerant:
                 os.kill(os.getpid(), 9)
             try:
-                from mpi4py import MPI
-
-                MPI.COMM_WORLD.Abort(code or 1)
+                tr.abort(code or 1)  # (pauses for the launcher to pass the line above on)
             finally:
                 real_exit(code)
 

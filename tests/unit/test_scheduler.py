@@ -486,6 +486,22 @@ def test_started_work_goes_before_new_roots():
     assert executes(out) == [(1, 20)]
 
 
+def test_a_chain_over_kept_blocks_ends_before_the_next_block_starts():
+    """Tasks that free an input nobody else holds go first: ``g(f(x_i))`` over kept
+    blocks ``x_i`` keeps one intermediate alive, not one per block."""
+    h = Harness(prefetch=0, workers=[(1, 1)])
+    for x in (1, 2, 3):  # kept blocks (their handles stay)
+        h.step(sub(x))
+        h.step(TaskFinished(x, 1))
+    assert executes(h.step(sub(11, deps=[1]), sub(12, deps=[2]), sub(13, deps=[3]),
+                           sub(21, deps=[11]), sub(22, deps=[12]), sub(23, deps=[13]),
+                           *(HandleReleased(i) for i in (11, 12, 13)))) == [(1, 11)]
+    order = []
+    for tid in (11, 21, 12, 22, 13, 23):
+        order += [i for _, i in executes(h.step(TaskFinished(tid, 1)))]
+    assert order == [21, 12, 22, 13, 23]
+
+
 def test_shallower_started_work_goes_first():
     """Among tasks with inputs, the older step first: in a stencil, the step the other
     ranks' next step waits for (depth first let a rank run its own next step while
@@ -575,7 +591,7 @@ def test_ready_queue_orders_by_key_then_fifo_and_puts_back_in_front():
         q.put(key, tid)
     assert len(q) == 5 and q.ids() == {1, 2, 3, 4, 5}
     taken = [q.take() for _ in range(3)]
-    assert [i for _, i in taken] == [2, 5, 4]  # higher priority first, FIFO within; then deeper
+    assert [i for _, i in taken] == [2, 5, 4]  # higher priority first, FIFO within; then smaller keys
     q.put_back(taken[1:])  # 5 and 4 could not be placed: they keep their places
     assert [q.take()[1] for _ in range(len(q))] == [5, 4, 1, 3]
     assert len(q) == 0 and q.ids() == set()
