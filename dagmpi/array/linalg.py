@@ -121,13 +121,16 @@ def _zeros(gpu: bool) -> tuple:
 #: as reach it (4 at 512^2 tiles, every one at 128^2).  One task per product made
 #: 512^2 tiles 10% slower on 2 workers: rank 0's work and the messages per task.
 GEMM_TASK_FLOPS = 1e9
+#: ... and at most this many bytes of input tiles (a matrix-vector product's
+#: products are cheap: by flops alone one task would pull a whole row panel).
+GEMM_TASK_BYTES = 64 << 20
 
 
 def matmul(a: Any, b: Any) -> core.DArray:
     """``a @ b`` for 2-D DArrays: each output tile is computed on its owner (the
     block-cyclic plan), pulling the row panel of ``a`` and column panel of ``b`` it
     needs, with the k-sum accumulated in place there (``dgemm``, ``beta=1``), a run
-    of tile products per task (:data:`GEMM_TASK_FLOPS`)."""
+    of tile products per task (:data:`GEMM_TASK_FLOPS`, :data:`GEMM_TASK_BYTES`)."""
     a, b = core.asarray(a), core.asarray(b)
     if a.ndim == 1 or b.ndim == 1:
         a2 = a.reshape(1, a.shape[0]) if a.ndim == 1 else a
@@ -156,8 +159,10 @@ def matmul(a: Any, b: Any) -> core.DArray:
     owners = _grid_owners(nb, gpu)
     out = np.empty(nb, dtype=object)
     nk = at.shape[1]
-    per_task = 2 * max(a.chunks[0], default=1) * max(b.chunks[1], default=1) * max(a.chunks[1], default=1)
-    group = max(1, min(nk, math.ceil(GEMM_TASK_FLOPS / max(per_task, 1))))
+    mi, nj, kk = max(a.chunks[0], default=1), max(b.chunks[1], default=1), max(a.chunks[1], default=1)
+    by_flops = math.ceil(GEMM_TASK_FLOPS / max(2 * mi * nj * kk, 1))
+    by_bytes = GEMM_TASK_BYTES // max(dtype.itemsize * kk * (mi + nj), 1)
+    group = max(1, min(nk, by_flops, by_bytes))
     for i in range(nb[0]):
         for j in range(nb[1]):
             acc = None

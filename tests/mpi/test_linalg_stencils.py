@@ -13,7 +13,7 @@ LAUNCH = pytest.mark.parametrize("n", [None, 1, 2, 3, 5], ids=["inproc", "n1", "
 def test_linear_algebra_matches_numpy_and_scipy(n):
     res = run_dagmpi("linalg.py", n=n, timeout=240)
     assert res.returncode == 0 and "ALL OK" in res.stdout, res
-    for name in ["matmul", "matmul k runs of 1", "matmul k runs of 3", "cholesky n=50 tile=12: L L^T = A", "cholesky n=7 tile=3", "input kept",
+    for name in ["matmul", "matmul k runs of 1", "matmul k runs of 3", "matmul k runs by bytes", "cholesky n=50 tile=12: L L^T = A", "cholesky n=7 tile=3", "input kept",
                  "solve_triangular trans", "cho_solve", "solve pos", "tsqr Q orthogonal", "not SPD", "errors"]:
         assert f"ok {name}" in res.stdout, (name, res)
 

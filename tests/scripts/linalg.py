@@ -36,6 +36,10 @@ if __name__ == "__main__":
         assert C.tasks[0, 0].name == "gemm", C.tasks[0, 0].name
         close(f"matmul k runs of {group}", C, X @ Y)
     _la.GEMM_TASK_FLOPS = flops
+    nbytes = _la.GEMM_TASK_BYTES
+    _la.GEMM_TASK_BYTES = 2 * 8 * 8 * (10 + 12)  # runs of 2 products by their input bytes
+    close("matmul k runs by bytes", A @ B, X @ Y)
+    _la.GEMM_TASK_BYTES = nbytes
     for n, tile in [(50, 12), (64, 16), (7, 3), (33, 33)]:
         S = spd(n)
         L = da.linalg.cholesky(da.from_numpy(S, blocks=tile))
