@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from .blockops import _gpu_of
 
-_NAMES = ("potrf", "trsm", "syrk", "gemm_nt", "gemm_acc", "gemm_sum", "trsm_left", "sub_matmul", "qr_block", "qr_stack",
+_NAMES = ("potrf", "trsm", "syrk", "gemm_nt", "gemm_acc", "trsm_left", "sub_matmul", "qr_block", "qr_stack",
           "first", "second", "qr_apply", "tril", "zeros")
 
 
@@ -55,7 +55,6 @@ trsm = _dispatch("trsm")
 syrk = _dispatch("syrk")
 gemm_nt = _dispatch("gemm_nt")
 gemm_acc = _dispatch("gemm_acc")
-gemm_sum = _dispatch("gemm_sum")
 trsm_left = _dispatch("trsm_left")
 sub_matmul = _dispatch("sub_matmul")
 qr_block = _dispatch("qr_block")
@@ -65,3 +64,15 @@ second = _dispatch("second")
 qr_apply = _dispatch("qr_apply")
 tril = _dispatch("tril")
 zeros = _dispatch("zeros")
+
+
+def gemm_sum(n: int, *tiles: Any) -> Any:
+    """``c + a_1 @ b_1 + ... + a_n @ b_n`` (``tiles``: ``a_1..a_n, b_1..b_n``, then
+    ``c`` or nothing): a run of a tiled matmul's k-sum in one task, each product by
+    :func:`gemm_acc` (accumulated in place: in ``c``, else in the first product)."""
+    if n < 1 or len(tiles) not in (2 * n, 2 * n + 1):
+        raise ValueError(f"gemm_sum: {n} tile pairs need {2 * n} or {2 * n + 1} tiles, got {len(tiles)}")
+    c = tiles[2 * n] if len(tiles) > 2 * n else None
+    for a, b in zip(tiles[:n], tiles[n:2 * n]):
+        c = gemm_acc(a, b, c)
+    return c

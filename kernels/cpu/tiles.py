@@ -74,18 +74,6 @@ def gemm_acc(a: np.ndarray, b: np.ndarray, c: Optional[np.ndarray] = None) -> np
     return c + a @ b
 
 
-def gemm_sum(n: int, *tiles: np.ndarray) -> np.ndarray:
-    """``c + a_1 @ b_1 + ... + a_n @ b_n`` (``tiles``: ``a_1..a_n, b_1..b_n``, then
-    ``c`` or nothing): a run of a tiled matmul's k-sum in one task, accumulated in
-    place (in ``c``, else in the first product)."""
-    if n < 1 or len(tiles) not in (2 * n, 2 * n + 1):
-        raise ValueError(f"gemm_sum: {n} tile pairs need {2 * n} or {2 * n + 1} tiles, got {len(tiles)}")
-    c = tiles[2 * n] if len(tiles) > 2 * n else None
-    for a, b in zip(tiles[:n], tiles[n:2 * n]):
-        c = gemm_acc(a, b, c)
-    return c
-
-
 def trsm_left(l: np.ndarray, b: np.ndarray, lower: bool, trans: bool, unit: bool = False) -> np.ndarray:
     """Solve ``op(l) x = b`` for a triangular tile ``l``."""
     from scipy.linalg import solve_triangular
