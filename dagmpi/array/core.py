@@ -36,10 +36,12 @@ def _opts(name: str, near: Optional[Task] = None, prefer: Optional[int] = None, 
     # move=False: a block is used where it is, in the memory it is in (a GPU
     # array's blocks stay CuPy arrays on their GPUs from operation to operation)
     if near is not None:
-        return Options(name=name, priority=priority, scope=scope(near=near, gpu=gpu), move=False)
-    if prefer is not None:
-        return Options(name=name, scope=scope(prefer=int(prefer), gpu=gpu), move=False)
-    return Options(name=name, scope=scope(gpu=True) if gpu else None, move=False)
+        where = scope(near=near, gpu=gpu)
+    elif prefer is not None:
+        where = scope(prefer=int(prefer), gpu=gpu)
+    else:
+        where = scope(gpu=True) if gpu else None
+    return Options(name=name, priority=priority, scope=where, move=False)
 
 
 _HAS_GPUS: dict = {}
