@@ -9,6 +9,13 @@ O(halo), never a whole block (a neighbour reads the whole tuple: up to 2 x ndim
 faces and the corners, where it needs its own face).  ``fn`` returns the block
 without its halo (or the padded block, which is then trimmed).
 
+A function with a ``faces`` attribute (the Numba kernels ``heat5_step`` and
+``laplacian`` of ``dagmpi.kernels.cpu.stencil`` have one) is called as
+``fn.faces(block, lo_0, hi_0, lo_1, hi_1, ..., **kwargs)`` when the depth is 1 on
+every axis and no axis has ``boundary="none"``: the block and the one-element faces
+of its neighbours (or of the boundary rule), low then high per axis, without the
+padded copy of the block (on host blocks; it returns the block's result).
+
 ``boundary``: ``"periodic"`` (wrap around), ``"reflect"`` (mirror including the
 edge element, numpy's ``"symmetric"``), ``"nearest"`` (repeat the edge), a
 number (that constant) or ``"none"`` (no padding at the array's edges: ``fn``
@@ -76,14 +83,21 @@ def halos(block: np.ndarray, keys: tuple) -> tuple:
     return tuple(block[k].copy() for k in keys)  # (a GPU block's halos stay on the GPU)
 
 
-def apply(fn: Callable, block_shape: tuple[int, ...], padded_shape: tuple[int, ...], dtype: Any,
+def apply(fn: Callable, faces_fn: Any, block_shape: tuple[int, ...], padded_shape: tuple[int, ...], dtype: Any,
           where: tuple, sources: tuple, pads: tuple, trim: tuple, kwargs: dict, *inputs: Any) -> np.ndarray:
     """Task: assemble the padded block from its pieces, pad the array's outer edges by
     the boundary rule, call ``fn`` and trim what it returns to the block.  ``sources[i]``
     says where piece ``i`` is: ``(input, None)`` a whole block, ``(input, k)`` item ``k``
-    of a neighbour's :func:`halos`."""
+    of a neighbour's :func:`halos`.  ``faces_fn``: ``fn.faces`` or None, looked up by the
+    driver (a Numba dispatcher is rebuilt from its code on the worker, without it)."""
     pieces = [inputs[j] if k is None else inputs[j][k] for j, k in sources]
     gpu = _gpu_of(pieces)
+    if faces_fn is not None and gpu is None and all(t == (1, 1) for t in trim):
+        out = faces_fn(*_faces(block_shape, where, pads, pieces), **kwargs)
+        if getattr(out, "shape", None) != tuple(block_shape):
+            raise ValueError(f"the faces form of the map_overlap function {getattr(fn, '__name__', fn)!r} returned "
+                             f"shape {getattr(out, 'shape', None)}; expected the block {tuple(block_shape)}")
+        return out
     xp = np
     if gpu is not None:  # GPU blocks: assembled, padded and computed on the GPU
         xp = gpu.xp
@@ -116,6 +130,36 @@ def apply(fn: Callable, block_shape: tuple[int, ...], padded_shape: tuple[int, .
         return out if gpu is None else gpu.to_device(out)
     raise ValueError(f"the map_overlap function {getattr(fn, '__name__', fn)!r} returned shape {out.shape}; "
                      f"expected the block {tuple(block_shape)} or the padded block {x.shape}")
+
+
+def _faces(block_shape: tuple, where: tuple, pads: tuple, pieces: list) -> list:
+    """``[block, lo_0, hi_0, lo_1, hi_1, ...]`` for a depth-1 ``faces`` kernel: each face
+    the neighbour's piece that touches the block across it, or made by the boundary rule
+    where the block is at the array's edge (``pads``).  Corner pieces are not used."""
+    nd = len(block_shape)
+    lo_len = [1 if lo == 0 else 0 for (lo, _), _ in pads]  # 1: a neighbour's piece comes first on that axis
+    center, found = None, {}
+    for dest, piece in zip(where, pieces):
+        side = [0 if d.start < lo_len[a] else 1 if d.start == lo_len[a] else 2 for a, d in enumerate(dest)]
+        off = [a for a in range(nd) if side[a] != 1]
+        if not off:
+            center = piece
+        elif len(off) == 1:
+            found[(off[0], side[off[0]])] = piece
+    out = [center]
+    for a in range(nd):
+        (lo, hi), mode = pads[a]
+        for s, pad in ((0, lo), (2, hi)):
+            if not pad:
+                out.append(found[(a, s)])
+                continue
+            edge = [slice(None)] * nd
+            edge[a] = slice(0, 1) if s == 0 else slice(block_shape[a] - 1, block_shape[a])
+            if isinstance(mode, str):  # "nearest", and "reflect" at depth 1, repeat the edge
+                out.append(np.ascontiguousarray(center[tuple(edge)]))
+            else:
+                out.append(np.full(center[tuple(edge)].shape, mode, dtype=center.dtype))
+    return out
 
 
 def _whole(key: tuple, shape: tuple[int, ...]) -> bool:
@@ -189,6 +233,10 @@ def map_overlap(a: Any, fn: Callable, depth: Any = 1, boundary: Any = "none", dt
     src = a.tasks
     out = np.empty(a.nblocks, dtype=object)
     task_fn = ops.Bound(apply, fn)
+    faces_fn = getattr(fn, "faces", None)
+    if faces_fn is not None and not callable(faces_fn):
+        raise TypeError(f"map_overlap: {getattr(fn, '__name__', fn)!r}.faces must be a function, "
+                        f"got {type(faces_fn).__name__}")
     # pass 1: per block, its pieces (neighbour block, slice key) in layout order; per
     # neighbour block, the halo slices all its consumers need (one halos task each)
     plans = {}
@@ -218,7 +266,7 @@ def map_overlap(a: Any, fn: Callable, depth: Any = 1, boundary: Any = "none", dt
             sources.append((slot[tid], None if whole else halo_index[nidx][_hashable(key)]))
         padded = tuple(n + p[0][0] + p[0][1] for n, p in zip(inner, pads))
         bshape = g.block_shape(a.chunks, idx)
-        out[idx] = api.spawn(task_fn, bshape, padded, a.dtype.str, where, tuple(sources), pads, trim,
+        out[idx] = api.spawn(task_fn, faces_fn, bshape, padded, a.dtype.str, where, tuple(sources), pads, trim,
                              kwargs, *inputs, options=core._opts(getattr(fn, "__name__", "map_overlap"),
                                                                  near=src[idx]))
     return core.DArray(a.chunks, dtype, out, a._owners, name="map_overlap")

@@ -5,6 +5,13 @@ result into ``out`` (the block's shape), so a ``map_overlap`` task allocates
 nothing else; the ``*_step`` helpers return a new block for explicit time steps.
 ``cache=True`` keeps the compiled code on disk (``__pycache__`` next to this
 file): only the very first call on a machine pays the compile time.
+
+``heat5_step`` and ``laplacian`` also carry a ``faces`` variant (``fn.faces(block,
+lo_0, hi_0, lo_1, hi_1, ...)``: the block and its neighbours' one-element faces,
+per axis, low then high).  ``map_overlap`` calls it, when the depth is 1 on every
+axis and no axis has ``boundary="none"``, instead of copying the block into a
+padded one: that copy cost as much as the kernel itself.  A user's own
+``map_overlap`` function may carry a ``faces`` attribute the same way.
 """
 
 from __future__ import annotations
@@ -77,6 +84,77 @@ def heat5_step(u, alpha):
     return out
 
 
+@njit(cache=True, nogil=True)
+def _star5_faces(c, up, down, left, right, heat, alpha):
+    """The 5-point star on block ``c`` with its faces (``up``/``down``: 1 x m rows,
+    ``left``/``right``: n x 1 columns): ``c + alpha * lap(c)`` if ``heat``, else
+    ``lap(c)``; the same sums in the same order as the padded kernels."""
+    n, m = c.shape
+    out = np.empty((n, m), c.dtype)
+    for i in range(n):
+        a = up[0] if i == 0 else c[i - 1]
+        b = down[0] if i == n - 1 else c[i + 1]
+        row = c[i]
+        o = out[i]
+        if m == 1:
+            x = row[0]
+            s = a[0] + b[0] + left[i, 0] + right[i, 0] - 4.0 * x
+            o[0] = x + alpha * s if heat else s
+            continue
+        x = row[0]
+        s = a[0] + b[0] + left[i, 0] + row[1] - 4.0 * x
+        o[0] = x + alpha * s if heat else s
+        if heat:
+            for j in range(1, m - 1):
+                x = row[j]
+                o[j] = x + alpha * (a[j] + b[j] + row[j - 1] + row[j + 1] - 4.0 * x)
+        else:
+            for j in range(1, m - 1):
+                o[j] = a[j] + b[j] + row[j - 1] + row[j + 1] - 4.0 * row[j]
+        x = row[m - 1]
+        s = a[m - 1] + b[m - 1] + row[m - 2] + right[i, 0] - 4.0 * x
+        o[m - 1] = x + alpha * s if heat else s
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _lap7_faces(c, lo0, hi0, lo1, hi1, lo2, hi2):
+    """The 3-D 7-point Laplacian of block ``c`` with its six faces (one element thick)."""
+    n, m, p = c.shape
+    out = np.empty((n, m, p), c.dtype)
+    for i in range(n):
+        for j in range(m):
+            a = lo0[0, j] if i == 0 else c[i - 1, j]
+            b = hi0[0, j] if i == n - 1 else c[i + 1, j]
+            w = lo1[i, 0] if j == 0 else c[i, j - 1]
+            e = hi1[i, 0] if j == m - 1 else c[i, j + 1]
+            row = c[i, j]
+            o = out[i, j]
+            for k in range(p):
+                lo = lo2[i, j, 0] if k == 0 else row[k - 1]
+                hi = hi2[i, j, 0] if k == p - 1 else row[k + 1]
+                o[k] = a[k] + b[k] + w[k] + e[k] + lo + hi - 6.0 * row[k]
+    return out
+
+
+def _heat5_faces(c: np.ndarray, up: np.ndarray, down: np.ndarray, left: np.ndarray, right: np.ndarray,
+                 alpha: float) -> np.ndarray:
+    """``heat5_step`` on a block and its four faces (no padded copy)."""
+    return _star5_faces(c, up, down, left, right, True, alpha)
+
+
+def _laplacian_faces(c: np.ndarray, *faces: np.ndarray) -> np.ndarray:
+    """``laplacian`` on a block and its faces (low then high, per axis)."""
+    if c.ndim == 2:
+        return _star5_faces(c, *faces, False, 0.0)
+    if c.ndim == 3:
+        return _lap7_faces(c, *faces)
+    raise ValueError(f"laplacian: 2-D or 3-D blocks, got {c.ndim}-D")
+
+
+heat5_step.faces = _heat5_faces
+
+
 def laplacian(u: np.ndarray) -> np.ndarray:
     """The 5-point (2-D) or 7-point (3-D) Laplacian of a block padded by 1: a
     ``map_overlap`` function."""
@@ -86,3 +164,6 @@ def laplacian(u: np.ndarray) -> np.ndarray:
     if u.ndim == 3:
         return laplace7(u, out)
     raise ValueError(f"laplacian: 2-D or 3-D blocks, got {u.ndim}-D")
+
+
+laplacian.faces = _laplacian_faces

@@ -46,6 +46,14 @@ def user_kernel(u):
     return out
 
 
+def tagged(u):
+    """Zeros on the plain path; its ``faces`` form gives ones (which path ran)."""
+    return np.zeros((u.shape[0] - 2, u.shape[1] - 2))
+
+
+tagged.faces = lambda c, up, down, left, right: np.ones(c.shape)
+
+
 def check(name, got, want):
     np.testing.assert_allclose(got.to_numpy(), want, rtol=1e-13, atol=1e-13, err_msg=name)
     print("ok", name, flush=True)
@@ -64,8 +72,20 @@ if __name__ == "__main__":
                     continue
                 check(f"numba laplacian {len(shape)}-D boundary={b}", A.map_overlap(stencil.laplacian, 1, boundary=b),
                       reference(lambda p: stencil.laplacian(p), X, 1, mode))
+    # the faces form (no padded copy) with blocks of one row or column, every boundary
+    for shape, blocks in [((7, 5), (7, 1)), ((1, 6), (1, 3))]:
+        X = rng.standard_normal(shape)
+        A = da.from_numpy(X, blocks=blocks)
+        for b, mode in MODES.items():
+            if mode is not None:
+                check(f"faces {shape} {blocks} boundary={b}",
+                      A.map_overlap(stencil.heat5_step, 1, boundary=b, alpha=0.3),
+                      reference(lambda p: stencil.heat5_step(p, 0.3), X, 1, mode))
     X = rng.standard_normal((40, 36))
     A = da.from_numpy(X, blocks=(10, 9))
+    check("faces form used at depth 1", A.map_overlap(tagged, 1, boundary="nearest"), np.ones(X.shape))
+    check("plain form at depth 2", A.map_overlap(lambda u: tagged(u[1:-1, 1:-1]), 2, boundary="nearest"),
+          np.zeros(X.shape))
     check("depth 2 periodic", A.map_overlap(smooth, 2, boundary="periodic"), reference(smooth, X, 2, "wrap"))
     check("user njit", A.map_overlap(user_kernel, 1, boundary="nearest"),
           reference(lambda p: user_kernel(p), X, 1, "edge"))
