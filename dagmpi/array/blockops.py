@@ -282,30 +282,31 @@ def _isnan(x: Any) -> Any:
 # ------------------------------------------------------------------ blocks
 
 class Bound:
-    """``func`` with the user's function ``fn`` bound as its first argument, as a task
-    function.  Equal (and hashing equal) for equal pairs, so the runtime pickles it
-    once and sends it to each worker once, instead of pickling ``fn`` (a Numba
-    dispatcher costs ~300 us) into every task of a time loop.  ``__wrapped__``
-    makes checkpoint keys follow ``fn``'s code."""
+    """``func`` with the user's function ``fn`` (and any ``extra`` objects) bound as
+    its first arguments, as a task function.  Equal (and hashing equal) for the same
+    objects, so the runtime pickles it once and sends it to each worker once, instead
+    of pickling ``fn`` (a Numba dispatcher costs ~300 us) into every task of a time
+    loop.  ``__wrapped__`` makes checkpoint keys follow ``fn``'s code."""
 
-    __slots__ = ("func", "fn", "__wrapped__", "__name__", "__qualname__")
+    __slots__ = ("func", "fn", "extra", "__wrapped__", "__name__", "__qualname__")
 
-    def __init__(self, func: Any, fn: Any) -> None:
-        self.func, self.fn, self.__wrapped__ = func, fn, fn
+    def __init__(self, func: Any, fn: Any, *extra: Any) -> None:
+        self.func, self.fn, self.extra, self.__wrapped__ = func, fn, extra, fn
         self.__name__ = getattr(fn, "__name__", type(fn).__name__)
         self.__qualname__ = getattr(fn, "__qualname__", self.__name__)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.func(self.fn, *args, **kwargs)
+        return self.func(self.fn, *self.extra, *args, **kwargs)
 
     def __eq__(self, other: Any) -> bool:
-        return type(other) is Bound and other.func is self.func and other.fn is self.fn
+        return type(other) is Bound and other.func is self.func and other.fn is self.fn and \
+            len(other.extra) == len(self.extra) and all(a is b for a, b in zip(other.extra, self.extra))
 
     def __hash__(self) -> int:
-        return hash((id(self.func), id(self.fn)))
+        return hash((id(self.func), id(self.fn), *map(id, self.extra)))
 
     def __reduce__(self) -> tuple:
-        return (Bound, (self.func, self.fn))
+        return (Bound, (self.func, self.fn, *self.extra))
 
 
 def cut(block: np.ndarray, key: tuple) -> np.ndarray:

@@ -9,12 +9,15 @@ O(halo), never a whole block (a neighbour reads the whole tuple: up to 2 x ndim
 faces and the corners, where it needs its own face).  ``fn`` returns the block
 without its halo (or the padded block, which is then trimmed).
 
-A function with a ``faces`` attribute (the Numba kernels ``heat5_step`` and
-``laplacian`` of ``dagmpi.kernels.cpu.stencil`` have one) is called as
-``fn.faces(block, lo_0, hi_0, lo_1, hi_1, ..., **kwargs)`` when the depth is 1 on
-every axis and no axis has ``boundary="none"``: the block and the one-element faces
-of its neighbours (or of the boundary rule), low then high per axis, without the
-padded copy of the block (on host blocks; it returns the block's result).
+A star stencil may carry a faster form as its ``dagmpi_faces`` attribute (the Numba
+kernels ``heat5_step`` and ``laplacian`` of ``dagmpi.kernels.cpu.stencil`` do).  When
+the depth is 1 on every axis and no axis has ``boundary="none"``, each block's task
+then calls ``fn.dagmpi_faces(block, lo_0, hi_0, lo_1, hi_1, ..., **kwargs)``: the
+block and the one-element faces of its neighbours (or of the boundary rule), low
+then high per axis, without the padded copy of the block, and it returns the
+block's result.  The corner halos are then not cut or sent: a function with this
+form must not read the corners of its padded block (on GPU blocks ``fn`` itself
+is called, with zeros there).
 
 ``boundary``: ``"periodic"`` (wrap around), ``"reflect"`` (mirror including the
 edge element, numpy's ``"symmetric"``), ``"nearest"`` (repeat the edge), a
@@ -88,12 +91,13 @@ def apply(fn: Callable, faces_fn: Any, block_shape: tuple[int, ...], padded_shap
     """Task: assemble the padded block from its pieces, pad the array's outer edges by
     the boundary rule, call ``fn`` and trim what it returns to the block.  ``sources[i]``
     says where piece ``i`` is: ``(input, None)`` a whole block, ``(input, k)`` item ``k``
-    of a neighbour's :func:`halos`.  ``faces_fn``: ``fn.faces`` or None, looked up by the
-    driver (a Numba dispatcher is rebuilt from its code on the worker, without it)."""
+    of a neighbour's :func:`halos`.  ``faces_fn``: ``fn.dagmpi_faces`` or None, looked
+    up by the driver (a Numba dispatcher is rebuilt from its code on the worker,
+    without its attributes); with it the corner pieces are absent."""
     pieces = [inputs[j] if k is None else inputs[j][k] for j, k in sources]
     gpu = _gpu_of(pieces)
-    if faces_fn is not None and gpu is None and all(t == (1, 1) for t in trim):
-        out = faces_fn(*_faces(block_shape, where, pads, pieces), **kwargs)
+    if faces_fn is not None and gpu is None:
+        out = faces_fn(*_faces(block_shape, dtype, where, pads, pieces), **kwargs)
         if getattr(out, "shape", None) != tuple(block_shape):
             raise ValueError(f"the faces form of the map_overlap function {getattr(fn, '__name__', fn)!r} returned "
                              f"shape {getattr(out, 'shape', None)}; expected the block {tuple(block_shape)}")
@@ -106,7 +110,10 @@ def apply(fn: Callable, faces_fn: Any, block_shape: tuple[int, ...], padded_shap
     if len(pieces) == 1 and where[0] == tuple(slice(0, n) for n in inner_shape):
         x = pieces[0]
     else:
-        x = xp.empty(inner_shape, dtype) if gpu is None else gpu.empty(inner_shape, dtype)
+        if faces_fn is None:
+            x = xp.empty(inner_shape, dtype) if gpu is None else gpu.empty(inner_shape, dtype)
+        else:  # (no corner pieces: zeros there)
+            x = xp.zeros(inner_shape, dtype) if gpu is None else gpu.to_device(np.zeros(inner_shape, dtype))
         for dest, piece in zip(where, pieces):
             x[dest] = piece
     if any(p != (0, 0) for p, _ in pads):
@@ -132,15 +139,23 @@ def apply(fn: Callable, faces_fn: Any, block_shape: tuple[int, ...], padded_shap
                      f"expected the block {tuple(block_shape)} or the padded block {x.shape}")
 
 
-def _faces(block_shape: tuple, where: tuple, pads: tuple, pieces: list) -> list:
-    """``[block, lo_0, hi_0, lo_1, hi_1, ...]`` for a depth-1 ``faces`` kernel: each face
-    the neighbour's piece that touches the block across it, or made by the boundary rule
-    where the block is at the array's edge (``pads``).  Corner pieces are not used."""
-    nd = len(block_shape)
+def _sides(dest: tuple, pads: tuple) -> list[int]:
+    """Per axis, where a piece placed at ``dest`` in the halo-extended block lies: 0 low
+    halo, 1 the block itself, 2 high halo (depth 1)."""
     lo_len = [1 if lo == 0 else 0 for (lo, _), _ in pads]  # 1: a neighbour's piece comes first on that axis
+    return [0 if d.start < lo_len[a] else 1 if d.start == lo_len[a] else 2 for a, d in enumerate(dest)]
+
+
+def _faces(block_shape: tuple, dtype: Any, where: tuple, pads: tuple, pieces: list) -> list:
+    """``[block, lo_0, hi_0, lo_1, hi_1, ...]`` for a depth-1 ``dagmpi_faces`` kernel
+    (each as ``dtype``, as the padded block would be): each face the neighbour's piece
+    that touches the block across it, or made by the boundary rule where the block is
+    at the array's edge (``pads``)."""
+    nd = len(block_shape)
     center, found = None, {}
     for dest, piece in zip(where, pieces):
-        side = [0 if d.start < lo_len[a] else 1 if d.start == lo_len[a] else 2 for a, d in enumerate(dest)]
+        side = _sides(dest, pads)
+        piece = np.asarray(piece, dtype)
         off = [a for a in range(nd) if side[a] != 1]
         if not off:
             center = piece
@@ -232,17 +247,22 @@ def map_overlap(a: Any, fn: Callable, depth: Any = 1, boundary: Any = "none", dt
     dtype = a.dtype if dtype is None else np.dtype(dtype)
     src = a.tasks
     out = np.empty(a.nblocks, dtype=object)
-    task_fn = ops.Bound(apply, fn)
-    faces_fn = getattr(fn, "faces", None)
-    if faces_fn is not None and not callable(faces_fn):
-        raise TypeError(f"map_overlap: {getattr(fn, '__name__', fn)!r}.faces must be a function, "
-                        f"got {type(faces_fn).__name__}")
+    # the faces form (no padded copy, no corners): depth 1 everywhere, and no axis
+    # without padding (there the edge blocks get a smaller block)
+    faces_fn = getattr(fn, "dagmpi_faces", None)
+    if not callable(faces_fn) or any(d != 1 for d in depths) or \
+            any(isinstance(b, str) and b == "none" for b in bounds):
+        faces_fn = None
+    task_fn = ops.Bound(apply, fn, faces_fn)
     # pass 1: per block, its pieces (neighbour block, slice key) in layout order; per
     # neighbour block, the halo slices all its consumers need (one halos task each)
     plans = {}
     wanted: dict[tuple, dict] = {}
     for idx in g.block_indices(a.chunks):
         plans[idx] = plan = _plan_block(a.chunks, idx, depths, bounds)
+        if faces_fn is not None:  # the corner pieces are not needed
+            keep = [k for k, dest in enumerate(plan[1]) if sum(s != 1 for s in _sides(dest, plan[2])) <= 1]
+            plans[idx] = plan = ([plan[0][k] for k in keep], tuple(plan[1][k] for k in keep)) + plan[2:]
         for nidx, key in plan[0]:
             if not _whole(key, g.block_shape(a.chunks, nidx)):
                 wanted.setdefault(nidx, {}).setdefault(_hashable(key), key)
@@ -266,7 +286,7 @@ def map_overlap(a: Any, fn: Callable, depth: Any = 1, boundary: Any = "none", dt
             sources.append((slot[tid], None if whole else halo_index[nidx][_hashable(key)]))
         padded = tuple(n + p[0][0] + p[0][1] for n, p in zip(inner, pads))
         bshape = g.block_shape(a.chunks, idx)
-        out[idx] = api.spawn(task_fn, faces_fn, bshape, padded, a.dtype.str, where, tuple(sources), pads, trim,
+        out[idx] = api.spawn(task_fn, bshape, padded, a.dtype.str, where, tuple(sources), pads, trim,
                              kwargs, *inputs, options=core._opts(getattr(fn, "__name__", "map_overlap"),
                                                                  near=src[idx]))
     return core.DArray(a.chunks, dtype, out, a._owners, name="map_overlap")

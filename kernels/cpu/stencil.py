@@ -1,17 +1,17 @@
 """Numba stencil kernels on padded blocks (``@njit(cache=True, nogil=True)``).
 
-Each takes the block padded with its halo (depth 1) and writes the interior
-result into ``out`` (the block's shape), so a ``map_overlap`` task allocates
-nothing else; the ``*_step`` helpers return a new block for explicit time steps.
+``laplace5/9/7`` and ``weighted2d`` take the block padded with its halo (depth 1)
+and write the interior result into ``out`` (the block's shape); ``heat5_step`` and
+``laplacian`` return a new block (``map_overlap`` functions).
 ``cache=True`` keeps the compiled code on disk (``__pycache__`` next to this
 file): only the very first call on a machine pays the compile time.
 
-``heat5_step`` and ``laplacian`` also carry a ``faces`` variant (``fn.faces(block,
+``heat5_step`` and ``laplacian`` also carry a faces form (``fn.dagmpi_faces(block,
 lo_0, hi_0, lo_1, hi_1, ...)``: the block and its neighbours' one-element faces,
-per axis, low then high).  ``map_overlap`` calls it, when the depth is 1 on every
-axis and no axis has ``boundary="none"``, instead of copying the block into a
-padded one: that copy cost as much as the kernel itself.  A user's own
-``map_overlap`` function may carry a ``faces`` attribute the same way.
+per axis, low then high; it returns a new block).  ``map_overlap`` calls it, when
+the depth is 1 on every axis and no axis has ``boundary="none"``, instead of
+copying the block into a padded one: that copy cost as much as the kernel itself.
+A user's own star stencil may carry a ``dagmpi_faces`` attribute the same way.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def _laplacian_faces(c: np.ndarray, *faces: np.ndarray) -> np.ndarray:
     raise ValueError(f"laplacian: 2-D or 3-D blocks, got {c.ndim}-D")
 
 
-heat5_step.faces = _heat5_faces
+heat5_step.dagmpi_faces = _heat5_faces
 
 
 def laplacian(u: np.ndarray) -> np.ndarray:
@@ -166,4 +166,4 @@ def laplacian(u: np.ndarray) -> np.ndarray:
     raise ValueError(f"laplacian: 2-D or 3-D blocks, got {u.ndim}-D")
 
 
-laplacian.faces = _laplacian_faces
+laplacian.dagmpi_faces = _laplacian_faces

@@ -27,6 +27,8 @@ def test_stencils_match_numpy_for_every_boundary(n):
             assert f"ok smooth {dims}-D boundary={b}" in res.stdout, (dims, b, res)
     for name in ["numba laplacian 3-D boundary=periodic", "user njit", "weighted", "laplace9", "heat loop 300",
                  "bounded", "errors", "faces form used at depth 1", "plain form at depth 2",
+                 "plain form on every block with an axis of boundary none",
+                 "faces form casts to the declared dtype as the padded block does",
                  "faces (7, 5) (7, 1) boundary=reflect", "faces (1, 6) (1, 3) boundary=2.5"]:
         assert f"ok {name}" in res.stdout, (name, res)
 

@@ -47,11 +47,19 @@ def user_kernel(u):
 
 
 def tagged(u):
-    """Zeros on the plain path; its ``faces`` form gives ones (which path ran)."""
+    """Zeros on the plain path; its faces form gives ones (which path ran)."""
     return np.zeros((u.shape[0] - 2, u.shape[1] - 2))
 
 
-tagged.faces = lambda c, up, down, left, right: np.ones(c.shape)
+tagged.dagmpi_faces = lambda c, up, down, left, right: np.ones(c.shape)
+
+
+def padded_zeros(u):
+    """Zeros of the padded block's shape (trimmed by map_overlap); faces form: ones."""
+    return np.zeros(u.shape)
+
+
+padded_zeros.dagmpi_faces = lambda c, *faces: np.ones(c.shape)
 
 
 def check(name, got, want):
@@ -84,6 +92,12 @@ if __name__ == "__main__":
     X = rng.standard_normal((40, 36))
     A = da.from_numpy(X, blocks=(10, 9))
     check("faces form used at depth 1", A.map_overlap(tagged, 1, boundary="nearest"), np.ones(X.shape))
+    check("plain form on every block with an axis of boundary none",
+          A.map_overlap(padded_zeros, 1, boundary={0: "none", 1: "periodic"}), np.zeros(X.shape))
+    B = A.map_overlap(stencil.laplacian, 1, boundary="nearest", dtype=np.float32)  # (blocks stay float64)
+    check("faces form casts to the declared dtype as the padded block does",
+          B.map_overlap(stencil.laplacian, 1, boundary="nearest"),
+          B.map_overlap(lambda u: stencil.laplacian(u), 1, boundary="nearest").to_numpy())
     check("plain form at depth 2", A.map_overlap(lambda u: tagged(u[1:-1, 1:-1]), 2, boundary="nearest"),
           np.zeros(X.shape))
     check("depth 2 periodic", A.map_overlap(smooth, 2, boundary="periodic"), reference(smooth, X, 2, "wrap"))
