@@ -130,10 +130,13 @@ def _lap7_faces(c, lo0, hi0, lo1, hi1, lo2, hi2):
             e = hi1[i, 0] if j == m - 1 else c[i, j + 1]
             row = c[i, j]
             o = out[i, j]
-            for k in range(p):
-                lo = lo2[i, j, 0] if k == 0 else row[k - 1]
-                hi = hi2[i, j, 0] if k == p - 1 else row[k + 1]
-                o[k] = a[k] + b[k] + w[k] + e[k] + lo + hi - 6.0 * row[k]
+            if p == 1:
+                o[0] = a[0] + b[0] + w[0] + e[0] + lo2[i, j, 0] + hi2[i, j, 0] - 6.0 * row[0]
+                continue
+            o[0] = a[0] + b[0] + w[0] + e[0] + lo2[i, j, 0] + row[1] - 6.0 * row[0]
+            for k in range(1, p - 1):  # (no branch: vectorised)
+                o[k] = a[k] + b[k] + w[k] + e[k] + row[k - 1] + row[k + 1] - 6.0 * row[k]
+            o[p - 1] = a[p - 1] + b[p - 1] + w[p - 1] + e[p - 1] + row[p - 2] + hi2[i, j, 0] - 6.0 * row[p - 1]
     return out
 
 
