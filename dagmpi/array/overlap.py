@@ -10,12 +10,13 @@ faces and the corners, where it needs its own face).  ``fn`` returns the block
 without its halo (or the padded block, which is then trimmed).
 
 A star stencil may carry a faster form as its ``dagmpi_faces`` attribute (the Numba
-kernels ``heat5_step`` and ``laplacian`` of ``dagmpi.kernels.cpu.stencil`` do).  When
-the depth is 1 on every axis and no axis has ``boundary="none"``, each block's task
-then calls ``fn.dagmpi_faces(block, lo_0, hi_0, lo_1, hi_1, ..., **kwargs)``: the
-block and the one-element faces of its neighbours (or of the boundary rule), low
-then high per axis, without the padded copy of the block, and it returns the
-block's result.  The corner halos are then not cut or sent: a function with this
+kernels ``heat5_step`` and ``laplacian`` of ``dagmpi.kernels.cpu.stencil`` and
+``grayscott.step`` do).  When the depth is 0 or 1 on every axis (1 on at least one)
+and no axis of depth 1 has ``boundary="none"``, each block's task then calls
+``fn.dagmpi_faces(block, lo, hi, lo, hi, ..., **kwargs)``: the block and the
+one-element faces of its neighbours (or of the boundary rule), low then high, for
+each axis of depth 1 in order, without the padded copy of the block, and it
+returns the block's result.  The corner halos are then not cut or sent: a function with this
 form must not read the corners of its padded block (on GPU blocks ``fn`` itself
 is called, with zeros there).
 
@@ -97,7 +98,7 @@ def apply(fn: Callable, faces_fn: Any, block_shape: tuple[int, ...], padded_shap
     pieces = [inputs[j] if k is None else inputs[j][k] for j, k in sources]
     gpu = _gpu_of(pieces)
     if faces_fn is not None and gpu is None:
-        out = faces_fn(*_faces(block_shape, dtype, where, pads, pieces), **kwargs)
+        out = faces_fn(*_faces(block_shape, dtype, where, pads, trim, pieces), **kwargs)
         if getattr(out, "shape", None) != tuple(block_shape):
             raise ValueError(f"the faces form of the map_overlap function {getattr(fn, '__name__', fn)!r} returned "
                              f"shape {getattr(out, 'shape', None)}; expected the block {tuple(block_shape)}")
@@ -139,22 +140,23 @@ def apply(fn: Callable, faces_fn: Any, block_shape: tuple[int, ...], padded_shap
                      f"expected the block {tuple(block_shape)} or the padded block {x.shape}")
 
 
-def _sides(dest: tuple, pads: tuple) -> list[int]:
+def _sides(dest: tuple, pads: tuple, trim: tuple) -> list[int]:
     """Per axis, where a piece placed at ``dest`` in the halo-extended block lies: 0 low
-    halo, 1 the block itself, 2 high halo (depth 1)."""
-    lo_len = [1 if lo == 0 else 0 for (lo, _), _ in pads]  # 1: a neighbour's piece comes first on that axis
+    halo, 1 the block itself, 2 high halo (depth 0 or 1)."""
+    # 1: a neighbour's piece comes first on that axis
+    lo_len = [1 if t_lo == 1 and lo == 0 else 0 for ((lo, _), _), (t_lo, _) in zip(pads, trim)]
     return [0 if d.start < lo_len[a] else 1 if d.start == lo_len[a] else 2 for a, d in enumerate(dest)]
 
 
-def _faces(block_shape: tuple, dtype: Any, where: tuple, pads: tuple, pieces: list) -> list:
-    """``[block, lo_0, hi_0, lo_1, hi_1, ...]`` for a depth-1 ``dagmpi_faces`` kernel
-    (each as ``dtype``, as the padded block would be): each face the neighbour's piece
-    that touches the block across it, or made by the boundary rule where the block is
-    at the array's edge (``pads``)."""
+def _faces(block_shape: tuple, dtype: Any, where: tuple, pads: tuple, trim: tuple, pieces: list) -> list:
+    """``[block, lo, hi, ...]`` (the faces of each axis of depth 1) for a
+    ``dagmpi_faces`` kernel, each as ``dtype`` as the padded block would be: each face
+    the neighbour's piece that touches the block across it, or made by the boundary
+    rule where the block is at the array's edge (``pads``)."""
     nd = len(block_shape)
     center, found = None, {}
     for dest, piece in zip(where, pieces):
-        side = _sides(dest, pads)
+        side = _sides(dest, pads, trim)
         piece = np.asarray(piece, dtype)
         off = [a for a in range(nd) if side[a] != 1]
         if not off:
@@ -163,6 +165,8 @@ def _faces(block_shape: tuple, dtype: Any, where: tuple, pads: tuple, pieces: li
             found[(off[0], side[off[0]])] = piece
     out = [center]
     for a in range(nd):
+        if trim[a] == (0, 0):
+            continue  # depth 0 on this axis
         (lo, hi), mode = pads[a]
         for s, pad in ((0, lo), (2, hi)):
             if not pad:
@@ -247,11 +251,11 @@ def map_overlap(a: Any, fn: Callable, depth: Any = 1, boundary: Any = "none", dt
     dtype = a.dtype if dtype is None else np.dtype(dtype)
     src = a.tasks
     out = np.empty(a.nblocks, dtype=object)
-    # the faces form (no padded copy, no corners): depth 1 everywhere, and no axis
-    # without padding (there the edge blocks get a smaller block)
+    # the faces form (no padded copy, no corners): depth 0 or 1 on every axis, and no
+    # axis of depth 1 without padding (there the edge blocks get a smaller block)
     faces_fn = getattr(fn, "dagmpi_faces", None)
-    if not callable(faces_fn) or any(d != 1 for d in depths) or \
-            any(isinstance(b, str) and b == "none" for b in bounds):
+    if not callable(faces_fn) or any(d > 1 for d in depths) or not any(depths) or \
+            any(d and isinstance(b, str) and b == "none" for d, b in zip(depths, bounds)):
         faces_fn = None
     task_fn = ops.Bound(apply, fn, faces_fn)
     # pass 1: per block, its pieces (neighbour block, slice key) in layout order; per
@@ -261,7 +265,7 @@ def map_overlap(a: Any, fn: Callable, depth: Any = 1, boundary: Any = "none", dt
     for idx in g.block_indices(a.chunks):
         plans[idx] = plan = _plan_block(a.chunks, idx, depths, bounds)
         if faces_fn is not None:  # the corner pieces are not needed
-            keep = [k for k, dest in enumerate(plan[1]) if sum(s != 1 for s in _sides(dest, plan[2])) <= 1]
+            keep = [k for k, dest in enumerate(plan[1]) if sum(s != 1 for s in _sides(dest, plan[2], plan[3])) <= 1]
             plans[idx] = plan = ([plan[0][k] for k in keep], tuple(plan[1][k] for k in keep)) + plan[2:]
         for nidx, key in plan[0]:
             if not _whole(key, g.block_shape(a.chunks, nidx)):

@@ -29,6 +29,7 @@ def test_stencils_match_numpy_for_every_boundary(n):
                  "bounded", "errors", "faces form used at depth 1", "plain form at depth 2",
                  "plain form on every block with an axis of boundary none",
                  "faces form casts to the declared dtype as the padded block does",
+                 "faces form with an axis of depth 0 (gray-scott)",
                  "faces (7, 5) (7, 1) boundary=reflect", "faces (1, 6) (1, 3) boundary=2.5"]:
         assert f"ok {name}" in res.stdout, (name, res)
 

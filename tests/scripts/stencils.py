@@ -98,6 +98,12 @@ if __name__ == "__main__":
     check("faces form casts to the declared dtype as the padded block does",
           B.map_overlap(stencil.laplacian, 1, boundary="nearest"),
           B.map_overlap(lambda u: stencil.laplacian(u), 1, boundary="nearest").to_numpy())
+    from dagmpi.kernels.cpu import grayscott
+    G = rng.random((2, 19, 23))
+    gkw = dict(du=0.16, dv=0.08, f=0.035, k=0.065, dt=1.0)
+    check("faces form with an axis of depth 0 (gray-scott)",
+          da.from_numpy(G, blocks=(2, 5, 7)).map_overlap(grayscott.step, depth=(0, 1, 1), boundary="periodic", **gkw),
+          grayscott.step_numpy(G, **gkw))
     check("plain form at depth 2", A.map_overlap(lambda u: tagged(u[1:-1, 1:-1]), 2, boundary="nearest"),
           np.zeros(X.shape))
     check("depth 2 periodic", A.map_overlap(smooth, 2, boundary="periodic"), reference(smooth, X, 2, "wrap"))

@@ -31,3 +31,16 @@ def test_faces_forms_match_the_padded_kernels(shape):
 def test_faces_form_of_laplacian_refuses_other_dimensions():
     with pytest.raises(ValueError, match="2-D or 3-D"):
         stencil.laplacian.dagmpi_faces(np.zeros(4), np.zeros(1), np.zeros(1))
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 1), (2, 1, 5), (2, 4, 1), (2, 7, 9), (2, 3, 4, 5), (2, 1, 1, 1)])
+def test_grayscott_faces_form_matches_the_padded_kernel(shape):
+    from dagmpi.kernels.cpu import grayscott
+
+    kw = dict(du=0.16, dv=0.08, f=0.035, k=0.065, dt=1.0)
+    x = np.random.default_rng(sum(shape)).random(shape)
+    p = np.pad(x, [(0, 0)] + [(1, 1)] * (x.ndim - 1), mode="wrap")
+    faces = _faces(x)[2:]  # (no faces along the two fields' axis: depth 0 there)
+    np.testing.assert_array_equal(grayscott.step.dagmpi_faces(x, *faces, **kw), grayscott.step(p, **kw))
+    with pytest.raises(ValueError, match="faces form"):
+        grayscott.step.dagmpi_faces(x, *faces[:2], **kw)
