@@ -155,6 +155,39 @@ class WatchRequested:
     rank: int
 
 
+@dataclass(slots=True)
+class LaunchSubmitted:
+    """A launch of ``n`` point tasks (ids ``base .. base+n-1``) of one function
+    (``spec``), each point on the rank ``layout`` gives it, reading the points of
+    earlier launches that ``reads`` (``(launch_id, Projection)`` pairs) project it to.
+    See :mod:`dagmpi.core.launches`."""
+
+    launch_id: int
+    base: int
+    n: int
+    name: str
+    spec: Any
+    layout: Any
+    reads: tuple = ()
+    submitter: int = 0
+    watch: bool = False
+
+
+@dataclass(slots=True)
+class LaunchDone:
+    """``count`` more points of a launch finished: reported by the root of its
+    :class:`~dagmpi.core.launches.ReportTree` for all of them (``rank``: that root), or
+    by any rank for its own (values of ``nbytes`` in all, ``seconds`` of task time);
+    ``errors``: ``(task_id, error)`` of the points that failed among them."""
+
+    launch_id: int
+    rank: int
+    count: int
+    nbytes: int = 0
+    seconds: float = 0.0
+    errors: tuple = ()
+
+
 # --------------------------------------------------------------- instructions
 
 
@@ -194,6 +227,28 @@ class Deliver:
 
 
 @dataclass(slots=True)
+class ExecuteLaunch:
+    """Run a launch on ``ranks`` (sent down a :class:`~dagmpi.core.launches.ReportTree`):
+    each rank's points and their inputs come from :func:`dagmpi.core.launches.expand`
+    on ``layout`` and ``reads`` (which carry the layouts of the launches read)."""
+
+    ranks: Any
+    launch_id: int
+    base: int
+    spec: Any
+    layout: Any
+    reads: tuple
+
+
+@dataclass(slots=True)
+class ReleaseLaunch:
+    """Free the values of a launch's points on ``ranks`` (down the same tree)."""
+
+    ranks: Any
+    launch_id: int
+
+
+@dataclass(slots=True)
 class Steal:
     """Ask ``rank`` to hand back those of ``task_ids`` it has not started."""
 
@@ -214,6 +269,6 @@ class TasksReturned:
 Event = (
     WorkerJoined | TaskSubmitted | TaskFinished | TaskFailed | TaskBlocked | TaskUnblocked
     | HandleAcquired | HandleReleased | WatchRequested | TasksReturned | StuckReturned | WorkerLost
-    | TaskStarted
+    | TaskStarted | LaunchSubmitted | LaunchDone
 )
-Instruction = Execute | Release | Deliver | Steal
+Instruction = Execute | Release | Deliver | Steal | ExecuteLaunch | ReleaseLaunch

@@ -10,7 +10,7 @@ scope) fails with :class:`~dagmpi.core.failures.RankLost`.  Pure: no I/O.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from .events import WorkerLost
 from .failures import RankLost
@@ -28,6 +28,8 @@ class Recovery:
     tasks: dict
     workers: dict
     max_lost: int
+    launches: dict
+    _worker_span: Any
     n_workers_lost: int
     n_recomputed: int
     n_reloaded: int
@@ -44,7 +46,10 @@ class Recovery:
             return
         self._untouch(w)
         self._ring = None
+        self._worker_span = None
         self.n_workers_lost += 1
+        if self.launches:
+            self._launches_lost(ev.rank)
         if self._gpu_held:  # (its GPU's values are gone with it)
             for tid in [i for i, (r, _) in self._gpu_held.items() if r == ev.rank]:
                 del self._gpu_held[tid]

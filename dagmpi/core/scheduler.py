@@ -53,6 +53,8 @@ from .events import (
     HandleAcquired,
     HandleReleased,
     Instruction,
+    LaunchDone,
+    LaunchSubmitted,
     Release,
     TaskBlocked,
     TaskFailed,
@@ -66,6 +68,7 @@ from .events import (
     WorkerLost,
     TaskStarted,
 )
+from .launches import Launches
 from .failures import ImpossibleScope, RankLost, UnknownDependency, UpstreamFailure, root_error
 from .placement import Placement, unplaceable
 from .ready import ReadyQueue
@@ -88,7 +91,7 @@ DEFAULT_BANDWIDTH = 2.0e9
 DEFAULT_DURATION = 1.0e-4
 
 
-class Scheduler(Placement, Recovery):
+class Scheduler(Placement, Recovery, Launches):
     """Event-driven DAG scheduler; see the module docstring for its state."""
 
     def __init__(self, prefetch: int = 2, queue_window: float = 2e-3, max_queue: int = 256,
@@ -143,7 +146,15 @@ class Scheduler(Placement, Recovery):
         self.n_run_ahead = 0
         self.n_finished = 0
         self.n_failed = 0
+        #: launch id -> LaunchRecord (dagmpi.core.launches): one record per launch of many points
+        self.launches: dict = {}
+        self._worker_span: Optional[tuple] = None  # (lowest, highest, count) of the worker ranks
+        self.n_launches = 0
+        self.n_points = 0
+        self.n_points_done = 0
         self._handlers = {
+            LaunchSubmitted: self._on_launch_submitted,
+            LaunchDone: self._on_launch_done,
             WorkerJoined: self._on_worker_joined,
             TaskSubmitted: self._on_submitted,
             TaskFinished: self._on_finished,
@@ -242,6 +253,7 @@ class Scheduler(Placement, Recovery):
     # -------------------------------------------------------------- events
 
     def _on_worker_joined(self, ev: WorkerJoined) -> None:
+        self._worker_span = None
         if ev.rank in self.workers:
             if not ev.rejoin:
                 raise ValueError(f"worker rank {ev.rank} joined twice")
@@ -439,16 +451,22 @@ class Scheduler(Placement, Recovery):
         t = self.tasks.get(ev.task_id)
         if t is not None:
             t.refs += 1
+        elif self.launches:
+            self._launch_handle(ev.task_id, 1)
 
     def _on_released(self, ev: HandleReleased) -> None:
         t = self.tasks.get(ev.task_id)
         if t is not None:
             t.refs -= 1
             self._maybe_forget(t)
+        elif self.launches:
+            self._launch_handle(ev.task_id, -1)
 
     def _on_watch(self, ev: WatchRequested) -> None:
         t = self.tasks.get(ev.task_id)
         if t is None:
+            if self.launches:
+                self._launch_watch(ev.task_id, ev.rank)
             return
         if t.state is _FINISHED:
             self._out.append(Deliver(ev.rank, t.id, owner=t.owner))

@@ -1,0 +1,433 @@
+"""Launches of many point tasks (#17 part 2): one record on rank 0 per launch, not
+one per point.  Pure: no I/O, no threads; rank 0's scheduler and the workers'
+expansion share this module (see ``docs/design.md``, "Launches of many point tasks").
+
+A launch runs ``fn`` on the points ``0 .. n-1``; point ``i`` is the task
+``base + i``.  Where each point runs is its :class:`Layout` (owner computes: no
+placement decision per point); what it reads is, per earlier launch it reads, a
+:class:`Projection` from the point to the points of that launch whose values it
+takes as inputs.  Rank 0 keeps, per launch, the count of points not finished per
+rank, and sends each rank it touches one :class:`~dagmpi.core.events.ExecuteLaunch`;
+the worker turns it into its points' jobs with :func:`expand`: the inputs of each
+point and the rank that computes each one, from the layouts (a local input is
+handed over in memory, a remote one asked of its owner, who sends it when it
+exists).  The worker reports :class:`~dagmpi.core.events.LaunchDone` once per launch
+(its count of points), so rank 0's cost per launch grows with the ranks it touches,
+not with ``n``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+__all__ = ["Layout", "Projection", "Read", "expand", "LaunchRecord", "ReportTree", "Reports", "Launches"]
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Which rank runs each of ``n`` points: ``"blocks"`` (contiguous runs of
+    ``ceil(n / len(ranks))`` points per rank, in ``ranks`` order), ``"cyclic"`` (point
+    ``i`` on ``ranks[i % len(ranks)]``) or ``"table"`` (``table[i]``: an array's owners).
+    A formula, evaluated the same way on rank 0 and on the workers; ``ranks`` may be
+    a ``range`` (then finding a rank's place costs O(1), not O(ranks))."""
+
+    kind: str
+    n: int
+    ranks: Sequence[int]
+    table: Optional[tuple[int, ...]] = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("blocks", "cyclic", "table"):
+            raise ValueError(f"a launch layout is 'blocks', 'cyclic' or 'table', not {self.kind!r}")
+        if self.n < 0:
+            raise ValueError(f"a launch has n >= 0 points, not {self.n}")
+        if self.kind == "table":
+            if self.table is None or len(self.table) != self.n:
+                raise ValueError(f"a 'table' layout needs one rank per point ({self.n}), got "
+                                 f"{None if self.table is None else len(self.table)}")
+        elif not len(self.ranks):
+            raise ValueError("a launch layout needs at least one rank")
+
+    @classmethod
+    def blocks(cls, n: int, ranks: Sequence[int]) -> "Layout":
+        return cls("blocks", n, ranks if isinstance(ranks, range) else tuple(ranks))
+
+    @classmethod
+    def cyclic(cls, n: int, ranks: Sequence[int]) -> "Layout":
+        return cls("cyclic", n, ranks if isinstance(ranks, range) else tuple(ranks))
+
+    @classmethod
+    def of_table(cls, table: Sequence[int]) -> "Layout":
+        t = tuple(int(r) for r in table)
+        return cls("table", len(t), tuple(sorted(set(t))), t)
+
+    def _per(self) -> int:
+        return -(-self.n // len(self.ranks)) if self.n else 1
+
+    def rank_of(self, i: int) -> int:
+        """The rank that runs point ``i``."""
+        if self.kind == "cyclic":
+            return self.ranks[i % len(self.ranks)]
+        if self.kind == "blocks":
+            return self.ranks[i // self._per()]
+        return self.table[i]  # type: ignore[index]
+
+    def points_of(self, rank: int) -> Sequence[int]:
+        """The points ``rank`` runs, in increasing order (a ``range`` for formulas)."""
+        if self.kind == "table":
+            return [i for i, r in enumerate(self.table) if r == rank]  # type: ignore[arg-type]
+        if rank not in self.ranks:
+            return range(0)
+        k = self.ranks.index(rank)
+        if self.kind == "cyclic":
+            return range(k, self.n, len(self.ranks))
+        per = self._per()
+        return range(min(k * per, self.n), min((k + 1) * per, self.n))
+
+    def touched(self) -> Sequence[int]:
+        """The ranks with at least one point, in ``ranks`` order (a slice: O(1) on a range)."""
+        if self.kind == "table":
+            return self.ranks
+        used = min(len(self.ranks), self.n) if self.kind == "cyclic" else -(-self.n // self._per())
+        return self.ranks[:used]
+
+    def counts(self) -> dict[int, int]:
+        """``rank -> number of points`` for every rank with at least one (O(ranks))."""
+        if self.kind == "table":
+            out: dict[int, int] = {}
+            for r in self.table:  # type: ignore[union-attr]
+                out[r] = out.get(r, 0) + 1
+            return out
+        return {r: len(self.points_of(r)) for r in self.touched()}
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    """From a point ``i`` of a launch to the points of an earlier launch (of ``n``
+    points) it reads, evaluated on the workers:
+
+    * ``"same"``: point ``i``;
+    * ``"offsets"``: ``i + o`` for each ``o`` in ``args`` (in order), those outside
+      ``0 .. n-1`` dropped (``wrap=False``) or wrapped around (``wrap=True``);
+    * ``"xor"``: ``i`` and ``i ^ args[0]`` (a butterfly step, as in an FFT);
+    * ``"parent"``: ``i // args[0]`` (a tree), when it exists;
+    * ``"all"``: every point (a reduction over the launch).
+    """
+
+    kind: str
+    args: tuple = ()
+    wrap: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("same", "offsets", "xor", "parent", "all"):
+            raise ValueError(f"a projection is 'same', 'offsets', 'xor', 'parent' or 'all', not {self.kind!r}")
+        if self.kind in ("xor", "parent") and (len(self.args) != 1 or int(self.args[0]) < 1):
+            raise ValueError(f"a {self.kind!r} projection takes one positive integer, got {self.args!r}")
+
+    def points(self, i: int, n: int) -> list[int]:
+        """The points of a launch of ``n`` points that point ``i`` reads."""
+        k = self.kind
+        if k == "same":
+            return [i] if 0 <= i < n else []
+        if k == "offsets":
+            out = []
+            for o in self.args:
+                j = i + o
+                if self.wrap:
+                    out.append(j % n)
+                elif 0 <= j < n:
+                    out.append(j)
+            return out
+        if k == "xor":
+            return [j for j in sorted({i, i ^ int(self.args[0])}) if j < n]
+        if k == "parent":
+            j = i // int(self.args[0])
+            return [j] if j < n else []
+        return list(range(n))
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """What a launch reads from an earlier one: its id range and layout, and the projection."""
+
+    launch_id: int
+    base: int
+    n: int
+    layout: Layout
+    projection: Projection
+
+
+def expand(base: int, layout: Layout, rank: int, reads: Sequence[Read]) -> list[tuple[int, tuple]]:
+    """The jobs of ``rank`` in a launch: ``(task_id, ((dep_id, owner_rank), ...))`` per
+    point it runs, the inputs in the order of ``reads`` and of each projection."""
+    out = []
+    for i in layout.points_of(rank):
+        inputs = []
+        for rd in reads:
+            lay, b = rd.layout, rd.base
+            for j in rd.projection.points(i, rd.n):
+                inputs.append((b + j, lay.rank_of(j)))
+        out.append((base + i, tuple(inputs)))
+    return out
+
+
+@dataclass(slots=True)
+class LaunchRecord:
+    """What rank 0 keeps per launch (see the module docstring)."""
+
+    id: int
+    base: int
+    n: int
+    name: str
+    layout: Layout
+    reads: tuple[Read, ...]
+    #: points not reported done yet
+    pending: int
+    refs: int = 1
+    #: launches not done yet that read this one's values
+    readers: set = field(default_factory=set)
+    watchers: tuple = ()
+    error: Any = None
+    nbytes: int = 0
+    seconds: float = 0.0
+    #: the ranks sent its points (they hold its values until released): a range or a tuple
+    ranks: Sequence[int] = ()
+
+    @property
+    def done(self) -> bool:
+        return not self.pending
+
+
+#: ``Deliver.owner`` of a launch that ended: its values are on the ranks of its layout.
+SPREAD = -1
+
+#: Fan-out of the trees that carry a launch to its ranks and their reports back.
+TREE_FANOUT = 16
+
+
+class ReportTree:
+    """A ``k``-ary tree over the ranks of a launch (by their place in ``ranks``): the
+    launch's :class:`~dagmpi.core.events.ExecuteLaunch` travels down it, and each rank
+    reports its points, with those of its subtree, to its parent once they are all
+    done; the root reports to rank 0.  Rank 0 then handles one message per launch,
+    not one per rank (a reduction, as MPI's collectives and Legion's index launches do)."""
+
+    __slots__ = ("ranks", "k")
+
+    def __init__(self, ranks: Sequence[int], k: int = TREE_FANOUT) -> None:
+        self.ranks, self.k = ranks, k
+
+    def parent(self, rank: int) -> Optional[int]:
+        """The rank ``rank`` reports to (None: the root, which reports to rank 0)."""
+        p = self.ranks.index(rank)
+        return None if p == 0 else self.ranks[(p - 1) // self.k]
+
+    def children(self, rank: int) -> Sequence[int]:
+        p = self.ranks.index(rank)
+        lo = p * self.k + 1
+        return self.ranks[lo:lo + self.k]
+
+    def depth(self, rank: int) -> int:
+        """Hops from the root (the root: 0)."""
+        p, d = self.ranks.index(rank), 0
+        while p:
+            p, d = (p - 1) // self.k, d + 1
+        return d
+
+
+class Reports:
+    """A worker's side of the report trees: per launch, its own points not done and
+    the reports of its children not in yet; :meth:`own_done` and :meth:`child` return
+    ``(count, errors)`` to send up when the subtree is complete (else None)."""
+
+    __slots__ = ("state",)
+
+    def __init__(self) -> None:
+        #: launch id -> [own points left (None: not told yet), children left, count, errors]
+        self.state: dict[int, list] = {}
+
+    def expect(self, launch_id: int, own: int, children: int) -> Optional[tuple[int, tuple]]:
+        st = self.state.get(launch_id)
+        if st is None:
+            st = self.state[launch_id] = [own, children, 0, ()]
+        else:  # a child reported before this rank heard of the launch
+            st[0], st[1] = own, st[1] + children
+        return self._ripe(launch_id, st)
+
+    def own_done(self, launch_id: int, errors: tuple = ()) -> Optional[tuple[int, tuple]]:
+        st = self.state[launch_id]
+        st[0] -= 1
+        st[2] += 1
+        if errors:
+            st[3] += errors
+        return self._ripe(launch_id, st)
+
+    def child(self, launch_id: int, count: int, errors: tuple = ()) -> Optional[tuple[int, tuple]]:
+        st = self.state.get(launch_id)
+        if st is None:
+            st = self.state[launch_id] = [None, 0, 0, ()]
+        st[1] -= 1
+        st[2] += count
+        if errors:
+            st[3] += errors
+        return self._ripe(launch_id, st)
+
+    def _ripe(self, launch_id: int, st: list) -> Optional[tuple[int, tuple]]:
+        if st[0] == 0 and st[1] == 0:
+            del self.state[launch_id]
+            return st[2], st[3]
+        return None
+
+
+class Launches:
+    """The scheduler's handling of launches (a mixin of
+    :class:`dagmpi.core.scheduler.Scheduler`, on its ``launches`` and ``_out``): O(1)
+    per launch when its layout's ranks are a ``range`` of worker ranks (one
+    instruction down the tree, one report back up it), nothing per point."""
+
+    launches: dict
+    workers: dict
+    _out: list
+
+    def _all_workers(self, ranks: Sequence[int]) -> list[int]:
+        """Those of ``ranks`` that are not worker ranks (O(1) for a range inside the
+        contiguous worker ranks, the usual case)."""
+        workers = self.workers
+        if isinstance(ranks, range) and ranks.step == 1 and len(ranks):
+            span = self._worker_span
+            if span is None or span[2] != len(workers):
+                lo, hi = min(workers, default=0), max(workers, default=-1)
+                span = self._worker_span = (lo, hi, len(workers))
+            if span[1] - span[0] + 1 == span[2] and span[0] <= ranks[0] and ranks[-1] <= span[1]:
+                return []
+        return sorted(r for r in ranks if r not in workers)
+
+    def _on_launch_submitted(self, ev: Any) -> None:
+        from .events import Deliver, ExecuteLaunch
+        from .failures import ImpossibleScope, UnknownDependency
+
+        if ev.launch_id in self.launches:
+            raise ValueError(f"launch {ev.launch_id:#x} submitted twice")
+        error = None
+        reads = []
+        for lid, proj in ev.reads:
+            src = self.launches.get(lid)
+            if src is None:
+                error = UnknownDependency(lid)
+                break
+            reads.append(Read(lid, src.base, src.n, src.layout, proj))
+        layout = ev.layout
+        touched = layout.touched()
+        if error is None:
+            missing = self._all_workers(touched)
+            if missing:
+                error = ImpossibleScope(f"its layout puts points on rank(s) {missing[:8]}"
+                                        f"{'...' if len(missing) > 8 else ''}, which are not worker ranks")
+        rec = LaunchRecord(ev.launch_id, ev.base, ev.n, ev.name, layout, tuple(reads),
+                           0 if error is not None else ev.n, watchers=(ev.submitter,) if ev.watch else (),
+                           error=error)
+        self.launches[rec.id] = rec
+        self.n_launches += 1
+        if error is not None:
+            for w in rec.watchers:
+                self._out.append(Deliver(w, rec.id, error=error))
+            rec.watchers = ()
+            return
+        launches = self.launches
+        for rd in reads:
+            launches[rd.launch_id].readers.add(rec.id)
+        self.n_points += ev.n
+        rec.ranks = touched
+        if len(touched):
+            self._out.append(ExecuteLaunch(touched, rec.id, rec.base, ev.spec, layout, rec.reads))
+        if rec.done:  # no points
+            self._launch_ended(rec)
+
+    def _on_launch_done(self, ev: Any) -> None:
+        rec = self.launches.get(ev.launch_id)
+        if rec is None or not rec.pending:
+            return
+        rec.pending = max(0, rec.pending - ev.count)
+        rec.nbytes += ev.nbytes
+        rec.seconds += ev.seconds
+        if ev.errors and rec.error is None:
+            rec.error = ev.errors[0][1]
+        self.n_points_done += ev.count
+        if rec.done:
+            self._launch_ended(rec)
+
+    def _launch_ended(self, rec: LaunchRecord) -> None:
+        from .events import Deliver
+
+        out = self._out
+        for w in rec.watchers:
+            out.append(Deliver(w, rec.id, error=rec.error) if rec.error is not None else
+                       Deliver(w, rec.id, owner=SPREAD))
+        rec.watchers = ()
+        launches = self.launches
+        for rd in rec.reads:
+            src = launches.get(rd.launch_id)
+            if src is not None:
+                src.readers.discard(rec.id)
+                self._maybe_release_launch(src)
+        self._maybe_release_launch(rec)
+
+    def _maybe_release_launch(self, rec: LaunchRecord) -> None:
+        """Free a launch's values once it ended, nobody holds it and no launch reading it runs."""
+        from .events import ReleaseLaunch
+
+        if rec.pending or rec.refs > 0 or rec.readers:
+            return
+        del self.launches[rec.id]
+        if len(rec.ranks):
+            self._out.append(ReleaseLaunch(rec.ranks, rec.id))
+
+    def _launch_handle(self, launch_id: int, delta: int) -> bool:
+        """A handle to a launch was made (+1) or dropped (-1); False: not a launch."""
+        rec = self.launches.get(launch_id)
+        if rec is None:
+            return False
+        rec.refs += delta
+        if delta < 0:
+            self._maybe_release_launch(rec)
+        return True
+
+    def _launch_watch(self, launch_id: int, rank: int) -> bool:
+        from .events import Deliver
+
+        rec = self.launches.get(launch_id)
+        if rec is None:
+            return False
+        if rec.done:
+            self._out.append(Deliver(rank, rec.id, error=rec.error) if rec.error is not None else
+                             Deliver(rank, rec.id, owner=SPREAD))
+        elif rank not in rec.watchers:
+            rec.watchers += (rank,)
+        return True
+
+    def _launches_lost(self, rank: int) -> None:
+        """Worker ``rank`` died: every launch with points there that is not released
+        fails, and so does every launch not done that reads one of them (its points
+        wait for values that are gone).  Points are not computed again yet (see
+        docs/design.md)."""
+        from .failures import RankLost, UpstreamFailure
+
+        launches = self.launches
+        hit = [rec for rec in launches.values() if rank in rec.ranks]
+        for rec in hit:
+            rec.ranks = tuple(r for r in rec.ranks if r != rank)
+        stack = [(rec, RankLost(rank, f"worker rank {rank} died holding points of launch {rec.name!r}"))
+                 for rec in hit]
+        while stack:
+            rec, error = stack.pop()
+            if rec.id not in launches or rec.error is not None and not rec.pending:
+                continue
+            if rec.error is None:
+                rec.error = error
+            rec.pending = 0
+            for rid in rec.readers:
+                reader = launches.get(rid)
+                if reader is not None and reader.pending:
+                    stack.append((reader, UpstreamFailure(rec.id, rec.name, rec.error)))
+            self._launch_ended(rec)

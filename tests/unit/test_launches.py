@@ -1,0 +1,187 @@
+"""Launches of many point tasks in the pure core (dagmpi.core.launches): layouts,
+projections, the workers' expansion, and rank 0's one record per launch."""
+
+import pytest
+
+from dagmpi.core.events import (
+    Deliver,
+    ExecuteLaunch,
+    HandleReleased,
+    LaunchDone,
+    LaunchSubmitted,
+    ReleaseLaunch,
+    WatchRequested,
+    WorkerJoined,
+    WorkerLost,
+)
+from dagmpi.core.failures import ImpossibleScope, RankLost, UnknownDependency, UpstreamFailure
+from dagmpi.core.launches import SPREAD, Layout, Projection, Read, Reports, ReportTree, expand
+from dagmpi.core.scheduler import Scheduler
+
+
+def test_layouts_place_every_point_once():
+    for lay in (Layout.blocks(10, (1, 2, 3)), Layout.cyclic(10, (1, 2, 3)), Layout.of_table([3, 1, 1, 2, 3]),
+                Layout.blocks(2, (1, 2, 3, 4))):
+        seen = sorted(i for r in lay.ranks for i in lay.points_of(r))
+        assert seen == list(range(lay.n)), lay
+        assert all(lay.rank_of(i) == r for r in lay.ranks for i in lay.points_of(r))
+        assert sum(lay.counts().values()) == lay.n and all(lay.counts().values())
+    assert list(Layout.blocks(10, (1, 2, 3)).points_of(2)) == [4, 5, 6, 7]
+    assert Layout.blocks(2, (1, 2, 3, 4)).counts() == {1: 1, 2: 1}
+    assert list(Layout.cyclic(10, (1, 2, 3)).points_of(3)) == [2, 5, 8]
+    with pytest.raises(ValueError, match="one rank per point"):
+        Layout("table", 3, (), (1, 2))
+    with pytest.raises(ValueError, match="'blocks', 'cyclic' or 'table'"):
+        Layout("spiral", 3, (1,))
+
+
+def test_projections_are_task_benchs_patterns():
+    assert Projection("same").points(3, 8) == [3]
+    stencil = Projection("offsets", (-1, 0, 1))
+    assert stencil.points(0, 8) == [0, 1] and stencil.points(4, 8) == [3, 4, 5] and stencil.points(7, 8) == [6, 7]
+    assert Projection("offsets", (-1, 0, 1), wrap=True).points(0, 8) == [7, 0, 1]
+    assert Projection("xor", (2,)).points(1, 8) == [1, 3] and Projection("xor", (4,)).points(5, 6) == [1, 5]
+    assert Projection("parent", (2,)).points(5, 4) == [2] and Projection("parent", (2,)).points(9, 4) == []
+    assert Projection("all").points(0, 3) == [0, 1, 2]
+    with pytest.raises(ValueError, match="one positive integer"):
+        Projection("xor", ())
+
+
+def test_expand_gives_each_point_its_inputs_and_their_owners():
+    src = Read(launch_id=100, base=101, n=4, layout=Layout.blocks(4, (1, 2)), projection=Projection("offsets", (-1, 0, 1)))
+    jobs = expand(201, Layout.blocks(4, (1, 2)), 2, [src])
+    assert jobs == [(203, ((102, 1), (103, 2), (104, 2))), (204, ((103, 2), (104, 2)))]
+    assert expand(201, Layout.blocks(4, (1, 2)), 3, [src]) == []
+
+
+def sched(n=4):
+    s = Scheduler()
+    s.handle(*[WorkerJoined(r) for r in range(1, n + 1)])
+    return s
+
+
+def launch(lid, n, ranks, reads=(), watch=False, name="f"):
+    return LaunchSubmitted(lid, lid + 1, n, name, ("spec", lid), Layout.blocks(n, ranks), reads, 0, watch)
+
+
+def test_one_execute_per_rank_and_one_record_per_launch():
+    s = sched()
+    out = s.handle(launch(10, 1000, range(1, 5), watch=True))
+    assert len(out) == 1 and type(out[0]) is ExecuteLaunch and out[0].ranks == range(1, 5)
+    assert out[0].base == 11 and out[0].spec == ("spec", 10)
+    assert not s.tasks and len(s.launches) == 1
+    assert s.handle(LaunchDone(10, 1, 250), LaunchDone(10, 2, 100)) == []
+    assert s.handle(LaunchDone(10, 2, 150), LaunchDone(10, 3, 250)) == []
+    out = s.handle(LaunchDone(10, 4, 250, nbytes=4000))
+    assert out == [Deliver(0, 10, owner=SPREAD)]
+    assert s.launches[10].nbytes == 4000  # the driver's handle keeps its values
+    assert s.handle(HandleReleased(10)) == [ReleaseLaunch(range(1, 5), 10)]
+    assert not s.launches and s.n_points == s.n_points_done == 1000
+
+
+def test_a_launch_keeps_what_it_reads_until_it_ends():
+    s = sched(2)
+    s.handle(launch(10, 4, (1, 2)))
+    out = s.handle(launch(20, 4, (1, 2), reads=((10, Projection("offsets", (-1, 0, 1))),)))
+    assert out[0].reads[0].base == 11 and out[0].reads[0].layout == Layout.blocks(4, (1, 2))
+    s.handle(LaunchDone(10, 1, 2), LaunchDone(10, 2, 2))
+    assert s.handle(HandleReleased(10)) == []  # launch 20 still reads it
+    out = s.handle(LaunchDone(20, 1, 4))  # (the root of the report tree, for every point)
+    assert out == [ReleaseLaunch((1, 2), 10)]
+    assert s.handle(HandleReleased(20)) == [ReleaseLaunch((1, 2), 20)]
+    assert not s.launches
+
+
+def test_watch_and_point_errors():
+    s = sched(2)
+    s.handle(launch(10, 4, (1, 2)))
+    assert s.handle(WatchRequested(10, 5)) == []
+    out = s.handle(LaunchDone(10, 1, 2, errors=((11, "boom"),)), LaunchDone(10, 2, 2))
+    assert out == [Deliver(5, 10, error="boom")]
+    assert s.handle(WatchRequested(10, 6)) == [Deliver(6, 10, error="boom")]
+
+
+def test_bad_launches_fail_at_once_with_the_reason():
+    s = sched(2)
+    out = s.handle(launch(10, 4, (1, 2), reads=((99, Projection("same")),), watch=True))
+    assert out == [Deliver(0, 10, error=UnknownDependency(99))]
+    out = s.handle(launch(20, 4, (1, 7), watch=True))
+    assert len(out) == 1 and isinstance(out[0].error, ImpossibleScope) and "[7]" in str(out[0].error)
+    out = s.handle(launch(30, 6, range(1, 4), watch=True))  # (rank 3 is not a worker of 2)
+    assert len(out) == 1 and isinstance(out[0].error, ImpossibleScope) and "[3]" in str(out[0].error)
+    s.handle(WorkerJoined(3))
+    assert type(s.handle(launch(40, 6, range(1, 4)))[0]) is ExecuteLaunch
+
+
+def test_a_dead_rank_fails_its_launches_and_their_readers():
+    s = sched(3)
+    s.handle(launch(10, 4, (1, 2)), launch(20, 4, (3,), reads=((10, Projection("same")),), watch=True))
+    s.handle(LaunchDone(10, 1, 2))
+    out = s.handle(WorkerLost(2))
+    errors = {i.task_id: i.error for i in out if isinstance(i, Deliver)}
+    assert isinstance(errors[20], UpstreamFailure) and isinstance(errors[20].cause, RankLost)
+    assert isinstance(s.launches[10].error, RankLost)
+    out = s.handle(HandleReleased(10), HandleReleased(20))
+    assert out == [ReleaseLaunch((1,), 10), ReleaseLaunch((3,), 20)]
+    assert not s.launches
+
+
+def test_launches_and_plain_tasks_share_the_scheduler():
+    from dagmpi.core.events import Execute, TaskFinished, TaskSubmitted
+
+    s = sched(2)
+    s.handle(launch(10, 2, (1, 2)))
+    out = s.handle(TaskSubmitted(50, "g", (), "spec"))
+    assert any(isinstance(i, Execute) and i.task_id == 50 for i in out)
+    s.handle(TaskFinished(50, 1))
+    s.handle(LaunchDone(10, 1, 1), LaunchDone(10, 2, 1))
+    assert 10 in s.launches and 50 in s.tasks
+
+
+def test_report_trees_reduce_to_one_message_per_launch():
+    ranks = range(1, 41)
+    tree = ReportTree(ranks, k=3)
+    assert tree.parent(1) is None and tree.parent(2) == tree.parent(4) == 1 and tree.parent(5) == 2
+    assert list(tree.children(1)) == [2, 3, 4] and tree.depth(1) == 0 and tree.depth(40) == 3
+    # every rank reaches the root, each once a child
+    assert sorted(c for r in ranks for c in tree.children(r)) == list(ranks[1:])
+    # simulate: points done in any order, children's reports before their parent heard of the launch
+    lay = Layout.cyclic(100, ranks)
+    reps = {r: Reports() for r in ranks}
+    inbox = []  # (to rank or None for rank 0, count, errors)
+    for r in reversed(ranks):  # leaves first: their reports come before their parents expect
+        sent = reps[r].expect(7, len(lay.points_of(r)), len(tree.children(r)))
+        assert sent is None
+        for i in lay.points_of(r):
+            sent = reps[r].own_done(7, ((i, "err"),) if i == 42 else ())
+        while sent is not None:
+            parent = tree.parent(r)
+            if parent is None:
+                inbox.append(sent)
+                break
+            sent = reps[parent].child(7, *sent)
+            r = parent
+    assert inbox == [(100, ((42, "err"),))]
+    assert all(not rep.state for rep in reps.values())
+
+
+@pytest.mark.parametrize("pattern", ["stencil_1d", "nearest5", "fft", "tree", "trivial"])
+def test_the_simulator_runs_task_bench_graphs_as_launches(pattern):
+    """benchmarks/simulate.py's launch mode: every point runs once, rank 0 gets one
+    report per launch (up the report tree) and no launch is left."""
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
+    import simulate
+    from taskbench import graph_width
+
+    width = graph_width(pattern, 40)
+    graph = simulate.task_graph(pattern, width, 5)
+    sim = simulate.LaunchSimulation(40, 5e-6, 10e9, 1e-3)
+    makespan = sim.run_launches(pattern, width, 5, len(graph))
+    assert sim.finished == len(graph) == sim.sched.n_points_done
+    assert sim.sched.n_launches == 5 and makespan >= 5e-3
+    assert all(not rep.state for rep in sim.reports.values())
+    # each launch kept only by the driver's handle (the simulation never drops it)
+    assert len(sim.sched.launches) == 5 and all(r.refs == 1 and not r.pending for r in sim.sched.launches.values())
