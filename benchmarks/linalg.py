@@ -107,17 +107,21 @@ def child_numpy(args) -> dict:
 
 
 def neighbour_reads(chunks, itemsize: int) -> int:
-    """Bytes a periodic depth-1 map_overlap step reads from other blocks: each block's
-    task reads the whole ``halos`` tuple of each neighbour block (every slice that block
-    cuts for any of its neighbours), not only its own face."""
+    """Bytes a periodic depth-1 map_overlap step of ``heat5_step`` reads from other
+    blocks: each block's task reads the whole ``halos`` tuple of each neighbour block
+    (every face that block cuts for any of its neighbours; no corners: the faces form),
+    not only its own face."""
     import itertools
     import math
 
     from dagmpi.array import overlap
 
     depth, bounds = (1,) * len(chunks), ("periodic",) * len(chunks)
-    plans = {idx: overlap._plan_block(chunks, idx, depth, bounds)[0]
-             for idx in itertools.product(*(range(len(c)) for c in chunks))}
+    plans = {}
+    for idx in itertools.product(*(range(len(c)) for c in chunks)):
+        pieces, where, pads, trim, _ = overlap._plan_block(chunks, idx, depth, bounds)
+        # heat5_step has a faces form: no corner pieces (see dagmpi.array.overlap)
+        plans[idx] = [p for p, dest in zip(pieces, where) if sum(s != 1 for s in overlap._sides(dest, pads, trim)) <= 1]
     cut: dict = {}
     for idx, pieces in plans.items():
         for nidx, key in pieces:
