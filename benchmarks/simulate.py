@@ -129,29 +129,42 @@ class Simulation:
         self.rank0_cpu += cpu
         self.handle_calls += 1
         self.rank0_free = now + cpu
+        self.handled(batch)
         for ins in out:
-            kind = type(ins)
-            if kind is ev.Execute:
-                self.at(self.rank0_free + self.latency, "exec", ins)
-            elif kind is ev.Steal:
-                self.at(self.rank0_free + self.latency, "steal", ins)
+            self.dispatch(ins)
 
-    # ---------------------------------------------------------------- workers
+    def handled(self, batch: list) -> None:
+        """Hook: rank 0 has just handled ``batch`` (its clock is at ``rank0_free``)."""
 
-    def on_exec(self, t: float, ins: ev.Execute) -> None:
-        w = self.workers[ins.rank]
+    def dispatch(self, ins: object) -> None:
+        """Carry out one of rank 0's instructions (it leaves rank 0 at ``rank0_free``)."""
+        kind = type(ins)
+        if kind is ev.Execute:
+            self.at(self.rank0_free + self.latency, "exec", ins)
+        elif kind is ev.Steal:
+            self.at(self.rank0_free + self.latency, "steal", ins)
+
+    def need(self, t: float, w: "Worker", tid: int, inputs: tuple) -> int:
+        """Ask for a job's inputs that are not on ``w`` (from ``t``); how many are missing."""
         missing = 0
-        for dep, owner in ins.inputs:
+        for dep, owner in inputs:
             if dep in w.values:
                 continue
             done = self.done_at.get(dep)
             if done is not None:  # exists on ``done[0]``: asked for now, arrives after a round trip
                 src, when = done
                 arrive = max(t + self.latency, when) + self.hop if src != w.rank else when
-                self.at(arrive, "input", (w.rank, ins.task_id, dep))
+                self.at(arrive, "input", (w.rank, tid, dep))
             else:  # being computed (ran ahead): its producer pushes it when it exists
-                self.waiters[dep].append((w.rank, ins.task_id))
+                self.waiters[dep].append((w.rank, tid))
             missing += 1
+        return missing
+
+    # ---------------------------------------------------------------- workers
+
+    def on_exec(self, t: float, ins: ev.Execute) -> None:
+        w = self.workers[ins.rank]
+        missing = self.need(t, w, ins.task_id, ins.inputs)
         w.jobs[ins.task_id] = [missing, ins.spec]
         if missing == 0:
             self.make_ready(t, w, ins.task_id)
@@ -187,11 +200,15 @@ class Simulation:
         self.done_at[tid] = (rank, t)
         for dest, job in self.waiters.pop(tid, ()):
             self.at(t if dest == rank else t + self.hop, "input", (dest, job, tid))
-        self.to_rank0(t + self.latency, ev.TaskFinished(tid, rank, VALUE_BYTES, self.duration))
+        self.report_end(t, rank, tid)
         self.finished += 1
         self.last_finish = t
         if w.ready:
             self.at(t, "start", rank)
+
+    def report_end(self, t: float, rank: int, tid: int) -> None:
+        """Tell rank 0 that ``tid`` ended on ``rank``."""
+        self.to_rank0(t + self.latency, ev.TaskFinished(tid, rank, VALUE_BYTES, self.duration))
 
     def on_steal(self, t: float, ins: ev.Steal) -> None:
         w = self.workers[ins.rank]
@@ -213,6 +230,21 @@ class Simulation:
         started runtime; start-up is measured in ``benchmarks/many_ranks.py``)."""
         self.sched.handle_many([ev.WorkerJoined(r, 1, {"cpu": 1}) for r in self.workers])
 
+    def loop(self, handlers: dict, finished, what: str) -> None:
+        """Run events until ``finished()``: rank 0 runs whenever it is free and has mail;
+        the workers' events interleave by time."""
+        while not finished():
+            t_worker = self.queue[0][0] if self.queue else math.inf
+            t_rank0 = self.rank0_free if self.submits else \
+                max(self.rank0_free, self.inbox[0][0]) if self.inbox else math.inf
+            if t_rank0 <= t_worker:
+                if t_rank0 == math.inf:
+                    raise RuntimeError(f"the simulation stalled with {what} left")
+                self.rank0_step(t_rank0)
+            else:
+                now, _, kind, payload = heapq.heappop(self.queue)
+                handlers[kind](now, payload)
+
     def run(self, graph: list[tuple[int, tuple[int, ...]]]) -> float:
         """Simulate ``graph`` (``(task id, deps)`` in submission order); the makespan."""
         self.join()
@@ -221,20 +253,7 @@ class Simulation:
         handlers = {"exec": lambda t, p: self.on_exec(t, p), "input": lambda t, p: self.on_input(t, *p),
                     "start": lambda t, p: self.on_start(t, p), "end": lambda t, p: self.on_end(t, *p),
                     "steal": lambda t, p: self.on_steal(t, p)}
-        now = 0.0
-        while self.finished < total:
-            # rank 0 runs whenever it is free and has mail; workers' events interleave by time
-            t_worker = self.queue[0][0] if self.queue else math.inf
-            t_rank0 = self.rank0_free if self.submits else \
-                max(self.rank0_free, self.inbox[0][0]) if self.inbox else math.inf
-            if t_rank0 <= t_worker:
-                if t_rank0 == math.inf:
-                    raise RuntimeError(f"the simulation stalled with {total - self.finished} tasks left")
-                now = t_rank0
-                self.rank0_step(now)
-            else:
-                now, _, kind, payload = heapq.heappop(self.queue)
-                handlers[kind](now, payload)
+        self.loop(handlers, lambda: self.finished >= total, "tasks")
         return self.last_finish
 
 
@@ -248,28 +267,15 @@ class LaunchSimulation(Simulation):
         self.trees: dict[int, lc.ReportTree] = {}
         self.rank0_done_at = 0.0
 
-    def rank0_step(self, now: float) -> None:
-        batch = []
-        while self.inbox and self.inbox[0][0] <= now:
-            batch.append(heapq.heappop(self.inbox)[2])
-        spawned = self.submits[:SUBMIT_BATCH]
-        del self.submits[:SUBMIT_BATCH]
-        batch.extend(spawned)
-        if not batch:
-            return
-        t0 = time.perf_counter()
-        out = self.sched.handle_many(batch)
-        cpu = time.perf_counter() - t0 + len(spawned) * self.spawn_cost
-        self.rank0_cpu += cpu
-        self.handle_calls += 1
-        self.rank0_free = now + cpu
+    def handled(self, batch: list) -> None:
         if any(type(e) is ev.LaunchDone for e in batch):
             self.rank0_done_at = self.rank0_free
-        for ins in out:
-            if type(ins) is ev.ExecuteLaunch:  # down the tree: each rank after its depth's hops
-                tree = self.trees[ins.launch_id] = lc.ReportTree(ins.ranks)
-                for r in ins.ranks:
-                    self.at(self.rank0_free + self.latency * (1 + tree.depth(r)), "lexec", (r, ins))
+
+    def dispatch(self, ins: object) -> None:
+        if type(ins) is ev.ExecuteLaunch:  # down the tree: each rank after its depth's hops
+            tree = self.trees[ins.launch_id] = lc.ReportTree(ins.ranks)
+            for r in ins.ranks:
+                self.at(self.rank0_free + self.latency * (1 + tree.depth(r)), "lexec", (r, ins))
 
     def report(self, t: float, rank: int, launch_id: int, sent: Optional[tuple]) -> None:
         """Send a complete subtree's report up the tree (to rank 0 from the root)."""
@@ -295,35 +301,16 @@ class LaunchSimulation(Simulation):
         self.report(start, rank, ins.launch_id, ripe)
         for tid, inputs in jobs:
             self.launch_of[tid] = ins.launch_id
-            missing = 0
-            for dep, owner in inputs:
-                if dep in w.values:
-                    continue
-                done = self.done_at.get(dep)
-                if done is not None:  # exists on its owner: asked for, sent back
-                    src, when = done
-                    self.at(max(start + self.latency, when) + self.hop, "input", (w.rank, tid, dep))
-                else:  # its producer sends it the moment it exists
-                    self.waiters[dep].append((w.rank, tid))
-                missing += 1
+            missing = self.need(start, w, tid, inputs)
             w.jobs[tid] = [missing, ins.launch_id]
             if missing == 0:
                 w.ready.append(tid)
         if w.ready:
             self.at(start, "start", w.rank)
 
-    def on_end(self, t: float, rank: int, tid: int) -> None:
-        w = self.workers[rank]
-        w.values[tid] = t
-        self.done_at[tid] = (rank, t)
-        for dest, job in self.waiters.pop(tid, ()):
-            self.at(t if dest == rank else t + self.hop, "input", (dest, job, tid))
-        lid = self.launch_of.pop(tid)
+    def report_end(self, t: float, rank: int, tid: int) -> None:
+        lid = self.launch_of.pop(tid)  # (one report per subtree and launch, up the tree)
         self.report(t, rank, lid, self.reports[rank].own_done(lid))
-        self.finished += 1
-        self.last_finish = t
-        if w.ready:
-            self.at(t, "start", rank)
 
     def run_launches(self, pattern: str, width: int, steps: int, total: int) -> float:
         ranks = range(1, len(self.workers) + 1)
@@ -341,17 +328,7 @@ class LaunchSimulation(Simulation):
         handlers = {"lexec": lambda t, p: self.on_lexec(t, *p), "input": lambda t, p: self.on_input(t, *p),
                     "start": lambda t, p: self.on_start(t, p), "end": lambda t, p: self.on_end(t, *p),
                     "report": lambda t, p: self.on_report(t, *p)}
-        while self.finished < total or self.sched.n_points_done < total:
-            t_worker = self.queue[0][0] if self.queue else math.inf
-            t_rank0 = self.rank0_free if self.submits else \
-                max(self.rank0_free, self.inbox[0][0]) if self.inbox else math.inf
-            if t_rank0 <= t_worker:
-                if t_rank0 == math.inf:
-                    raise RuntimeError(f"the simulation stalled with {total - self.finished} points left")
-                self.rank0_step(t_rank0)
-            else:
-                now, _, kind, payload = heapq.heappop(self.queue)
-                handlers[kind](now, payload)
+        self.loop(handlers, lambda: self.finished >= total and self.sched.n_points_done >= total, "points")
         return max(self.last_finish, self.rank0_done_at)
 
 
