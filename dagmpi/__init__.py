@@ -24,6 +24,7 @@ from .api import (
     saved,
     shutdown,
     spawn,
+    spawn_many,
     task,
     wait,
     workers,
@@ -35,13 +36,14 @@ from .executor import Executor, Future
 from .errors import (DagmpiError, RemoteTraceback, SerializationError, TaskError, UpstreamError,
                      WorkerLostError)
 from .options import Options, Scope, scope
-from .task import Task
+from .core.launches import Layout, Projection
+from .task import Launch, Task
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Config", "DagmpiError",
-    "DoneAndNotDone", "Executor", "Future", "In", "InOut", "Options", "Out", "RemoteTraceback", "Scope", "SerializationError", "Task",
+    "DoneAndNotDone", "Executor", "Future", "In", "InOut", "Launch", "Layout", "Options", "Out", "Projection", "RemoteTraceback", "Scope", "SerializationError", "Task",
     "TaskError", "TaskFunction", "UpstreamError", "WorkerLostError", "as_completed", "datadeps", "fetch", "get", "info", "init", "progress", "progress_enabled", "saved",
-    "processors", "scope", "shutdown", "spawn", "task", "wait", "workers", "__version__",
+    "processors", "scope", "shutdown", "spawn", "spawn_many", "task", "wait", "workers", "__version__",
 ]

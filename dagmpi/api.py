@@ -26,6 +26,25 @@ class _Region(threading.local):
 _REGION = _Region()
 
 
+def spawn_many(fn: Callable, n: int, *args: Any, layout: Any = None, reads: Any = (),
+               name: Optional[str] = None) -> Any:
+    """Launch ``n`` point tasks of one function at once; return their :class:`~dagmpi.task.Launch`.
+
+    Point ``i`` (0 <= i < n) calls ``fn(i, *args, *inputs)`` on the rank ``layout``
+    gives it: ``"blocks"`` (the default: contiguous runs of points per worker),
+    ``"cyclic"`` or a :class:`dagmpi.Layout`.  ``reads``: ``(launch, projection)``
+    pairs: point ``i`` receives, as its trailing arguments, the values of the points
+    of that earlier launch that the :class:`dagmpi.Projection` maps it to (e.g.
+    ``Projection("offsets", (-1, 0, 1))`` for a 1-D stencil), sent to it straight
+    from the ranks that computed them.  ``args`` are pickled once for all points and
+    may not hold tasks.  Rank 0 handles the launch as one record (not ``n``): wait
+    on it like a task, or ``launch.fetch()`` the values in point order.  A point
+    that raises fails the launch (and the points that read it); a dead worker
+    rank fails the launches with points on it (not computed again yet).
+    """
+    return context.current_client().spawn_many(fn, n, args, layout, reads, name)
+
+
 def spawn(fn: Callable, *args: Any, options: Optional[Options] = None, **kwargs: Any) -> Task:
     """Run ``fn(*args, **kwargs)`` as a task somewhere in the job; return its :class:`Task`.
 

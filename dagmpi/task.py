@@ -87,3 +87,31 @@ def _rebuild_task(task_id: int, name: str, key: Optional[str] = None) -> Task:
     t = Task(task_id, name, _client_finder())
     t._key = key
     return t
+
+
+class Launch(Task):
+    """The handle of a launch of ``n`` point tasks (:func:`dagmpi.spawn_many`): wait on
+    it like a task (it ends when every point has), read it from a later launch
+    (``reads=``), and :meth:`fetch` the points' values.  Point ``i`` is the task
+    ``base + i``, run on ``layout.rank_of(i)``."""
+
+    __slots__ = ("base", "n", "layout")
+
+    def __init__(self, launch_id: int, name: str, client: Any, base: int, n: int, layout: Any) -> None:
+        super().__init__(launch_id, name, client)
+        self.base, self.n, self.layout = base, n, layout
+
+    def __len__(self) -> int:
+        return self.n
+
+    def fetch(self, timeout: Optional[float] = None) -> list:
+        """Wait for the launch; the values of its points, in order (pulled from their ranks)."""
+        return self._client.fetch_launch(self, timeout)
+
+    def __repr__(self) -> str:
+        state = ("pending", "finished", "failed")[self._state]
+        return f"<Launch {self.name} {self.id:#x} of {self.n} points {state}>"
+
+    def __reduce__(self) -> tuple:
+        raise TypeError("a Launch cannot be passed to a task yet: read it from another launch "
+                        "(spawn_many(..., reads=[(launch, projection)])), or fetch its values")

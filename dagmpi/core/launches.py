@@ -289,6 +289,8 @@ class Launches:
     launches: dict
     workers: dict
     _out: list
+    _parked: list
+    _worker_span: Any
 
     def _all_workers(self, ranks: Sequence[int]) -> list[int]:
         """Those of ``ranks`` that are not worker ranks (O(1) for a range inside the
@@ -304,8 +306,8 @@ class Launches:
         return sorted(r for r in ranks if r not in workers)
 
     def _on_launch_submitted(self, ev: Any) -> None:
-        from .events import Deliver, ExecuteLaunch
-        from .failures import ImpossibleScope, UnknownDependency
+        from .events import Deliver
+        from .failures import UnknownDependency
 
         if ev.launch_id in self.launches:
             raise ValueError(f"launch {ev.launch_id:#x} submitted twice")
@@ -319,11 +321,6 @@ class Launches:
             reads.append(Read(lid, src.base, src.n, src.layout, proj))
         layout = ev.layout
         touched = layout.touched()
-        if error is None:
-            missing = self._all_workers(touched)
-            if missing:
-                error = ImpossibleScope(f"its layout puts points on rank(s) {missing[:8]}"
-                                        f"{'...' if len(missing) > 8 else ''}, which are not worker ranks")
         rec = LaunchRecord(ev.launch_id, ev.base, ev.n, ev.name, layout, tuple(reads),
                            0 if error is not None else ev.n, watchers=(ev.submitter,) if ev.watch else (),
                            error=error)
@@ -339,10 +336,31 @@ class Launches:
             launches[rd.launch_id].readers.add(rec.id)
         self.n_points += ev.n
         rec.ranks = touched
-        if len(touched):
-            self._out.append(ExecuteLaunch(touched, rec.id, rec.base, ev.spec, layout, rec.reads))
+        if self._parked or self._all_workers(touched):
+            # ranks that have not joined yet (the runtime checked they are worker ranks):
+            # sent when they have, in submission order
+            self._parked.append((rec, ev.spec))
+            return
+        self._dispatch_launch(rec, ev.spec)
+
+    def _dispatch_launch(self, rec: LaunchRecord, spec: Any) -> None:
+        from .events import ExecuteLaunch
+
+        if len(rec.ranks):
+            self._out.append(ExecuteLaunch(rec.ranks, rec.id, rec.base, spec, rec.layout, rec.reads))
         if rec.done:  # no points
             self._launch_ended(rec)
+
+    def _unpark_launches(self) -> None:
+        """Workers joined: send the parked launches whose ranks all have, in order."""
+        parked = self._parked
+        while parked:
+            rec, spec = parked[0]
+            if rec.id in self.launches and rec.error is None and self._all_workers(rec.ranks):
+                return
+            parked.pop(0)
+            if rec.id in self.launches and rec.error is None:
+                self._dispatch_launch(rec, spec)
 
     def _on_launch_done(self, ev: Any) -> None:
         rec = self.launches.get(ev.launch_id)
@@ -431,3 +449,5 @@ class Launches:
                 if reader is not None and reader.pending:
                     stack.append((reader, UpstreamFailure(rec.id, rec.name, rec.error)))
             self._launch_ended(rec)
+        if self._parked:
+            self._unpark_launches()

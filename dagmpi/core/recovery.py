@@ -42,14 +42,14 @@ class Recovery:
         be recomputed (no lineage, or restricted to dead ranks) fails with
         :class:`RankLost`."""
         w = self.workers.pop(ev.rank, None)
+        self._worker_span = None
+        if self.launches:  # (also a rank that died before it joined: launches wait for it)
+            self._launches_lost(ev.rank)
         if w is None:
             return
         self._untouch(w)
         self._ring = None
-        self._worker_span = None
         self.n_workers_lost += 1
-        if self.launches:
-            self._launches_lost(ev.rank)
         if self._gpu_held:  # (its GPU's values are gone with it)
             for tid in [i for i, (r, _) in self._gpu_held.items() if r == ev.rank]:
                 del self._gpu_held[tid]

@@ -149,6 +149,8 @@ class Scheduler(Placement, Recovery, Launches):
         #: launch id -> LaunchRecord (dagmpi.core.launches): one record per launch of many points
         self.launches: dict = {}
         self._worker_span: Optional[tuple] = None  # (lowest, highest, count) of the worker ranks
+        #: launches waiting for ranks to join: [(record, spec)], in submission order
+        self._parked: list = []
         self.n_launches = 0
         self.n_points = 0
         self.n_points_done = 0
@@ -271,6 +273,8 @@ class Scheduler(Placement, Recovery, Launches):
                 w.used["gpu_memory"] = held
         self._ring = None
         self._update_capacity(w)
+        if self._parked:
+            self._unpark_launches()
 
     def _on_submitted(self, ev: TaskSubmitted) -> None:
         if ev.task_id in self.tasks:

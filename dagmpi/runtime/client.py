@@ -103,6 +103,8 @@ class Client:
         self.fns = serialize.FunctionCache(rank)
         self._fn_sent: set[tuple[int, int]] = set()
         self._ids = itertools.count(1)
+        #: the next free id of the launches' half of this rank's id space (see spawn_many)
+        self._launch_ids = 1 << (ID_SHIFT - 1)
         self._req_ids = itertools.count(1)
         self._outq: collections.deque = collections.deque()
         #: Messages to other ranks queued by the comm loop this turn, per destination.
@@ -240,6 +242,76 @@ class Client:
         if self.drive_every:
             self._spawned()
         return task
+
+    def spawn_many(self, fn: Callable, n: int, args: tuple, layout: Any = None, reads: Any = (),
+                   name: Optional[str] = None) -> Any:
+        """See :func:`dagmpi.spawn_many`."""
+        from ..core.launches import Layout, Projection
+        from ..task import Launch
+
+        if self.closed:
+            raise RuntimeError("dagmpi has been shut down; no new tasks can be spawned")
+        if not callable(fn):
+            raise TypeError(f"spawn_many() needs a callable as its first argument, got {type(fn).__name__}")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"spawn_many() needs a number of points n >= 0, got {n!r}")
+        workers = sorted(self.worker_ranks)
+        if not workers:
+            raise RuntimeError("spawn_many() needs worker ranks")
+        ranks = range(workers[0], workers[-1] + 1) if workers[-1] - workers[0] + 1 == len(workers) else workers
+        if layout is None or layout == "blocks":
+            layout = Layout.blocks(n, ranks)
+        elif layout == "cyclic":
+            layout = Layout.cyclic(n, ranks)
+        elif not isinstance(layout, Layout) or layout.n != n:
+            raise ValueError(f"spawn_many(): layout must be 'blocks', 'cyclic' or a dagmpi.Layout of {n} points, "
+                             f"got {layout!r}")
+        outside = sorted(set(layout.table if layout.kind == "table" else layout.touched()) - self.worker_ranks)
+        if outside:
+            raise ValueError(f"spawn_many(): the layout puts points on rank(s) {outside[:8]}, which are not "
+                             f"worker ranks (the worker ranks of this job are {_ranges(self.worker_ranks)})")
+        pairs = []
+        for r in reads:
+            if not (isinstance(r, tuple) and len(r) == 2 and isinstance(r[0], Launch)
+                    and isinstance(r[1], Projection)):
+                raise TypeError("spawn_many(): reads are (Launch, dagmpi.Projection) pairs, got "
+                                f"{r!r}")
+            pairs.append((r[0].id, r[1]))
+        payload, buffers, deps = serialize.dump_args(args, {})
+        if deps:
+            raise TypeError("spawn_many(): the shared arguments may not hold tasks; read the points of "
+                            "earlier launches with reads=[(launch, projection)], or fetch a task's value first")
+        fn_id, fn_bytes = self.fns.get(fn)
+        name = name or getattr(fn, "__qualname__", None) or type(fn).__name__
+        with self._spawn_lock:
+            lid = (self.rank << ID_SHIFT) | self._launch_ids
+            self._launch_ids += n + 1
+            if fn_id not in self._fn_sent:
+                self._enqueue(msg.FnCode(fn_id, fn_bytes))
+                self._fn_sent.add(fn_id)
+        launch = Launch(lid, name, self, lid + 1, n, layout)
+        if self.auto_watch:
+            self._watch[lid] = launch
+            launch._watched = True
+        self._enqueue(msg.LaunchSubmit(lid, lid + 1, n, name, fn_id, payload, buffers, layout, tuple(pairs),
+                                       self.auto_watch))
+        if self.drive_every:
+            self._spawned()
+        return launch
+
+    def fetch_launch(self, launch: Any, timeout: Optional[float] = None) -> list:
+        """The values of a launch's points, in order, pulled from the ranks that hold them."""
+        self.wait_for(launch, timeout)
+        if launch._state == ERRORED:
+            raise_error(launch._error)
+        points = []
+        for i in range(launch.n):
+            t = Task.__new__(_Point)
+            t.id, t.name, t._client, t._state = launch.base + i, launch.name, self, FINISHED
+            t._owner, t._error, t._value, t._has_value, t._key, t._watched = \
+                launch.layout.rank_of(i), None, None, False, None, True
+            points.append(t)
+        return self._pull_all(points, timeout) if points else []
 
     def _spawned(self) -> None:
         """Hook after each spawn (rank 0 drives its loop from here in bursts)."""
@@ -655,6 +727,15 @@ def _pop_all(d: dict, key: int) -> Any:
     if cur is None:
         return ()
     return cur if type(cur) is list else (cur,)
+
+
+class _Point(Task):
+    """A point of a launch being fetched: not counted as a handle (the launch holds the values)."""
+
+    __slots__ = ()
+
+    def __del__(self) -> None:
+        pass
 
 
 def _ranges(ranks: Iterable[int]) -> str:

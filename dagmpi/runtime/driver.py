@@ -446,6 +446,8 @@ class Driver(Client):
             kind = type(m)
             if kind is msg.Submit:
                 events.append(self._submitted(self.rank, m))
+            elif kind is msg.LaunchSubmit:
+                events.append(self._launch_submitted(self.rank, m))
             elif kind is msg.Release:
                 events.append(ev.HandleReleased(m.task_id))
             elif kind is msg.FnCode:  # a function's bytes, queued before its first task
@@ -500,6 +502,11 @@ class Driver(Client):
         return ev.TaskSubmitted(m.task_id, name, m.deps, spec, src, m.priority, m.ranks, m.watch, needs,
                                 m.near, policy[0] if policy else 0, fn_id, restored)
 
+    def _launch_submitted(self, src: int, m: msg.LaunchSubmit) -> ev.LaunchSubmitted:
+        buffers = serialize.portable(m.buffers) if src != self.rank and m.buffers else m.buffers
+        spec = msg.TaskSpec(m.name, m.fn_id, m.payload, buffers, None, None, None)
+        return ev.LaunchSubmitted(m.launch_id, m.base, m.n, m.name, spec, m.layout, m.reads, src, m.watch)
+
     # --------------------------------------------------- from other ranks
 
     def _on_batch(self, src: int, batch: list, events: list) -> None:
@@ -509,6 +516,10 @@ class Driver(Client):
                 events.append(ev.TaskFinished(m.task_id, src, m.nbytes, m.seconds, m.device_nbytes))
             elif kind is msg.Submit:
                 events.append(self._submitted(src, m))
+            elif kind is msg.LaunchReport:
+                events.append(ev.LaunchDone(m.launch_id, src, m.count, m.nbytes, m.seconds, m.errors))
+            elif kind is msg.LaunchSubmit:
+                events.append(self._launch_submitted(src, m))
             elif kind is msg.FnCode:  # a function a task on ``src`` spawns, sent before that spawn
                 self.fn_table[m.fn_id] = m.code
             elif kind is msg.Release:
@@ -647,6 +658,21 @@ class Driver(Client):
                     box.append(ins.task_id)
             elif t is ev.Steal:
                 send(ins.rank, msg.GiveBack(ins.task_ids))
+            elif t is ev.ExecuteLaunch:
+                # (straight to each rank for now; the core's ReportTree is the plan at scale)
+                spec = ins.spec
+                fn_id = spec.fn_id
+                for rank in ins.ranks:
+                    sent = self.fn_sent[rank]
+                    if fn_id not in sent:
+                        sent.add(fn_id)
+                        send(rank, msg.FnCode(fn_id, self.fn_table[fn_id]))
+                    send(rank, msg.LaunchExec(ins.launch_id, ins.base, spec.name, fn_id, spec.payload, spec.buffers,
+                                              ins.layout, ins.reads))
+            elif t is ev.ReleaseLaunch:
+                for rank in ins.ranks:
+                    if rank not in self.dead:
+                        send(rank, msg.FreeLaunch(ins.launch_id))
         if ends:
             self._deliver_many(ends)
 

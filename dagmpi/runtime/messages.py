@@ -94,7 +94,43 @@ class TaskSpec(NamedTuple):
     save: Optional[str]
 
 
+class LaunchSubmit(NamedTuple):
+    """A launch of ``n`` point tasks (``dagmpi.spawn_many``): to rank 0.  ``reads``:
+    ``(launch_id, Projection)`` pairs; ``layout``: a :class:`dagmpi.core.launches.Layout`."""
+
+    launch_id: int
+    base: int
+    n: int
+    name: str
+    fn_id: tuple
+    payload: Any
+    buffers: Any
+    layout: Any
+    reads: tuple
+    watch: bool
+
+
 # ------------------------------------------------------------- rank 0 -> worker
+
+
+class LaunchExec(NamedTuple):
+    """Run this rank's points of a launch (``dagmpi.core.launches.expand`` gives them
+    and their inputs); point ``i`` calls ``fn(i, *args, *its inputs)``."""
+
+    launch_id: int
+    base: int
+    name: str
+    fn_id: tuple
+    payload: Any
+    buffers: Any
+    layout: Any
+    reads: tuple
+
+
+class FreeLaunch(NamedTuple):
+    """Drop the values of this rank's points of a launch."""
+
+    launch_id: int
 
 
 class Exec(NamedTuple):
@@ -174,6 +210,17 @@ class Stop(NamedTuple):
 
 
 # ------------------------------------------------------------- worker -> rank 0
+
+
+class LaunchReport(NamedTuple):
+    """This rank's points of a launch are all done: ``count`` of them, values of
+    ``nbytes``, ``seconds`` of task time; ``errors``: ``(task_id, error payload)``."""
+
+    launch_id: int
+    count: int
+    nbytes: int
+    seconds: float
+    errors: tuple
 
 
 class Hello(NamedTuple):

@@ -205,7 +205,11 @@ class JobRunner:
             fn = self.fn_cache[job.fn_id]
             if isinstance(fn, bytes):
                 fn = self.fn_cache[job.fn_id] = serialize.load_function(fn)
-            args, kwargs = serialize.load_args(job.payload, job.buffers, job.inputs)
+            point = job.point
+            args, kwargs = serialize.load_args(job.payload, job.buffers, job.inputs if point is None else {})
+            if point is not None:  # a launch's point: fn(index, *shared args, *its inputs)
+                got = job.inputs
+                args = (point[0], *args, *[got[d] for d in point[1]])
             job.inputs = job.payload = job.buffers = None
             if gpu is not None and (job.policy is None or len(job.policy) < 4 or job.policy[3]):
                 # arrays arrive in the memory of the processor the task runs on (move=True)

@@ -67,6 +67,11 @@ class Worker(JobRunner, Client):
         #: task id -> ``[(rank, req id)]``: consumers on other ranks that ran ahead
         #: and asked (:class:`~.messages.Await`) for a value this rank has not computed yet
         self._awaits: dict[int, list[tuple[int, int]]] = {}
+        #: Launches (dagmpi.core.launches): launch id -> (base, layout) until freed; per
+        #: launch not reported yet: [points left, bytes, seconds, errors]; point -> launch
+        self._launch_of: dict[int, tuple] = {}
+        self._launch_left: dict[int, list] = {}
+        self._point_launch: dict[int, int] = {}
         #: Arrays pulled from other ranks, kept (read-only, least recently used out
         #: first) for other tasks here that read them: a tiled matmul's panel tile or
         #: a Cholesky panel is pulled once per rank, not once per task.
@@ -315,8 +320,8 @@ class Worker(JobRunner, Client):
         elif now - self._held_since >= self.report_after:
             self._held_since = 0.0
             return False
-        finished = msg.Finished
-        if self._stopping or len(batch) > 64 or any(type(m) is not finished for m in batch) or \
+        held = (msg.Finished, msg.LaunchReport)  # (reports rank 0 may get a little later, batched)
+        if self._stopping or len(batch) > 64 or any(type(m) not in held for m in batch) or \
                 len(self._runq) + self._running + len(self._input_reqs) <= self.slots:
             self._held_since = 0.0
             return False
@@ -365,6 +370,8 @@ class Worker(JobRunner, Client):
                 self._send(SCHEDULER, msg.LateReturn())
             return
         self.tasks_run += 1
+        if kind != "fin" and job.point is not None:
+            self._point_ended(job.id, a)  # (before _note_failed below: this is the real error)
         waiters = self._local_waits.pop(job.id, None)
         if kind == "fin":
             if waiters:
@@ -389,8 +396,11 @@ class Worker(JobRunner, Client):
                     self._serve(dest, job.id, rid)
             if job.save is not None:
                 self._checkpoint_writer().add(job.save, job.name, a[0] if self.serializes else a)
-            self._send(SCHEDULER, msg.Finished(job.id, *b))  # (nbytes, seconds[, GPU bytes])
-        else:
+            if job.point is not None:
+                self._point_ended(job.id, None, b[0], b[1])
+            else:
+                self._send(SCHEDULER, msg.Finished(job.id, *b))  # (nbytes, seconds[, GPU bytes])
+        elif job.point is None:
             self._send(SCHEDULER, msg.Failed(job.id, a, b, False))
         if self.trace_runs is not None and len(self.trace_runs) >= TRACE_BATCH:
             self._send_trace()
@@ -436,6 +446,10 @@ class Worker(JobRunner, Client):
         kind = type(m)
         if kind is msg.Exec:
             self._on_exec(m)
+        elif kind is msg.LaunchExec:
+            self._on_launch(m)
+        elif kind is msg.FreeLaunch:
+            self._free_launch(m.launch_id)
         elif kind is msg.FnCode:
             self.fn_cache[m.fn_id] = m.code  # unpickled lazily, on an executor thread
         elif kind is msg.Get:
@@ -525,6 +539,8 @@ class Worker(JobRunner, Client):
         return self._writer.written
 
     def _note_failed(self, task_id: int) -> None:
+        if self._point_launch and task_id in self._point_launch:  # a point whose input failed
+            self._point_ended(task_id, f"not run: an input point of task {task_id:#x} failed")
         failed = self._failed_here
         failed[task_id] = None
         if len(failed) > 100_000:
@@ -602,8 +618,12 @@ class Worker(JobRunner, Client):
                     jobs[id(w)] = w
                     stack.append(w)
         self._forget_jobs(jobs.values())
-        returned = [self._spec_of(j) for j in jobs.values()]
-        self._send(SCHEDULER, msg.Returned(returned, []))
+        for j in jobs.values():  # a launch's points are not given back: they fail (rank 0 fails the launch)
+            if j.point is not None:
+                self._note_failed(j.id)
+        returned = [self._spec_of(j) for j in jobs.values() if j.point is None]
+        if returned:
+            self._send(SCHEDULER, msg.Returned(returned, []))
         return len(returned)
 
     def _spec_of(self, job: _Job) -> tuple[int, msg.TaskSpec]:
@@ -677,8 +697,61 @@ class Worker(JobRunner, Client):
             _, old = cache.popitem(last=False)
             self._pull_cache_bytes -= old.nbytes
 
-    def _on_exec(self, m: msg.Exec) -> None:
+    # ------------------------------------------------------------ launches
+
+    def _on_launch(self, m: msg.LaunchExec) -> None:
+        """This rank's points of a launch: ordinary jobs, their inputs found from the
+        layouts (local ones handed over, remote ones awaited from their owners);
+        reported to rank 0 once, when the last of them is done."""
+        from ..core.launches import expand
+
+        jobs = expand(m.base, m.layout, self.rank, m.reads)
+        lid = m.launch_id
+        self._launch_of[lid] = (m.base, m.layout)
+        self._launch_left[lid] = [len(jobs), 0, 0.0, []]  # points left, bytes, seconds, errors
+        me = self.rank
+        for tid, inputs in jobs:
+            self._point_launch[tid] = lid
+            ex = msg.Exec(tid, m.name, m.fn_id, m.payload, m.buffers,
+                          tuple((d, o if o == me else ~o) for d, o in inputs), None, None, 1, None, False)
+            self._on_exec(ex, (tid - m.base, tuple(d for d, _ in inputs)))
+        if not jobs:
+            self._point_ended(None, None, launch_id=lid)
+
+    def _point_ended(self, tid: Optional[int], error: Any, nbytes: int = 0, seconds: float = 0.0,
+                     launch_id: Optional[int] = None) -> None:
+        """A point ended (``error``: its failure); the rank's report when it was the last."""
+        lid = launch_id if tid is None else self._point_launch.pop(tid, None)
+        if lid is None:
+            return
+        st = self._launch_left[lid]
+        if tid is not None:
+            st[0] -= 1
+            st[1] += nbytes
+            st[2] += seconds
+            if error is not None:
+                st[3].append((tid, error))
+        if st[0] <= 0:
+            del self._launch_left[lid]
+            base, layout = self._launch_of[lid]
+            self._send(SCHEDULER, msg.LaunchReport(lid, len(layout.points_of(self.rank)), st[1], st[2],
+                                                   tuple(st[3])))
+
+    def _free_launch(self, lid: int) -> None:
+        """Rank 0 says nothing needs this launch's values any more."""
+        entry = self._launch_of.pop(lid, None)
+        if entry is None:
+            return
+        base, layout = entry
+        discard = self.store.discard
+        for i in layout.points_of(self.rank):
+            discard(base + i)
+            if self._awaits:
+                self._refuse_awaits(base + i, None, "it was freed")
+
+    def _on_exec(self, m: msg.Exec, point: Any = None) -> None:
         job = _Job(m)
+        job.point = point
         given = self._given_back
         if given:
             given.pop(job.id, None)

@@ -14,7 +14,7 @@ from dagmpi.core.events import (
     WorkerJoined,
     WorkerLost,
 )
-from dagmpi.core.failures import ImpossibleScope, RankLost, UnknownDependency, UpstreamFailure
+from dagmpi.core.failures import RankLost, UnknownDependency, UpstreamFailure
 from dagmpi.core.launches import SPREAD, Layout, Projection, Read, Reports, ReportTree, expand
 from dagmpi.core.scheduler import Scheduler
 
@@ -101,16 +101,20 @@ def test_watch_and_point_errors():
     assert s.handle(WatchRequested(10, 6)) == [Deliver(6, 10, error="boom")]
 
 
-def test_bad_launches_fail_at_once_with_the_reason():
+def test_unknown_reads_fail_at_once_and_launches_wait_for_ranks_to_join():
     s = sched(2)
     out = s.handle(launch(10, 4, (1, 2), reads=((99, Projection("same")),), watch=True))
     assert out == [Deliver(0, 10, error=UnknownDependency(99))]
-    out = s.handle(launch(20, 4, (1, 7), watch=True))
-    assert len(out) == 1 and isinstance(out[0].error, ImpossibleScope) and "[7]" in str(out[0].error)
-    out = s.handle(launch(30, 6, range(1, 4), watch=True))  # (rank 3 is not a worker of 2)
-    assert len(out) == 1 and isinstance(out[0].error, ImpossibleScope) and "[3]" in str(out[0].error)
-    s.handle(WorkerJoined(3))
-    assert type(s.handle(launch(40, 6, range(1, 4)))[0]) is ExecuteLaunch
+    # rank 3 has not joined yet (the runtime checked it is a worker rank): parked, in order
+    assert s.handle(launch(30, 6, range(1, 4), watch=True)) == []
+    assert s.handle(launch(40, 2, (1,))) == []  # (behind the parked one)
+    out = s.handle(WorkerJoined(3))
+    assert [(type(i), i.launch_id) for i in out] == [(ExecuteLaunch, 30), (ExecuteLaunch, 40)]
+    # a parked launch on a rank that dies before it joined fails
+    s.handle(launch(50, 4, (1, 5), watch=True))
+    out = s.handle(WorkerJoined(4), WorkerLost(5))
+    assert [type(i) for i in out] == [Deliver] and isinstance(out[0].error, RankLost)
+    assert type(s.handle(launch(60, 2, (1, 2)))[0]) is ExecuteLaunch
 
 
 def test_a_dead_rank_fails_its_launches_and_their_readers():

@@ -1,0 +1,102 @@
+"""dagmpi.spawn_many (launches of many point tasks) against plain Python: projections,
+layouts, streaming with release, errors and bad input."""
+
+import numpy as np
+
+import dagmpi
+from dagmpi import Layout, Projection
+
+
+def first(i, scale):
+    return np.array([float(i) * scale])
+
+
+def total(i, *ins):
+    return np.array([sum(x[0] for x in ins) + i])
+
+
+def boom(i):
+    if i == 3:
+        raise ZeroDivisionError("point 3 divides by zero")
+    return np.array([1.0])
+
+
+def reference(prev, proj, n):
+    return [sum(prev[j] for j in proj.points(i, len(prev))) + i for i in range(n)]
+
+
+def check(name, got, want):
+    got = [float(x[0]) for x in got]
+    assert got == [float(w) for w in want], (name, got, want)
+    print("ok", name, flush=True)
+
+
+if __name__ == "__main__":
+    workers = sorted(r for r in dagmpi.workers())
+    n = 3 * len(workers) + 1
+    a = dagmpi.spawn_many(first, n, 2.0)
+    vals = [2.0 * i for i in range(n)]
+    check("first launch", a.fetch(), vals)
+    for proj, layout in [(Projection("offsets", (-1, 0, 1)), "blocks"),
+                         (Projection("offsets", (-2, 0, 1), wrap=True), "cyclic"),
+                         (Projection("xor", (2,)), Layout.of_table([workers[(7 * i) % len(workers)] for i in range(n)])),
+                         (Projection("parent", (2,)), "blocks"),
+                         (Projection("same"), "cyclic"),
+                         (Projection("all"), "blocks")]:
+        b = dagmpi.spawn_many(total, n, reads=[(a, proj)], layout=layout)
+        vals2 = reference(vals, proj, n)
+        check(f"reads {proj.kind} layout {layout if isinstance(layout, str) else 'table'}", b.fetch(), vals2)
+    # a stencil time loop of launches streams: handles dropped, values released
+    proj = Projection("offsets", (-1, 0, 1))
+    u, ref = a, vals
+    for step in range(200):
+        u = dagmpi.spawn_many(total, n, reads=[(u, proj)])
+        ref = reference(ref, proj, n)
+    check("200 launches", u.fetch(), ref)
+    del a, b
+    from dagmpi.runtime import context
+    sched = context._runtime.driver.scheduler
+    live = len(sched.launches)
+    assert live <= 3, f"{live} launches kept after the loop"
+    print("ok released", live, sched.n_launches, sched.n_points, flush=True)
+    # zero points, and plain tasks next to launches
+    z = dagmpi.spawn_many(first, 0, 1.0)
+    assert z.fetch() == [] and len(z) == 0
+    assert dagmpi.fetch(dagmpi.spawn(sum, [1, 2])) == 3
+    print("ok empty and plain", flush=True)
+    # a failing point fails its launch with the user's error, and the launches that read it
+    bad = dagmpi.spawn_many(boom, n)
+    after = dagmpi.spawn_many(total, n, reads=[(bad, Projection("same"))])
+    try:
+        bad.fetch()
+    except ZeroDivisionError as exc:
+        assert "divides by zero" in str(exc)
+    else:
+        raise AssertionError("the failing launch must raise")
+    try:
+        after.fetch()
+    except dagmpi.TaskError as exc:
+        assert "input point" in str(exc), exc
+    else:
+        raise AssertionError("a launch reading a failed point must fail")
+    dagmpi.wait([after])
+    check("the job goes on", dagmpi.spawn_many(first, n, 1.0).fetch(), list(range(n)))
+    # bad input: said at once, nothing spawned
+    for call, kind, words in [
+            (lambda: dagmpi.spawn_many(first, -1), ValueError, "n >= 0"),
+            (lambda: dagmpi.spawn_many(42, 3), TypeError, "callable"),
+            (lambda: dagmpi.spawn_many(first, 3, 1.0, layout="spiral"), ValueError, "layout"),
+            (lambda: dagmpi.spawn_many(first, 3, 1.0, layout=Layout.blocks(4, workers)), ValueError, "of 3 points"),
+            (lambda: dagmpi.spawn_many(total, 3, reads=[(u, "same")]), TypeError, "Projection"),
+            (lambda: dagmpi.spawn_many(first, 3, dagmpi.spawn(float, 1)), TypeError, "may not hold tasks"),
+            (lambda: dagmpi.spawn(len, u), TypeError, "cannot be passed to a task")]:
+        try:
+            call()
+        except kind as exc:
+            assert words in str(exc), (words, exc)
+        except Exception as exc:  # (a pickling wrapper) must still name the reason
+            assert words in str(exc) or words in str(exc.__cause__), (words, exc)
+        else:
+            raise AssertionError(f"no error: {words}")
+    print("ok errors", flush=True)
+    print("ALL OK", flush=True)
