@@ -56,7 +56,7 @@ from typing import Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _results import default_json, open_json  # noqa: E402
-from taskbench import active, deps, graph_width  # noqa: E402
+from taskbench import active, deps, graph_width, launch_projection  # noqa: E402
 
 from dagmpi.core import events as ev  # noqa: E402
 from dagmpi.core import launches as lc  # noqa: E402
@@ -330,22 +330,6 @@ class LaunchSimulation(Simulation):
                     "report": lambda t, p: self.on_report(t, *p)}
         self.loop(handlers, lambda: self.finished >= total and self.sched.n_points_done >= total, "points")
         return max(self.last_finish, self.rank0_done_at)
-
-
-def launch_projection(pattern: str, t: int, width: int) -> lc.Projection:
-    """Task Bench's dependencies of step ``t`` as a projection onto step ``t - 1``
-    (the same points as :func:`taskbench.deps`)."""
-    if pattern == "stencil_1d":
-        return lc.Projection("offsets", (-1, 0, 1))
-    if pattern.startswith("nearest"):
-        r = int(pattern[7:])
-        return lc.Projection("offsets", tuple(range(-((r - 1) // 2), r - (r - 1) // 2)))
-    if pattern == "fft":
-        levels = max(1, int(math.log2(width)))
-        return lc.Projection("xor", (1 << ((t - 1) % levels),))
-    if pattern == "tree":
-        return lc.Projection("parent", (2,))
-    raise ValueError(f"no projection for {pattern!r}")
 
 
 def task_graph(pattern: str, width: int, steps: int) -> list[tuple[int, tuple[int, ...]]]:

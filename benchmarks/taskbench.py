@@ -1,7 +1,7 @@
 """Task Bench on dagmpi, an SPMD mpi4py program and Dask distributed, in one run.
 
     python benchmarks/taskbench.py [--workers 2] [--patterns stencil_1d,nearest3,nearest5,fft,tree,trivial]
-                                   [--peers dagmpi,mpi,dask] [--repeat 1] [--target 0.4]
+                                   [--peers dagmpi,launches,mpi,dask] [--repeat 1] [--target 0.4]
                                    [--json bench-results/taskbench.json]
 
 Our own code after Task Bench (Slaughter et al., SC20; StanfordLegion/task-bench is the
@@ -27,6 +27,8 @@ Systems, all with ``--workers`` processes for the tasks:
 
 * ``dagmpi``: ``mpiexec -n workers+1 python -m dagmpi``, plain ``dagmpi.spawn`` of every
   task with its inputs as Task arguments (no placement hints), all steps submitted ahead;
+* ``launches``: the same job, each step one ``dagmpi.spawn_many`` launch whose points read
+  the points of the step before through a ``dagmpi.Projection`` (worker to worker);
 * ``mpi``: the same graphs as an SPMD mpi4py program (``mpiexec -n workers``): each rank
   owns points ``i % workers``, exchanges outputs with ``Isend``/``Irecv`` between
   neighbours every step: the MPI limit for Python;
@@ -55,7 +57,7 @@ PATTERNS = ("stencil_1d", "nearest3", "nearest5", "fft", "tree", "trivial")
 #: Flops per kernel iteration: 32 multiply-adds.
 ITER_FLOPS = 64
 #: Rough per-task floor of each system (s), only to size the graphs (steps) of a run.
-FLOOR_GUESS = {"dagmpi": 1e-4, "mpi": 5e-6, "dask": 1.5e-3}
+FLOOR_GUESS = {"dagmpi": 1e-4, "launches": 1e-4, "mpi": 5e-6, "dask": 1.5e-3}
 
 @numba.njit(cache=True, nogil=True)
 def compute(iters, seed):
@@ -81,6 +83,29 @@ def tb_task(iters, *inputs):
 
 
 # ------------------------------------------------------------------------- graphs
+
+def tb_point(i, iters, *inputs):
+    """A Task Bench task as a point of a launch (``dagmpi.spawn_many``)."""
+    return tb_task(iters, *inputs)
+
+
+def launch_projection(pattern: str, t: int, width: int):
+    """The dependencies of step ``t`` as a ``dagmpi.Projection`` onto step ``t - 1``
+    (the same points as :func:`deps`)."""
+    from dagmpi.core.launches import Projection
+
+    if pattern == "stencil_1d":
+        return Projection("offsets", (-1, 0, 1))
+    if pattern.startswith("nearest"):
+        r = int(pattern[7:])
+        return Projection("offsets", tuple(range(-((r - 1) // 2), r - (r - 1) // 2)))
+    if pattern == "fft":
+        levels = max(1, int(math.log2(width)))
+        return Projection("xor", (1 << ((t - 1) % levels),))
+    if pattern == "tree":
+        return Projection("parent", (2,))
+    raise ValueError(f"no projection for {pattern!r}")
+
 
 def graph_width(pattern: str, width: int) -> int:
     return 1 << max(1, math.ceil(math.log2(width))) if pattern == "fft" else width
@@ -153,6 +178,30 @@ def run_dagmpi(ns: argparse.Namespace) -> dict:
         return secs
 
     return sweep(run_graph, "dagmpi", workers, ns.patterns.split(","), ns.width or workers,
+                 ns.target, ns.t_iter, ns.max_log, ns.min_log)
+
+
+def run_launches(ns: argparse.Namespace) -> dict:
+    import dagmpi
+
+    workers = len(dagmpi.workers())
+    dagmpi.spawn_many(tb_point, 4 * workers, 1).fetch()  # compile on every worker
+
+    def run_graph(pattern: str, iters: int, steps: int, width: int) -> float:
+        t0 = time.perf_counter()
+        u = dagmpi.spawn_many(tb_point, active(pattern, 0, width), iters)
+        every = [u]  # (trivial: every launch waited; otherwise the last one ends after all)
+        for t in range(1, steps):
+            reads = [] if pattern == "trivial" else [(u, launch_projection(pattern, t, width))]
+            u = dagmpi.spawn_many(tb_point, active(pattern, t, width), iters, reads=reads)
+            every = every + [u] if pattern == "trivial" else [u]
+        dagmpi.wait(every)
+        secs = time.perf_counter() - t0
+        for x in u.fetch():
+            assert x.shape == (2,)
+        return secs
+
+    return sweep(run_graph, "launches", workers, ns.patterns.split(","), ns.width or workers,
                  ns.target, ns.t_iter, ns.max_log, ns.min_log)
 
 
@@ -253,6 +302,7 @@ def child(peer: str, ns: argparse.Namespace, t_iter: float) -> dict:
             "--max-log", str(ns.max_log), "--min-log", str(ns.min_log)]
     cmd = {
         "dagmpi": [mpiexec(), "-n", str(ns.workers + 1), py, "-m", "dagmpi", HERE, *args],
+        "launches": [mpiexec(), "-n", str(ns.workers + 1), py, "-m", "dagmpi", HERE, *args],
         "mpi": [mpiexec(), "-n", str(ns.workers), py, HERE, *args],
         "dask": [py, HERE, *args],
     }[peer]
@@ -290,7 +340,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="task processes of every system")
     ap.add_argument("--width", type=int, default=0, help="points per step (default: workers)")
     ap.add_argument("--patterns", default=",".join(PATTERNS))
-    ap.add_argument("--peers", default="dagmpi,mpi,dask", help="from dagmpi,mpi,dask")
+    ap.add_argument("--peers", default="dagmpi,launches,mpi,dask", help="from dagmpi,launches,mpi,dask")
     ap.add_argument("--target", type=float, default=0.4, help="seconds each graph should take (sizes steps)")
     ap.add_argument("--max-log", type=int, default=22, help="largest N = 2^max_log iterations")
     ap.add_argument("--min-log", type=int, default=4, help="smallest N = 2^min_log iterations")
@@ -301,7 +351,7 @@ def main() -> None:
     ap.add_argument("--run", help=argparse.SUPPRESS)
     ns = ap.parse_args()
     if ns.run:
-        res = {"dagmpi": run_dagmpi, "mpi": run_mpi, "dask": run_dask}[ns.run](ns)
+        res = {"dagmpi": run_dagmpi, "launches": run_launches, "mpi": run_mpi, "dask": run_dask}[ns.run](ns)
         print_result(res)
         return
 
@@ -324,32 +374,33 @@ def main() -> None:
     print(f"\nTask Bench, {ns.workers} workers, width {ns.width or ns.workers} (fft: a power of 2), "
           f"kernel peak {flops / 1e9:.2f} GFLOP/s per core; METG(50%) and floor in µs "
           f"(median of {ns.repeat} pass(es))\n")
-    head = f"{'pattern':<12}" + "".join(f"{p + ' METG':>14}{p + ' floor':>14}" for p in peers)
+    head = f"{'pattern':<12}" + "".join(f"{p + ' METG':>16}{p + ' floor':>16}" for p in peers)
     if "dagmpi" in peers:
-        head += "".join(f"{'vs ' + p:>10}" for p in peers if p != "dagmpi")
+        head += "".join(f"{'vs ' + p:>14}" for p in peers if p != "dagmpi")
     print(head)
     for pat in patterns:
         line = f"{pat:<12}"
         for p in peers:
             err = next((r.get("error") or r.get("skipped") for r in passes[p] if "error" in r or "skipped" in r), None)
             if err:
-                line += f"{'error':>14}{'':>14}"
+                line += f"{'error':>16}{'':>16}"
                 continue
             m, f = metg(p, pat), metg(p, pat, "floor_us")
-            line += f"{'—' if m is None else f'{m:,.1f}':>14}{'—' if f is None else f'{f:,.1f}':>14}"
+            line += f"{'—' if m is None else f'{m:,.1f}':>16}{'—' if f is None else f'{f:,.1f}':>16}"
         if "dagmpi" in peers:
             d = metg("dagmpi", pat)
             for p in peers:
                 if p != "dagmpi":
                     o = metg(p, pat)
-                    line += f"{(f'{o / d:.2f}x' if d and o else '—'):>10}"
+                    line += f"{(f'{o / d:.2f}x' if d and o else '—'):>14}"
         print(line)
     for p in peers:
         for r in passes[p]:
             if "error" in r or "skipped" in r:
                 print(f"{p}: {r.get('error') or r.get('skipped')}")
     print("\n(vs X: X's METG / dagmpi's: > 1 means dagmpi runs smaller tasks efficiently)")
-    print("targets (2 workers): dagmpi METG(50%) <= 100 µs for stencil_1d and fft, floor <= 50 µs")
+    print("targets (2 workers): dagmpi METG(50%) <= 100 µs for stencil_1d and fft, floor <= 50 µs "
+          "('launches': the same graphs as dagmpi.spawn_many launches, one per step)")
     with open_json(ns.json) as fh:
         json.dump({"benchmark": "taskbench", "workers": ns.workers, "width": ns.width or ns.workers,
                    "kernel_flops_per_core": flops, "iter_flops": ITER_FLOPS, "passes": passes}, fh, indent=2)
