@@ -291,6 +291,7 @@ class Launches:
     _out: list
     _parked: list
     _worker_span: Any
+    _dead_ranks: set
 
     def _all_workers(self, ranks: Sequence[int]) -> list[int]:
         """Those of ``ranks`` that are not worker ranks (O(1) for a range inside the
@@ -321,6 +322,12 @@ class Launches:
             reads.append(Read(lid, src.base, src.n, src.layout, proj))
         layout = ev.layout
         touched = layout.touched()
+        if error is None and self._dead_ranks:
+            dead = sorted(r for r in self._dead_ranks if r in touched)
+            if dead:
+                from .failures import RankLost
+
+                error = RankLost(dead[0], f"its layout puts points on worker rank(s) {dead}, which died")
         rec = LaunchRecord(ev.launch_id, ev.base, ev.n, ev.name, layout, tuple(reads),
                            0 if error is not None else ev.n, watchers=(ev.submitter,) if ev.watch else (),
                            error=error)
@@ -431,6 +438,7 @@ class Launches:
         docs/design.md)."""
         from .failures import RankLost, UpstreamFailure
 
+        self._dead_ranks.add(rank)
         launches = self.launches
         hit = [rec for rec in launches.values() if rank in rec.ranks]
         for rec in hit:

@@ -43,8 +43,7 @@ class Recovery:
         :class:`RankLost`."""
         w = self.workers.pop(ev.rank, None)
         self._worker_span = None
-        if self.launches:  # (also a rank that died before it joined: launches wait for it)
-            self._launches_lost(ev.rank)
+        self._launches_lost(ev.rank)  # (also a rank that died before it joined: launches wait for it)
         if w is None:
             return
         self._untouch(w)

@@ -151,6 +151,7 @@ class Scheduler(Placement, Recovery, Launches):
         self._worker_span: Optional[tuple] = None  # (lowest, highest, count) of the worker ranks
         #: launches waiting for ranks to join: [(record, spec)], in submission order
         self._parked: list = []
+        self._dead_ranks: set = set()  # worker ranks that died (a launch there fails at once)
         self.n_launches = 0
         self.n_points = 0
         self.n_points_done = 0

@@ -255,9 +255,9 @@ class Client:
             raise TypeError(f"spawn_many() needs a callable as its first argument, got {type(fn).__name__}")
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ValueError(f"spawn_many() needs a number of points n >= 0, got {n!r}")
-        workers = sorted(self.worker_ranks)
+        workers = sorted(self.worker_ranks - getattr(self, "dead", frozenset()))  # (rank 0 knows the dead)
         if not workers:
-            raise RuntimeError("spawn_many() needs worker ranks")
+            raise RuntimeError("spawn_many() needs live worker ranks")
         ranks = range(workers[0], workers[-1] + 1) if workers[-1] - workers[0] + 1 == len(workers) else workers
         if layout is None or layout == "blocks":
             layout = Layout.blocks(n, ranks)

@@ -137,6 +137,15 @@ def test_a_rank_dying_while_its_consumers_wait_for_pushed_inputs(ompi, tmp_path)
 
 
 @pytest.mark.mpi
+def test_a_rank_dying_inside_a_chain_of_launches(ompi, tmp_path):
+    """spawn_many: the launches with points on the dead rank (and their readers) fail
+    with a clear error; launches on the ranks left run."""
+    res = run_ompi(ompi, "launch_death.py", 4, [tmp_path])
+    _ok(res)
+    assert "LAUNCH-DEATH-OK" in res.stdout and "failed as expected" in res.stdout, res
+
+
+@pytest.mark.mpi
 @pytest.mark.parametrize("how", ["kill", "segv", "exit"])
 def test_a_worker_dying_inside_a_task_does_not_end_the_job(ompi, tmp_path, how):
     res = run_ompi(ompi, "rank_death.py", 4, [how, tmp_path])

@@ -115,6 +115,9 @@ def test_unknown_reads_fail_at_once_and_launches_wait_for_ranks_to_join():
     out = s.handle(WorkerJoined(4), WorkerLost(5))
     assert [type(i) for i in out] == [Deliver] and isinstance(out[0].error, RankLost)
     assert type(s.handle(launch(60, 2, (1, 2)))[0]) is ExecuteLaunch
+    # a launch on a rank known dead fails at once
+    out = s.handle(launch(70, 4, (1, 5), watch=True))
+    assert [type(i) for i in out] == [Deliver] and isinstance(out[0].error, RankLost)
 
 
 def test_a_dead_rank_fails_its_launches_and_their_readers():
