@@ -141,7 +141,7 @@ class Worker(JobRunner, Client):
         self.trace_runs: Optional[list] = None
         self.trace_instants: list = []
         #: ``time.time() - time.perf_counter()``: a run's wall times without a clock call.
-        self._wall = time.time() - time.perf_counter()
+        self._wall = _wall_offset()
         self._tracks: dict[int, int] = {}  # thread ident -> track number (tracing)
         self._asked: dict[int, float] = {}  # input request id -> when it was sent (tracing)
         #: This rank's GPU array library (:mod:`dagmpi.gpu.backend`), started when it has a GPU.
@@ -411,6 +411,7 @@ class Worker(JobRunner, Client):
         """Record every task run from now on (rank 0 asked: ``trace=``)."""
         if self.trace_runs is None:
             self.trace_runs = []
+            self._wall = _wall_offset()  # (again: the wall clock may have been adjusted since)
             if self._writer is not None:
                 self._writer.on_commit = self._checkpoint_written
 
@@ -822,3 +823,17 @@ class Worker(JobRunner, Client):
                 del self._local_waits[dep]
 
 _MISSING = object()
+
+
+def _wall_offset() -> float:
+    """``time.time() - time.perf_counter()``, from the tightest of a few bracketed reads:
+    a thread preempted between the two clock calls (a loaded node) would otherwise put
+    every traced run of this rank off by the length of that pause."""
+    best = (float("inf"), 0.0)
+    for _ in range(5):
+        a = time.perf_counter()
+        w = time.time()
+        b = time.perf_counter()
+        if b - a < best[0]:
+            best = (b - a, w - (a + b) / 2)
+    return best[1]
