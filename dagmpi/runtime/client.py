@@ -255,7 +255,7 @@ class Client:
             raise TypeError(f"spawn_many() needs a callable as its first argument, got {type(fn).__name__}")
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise ValueError(f"spawn_many() needs a number of points n >= 0, got {n!r}")
-        workers = sorted(self.worker_ranks - getattr(self, "dead", frozenset()))  # (rank 0 knows the dead)
+        workers = sorted(self.worker_ranks - self.dead)
         if not workers:
             raise RuntimeError("spawn_many() needs live worker ranks")
         ranks = range(workers[0], workers[-1] + 1) if workers[-1] - workers[0] + 1 == len(workers) else workers
@@ -306,10 +306,8 @@ class Client:
             raise_error(launch._error)
         points = []
         for i in range(launch.n):
-            t = Task.__new__(_Point)
-            t.id, t.name, t._client, t._state = launch.base + i, launch.name, self, FINISHED
-            t._owner, t._error, t._value, t._has_value, t._key, t._watched = \
-                launch.layout.rank_of(i), None, None, False, None, True
+            t = _Point(launch.base + i, launch.name, self)
+            t._state, t._owner, t._watched = FINISHED, launch.layout.rank_of(i), True
             points.append(t)
         return self._pull_all(points, timeout) if points else []
 

@@ -541,7 +541,7 @@ class Worker(JobRunner, Client):
 
     def _note_failed(self, task_id: int) -> None:
         if self._point_launch and task_id in self._point_launch:  # a point whose input failed
-            self._point_ended(task_id, f"not run: an input point of task {task_id:#x} failed")
+            self._point_ended(task_id, f"point {task_id:#x} not run: one of its inputs failed")
         failed = self._failed_here
         failed[task_id] = None
         if len(failed) > 100_000:
@@ -709,34 +709,29 @@ class Worker(JobRunner, Client):
         jobs = expand(m.base, m.layout, self.rank, m.reads)
         lid = m.launch_id
         self._launch_of[lid] = (m.base, m.layout)
-        self._launch_left[lid] = [len(jobs), 0, 0.0, []]  # points left, bytes, seconds, errors
+        # points left, bytes, seconds, errors, points here (rank 0 sends this only where there are some)
+        self._launch_left[lid] = [len(jobs), 0, 0.0, [], len(jobs)]
         me = self.rank
         for tid, inputs in jobs:
             self._point_launch[tid] = lid
             ex = msg.Exec(tid, m.name, m.fn_id, m.payload, m.buffers,
                           tuple((d, o if o == me else ~o) for d, o in inputs), None, None, 1, None, False)
             self._on_exec(ex, (tid - m.base, tuple(d for d, _ in inputs)))
-        if not jobs:
-            self._point_ended(None, None, launch_id=lid)
 
-    def _point_ended(self, tid: Optional[int], error: Any, nbytes: int = 0, seconds: float = 0.0,
-                     launch_id: Optional[int] = None) -> None:
+    def _point_ended(self, tid: int, error: Any, nbytes: int = 0, seconds: float = 0.0) -> None:
         """A point ended (``error``: its failure); the rank's report when it was the last."""
-        lid = launch_id if tid is None else self._point_launch.pop(tid, None)
+        lid = self._point_launch.pop(tid, None)
         if lid is None:
             return
         st = self._launch_left[lid]
-        if tid is not None:
-            st[0] -= 1
-            st[1] += nbytes
-            st[2] += seconds
-            if error is not None:
-                st[3].append((tid, error))
+        st[0] -= 1
+        st[1] += nbytes
+        st[2] += seconds
+        if error is not None:
+            st[3].append((tid, error))
         if st[0] <= 0:
             del self._launch_left[lid]
-            base, layout = self._launch_of[lid]
-            self._send(SCHEDULER, msg.LaunchReport(lid, len(layout.points_of(self.rank)), st[1], st[2],
-                                                   tuple(st[3])))
+            self._send(SCHEDULER, msg.LaunchReport(lid, st[4], st[1], st[2], tuple(st[3])))
 
     def _free_launch(self, lid: int) -> None:
         """Rank 0 says nothing needs this launch's values any more."""

@@ -76,7 +76,7 @@ if __name__ == "__main__":
     try:
         after.fetch()
     except dagmpi.TaskError as exc:
-        assert "input point" in str(exc), exc
+        assert "one of its inputs failed" in str(exc), exc
     else:
         raise AssertionError("a launch reading a failed point must fail")
     dagmpi.wait([after])
