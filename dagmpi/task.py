@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 PENDING, FINISHED, ERRORED = 0, 1, 2
+_STATES = ("pending", "finished", "failed")
 
 #: Returns the client of the calling thread; set by the runtime when it starts
 #: (:func:`set_client_finder`).  A handle unpickled on some rank belongs to that
@@ -63,8 +64,7 @@ class Task:
         return self._client.fetch(self, timeout)
 
     def __repr__(self) -> str:
-        state = ("pending", "finished", "failed")[self._state]
-        return f"<Task {self.name} {self.id:#x} {state}>"
+        return f"<Task {self.name} {self.id:#x} {_STATES[self._state]}>"
 
     # ----------------------------------------------------- handle counting
 
@@ -109,8 +109,7 @@ class Launch(Task):
         return self._client.fetch_launch(self, timeout)
 
     def __repr__(self) -> str:
-        state = ("pending", "finished", "failed")[self._state]
-        return f"<Launch {self.name} {self.id:#x} of {self.n} points {state}>"
+        return f"<Launch {self.name} {self.id:#x} of {self.n} points {_STATES[self._state]}>"
 
     def __reduce__(self) -> tuple:
         raise TypeError("a Launch cannot be passed to a task yet: read it from another launch "

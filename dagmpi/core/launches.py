@@ -92,15 +92,6 @@ class Layout:
         used = min(len(self.ranks), self.n) if self.kind == "cyclic" else -(-self.n // self._per())
         return self.ranks[:used]
 
-    def counts(self) -> dict[int, int]:
-        """``rank -> number of points`` for every rank with at least one (O(ranks))."""
-        if self.kind == "table":
-            out: dict[int, int] = {}
-            for r in self.table:  # type: ignore[union-attr]
-                out[r] = out.get(r, 0) + 1
-            return out
-        return {r: len(self.points_of(r)) for r in self.touched()}
-
 
 @dataclass(frozen=True, slots=True)
 class Projection:
@@ -190,7 +181,6 @@ class LaunchRecord:
     watchers: tuple = ()
     error: Any = None
     nbytes: int = 0
-    seconds: float = 0.0
     #: the ranks sent its points (they hold its values until released): a range or a tuple
     ranks: Sequence[int] = ()
 
@@ -298,8 +288,8 @@ class Launches:
         contiguous worker ranks, the usual case)."""
         workers = self.workers
         if isinstance(ranks, range) and ranks.step == 1 and len(ranks):
-            span = self._worker_span
-            if span is None or span[2] != len(workers):
+            span = self._worker_span  # (reset by every join and loss)
+            if span is None:
                 lo, hi = min(workers, default=0), max(workers, default=-1)
                 span = self._worker_span = (lo, hi, len(workers))
             if span[1] - span[0] + 1 == span[2] and span[0] <= ranks[0] and ranks[-1] <= span[1]:
@@ -375,7 +365,6 @@ class Launches:
             return
         rec.pending = max(0, rec.pending - ev.count)
         rec.nbytes += ev.nbytes
-        rec.seconds += ev.seconds
         if ev.errors and rec.error is None:
             rec.error = ev.errors[0][1]
         self.n_points_done += ev.count
