@@ -37,13 +37,13 @@ from .errors import (DagmpiError, RemoteTraceback, SerializationError, TaskError
                      WorkerLostError)
 from .options import Options, Scope, scope
 from .core.launches import Layout, Projection
-from .task import Launch, Task
+from .task import Launch, Point, Task
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Config", "DagmpiError",
-    "DoneAndNotDone", "Executor", "Future", "In", "InOut", "Launch", "Layout", "Options", "Out", "Projection", "RemoteTraceback", "Scope", "SerializationError", "Task",
+    "DoneAndNotDone", "Executor", "Future", "In", "InOut", "Launch", "Layout", "Options", "Out", "Point", "Projection", "RemoteTraceback", "Scope", "SerializationError", "Task",
     "TaskError", "TaskFunction", "UpstreamError", "WorkerLostError", "as_completed", "datadeps", "fetch", "get", "info", "init", "progress", "progress_enabled", "saved",
     "processors", "scope", "shutdown", "spawn", "spawn_many", "task", "wait", "workers", "__version__",
 ]

@@ -35,7 +35,7 @@ from typing import Any, Callable, Optional, Union
 import cloudpickle
 
 from .errors import SerializationError
-from .task import Task
+from .task import Point, Task
 
 PROTOCOL = 5
 
@@ -151,7 +151,7 @@ class _ArgPickler(_Pickler):
         self._task_type = Task
 
     def persistent_id(self, obj: Any) -> Optional[int]:
-        if type(obj) is self._task_type:
+        if type(obj) is self._task_type or type(obj) is Point:
             self.deps[obj.id] = None
             return obj.id
         if FUTURE_TYPES and type(obj) in FUTURE_TYPES:  # a dagmpi.Executor future: its task
@@ -214,7 +214,7 @@ class _FastArgPickler(pickle.Pickler):
         self.deps: dict[int, None] = {}
 
     def persistent_id(self, obj: Any) -> Optional[int]:
-        if type(obj) is Task:
+        if type(obj) is Task or type(obj) is Point:
             self.deps[obj.id] = None
             return obj.id
         return None
@@ -285,7 +285,7 @@ _PLAIN_LEAVES = _SIMPLE
 def _plain(obj: Any, depth: int) -> bool:
     """Only simple values, Tasks and numpy arrays, in lists/tuples/dicts (not too deep or long)?"""
     t = type(obj)
-    if t in _PLAIN_LEAVES or t is Task:
+    if t in _PLAIN_LEAVES or t is Task or t is Point:
         return True
     if t is slice:  # block keys of the array layer
         return type(obj.start) in _SIMPLE and type(obj.stop) in _SIMPLE and type(obj.step) in _SIMPLE

@@ -104,6 +104,18 @@ class Launch(Task):
     def __len__(self) -> int:
         return self.n
 
+    def __getitem__(self, i: int) -> "Point":
+        """Point ``i`` (negative counts from the end) as a task handle of its own: pass
+        it to ``spawn`` (its value is the input), ``fetch`` it, wait on it.  It keeps
+        the launch's values alive as long as it lives."""
+        if isinstance(i, bool) or not isinstance(i, int):
+            raise TypeError(f"a launch's points are numbered by integers, not {type(i).__name__}")
+        if i < 0:
+            i += self.n
+        if not 0 <= i < self.n:
+            raise IndexError(f"point {i} of a launch of {self.n} points")
+        return Point(self, i)
+
     def fetch(self, timeout: Optional[float] = None) -> list:
         """Wait for the launch; the values of its points, in order (pulled from their ranks)."""
         return self._client.fetch_launch(self, timeout)
@@ -114,3 +126,34 @@ class Launch(Task):
     def __reduce__(self) -> tuple:
         raise TypeError("a Launch cannot be passed to a task yet: read it from another launch "
                         "(spawn_many(..., reads=[(launch, projection)])), or fetch its values")
+
+
+class Point(Task):
+    """Point ``index`` of a :class:`Launch` (``launch[i]``): the task ``launch.base +
+    index``.  Usable wherever a ``Task`` is (an argument of ``spawn``, ``fetch``,
+    ``wait``); its value lives on the rank its launch's layout gives it, and is freed
+    with the launch's, so the handle keeps the launch alive instead of counting
+    itself.  When it is read by a plain task or waited for before its launch ended,
+    rank 0 makes a task record of it then (not for the other points)."""
+
+    __slots__ = ("launch", "index")
+
+    def __init__(self, launch: Launch, index: int) -> None:
+        super().__init__(launch.base + index, f"{launch.name}[{index}]", launch._client)
+        self.launch, self.index = launch, index
+        if launch._state == FINISHED:
+            self._state, self._owner = FINISHED, launch.layout.rank_of(index)
+        elif launch._state == ERRORED:
+            self._state, self._error = ERRORED, launch._error
+
+    def __del__(self) -> None:
+        pass  # (not counted: the launch it holds keeps the value)
+
+    def __repr__(self) -> str:
+        return f"<Point {self.index} of {self.launch.name} {self.id:#x} {_STATES[self._state]}>"
+
+    def __reduce__(self) -> tuple:
+        # pickled outside of spawn() arguments: the copy is a counted handle (rank 0
+        # makes the point's record, which holds the launch)
+        self._client.acquire(self.id)
+        return (_rebuild_task, (self.id, self.name, None))

@@ -23,7 +23,7 @@ import cloudpickle
 
 from ..errors import SerializationError
 from ..serialize import _SIMPLE, _plain
-from ..task import Task
+from ..task import Point, Task
 
 _FP_CACHE: dict[Any, bytes] = {}
 
@@ -69,6 +69,10 @@ class _KeyPickler(cloudpickle.CloudPickler):
         self._task_type = Task
 
     def persistent_id(self, obj: Any) -> Optional[str]:
+        if type(obj) is Point:
+            raise SerializationError(
+                f"argument {obj!r} is a point of a launch, and launches are not checkpointed: "
+                "fetch its value and pass that, or run this task without checkpointing")
         if type(obj) is self._task_type:
             key = obj._key
             if key is None:

@@ -18,8 +18,13 @@ not with ``n``.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
+
+from .states import TaskState
+
+_WAITING, _FINISHED = TaskState.WAITING, TaskState.FINISHED
 
 __all__ = ["Layout", "Projection", "Read", "expand", "LaunchRecord", "ReportTree", "Reports", "Launches"]
 
@@ -183,6 +188,8 @@ class LaunchRecord:
     nbytes: int = 0
     #: the ranks sent its points (they hold its values until released): a range or a tuple
     ranks: Sequence[int] = ()
+    #: its points materialised as task records that wait for it to end (Launches._point)
+    points: list = field(default_factory=list)
 
     @property
     def done(self) -> bool:
@@ -278,10 +285,14 @@ class Launches:
 
     launches: dict
     workers: dict
+    tasks: dict
+    width: dict
     _out: list
     _parked: list
     _worker_span: Any
     _dead_ranks: set
+    #: the ids of the launches in ``launches``, sorted (to find the launch of a point)
+    _launch_ids: list
 
     def _all_workers(self, ranks: Sequence[int]) -> list[int]:
         """Those of ``ranks`` that are not worker ranks (O(1) for a range inside the
@@ -322,6 +333,7 @@ class Launches:
                            0 if error is not None else ev.n, watchers=(ev.submitter,) if ev.watch else (),
                            error=error)
         self.launches[rec.id] = rec
+        bisect.insort(self._launch_ids, rec.id)
         self.n_launches += 1
         if error is not None:
             for w in rec.watchers:
@@ -379,6 +391,15 @@ class Launches:
             out.append(Deliver(w, rec.id, error=rec.error) if rec.error is not None else
                        Deliver(w, rec.id, owner=SPREAD))
         rec.watchers = ()
+        if rec.points:  # points read by plain tasks or waited for: they end with it
+            points, rec.points = rec.points, []
+            tasks = self.tasks
+            for pid in points:
+                t = tasks.get(pid)
+                if t is not None and t.state is _WAITING:
+                    self._point_ends(t, rec)
+                    if pid in tasks:  # (one only waited for: forgotten after its delivery)
+                        self._maybe_forget(t)
         launches = self.launches
         for rd in rec.reads:
             src = launches.get(rd.launch_id)
@@ -394,8 +415,85 @@ class Launches:
         if rec.pending or rec.refs > 0 or rec.readers:
             return
         del self.launches[rec.id]
+        ids = self._launch_ids
+        k = bisect.bisect_left(ids, rec.id)
+        if k < len(ids) and ids[k] == rec.id:
+            del ids[k]
         if len(rec.ranks):
             self._out.append(ReleaseLaunch(rec.ranks, rec.id))
+
+    # -------------------------------------------- points as task records
+
+    def _point(self, pid: int) -> Any:
+        """The task record of point ``pid`` of a launch held here, made now (None: no
+        launch holds such a point).  A point is materialised only when something
+        reads it on its own: a plain task's input, a wait or a pickled handle.  The
+        record holds a reference to its launch (whose ranks keep the value) until it
+        is forgotten; it ends when its launch does, finished on the rank its layout
+        gives it (or failed with the launch's error)."""
+        from .events import TaskSubmitted
+        from .records import TaskRecord
+
+        ids = self._launch_ids
+        k = bisect.bisect_right(ids, pid) - 1
+        if k < 0:
+            return None
+        rec = self.launches[ids[k]]
+        i = pid - rec.base
+        if not 0 <= i < rec.n:
+            return None
+        t = TaskRecord(TaskSubmitted(pid, f"{rec.name}[{i}]", (), None, fn=rec.name))
+        t.launch = rec.id
+        rec.refs += 1
+        self.tasks[pid] = t
+        self.width[0] = self.width.get(0, 0) + 1
+        self.n_submitted += 1
+        if rec.pending:
+            t.waiting = 1  # (its launch)
+            rec.points.append(pid)
+        else:  # (a reference held meanwhile: the caller is about to read it)
+            self._point_ends(t, rec)
+        t.refs = 0  # (the caller counts its own reference, or forgets it after a delivery)
+        return t
+
+    def _point_ends(self, t: Any, rec: LaunchRecord) -> None:
+        """Point record ``t`` of ``rec``, which ended: finished or failed as it did."""
+        from .events import Deliver
+
+        if rec.error is not None:
+            t.waiting = 0
+            self._fail(t, rec.error)
+            return
+        t.waiting = 0
+        self._set_state(t, _FINISHED)
+        t.owner = rec.layout.rank_of(t.id - rec.base)
+        t.nbytes = rec.nbytes // max(1, rec.n)
+        self.n_finished += 1
+        if t.watchers:
+            for r in t.watchers:
+                self._out.append(Deliver(r, t.id, owner=t.owner))
+            t.watchers = None
+        if t.dependents:
+            self._feed_consumers(t)
+
+    def _point_forgotten(self, t: Any) -> None:
+        """Nothing needs point record ``t`` any more: it lets go of its launch (its
+        value is the launch's to free: no Release of its own)."""
+        if t.gone:
+            return
+        t.gone = True
+        rec = self.launches.get(t.launch)
+        if rec is not None:
+            rec.refs -= 1
+            self._maybe_release_launch(rec)
+
+    def _point_revive(self, t: Any) -> None:
+        """A point record kept for lineage after it let go of its launch is read again
+        (through a ``Point`` handle, which holds the launch): it holds the launch again."""
+        rec = self.launches.get(t.launch)
+        if rec is not None and t.state is _FINISHED:
+            rec.refs += 1
+            t.gone = False
 
     def _launch_handle(self, launch_id: int, delta: int) -> bool:
         """A handle to a launch was made (+1) or dropped (-1); False: not a launch."""

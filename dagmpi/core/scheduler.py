@@ -148,6 +148,7 @@ class Scheduler(Placement, Recovery, Launches):
         self.n_failed = 0
         #: launch id -> LaunchRecord (dagmpi.core.launches): one record per launch of many points
         self.launches: dict = {}
+        self._launch_ids: list = []  # their ids, sorted (Launches._point)
         self._worker_span: Optional[tuple] = None  # (lowest, highest, count) of the worker ranks
         #: launches waiting for ranks to join: [(record, spec)], in submission order
         self._parked: list = []
@@ -285,13 +286,15 @@ class Scheduler(Placement, Recovery, Launches):
         self.n_submitted += 1
         failed_dep: Optional[TaskRecord] = None
         for d in t.deps:
-            if d not in self.tasks:
+            if d not in self.tasks and (not self.launches or self._point(d) is None):
                 t.deps = ()
                 self.width[0] = self.width.get(0, 0) + 1
                 self._fail(t, UnknownDependency(d))
                 return
         for d in t.deps:
             dep = self.tasks[d]
+            if dep.gone and dep.launch is not None:  # (a point kept for lineage)
+                self._point_revive(dep)
             if dep.level >= t.level:
                 t.level = dep.level + 1
             if dep.dependents:
@@ -365,6 +368,15 @@ class Scheduler(Placement, Recovery, Launches):
             for r in t.watchers:
                 self._out.append(Deliver(r, t.id, owner=ev.rank))
             t.watchers = None
+        if t.dependents:
+            self._feed_consumers(t)
+        if t.deps:
+            self._dependency_done(t)
+        if t.refs <= 0 and t.consumers <= 0:
+            self._maybe_forget(t)
+
+    def _feed_consumers(self, t: TaskRecord) -> None:
+        """``t`` finished: one input fewer for each of its consumers."""
         tasks = self.tasks
         for c in t.dependents:
             ct = tasks.get(c)
@@ -375,10 +387,6 @@ class Scheduler(Placement, Recovery, Launches):
                         self._make_ready(ct)
                 elif ct.state is _ASSIGNED and ct.waiting > 0:  # ran ahead: fed locally
                     ct.waiting -= 1
-        if t.deps:
-            self._dependency_done(t)
-        if t.refs <= 0 and t.consumers <= 0:
-            self._maybe_forget(t)
 
     def _on_failed(self, ev: TaskFailed) -> None:
         if ev.stuck and ev.rank in self.workers:
@@ -456,8 +464,12 @@ class Scheduler(Placement, Recovery, Launches):
         t = self.tasks.get(ev.task_id)
         if t is not None:
             t.refs += 1
-        elif self.launches:
-            self._launch_handle(ev.task_id, 1)
+            if t.gone and t.launch is not None:
+                self._point_revive(t)
+        elif self.launches and not self._launch_handle(ev.task_id, 1):
+            t = self._point(ev.task_id)  # a point's handle was pickled: it holds the point
+            if t is not None:
+                t.refs += 1
 
     def _on_released(self, ev: HandleReleased) -> None:
         t = self.tasks.get(ev.task_id)
@@ -470,9 +482,16 @@ class Scheduler(Placement, Recovery, Launches):
     def _on_watch(self, ev: WatchRequested) -> None:
         t = self.tasks.get(ev.task_id)
         if t is None:
-            if self.launches:
-                self._launch_watch(ev.task_id, ev.rank)
-            return
+            if not self.launches or self._launch_watch(ev.task_id, ev.rank):
+                return
+            t = self._point(ev.task_id)  # a point of a launch, waited for on its own
+            if t is None:
+                return
+            if t.state >= FIRST_FINAL:  # its launch ended: told now, the record not kept
+                self._out.append(Deliver(ev.rank, t.id, owner=t.owner) if t.state is _FINISHED else
+                                 Deliver(ev.rank, t.id, error=t.error))
+                self._maybe_forget(t)
+                return
         if t.state is _FINISHED:
             self._out.append(Deliver(ev.rank, t.id, owner=t.owner))
         elif t.state is _ERRORED:
@@ -622,7 +641,9 @@ class Scheduler(Placement, Recovery, Launches):
     def _maybe_forget(self, t: TaskRecord) -> None:
         if t.refs > 0 or t.consumers > 0 or t.state < FIRST_FINAL:
             return
-        if t.state is _FINISHED and t.owner is not None and not t.gone:
+        if t.launch is not None:  # a point: its launch frees the value, not this record
+            self._point_forgotten(t)
+        elif t.state is _FINISHED and t.owner is not None and not t.gone:
             self._out.append(Release(t.owner, t.id))
             if self._gpu_held:
                 self._drop_gpu_memory(t.id)
@@ -712,7 +733,11 @@ class Scheduler(Placement, Recovery, Launches):
                 heirs = sum(1 for c in t.dependents if c in tasks)
                 assert t.heirs == heirs, f"{t.id:#x} heirs={t.heirs} but {heirs} dependents are kept"
                 assert t.spec is not None or t.state >= FIRST_FINAL, f"{t.id:#x} lineage without a spec"
-            if t.state is _WAITING:
+            if t.state is _WAITING and t.launch is not None:  # a point: waits for its launch
+                rec = self.launches.get(t.launch)
+                assert t.waiting == 1 and rec is not None and rec.pending and t.id in rec.points, \
+                    f"point {t.id:#x} waiting for a launch that is not running"
+            elif t.state is _WAITING:
                 pending = sum(1 for d in t.deps if tasks[d].state is not _FINISHED or tasks[d].gone)
                 assert t.waiting == pending > 0, f"{t.id:#x} waiting={t.waiting}, pending={pending}"
             if t.state is _READY:

@@ -22,7 +22,7 @@ from . import messages as msg
 from ..checkpoint.base import Location
 from ..errors import raise_error
 from ..options import DEFAULT_OPTIONS, Options
-from ..task import ERRORED, FINISHED, PENDING, Task
+from ..task import ERRORED, FINISHED, PENDING, Point, Task
 
 #: ``_Pull.buffers`` marker: the payload is the value itself (read from a checkpoint).
 LOADED = object()
@@ -304,11 +304,7 @@ class Client:
         self.wait_for(launch, timeout)
         if launch._state == ERRORED:
             raise_error(launch._error)
-        points = []
-        for i in range(launch.n):
-            t = _Point(launch.base + i, launch.name, self)
-            t._state, t._owner, t._watched = FINISHED, launch.layout.rank_of(i), True
-            points.append(t)
+        points = [Point(launch, i) for i in range(launch.n)]  # (finished: no message each)
         return self._pull_all(points, timeout) if points else []
 
     def _spawned(self) -> None:
@@ -725,15 +721,6 @@ def _pop_all(d: dict, key: int) -> Any:
     if cur is None:
         return ()
     return cur if type(cur) is list else (cur,)
-
-
-class _Point(Task):
-    """A point of a launch being fetched: not counted as a handle (the launch holds the values)."""
-
-    __slots__ = ()
-
-    def __del__(self) -> None:
-        pass
 
 
 def _ranges(ranks: Iterable[int]) -> str:

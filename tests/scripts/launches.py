@@ -21,6 +21,17 @@ def boom(i):
     return np.array([1.0])
 
 
+def slow(i, scale):
+    import time
+
+    time.sleep(0.3)
+    return np.array([float(i) * scale])
+
+
+def add_all(xs, extra=0.0):
+    return float(sum(x[0] for x in xs)) + extra
+
+
 def reference(prev, proj, n):
     return [sum(prev[j] for j in proj.points(i, len(prev))) + i for i in range(n)]
 
@@ -81,6 +92,59 @@ if __name__ == "__main__":
         raise AssertionError("a launch reading a failed point must fail")
     dagmpi.wait([after])
     check("the job goes on", dagmpi.spawn_many(first, n, 1.0).fetch(), list(range(n)))
+    # points are tasks: read by plain tasks (before and after their launch ends),
+    # fetched and waited for one by one, pickled as handles, failing with their launch
+    import pickle
+
+    s = dagmpi.spawn_many(slow, n, 3.0)
+    early = dagmpi.spawn(add_all, [s[1], s[-1]], extra=0.5)  # (its launch still runs)
+    alone = dagmpi.spawn(np.sum, s[n // 2])  # (the cheap path: a handle at the top level)
+    assert dagmpi.fetch(early) == 3.0 * (1 + n - 1) + 0.5 and dagmpi.fetch(alone) == 3.0 * (n // 2), \
+        (dagmpi.fetch(early), dagmpi.fetch(alone))
+    p2, p0 = s[2], s[0]
+    done, _ = dagmpi.wait([p2, p0])
+    assert done == {p2, p0} and p2.done() and float(p2.fetch()[0]) == 6.0 and float(dagmpi.fetch(p0)[0]) == 0.0
+    late = dagmpi.spawn(add_all, (s[0], s[n - 1]))
+    assert dagmpi.fetch(late) == 3.0 * (n - 1)
+    copy = pickle.loads(pickle.dumps(s[3]))  # (a counted handle, like a pickled Task)
+    assert type(copy) is dagmpi.Task and float(dagmpi.fetch(copy)[0]) == 9.0
+    assert repr(s[-1]).startswith(f"<Point {n - 1} of slow")
+    keep = s[n - 2]
+    del s, p2, p0, done, early, alone, late
+    assert float(keep.fetch()[0]) == 3.0 * (n - 2)  # the point keeps its launch's values alive
+    del keep, copy
+    import gc
+    import time
+
+    gc.collect()
+    def kept():  # (rank 0's tables, read while its loop may change them: copied first)
+        while True:
+            try:
+                return ([r.name for r in list(sched.launches.values())],
+                        [t.id for t in list(sched.tasks.values()) if t.launch is not None])
+            except RuntimeError:
+                pass
+
+    deadline = time.monotonic() + 10
+    while "slow" in kept()[0] and time.monotonic() < deadline:
+        dagmpi.spawn(sum, [1]).fetch()  # (the releases travel with the next messages)
+    assert "slow" not in kept()[0] and not kept()[1], kept()  # no launch, no point record left
+    bad2 = dagmpi.spawn_many(boom, n)
+    reader = dagmpi.spawn(add_all, [bad2[0]])
+    for t, kind in [(bad2[3], ZeroDivisionError), (bad2[0], ZeroDivisionError), (reader, dagmpi.UpstreamError)]:
+        try:
+            dagmpi.fetch(t)
+        except kind:
+            pass
+        else:
+            raise AssertionError(f"{t!r} must fail with {kind.__name__}")
+    try:
+        bad2[n]
+    except IndexError:
+        pass
+    else:
+        raise AssertionError("a point past the end")
+    print("ok points are tasks", flush=True)
     # bad input: said at once, nothing spawned
     for call, kind, words in [
             (lambda: dagmpi.spawn_many(first, -1), ValueError, "n >= 0"),

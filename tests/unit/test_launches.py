@@ -145,6 +145,71 @@ def test_launches_and_plain_tasks_share_the_scheduler():
     assert 10 in s.launches and 50 in s.tasks
 
 
+def test_a_plain_task_reads_a_point_of_a_running_launch():
+    from dagmpi.core.events import Execute, HandleAcquired, TaskFinished, TaskSubmitted
+
+    s = sched(2)
+    s.handle(launch(10, 4, (1, 2)))  # points 11..14: 11, 12 on rank 1; 13, 14 on rank 2
+    assert s.handle(TaskSubmitted(50, "g", (13,), "spec", watch=True)) == []  # waits for the launch
+    assert s.tasks[13].launch == 10 and s.launches[10].refs == 2 and len(s.tasks) == 2
+    s.validate()
+    assert s.handle(LaunchDone(10, 1, 2)) == []
+    out = s.handle(LaunchDone(10, 2, 2, nbytes=800))
+    ex = [i for i in out if isinstance(i, Execute)]
+    assert len(ex) == 1 and ex[0].task_id == 50 and ex[0].inputs == ((13, 2),) and ex[0].rank == 2
+    assert s.tasks[13].nbytes == 200
+    s.validate()
+    s.handle(HandleReleased(10))  # the driver drops the launch: the point still holds it
+    assert 10 in s.launches
+    out = s.handle(TaskFinished(50, 2))
+    assert Deliver(0, 50, owner=2) in out and ReleaseLaunch((1, 2), 10) in out
+    assert 13 not in s.tasks and not s.launches  # no Release of the point itself: the launch freed it
+    assert not any(type(i).__name__ == "Release" for i in out if getattr(i, "task_id", None) == 13)
+    # a point of a finished launch is finished at once, on its layout's rank; a wait on
+    # a point is delivered with its owner; a pickled point handle counts
+    s.handle(launch(20, 4, (1, 2)), LaunchDone(20, 1, 2), LaunchDone(20, 2, 2))
+    assert s.handle(WatchRequested(22, 7)) == [Deliver(7, 22, owner=1)]
+    out = s.handle(TaskSubmitted(60, "g", (21, 24), "spec"))
+    assert [(type(i), i.inputs) for i in out] in ([(Execute, ((21, 1), (24, 2)))],)
+    s.handle(HandleAcquired(23))
+    assert s.tasks[23].refs == 1
+    s.handle(HandleReleased(20), TaskFinished(60, 1))
+    assert 20 in s.launches and list(s.tasks) == [50, 60, 23]  # (50, 60: their submitter's handles)
+    assert s.handle(HandleReleased(23)) == [ReleaseLaunch((1, 2), 20)]
+    s.validate()
+
+
+def test_a_point_of_a_failed_launch_fails_its_readers():
+    from dagmpi.core.events import TaskSubmitted
+
+    s = sched(3)
+    s.handle(launch(10, 4, (1, 2)))
+    s.handle(TaskSubmitted(50, "g", (12,), "spec", watch=True), WatchRequested(14, 3))
+    out = s.handle(LaunchDone(10, 1, 2, errors=((11, "boom"),)), LaunchDone(10, 2, 2))
+    errors = {i.task_id: i.error for i in out if isinstance(i, Deliver)}
+    assert errors[14] == "boom" and isinstance(errors[50], UpstreamFailure)
+    s.validate()
+    # points on a rank that dies: waiting ones fail with the launch, finished ones with their rank
+    s.handle(launch(20, 4, (1, 2)), LaunchDone(20, 1, 2))
+    s.handle(TaskSubmitted(60, "g", (21,), "spec", watch=True, ranks=frozenset({2})))
+    s.handle(launch(30, 2, (1, 2)))
+    s.handle(TaskSubmitted(70, "g", (32,), "spec", watch=True))
+    out = s.handle(WorkerLost(2))
+    errors = {i.task_id: i.error for i in out if isinstance(i, Deliver)}
+    assert isinstance(errors[70], UpstreamFailure) and isinstance(errors[70].cause, RankLost)
+    # (point 21 ran on rank 1, but its launch did not end: it fails with it)
+    assert isinstance(errors[60], UpstreamFailure) and isinstance(errors[60].cause, RankLost)
+    s.validate()
+    # a finished point whose rank dies: its reader fails (points are not computed again yet)
+    s.handle(launch(40, 2, (1, 3)), LaunchDone(40, 1, 1), LaunchDone(40, 3, 1))
+    s.handle(TaskSubmitted(80, "g", (42,), "spec", watch=True, ranks=frozenset({1})))
+    assert s.tasks[42].owner == 3 and s.tasks[80].state.name == "ASSIGNED"
+    out = s.handle(WorkerLost(3))
+    errors = {i.task_id: i.error for i in out if isinstance(i, Deliver)}
+    assert isinstance(errors[80], UpstreamFailure) and isinstance(errors[80].cause, RankLost)
+    s.validate()
+
+
 def test_report_trees_reduce_to_one_message_per_launch():
     ranks = range(1, 41)
     tree = ReportTree(ranks, k=3)
