@@ -27,7 +27,8 @@ _REGION = _Region()
 
 
 def spawn_many(fn: Callable, n: int, *args: Any, layout: Any = None, reads: Any = (),
-               name: Optional[str] = None) -> Any:
+               name: Optional[str] = None, retries: Optional[int] = None,
+               retry_on: Optional[Any] = None) -> Any:
     """Launch ``n`` point tasks of one function at once; return their :class:`~dagmpi.task.Launch`.
 
     Point ``i`` (0 <= i < n) calls ``fn(i, *args, *inputs)`` on the rank ``layout``
@@ -38,11 +39,15 @@ def spawn_many(fn: Callable, n: int, *args: Any, layout: Any = None, reads: Any 
     ``Projection("offsets", (-1, 0, 1))`` for a 1-D stencil), sent to it straight
     from the ranks that computed them.  ``args`` are pickled once for all points and
     may not hold tasks.  Rank 0 handles the launch as one record (not ``n``): wait
-    on it like a task, or ``launch.fetch()`` the values in point order.  A point
-    that raises fails the launch (and the points that read it); a dead worker
-    rank fails the launches with points on it (not computed again yet).
+    on it like a task, or ``launch.fetch()`` the values in point order;
+    ``launch[i]`` is point ``i`` as a task of its own (pass it to :func:`spawn`,
+    fetch it, wait on it).  A point that raises is run again where it is, up to
+    ``retries`` times (default: the ``retries`` setting) when its exception is one
+    of ``retry_on`` (default: any ``Exception``), as a task's ``Options`` say; then
+    it fails the launch (and the points that read it).  A dead worker rank fails
+    the launches with points on it (not computed again yet).
     """
-    return context.current_client().spawn_many(fn, n, args, layout, reads, name)
+    return context.current_client().spawn_many(fn, n, args, layout, reads, name, retries, retry_on)
 
 
 def spawn(fn: Callable, *args: Any, options: Optional[Options] = None, **kwargs: Any) -> Task:

@@ -244,7 +244,7 @@ class Client:
         return task
 
     def spawn_many(self, fn: Callable, n: int, args: tuple, layout: Any = None, reads: Any = (),
-                   name: Optional[str] = None) -> Any:
+                   name: Optional[str] = None, retries: Optional[int] = None, retry_on: Any = None) -> Any:
         """See :func:`dagmpi.spawn_many`."""
         from ..core.launches import Layout, Projection
         from ..task import Launch
@@ -277,6 +277,10 @@ class Client:
                 raise TypeError("spawn_many(): reads are (Launch, dagmpi.Projection) pairs, got "
                                 f"{r!r}")
             pairs.append((r[0].id, r[1]))
+        opts = Options(retries=retries, retry_on=retry_on)  # (checks them, as spawn's options)
+        retries = self.default_retries if opts.retries is None else opts.retries
+        policy = (retries, None if opts.retry_on is None else self._retry_on_bytes(opts.retry_on), None) \
+            if retries else None
         payload, buffers, deps = serialize.dump_args(args, {})
         if deps:
             raise TypeError("spawn_many(): the shared arguments may not hold tasks; read the points of "
@@ -294,7 +298,7 @@ class Client:
             self._watch[lid] = launch
             launch._watched = True
         self._enqueue(msg.LaunchSubmit(lid, lid + 1, n, name, fn_id, payload, buffers, layout, tuple(pairs),
-                                       self.auto_watch))
+                                       self.auto_watch, policy))
         if self.drive_every:
             self._spawned()
         return launch

@@ -504,7 +504,7 @@ class Driver(Client):
 
     def _launch_submitted(self, src: int, m: msg.LaunchSubmit) -> ev.LaunchSubmitted:
         buffers = serialize.portable(m.buffers) if src != self.rank and m.buffers else m.buffers
-        spec = msg.TaskSpec(m.name, m.fn_id, m.payload, buffers, None, None, None)
+        spec = msg.TaskSpec(m.name, m.fn_id, m.payload, buffers, None, m.policy, None)
         return ev.LaunchSubmitted(m.launch_id, m.base, m.n, m.name, spec, m.layout, m.reads, src, m.watch)
 
     # --------------------------------------------------- from other ranks
@@ -668,7 +668,7 @@ class Driver(Client):
                         sent.add(fn_id)
                         send(rank, msg.FnCode(fn_id, self.fn_table[fn_id]))
                     send(rank, msg.LaunchExec(ins.launch_id, ins.base, spec.name, fn_id, spec.payload, spec.buffers,
-                                              ins.layout, ins.reads))
+                                              ins.layout, ins.reads, spec.policy))
             elif t is ev.ReleaseLaunch:
                 for rank in ins.ranks:
                     if rank not in self.dead:

@@ -108,6 +108,8 @@ class LaunchSubmit(NamedTuple):
     layout: Any
     reads: tuple
     watch: bool
+    #: ``(retries, retry_on bytes, None)`` or None: a point that raises runs again on its rank
+    policy: Optional[tuple] = None
 
 
 # ------------------------------------------------------------- rank 0 -> worker
@@ -115,7 +117,8 @@ class LaunchSubmit(NamedTuple):
 
 class LaunchExec(NamedTuple):
     """Run this rank's points of a launch (``dagmpi.core.launches.expand`` gives them
-    and their inputs); point ``i`` calls ``fn(i, *args, *its inputs)``."""
+    and their inputs); point ``i`` calls ``fn(i, *args, *its inputs)``; ``policy`` as
+    :class:`LaunchSubmit`'s."""
 
     launch_id: int
     base: int
@@ -125,6 +128,7 @@ class LaunchExec(NamedTuple):
     buffers: Any
     layout: Any
     reads: tuple
+    policy: Optional[tuple] = None
 
 
 class FreeLaunch(NamedTuple):

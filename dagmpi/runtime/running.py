@@ -210,7 +210,8 @@ class JobRunner:
             if point is not None:  # a launch's point: fn(index, *shared args, *its inputs)
                 got = job.inputs
                 args = (point[0], *args, *[got[d] for d in point[1]])
-            job.inputs = job.payload = job.buffers = None
+            if point is None or job.policy is None or job.attempt > job.policy[0]:
+                job.inputs = job.payload = job.buffers = None  # (a point that may run again keeps them)
             if gpu is not None and (job.policy is None or len(job.policy) < 4 or job.policy[3]):
                 # arrays arrive in the memory of the processor the task runs on (move=True)
                 from ..gpu.backend import place

@@ -135,6 +135,7 @@ class Worker(JobRunner, Client):
         self._held_since = 0.0
         self._stopping = False
         self.tasks_run = 0
+        self.points_retried = 0
         self.bytes_in = 0  # bytes of task inputs received from other ranks
         #: Tracing (``trace=``): the runs and instants recorded here and not yet sent
         #: to rank 0; ``None`` while tracing is off (then nothing is recorded).
@@ -371,6 +372,12 @@ class Worker(JobRunner, Client):
             return
         self.tasks_run += 1
         if kind != "fin" and job.point is not None:
+            if kind == "err" and b and job.failed is None and job.attempt <= job.policy[0]:
+                # a point is retried where it is (its inputs kept): its layout says where it runs
+                job.attempt += 1
+                self.points_retried += 1
+                self._runq.append(job)
+                return
             self._point_ended(job.id, a)  # (before _note_failed below: this is the real error)
         waiters = self._local_waits.pop(job.id, None)
         if kind == "fin":
@@ -715,7 +722,7 @@ class Worker(JobRunner, Client):
         for tid, inputs in jobs:
             self._point_launch[tid] = lid
             ex = msg.Exec(tid, m.name, m.fn_id, m.payload, m.buffers,
-                          tuple((d, o if o == me else ~o) for d, o in inputs), None, None, 1, None, False)
+                          tuple((d, o if o == me else ~o) for d, o in inputs), None, m.policy, 1, None, False)
             self._on_exec(ex, (tid - m.base, tuple(d for d, _ in inputs)))
 
     def _point_ended(self, tid: int, error: Any, nbytes: int = 0, seconds: float = 0.0) -> None:

@@ -14,5 +14,5 @@ def test_launches_match_plain_python(n):
     for name in ["first launch", "reads offsets layout blocks", "reads offsets layout cyclic",
                  "reads xor layout table", "reads parent layout blocks", "reads same layout cyclic",
                  "reads all layout blocks", "200 launches", "released", "empty and plain", "the job goes on",
-                 "points are tasks", "errors"]:
+                 "points are tasks", "retried points", "retries", "errors"]:
         assert f"ok {name}" in res.stdout, (name, res)

@@ -28,6 +28,17 @@ def slow(i, scale):
     return np.array([float(i) * scale])
 
 
+def flaky(i, where):
+    """Raises OSError the first time each point runs (a marker file per point)."""
+    import os
+
+    mark = os.path.join(where, f"{i}")
+    if not os.path.exists(mark):
+        open(mark, "w").close()
+        raise OSError(f"point {i}: a transient failure")
+    return np.array([float(i)])
+
+
 def add_all(xs, extra=0.0):
     return float(sum(x[0] for x in xs)) + extra
 
@@ -145,6 +156,20 @@ if __name__ == "__main__":
     else:
         raise AssertionError("a point past the end")
     print("ok points are tasks", flush=True)
+    # retries: a point that raises runs again where it is
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        check("retried points", dagmpi.spawn_many(flaky, n, d, retries=1).fetch(), list(range(n)))
+    for kw in [{}, {"retries": 2, "retry_on": ValueError}]:
+        with tempfile.TemporaryDirectory() as d:
+            try:
+                dagmpi.spawn_many(flaky, n, d, **kw).fetch()
+            except OSError as exc:
+                assert "transient" in str(exc), exc
+            else:
+                raise AssertionError(f"no retry with {kw}: the launch must fail")
+    print("ok retries", flush=True)
     # bad input: said at once, nothing spawned
     for call, kind, words in [
             (lambda: dagmpi.spawn_many(first, -1), ValueError, "n >= 0"),
@@ -153,7 +178,8 @@ if __name__ == "__main__":
             (lambda: dagmpi.spawn_many(first, 3, 1.0, layout=Layout.blocks(4, workers)), ValueError, "of 3 points"),
             (lambda: dagmpi.spawn_many(total, 3, reads=[(u, "same")]), TypeError, "Projection"),
             (lambda: dagmpi.spawn_many(first, 3, dagmpi.spawn(float, 1)), TypeError, "may not hold tasks"),
-            (lambda: dagmpi.spawn(len, u), TypeError, "cannot be passed to a task")]:
+            (lambda: dagmpi.spawn(len, u), TypeError, "cannot be passed to a task"),
+            (lambda: dagmpi.spawn_many(first, 3, 1.0, retries=-1), ValueError, "retries")]:
         try:
             call()
         except kind as exc:
