@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from typing import Any, Callable, Iterable, Iterator, NamedTuple, Optional, Union, overload
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Optional, Sequence, Union, overload
 
 from .errors import SerializationError, is_task_failure
 from .runtime import context
@@ -28,7 +28,8 @@ _REGION = _Region()
 
 def spawn_many(fn: Callable, n: int, *args: Any, layout: Any = None, reads: Any = (),
                name: Optional[str] = None, retries: Optional[int] = None,
-               retry_on: Optional[Any] = None) -> Any:
+               retry_on: Optional[Any] = None, checkpoint: Optional[bool] = None,
+               keys: Optional[Sequence[str]] = None) -> Any:
     """Launch ``n`` point tasks of one function at once; return their :class:`~dagmpi.task.Launch`.
 
     Point ``i`` (0 <= i < n) calls ``fn(i, *args, *inputs)`` on the rank ``layout``
@@ -46,8 +47,15 @@ def spawn_many(fn: Callable, n: int, *args: Any, layout: Any = None, reads: Any 
     of ``retry_on`` (default: any ``Exception``), as a task's ``Options`` say; then
     it fails the launch (and the points that read it).  A dead worker rank fails
     the launches with points on it (not computed again yet).
+
+    With checkpointing on (``dagmpi.init(checkpoint=...)``), every point has a key:
+    ``keys[i]`` (as ``Options(key=name)`` gives them: ``dagmpi.api.key_of(name)``), else one
+    derived from the function, the arguments and the keys of what it reads.  A point
+    the checkpoint holds is read back on its rank instead of run; the others are
+    saved as they end when ``checkpoint`` is true (default: the checkpoint policy).
     """
-    return context.current_client().spawn_many(fn, n, args, layout, reads, name, retries, retry_on)
+    return context.current_client().spawn_many(fn, n, args, layout, reads, name, retries, retry_on,
+                                               checkpoint, None if keys is None else tuple(keys))
 
 
 def spawn(fn: Callable, *args: Any, options: Optional[Options] = None, **kwargs: Any) -> Task:

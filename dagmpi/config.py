@@ -40,6 +40,10 @@ class Config:
     grace: float = 10.0
     #: Retries of a task that sets no ``retries=`` option.
     retries: int = 0
+    #: 1: the array layer runs an operation over all blocks of an array (creation,
+    #: elementwise, map_blocks, each map_overlap step) as one launch of point tasks
+    #: (``dagmpi.spawn_many``: rank 0 handles it once, not per block); 0: one task per block.
+    array_launches: int = 1
     #: Custom resources each worker rank offers, e.g. ``"licence=2,scratch=100GB"``.
     resources: str = ""
     #: Python's first-generation garbage-collection threshold on MPI ranks (0: leave

@@ -95,11 +95,12 @@ class Launch(Task):
     (``reads=``), and :meth:`fetch` the points' values.  Point ``i`` is the task
     ``base + i``, run on ``layout.rank_of(i)``."""
 
-    __slots__ = ("base", "n", "layout")
+    __slots__ = ("base", "n", "layout", "keys")
 
     def __init__(self, launch_id: int, name: str, client: Any, base: int, n: int, layout: Any) -> None:
         super().__init__(launch_id, name, client)
         self.base, self.n, self.layout = base, n, layout
+        self.keys: Optional[tuple] = None  # (checkpointing) each point's checkpoint key
 
     def __len__(self) -> int:
         return self.n
@@ -141,6 +142,8 @@ class Point(Task):
     def __init__(self, launch: Launch, index: int) -> None:
         super().__init__(launch.base + index, f"{launch.name}[{index}]", launch._client)
         self.launch, self.index = launch, index
+        if launch.keys is not None:  # (checkpointing: the key of a task reading it derives from it)
+            self._key = launch.keys[index]
         if launch._state == FINISHED:
             self._state, self._owner = FINISHED, launch.layout.rank_of(index)
         elif launch._state == ERRORED:

@@ -20,6 +20,7 @@ from .. import api
 from ..options import Options, scope
 from ..task import Task
 from . import blockops as ops
+from . import launched
 from . import grid as g
 
 #: A pending array is materialised once its fused program has this many operations,
@@ -104,6 +105,9 @@ class DArray:
         self._leaves = leaves
         self._name = name
         self._device: Optional[str] = None
+        #: the launch whose point ``k`` is block ``k`` (C order), when one made it (see
+        #: :mod:`dagmpi.array.launched`): the next operations may then be launches too
+        self._launch: Any = None
 
     # ------------------------------------------------------------ description
 
@@ -204,15 +208,30 @@ class DArray:
             return
         prog, leaves = self._program, self._leaves
         assert prog is not None and leaves is not None
-        out = np.empty(self.nblocks, dtype=object)
         dtype = self._dtype.str if self._dtype.fields is None else self._dtype
         name = self._name
+        if leaves and all(isinstance(x, DArray) and x._launch is not None and x._chunks == self._chunks
+                          for x in leaves) and launched.enabled():
+            # one launch: point k reads block k of every leaf (where the first one is)
+            first = leaves[0]._launch
+            self._set_launch(launched.launch(launched.fused_point, self._chunks, (prog, self._chunks, dtype),
+                                             first.layout, [(x._launch, launched.SAME) for x in leaves], name))
+            self._program = self._leaves = None
+            return
+        out = np.empty(self.nblocks, dtype=object)
         for idx in g.block_indices(self._chunks):
             args, near = _leaf_blocks(leaves, idx, self._chunks)
             out[idx] = api.spawn(ops.fused, prog, g.block_shape(self._chunks, idx), dtype, *args,
                                  options=_opts(name, near=near))
         self._tasks = out
         self._program = self._leaves = None
+
+    def _set_launch(self, launch: Any) -> None:
+        """This array's blocks are the points of ``launch``, in C order."""
+        self._launch = launch
+        self._tasks = launched.points(launch, self.nblocks)
+        self._owners = np.asarray([launch.layout.rank_of(k) for k in range(launch.n)],
+                                  dtype=np.int64).reshape(self.nblocks)
 
     def _pending(self) -> tuple[tuple, list]:
         """This array as a program over leaves (for fusing into a larger program)."""
@@ -829,15 +848,23 @@ def _plan(chunks: g.Chunks, gpu: bool = False) -> np.ndarray:
 
 
 def _create(shape: Any, blocks: Any, dtype: Any, make: Callable[[tuple[int, ...], tuple[int, ...]], tuple],
-            name: str, device: str = "cpu") -> DArray:
+            name: str, device: str = "cpu", launch: bool = True) -> DArray:
     """A new array: ``make(idx, block shape)`` gives ``(function, *args)`` of each
     block's task, which runs on the block's planned owner.  ``device="gpu"``: the
-    owners are the ranks with a GPU, and each block is put in its GPU's memory."""
+    owners are the ranks with a GPU, and each block is put in its GPU's memory.
+    ``launch``: one launch of all blocks may run ``make`` on the workers (not when
+    its arguments carry the data: ``from_numpy``)."""
     gpu = _device(device)
     shape = g.normalize_shape(shape)
     dtype = _dtype(dtype)
     chunks = g.normalize_chunks(blocks, shape, dtype.itemsize, len(_gpu_workers() if gpu else _workers()))
     owners = _plan(chunks, gpu)
+    if launch and len(chunks) and launched.enabled(gpu):
+        out = DArray(chunks, dtype, None, owners, name=name)
+        out._set_launch(launched.launch(launched.create_point, chunks, (chunks, make), launched.layout_of(owners),
+                                        name=name))
+        out._device = device
+        return out
     tasks = np.empty(g.nblocks(chunks), dtype=object)
     for idx in g.block_indices(chunks):
         fn, *args = make(idx, g.block_shape(chunks, idx))
@@ -934,7 +961,7 @@ def from_numpy(x: Any, blocks: Any = "auto", device: str = "cpu") -> DArray:
         out = DArray((), x.dtype, tasks, owners, name="from_numpy")
         out._device = device
         return out
-    return _create(x.shape, chunks, x.dtype, make, "from_numpy", device)
+    return _create(x.shape, chunks, x.dtype, make, "from_numpy", device, launch=False)
 
 
 def asarray(x: Any, blocks: Any = "auto", device: str = "cpu") -> DArray:

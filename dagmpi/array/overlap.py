@@ -28,7 +28,9 @@ then gets a smaller block there).
 
 from __future__ import annotations
 
+import functools
 import itertools
+import math
 from typing import Any, Callable
 
 import numpy as np
@@ -37,6 +39,7 @@ from .. import api
 from . import blockops as ops
 from . import core
 from .blockops import _gpu_of
+from .launched import enabled as launched_enabled
 from . import grid as g
 
 _PAD_MODE = {"reflect": "symmetric", "nearest": "edge"}
@@ -142,9 +145,9 @@ def apply(fn: Callable, faces_fn: Any, block_shape: tuple[int, ...], padded_shap
 
 def _sides(dest: tuple, pads: tuple, trim: tuple) -> list[int]:
     """Per axis, where a piece placed at ``dest`` in the halo-extended block lies: 0 low
-    halo, 1 the block itself, 2 high halo (depth 0 or 1)."""
-    # 1: a neighbour's piece comes first on that axis
-    lo_len = [1 if t_lo == 1 and lo == 0 else 0 for ((lo, _), _), (t_lo, _) in zip(pads, trim)]
+    halo, 1 the block itself, 2 high halo."""
+    # the low halo's length: the trimmed depth that no boundary padding provides
+    lo_len = [t_lo - lo for ((lo, _), _), (t_lo, _) in zip(pads, trim)]
     return [0 if d.start < lo_len[a] else 1 if d.start == lo_len[a] else 2 for a, d in enumerate(dest)]
 
 
@@ -233,6 +236,122 @@ def _plan_block(chunks: Any, idx: tuple[int, ...], depths: tuple, bounds: tuple)
     return pieces, where, tuple(pads), tuple(trim), inner
 
 
+@functools.lru_cache(maxsize=4096)
+def _plan_of(chunks: Any, idx: tuple[int, ...], depths: tuple, bounds: tuple, faces: bool) -> tuple:
+    """:func:`_plan_block`, without the corner pieces in the faces form (cached: a time
+    loop plans the same blocks at every step)."""
+    plan = _plan_block(chunks, idx, depths, bounds)
+    if faces:
+        keep = [k for k, dest in enumerate(plan[1]) if sum(s != 1 for s in _sides(dest, plan[2], plan[3])) <= 1]
+        plan = ([plan[0][k] for k in keep], tuple(plan[1][k] for k in keep)) + plan[2:]
+    return plan
+
+
+def _offsets(depths: tuple, faces: bool) -> tuple:
+    """The offsets of the neighbour blocks a block reads, on the axes of non-zero depth:
+    its faces' neighbours in the faces form, else every one (corners too)."""
+    axes = [a for a, d in enumerate(depths) if d]
+    nd = len(depths)
+    out = []
+    if faces:
+        for a in axes:
+            for o in (-1, 1):
+                off = [0] * nd
+                off[a] = o
+                out.append(tuple(off))
+        return tuple(out)
+    for combo in itertools.product((-1, 0, 1), repeat=len(axes)):
+        if any(combo):
+            off = [0] * nd
+            for a, o in zip(axes, combo):
+                off[a] = o
+            out.append(tuple(off))
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def _halo_keys(chunks: Any, nidx: tuple[int, ...], depths: tuple, bounds: tuple, faces: bool) -> tuple:
+    """``(keys, position of each)``: the slices of block ``nidx`` that its neighbours
+    read (every piece of it in their plans but a block's own), in a fixed order that
+    the halos point and the points reading it compute alike."""
+    grid = g.nblocks(chunks)
+    cands = set()
+    for off in _offsets(depths, faces):
+        c = []
+        for a, (x, o, s) in enumerate(zip(nidx, off, grid)):
+            y = x - o
+            if not 0 <= y < s:
+                if bounds[a] != "periodic":
+                    break
+                y %= s
+            c.append(y)
+        else:
+            cands.add(tuple(c))
+    keys: dict = {}
+    for c in sorted(cands):
+        segs, where, pads, trim, _ = _plan_of(chunks, c, depths, bounds, faces)
+        for (pidx, key), dest in zip(segs, where):
+            if pidx == nidx and any(s != 1 for s in _sides(dest, pads, trim)):
+                keys.setdefault(_hashable(key), key)
+    return tuple(keys.values()), {h: k for k, h in enumerate(keys)}
+
+
+def halos_point(i: int, chunks: Any, depths: tuple, bounds: tuple, faces: bool, block: Any) -> tuple:
+    """Point: the halo slices of block ``i`` that its neighbours read (:func:`_halo_keys`)."""
+    from .launched import block_index
+
+    return halos(block, _halo_keys(chunks, block_index(i, g.nblocks(chunks)), depths, bounds, faces)[0])
+
+
+def overlap_point(fn: Callable, faces_fn: Any, i: int, chunks: Any, depths: tuple, bounds: tuple, dtype: Any,
+                  kwargs: dict, proj: Any, block: Any, *halo_sets: Any) -> Any:
+    """Point: block ``i`` of a ``map_overlap`` step, from its own block and the halos of
+    the neighbours ``proj`` gives it (in that order), through :func:`apply`."""
+    from .launched import block_index
+
+    grid = g.nblocks(chunks)
+    idx = block_index(i, grid)
+    faces = faces_fn is not None
+    segs, where, pads, trim, inner = _plan_of(chunks, idx, depths, bounds, faces)
+    by_block = dict(zip(proj.points(i, math.prod(grid)), halo_sets))
+    inputs, slot, sources = [block], {}, []
+    for (nidx, key), dest in zip(segs, where):
+        if all(s == 1 for s in _sides(dest, pads, trim)):
+            sources.append((0, None))
+            continue
+        j = int(np.ravel_multi_index(nidx, grid))
+        if j not in slot:
+            slot[j] = len(inputs)
+            inputs.append(by_block[j])
+        sources.append((slot[j], _halo_keys(chunks, nidx, depths, bounds, faces)[1][_hashable(key)]))
+    padded = tuple(n + p[0][0] + p[0][1] for n, p in zip(inner, pads))
+    return apply(fn, faces_fn, g.block_shape(chunks, idx), padded, dtype, where, tuple(sources), pads, trim,
+                 kwargs, *inputs)
+
+
+def _launched_step(a: core.DArray, fn: Callable, faces_fn: Any, depths: tuple, bounds: tuple, dtype: Any,
+                   kwargs: dict) -> core.DArray:
+    """One ``map_overlap`` step of a launched array as two launches: every block's halos,
+    then every block from its own and its neighbours' halos (grid projection)."""
+    from . import launched
+
+    src = a._launch
+    faces = faces_fn is not None
+    chunks = a.chunks
+    grid = g.nblocks(chunks)
+    wrap = tuple(d > 0 and isinstance(b, str) and b == "periodic" for d, b in zip(depths, bounds))
+    proj = launched.Projection("grid", (grid, _offsets(depths, faces), wrap))
+    args = (chunks, depths, bounds, faces)
+    hal = launched.launch(halos_point, chunks, args, src.layout, [(src, launched.SAME)], name="halos")
+    step = launched.launch(ops.Bound(overlap_point, fn, faces_fn), chunks,
+                           (chunks, depths, bounds, a.dtype.str, kwargs, proj), src.layout,
+                           [(src, launched.SAME), (hal, proj)], name=getattr(fn, "__name__", "map_overlap"))
+    out = core.DArray(chunks, dtype, None, a._owners, name="map_overlap")
+    out._set_launch(step)
+    out._device = a._device
+    return out
+
+
 def map_overlap(a: Any, fn: Callable, depth: Any = 1, boundary: Any = "none", dtype: Any = None,
                 **kwargs: Any) -> core.DArray:
     """``fn`` over every block padded with ``depth`` elements of its neighbours per
@@ -257,6 +376,8 @@ def map_overlap(a: Any, fn: Callable, depth: Any = 1, boundary: Any = "none", dt
     if not callable(faces_fn) or any(d > 1 for d in depths) or not any(depths) or \
             any(d and isinstance(b, str) and b == "none" for d, b in zip(depths, bounds)):
         faces_fn = None
+    if a._launch is not None and a._device != "gpu" and launched_enabled():
+        return _launched_step(a, fn, faces_fn, depths, bounds, dtype, kwargs)
     task_fn = ops.Bound(apply, fn, faces_fn)
     # pass 1: per block, its pieces (neighbour block, slice key) in layout order; per
     # neighbour block, the halo slices all its consumers need (one halos task each)

@@ -21,6 +21,7 @@ Restored blocks are read from the checkpoint files by their new owners.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Optional
 
 import numpy as np
@@ -29,6 +30,7 @@ from .. import api
 from ..options import Options, scope
 from . import core
 from . import grid as g
+from . import launched
 
 
 def _same(block: Any) -> Any:
@@ -45,6 +47,22 @@ def _block_key(name: str, idx: tuple[int, ...]) -> str:
     return f"{name}/{','.join(map(str, idx))}"
 
 
+def _same_point(i: int, block: Any) -> Any:
+    """Point: block ``i`` itself (saved to the checkpoint by its launch)."""
+    return block
+
+
+def _never_point(i: int, key: str) -> Any:
+    """The function of a restored launch's points, which never run (each is read back)."""
+    raise RuntimeError(f"block {i} of the checkpointed array {key!r} disappeared from the checkpoint "
+                       "while the run started")
+
+
+def _keys(name: str, chunks: Any) -> tuple:
+    """The checkpoint key of every block of an array saved under ``name``, in C order."""
+    return tuple(api.key_of(_block_key(name, idx)) for idx in g.block_indices(chunks))
+
+
 def checkpoint(a: Any, name: str) -> core.DArray:
     """``a``, with every block saved to the checkpoint under ``name`` (see the module
     docstring); ``a`` itself when checkpointing is off.  The blocks stay where they are."""
@@ -53,6 +71,14 @@ def checkpoint(a: Any, name: str) -> core.DArray:
         raise TypeError(f"checkpoint name must be a non-empty string, got {name!r}")
     if not getattr(api.context.current_client(), "checkpointing", False):
         return a
+    if a._launch is not None and launched.enabled(a._device == "gpu"):
+        # one launch: point k saves block k where it is, under the block's key
+        out = core.DArray(a.chunks, a.dtype, None, a._owners, name="checkpoint")
+        out._set_launch(api.spawn_many(_same_point, a._launch.n, layout=a._launch.layout,
+                                       reads=[(a._launch, launched.SAME)], name="checkpoint", checkpoint=True,
+                                       keys=_keys(name, a.chunks)))
+        out._device = a._device
+        return out
     src = a.tasks
     out = np.empty(a.nblocks, dtype=object)
     for idx in g.block_indices(a.chunks):
@@ -88,6 +114,12 @@ def restore(name: str, shape: Any, blocks: Any, dtype: Any = float) -> Optional[
     if not saved(name, g.nblocks(chunks)):
         return None
     owners = core._plan(chunks)
+    if launched.enabled():  # one launch whose every point is read back where it goes
+        out = core.DArray(chunks, dtype, None, owners, name="restore")
+        out._set_launch(api.spawn_many(_never_point, math.prod(g.nblocks(chunks)), name,
+                                       layout=launched.layout_of(owners), name="restore", checkpoint=False,
+                                       keys=_keys(name, chunks)))
+        return out
     out = np.empty(g.nblocks(chunks), dtype=object)
     for idx in g.block_indices(chunks):
         key = _block_key(name, idx)

@@ -69,11 +69,7 @@ class _KeyPickler(cloudpickle.CloudPickler):
         self._task_type = Task
 
     def persistent_id(self, obj: Any) -> Optional[str]:
-        if type(obj) is Point:
-            raise SerializationError(
-                f"argument {obj!r} is a point of a launch, and launches are not checkpointed: "
-                "fetch its value and pass that, or run this task without checkpointing")
-        if type(obj) is self._task_type:
+        if type(obj) is self._task_type or type(obj) is Point:
             key = obj._key
             if key is None:
                 raise SerializationError(

@@ -108,7 +108,12 @@ class Projection:
       ``0 .. n-1`` dropped (``wrap=False``) or wrapped around (``wrap=True``);
     * ``"xor"``: ``i`` and ``i ^ args[0]`` (a butterfly step, as in an FFT);
     * ``"parent"``: ``i // args[0]`` (a tree), when it exists;
-    * ``"all"``: every point (a reduction over the launch).
+    * ``"all"``: every point (a reduction over the launch);
+    * ``"grid"``: the points are the blocks of a grid of shape ``args[0]`` in C order;
+      point ``i`` reads the block at each offset of ``args[1]`` (tuples, one entry per
+      axis) from its own, in order, wrapped around on the axes where ``args[2][axis]``
+      is true and dropped where it falls outside the others (an N-D stencil's
+      neighbours, as ``map_overlap`` reads them).
     """
 
     kind: str
@@ -116,8 +121,17 @@ class Projection:
     wrap: bool = False
 
     def __post_init__(self) -> None:
-        if self.kind not in ("same", "offsets", "xor", "parent", "all"):
-            raise ValueError(f"a projection is 'same', 'offsets', 'xor', 'parent' or 'all', not {self.kind!r}")
+        if self.kind not in ("same", "offsets", "xor", "parent", "all", "grid"):
+            raise ValueError(f"a projection is 'same', 'offsets', 'xor', 'parent', 'all' or 'grid', "
+                             f"not {self.kind!r}")
+        if self.kind == "grid":
+            ok = len(self.args) == 3
+            if ok:
+                shape, offsets, wrap = self.args
+                ok = len(wrap) == len(shape) and all(len(o) == len(shape) for o in offsets)
+            if not ok:
+                raise ValueError("a 'grid' projection takes (grid shape, offsets, wrap per axis), got "
+                                 f"{self.args!r}")
         if self.kind in ("xor", "parent") and (len(self.args) != 1 or int(self.args[0]) < 1):
             raise ValueError(f"a {self.kind!r} projection takes one positive integer, got {self.args!r}")
 
@@ -140,6 +154,26 @@ class Projection:
         if k == "parent":
             j = i // int(self.args[0])
             return [j] if j < n else []
+        if k == "grid":
+            shape, offsets, wrap = self.args
+            idx, rest = [], i
+            for s in reversed(shape):
+                rest, r = divmod(rest, s)
+                idx.append(r)
+            idx.reverse()
+            out = []
+            for off in offsets:
+                j = 0
+                for a, (x, o, s) in enumerate(zip(idx, off, shape)):
+                    y = x + o
+                    if not 0 <= y < s:
+                        if not wrap[a]:
+                            break
+                        y %= s
+                    j = j * s + y
+                else:
+                    out.append(j)
+            return out
         return list(range(n))
 
 

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 from .. import serialize
 from . import messages as msg
 from ..checkpoint.base import Location
-from ..errors import raise_error
+from ..errors import SerializationError, raise_error
 from ..options import DEFAULT_OPTIONS, Options
 from ..task import ERRORED, FINISHED, PENDING, Point, Task
 
@@ -113,6 +113,9 @@ class Client:
         self._cond = threading.Condition()
         #: task id -> its handle(s) here to update when it ends (see :func:`_add_one`)
         self._watch: dict[int, Any] = {}
+        #: launch id -> (the Launch, ids of its points watched here): a point ends with
+        #: its launch, so waiting for points costs rank 0 one watch per launch, not per point
+        self._point_watch: dict[int, tuple] = {}
         self._pulls: dict[int, _Pull] = {}
         self._waiters: dict[int, Any] = {}  # task id -> _Waiter(s) (see :func:`_add_one`)
         #: task id -> function(s) to call when it ends (see :meth:`on_end`)
@@ -123,6 +126,9 @@ class Client:
         self._reader: Any = None  # checkpoint reader, made on first restored value
         #: Retries of a task that gives no ``retries=`` (``DAGMPI_RETRIES``).
         self.default_retries = 0
+        self.n_points_restored = 0  # points of launches read back from the checkpoint
+        #: the array layer issues one launch per operation over all blocks (Config.array_launches)
+        self.array_launches = True
         #: Checkpointing is on: every task gets a key; ``checkpoint_all``: policy "all".
         self.checkpointing = False
         self.checkpoint_all = False
@@ -244,7 +250,8 @@ class Client:
         return task
 
     def spawn_many(self, fn: Callable, n: int, args: tuple, layout: Any = None, reads: Any = (),
-                   name: Optional[str] = None, retries: Optional[int] = None, retry_on: Any = None) -> Any:
+                   name: Optional[str] = None, retries: Optional[int] = None, retry_on: Any = None,
+                   checkpoint: Optional[bool] = None, keys: Optional[tuple] = None) -> Any:
         """See :func:`dagmpi.spawn_many`."""
         from ..core.launches import Layout, Projection
         from ..task import Launch
@@ -285,6 +292,34 @@ class Client:
         if deps:
             raise TypeError("spawn_many(): the shared arguments may not hold tasks; read the points of "
                             "earlier launches with reads=[(launch, projection)], or fetch a task's value first")
+        key = save = restored = None
+        if keys is not None and len(keys) != n:
+            raise ValueError(f"spawn_many(): keys= gives one checkpoint key per point ({n}), got {len(keys)}")
+        if self.checkpointing:
+            # every point has a key (the tasks reading it derive theirs from it); the
+            # points a checkpoint holds are read back from it where they run, the
+            # others computed, and saved under it when the policy or checkpoint= says
+            from ..checkpoint.keys import task_key
+
+            keyless = [r[0] for r in reads if r[0]._key is None]
+            if keyless:
+                raise SerializationError(f"spawn_many(): {keyless[0]!r} has no checkpoint key (it was launched "
+                                         "before checkpointing was enabled, or on another rank)")
+            key = task_key(fn, (("launch", n), *args), {"reads": tuple((r[0]._key, r[1]) for r in reads)})
+            if keys is None:
+                keys = tuple(f"{key}/{i}" for i in range(n))
+            found = {}
+            for i, k in enumerate(keys):
+                where = self._saved(k)
+                if where is not None:
+                    found[i] = where
+            if found:
+                restored = found
+                self.n_points_restored += len(found)
+            if self.checkpoint_all if checkpoint is None else checkpoint:
+                save = keys
+        else:
+            keys = None
         fn_id, fn_bytes = self.fns.get(fn)
         name = name or getattr(fn, "__qualname__", None) or type(fn).__name__
         with self._spawn_lock:
@@ -294,11 +329,12 @@ class Client:
                 self._enqueue(msg.FnCode(fn_id, fn_bytes))
                 self._fn_sent.add(fn_id)
         launch = Launch(lid, name, self, lid + 1, n, layout)
+        launch._key, launch.keys = key, keys
         if self.auto_watch:
             self._watch[lid] = launch
             launch._watched = True
         self._enqueue(msg.LaunchSubmit(lid, lid + 1, n, name, fn_id, payload, buffers, layout, tuple(pairs),
-                                       self.auto_watch, policy))
+                                       self.auto_watch, policy, save, restored))
         if self.drive_every:
             self._spawned()
         return launch
@@ -367,6 +403,9 @@ class Client:
         """Ask to be told when ``task`` ends (idempotent)."""
         if task._watched:  # registered already (every task the driver spawns is)
             return
+        if type(task) is Point:
+            self._watch_point(task)
+            return
         with self._cond:
             if task._state != PENDING:
                 return
@@ -375,6 +414,30 @@ class Client:
                 return  # another handle of it is watched already
         self._outq.append(msg.Watch(task.id))
         self.wakeup()
+
+    def _watch_point(self, point: Point) -> None:
+        """A point ends when its launch does: watch the launch (once), and end the
+        point with it (:meth:`_deliver_many`)."""
+        launch = point.launch
+        with self._cond:
+            if point._state != PENDING:
+                return
+            point._watched = True
+            _add_one(self._watch, point.id, point)
+            if launch._state != PENDING:  # (it ended meanwhile: the point with it, now)
+                ended = [(point.id, launch.layout.rank_of(point.index) if launch._state == FINISHED else None,
+                          launch._error)]
+            else:
+                ended = None
+                entry = self._point_watch.get(launch.id)
+                if entry is None:
+                    self._point_watch[launch.id] = (launch, {point.id})
+                else:
+                    entry[1].add(point.id)
+        if ended is not None:
+            self._deliver_many(ended)
+        else:
+            self.watch(launch)
 
     def on_end(self, task: Task, fn: Callable[[Task], None]) -> None:
         """Call ``fn(task)`` once ``task`` has ended (at once if it has).
@@ -599,6 +662,17 @@ class Client:
         watch, all_waiters, on_end = self._watch, self._waiters, self._on_end
         calls = None
         with self._cond:
+            if self._point_watch:  # launches that ended end their points watched here
+                more = []
+                for task_id, owner, error in ends:
+                    entry = self._point_watch.pop(task_id, None)
+                    if entry is not None:
+                        launch, ids = entry
+                        for pid in ids:
+                            more.append((pid, None if error is not None else launch.layout.rank_of(pid - launch.base),
+                                         error))
+                if more:
+                    ends = list(ends) + more
             for task_id, owner, error in ends:
                 for t in _pop_all(watch, task_id):
                     if error is None:

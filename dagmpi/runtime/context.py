@@ -196,6 +196,7 @@ def _reconfigure(rt: "_Runtime", kwargs: dict) -> None:
             raise StartupError(str(exc)) from None
     rt.config = rt.config.replace(**{k: getattr(new, k) for k in changed})
     driver.default_retries = rt.config.retries
+    driver.array_launches = bool(rt.config.array_launches)
     driver.grace = rt.config.grace
     try:
         _setup_checkpoint(driver, rt.config)
@@ -232,6 +233,7 @@ def _start_embedded(config: Config) -> _Runtime:
     slots = config.slots or max(1, (os.cpu_count() or 1) // n)
     driver = Driver(hub.endpoints[0], ranks, prefetch=config.prefetch)
     driver.default_retries = config.retries
+    driver.array_launches = bool(config.array_launches)
     driver.grace = config.grace
     _setup_checkpoint(driver, config)
     if config.trace:
@@ -244,6 +246,7 @@ def _start_embedded(config: Config) -> _Runtime:
         w = Worker(hub.endpoints[r], ranks, slots=slots, resources=res, gpus=gpus,
                    memory_limit=resolve_limit(config.memory_limit, env), spill_dir=config.spill_dir)
         w.default_retries = config.retries
+        w.array_launches = bool(config.array_launches)
         w.checkpoint_interval = config.checkpoint_interval
         t = threading.Thread(target=_serve_inproc, args=(w,), name=f"dagmpi-worker{r}", daemon=True)
         threads.append(t)
@@ -427,6 +430,7 @@ def _prepare_driver(tr: Any, ranks: range, config: Config) -> Any:
 
     driver = Driver(tr, ranks, prefetch=config.prefetch)
     driver.default_retries = config.retries
+    driver.array_launches = bool(config.array_launches)
     driver.grace = config.grace
     _setup_checkpoint(driver, config)
     if config.trace:
@@ -483,6 +487,7 @@ def _prepare_worker(tr: Any, ranks: range, config: Config) -> Any:
     worker = Worker(tr, ranks, slots=slots, resources=res, gpus=gpus,
                     memory_limit=resolve_limit(config.memory_limit), spill_dir=config.spill_dir)
     worker.default_retries = config.retries
+    worker.array_launches = bool(config.array_launches)
     worker.checkpoint_interval = config.checkpoint_interval
     return worker
 

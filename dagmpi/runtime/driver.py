@@ -273,8 +273,8 @@ class Driver(Client):
 
     @property
     def n_restored(self) -> int:
-        """Tasks of this run completed from the checkpoint."""
-        return self.scheduler.n_restored
+        """Tasks (and points of launches) of this run completed from the checkpoint."""
+        return self.scheduler.n_restored + self.n_points_restored
 
     def _saved(self, key: str) -> Any:
         index = self.ckpt_index
@@ -504,7 +504,7 @@ class Driver(Client):
 
     def _launch_submitted(self, src: int, m: msg.LaunchSubmit) -> ev.LaunchSubmitted:
         buffers = serialize.portable(m.buffers) if src != self.rank and m.buffers else m.buffers
-        spec = msg.TaskSpec(m.name, m.fn_id, m.payload, buffers, None, m.policy, None)
+        spec = msg.TaskSpec(m.name, m.fn_id, m.payload, buffers, None, m.policy, (m.save, m.restored))
         return ev.LaunchSubmitted(m.launch_id, m.base, m.n, m.name, spec, m.layout, m.reads, src, m.watch)
 
     # --------------------------------------------------- from other ranks
@@ -668,7 +668,7 @@ class Driver(Client):
                         sent.add(fn_id)
                         send(rank, msg.FnCode(fn_id, self.fn_table[fn_id]))
                     send(rank, msg.LaunchExec(ins.launch_id, ins.base, spec.name, fn_id, spec.payload, spec.buffers,
-                                              ins.layout, ins.reads, spec.policy))
+                                              ins.layout, ins.reads, spec.policy, *spec.save))
             elif t is ev.ReleaseLaunch:
                 for rank in ins.ranks:
                     if rank not in self.dead:
@@ -725,7 +725,9 @@ class Driver(Client):
         s = self.scheduler
         moved = sum(st.get("bytes_in", 0) for st in self.worker_stats.values())
         spilled = sum(st.get("spilled_bytes", 0) for st in self.worker_stats.values())
-        return (f"run summary: {s.n_finished - s.n_restored} tasks run, {s.n_restored} restored from the "
+        points = s.n_points_done - self.n_points_restored
+        ran = f"{s.n_finished - s.n_restored} tasks" + (f" and {points} points of launches" if points else "")
+        return (f"run summary: {ran} run, {self.n_restored} restored from the "
                 f"checkpoint, {s.n_retried} retried, {s.n_failed} failed; {_size(moved)} moved between "
                 f"ranks, {_size(spilled)} spilled; wall time {time.time() - self.started:.2f} s")
 

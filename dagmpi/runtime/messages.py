@@ -110,6 +110,10 @@ class LaunchSubmit(NamedTuple):
     watch: bool
     #: ``(retries, retry_on bytes, None)`` or None: a point that raises runs again on its rank
     policy: Optional[tuple] = None
+    #: checkpointing: each point's key to save its value under (None: not saved), and
+    #: ``{point: Location}`` of the points a checkpoint holds (read back, not run)
+    save: Optional[tuple] = None
+    restored: Optional[dict] = None
 
 
 # ------------------------------------------------------------- rank 0 -> worker
@@ -129,6 +133,8 @@ class LaunchExec(NamedTuple):
     layout: Any
     reads: tuple
     policy: Optional[tuple] = None
+    save: Optional[tuple] = None
+    restored: Optional[dict] = None
 
 
 class FreeLaunch(NamedTuple):

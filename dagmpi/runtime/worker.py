@@ -60,7 +60,7 @@ class Worker(JobRunner, Client):
         #: id -> value (in-process) or (value, payload, buffers); past ``memory_limit``
         #: bytes (0: none) the coldest go to ``spill_dir`` (see :mod:`.spill`).
         self.store = Store(memory_limit, spill_dir, serialized=transport.serializes, rank=self.rank)
-        self.fn_cache: dict[tuple[int, int], Callable] = {}
+        self.fn_cache: dict[tuple[int, int], Callable] = {RESTORED_FN: _restored}
         self._waiting: dict[int, _Job] = {}  # req_id -> job waiting for that input
         self._input_reqs: dict[int, tuple[_Job, int, int]] = {}  # req id -> (job, input, owner)
         self._local_waits: dict[int, list[_Job]] = {}  # task id -> jobs here that wait for it
@@ -719,11 +719,21 @@ class Worker(JobRunner, Client):
         # points left, bytes, seconds, errors, points here (rank 0 sends this only where there are some)
         self._launch_left[lid] = [len(jobs), 0, 0.0, [], len(jobs)]
         me = self.rank
+        save, restored = m.save, m.restored
         for tid, inputs in jobs:
             self._point_launch[tid] = lid
+            i = tid - m.base
+            where = restored.get(i) if restored else None
+            if where is not None:  # in the checkpoint: read back here (as a restored input), not run
+                ex = msg.Exec(tid, m.name, RESTORED_FN, _NO_ARGS, (), ((tid, where),), None, None, 1, None, False)
+                self._on_exec(ex, (i, (tid,)))
+                continue
+            # (an input named twice, e.g. both neighbours of a block on a periodic axis of
+            # two blocks, is fetched once and passed twice)
             ex = msg.Exec(tid, m.name, m.fn_id, m.payload, m.buffers,
-                          tuple((d, o if o == me else ~o) for d, o in inputs), None, m.policy, 1, None, False)
-            self._on_exec(ex, (tid - m.base, tuple(d for d, _ in inputs)))
+                          tuple({d: (d, o if o == me else ~o) for d, o in inputs}.values()), None, m.policy, 1,
+                          save[i] if save else None, False)
+            self._on_exec(ex, (i, tuple(d for d, _ in inputs)))
 
     def _point_ended(self, tid: int, error: Any, nbytes: int = 0, seconds: float = 0.0) -> None:
         """A point ended (``error``: its failure); the rank's report when it was the last."""
@@ -825,6 +835,14 @@ class Worker(JobRunner, Client):
                 del self._local_waits[dep]
 
 _MISSING = object()
+
+#: The function of a point read back from the checkpoint: its value is its one input.
+RESTORED_FN = (-1, 0)
+_NO_ARGS = serialize.dump_args((), {})[0]
+
+
+def _restored(index: int, value: Any) -> Any:
+    return value
 
 
 def _wall_offset() -> float:

@@ -18,9 +18,13 @@ def test_linear_algebra_matches_numpy_and_scipy(n):
         assert f"ok {name}" in res.stdout, (name, res)
 
 
-@LAUNCH
-def test_stencils_match_numpy_for_every_boundary(n):
-    res = run_dagmpi("stencils.py", n=n, timeout=240)
+@pytest.mark.parametrize("mode,n", [("tasks", None), ("tasks", 1), ("tasks", 2), ("tasks", 3), ("tasks", 5),
+                                    ("launches", None), ("launches", 2), ("launches", 5)],
+                         ids=["inproc", "n1", "n2", "n3", "n5", "launches-inproc", "launches-n2", "launches-n5"])
+def test_stencils_match_numpy_for_every_boundary(mode, n):
+    """Every map_overlap of an array of plain tasks, and (``launches``) of a launched
+    array: each step two launches, the halos then the blocks."""
+    res = run_dagmpi("stencils.py", n=n, timeout=240, args=[mode])
     assert res.returncode == 0 and "ALL OK" in res.stdout, res
     for dims in (1, 2, 3):
         for b in ("periodic", "reflect", "nearest", "2.5", "none"):

@@ -62,7 +62,22 @@ def padded_zeros(u):
 padded_zeros.dagmpi_faces = lambda c, *faces: np.ones(c.shape)
 
 
+LAUNCHES = len(sys.argv) > 1 and sys.argv[1] == "launches"
+
+
+def make(x, blocks):
+    """``x`` as a DArray: its blocks plain tasks, or (``launches``) the points of one
+    launch, so that every map_overlap below runs as launches."""
+    if not LAUNCHES:
+        return da.from_numpy(x, blocks=blocks)
+    out = da.fromfunction(lambda *c: x[tuple(ci.astype(np.intp) for ci in c)], x.shape, blocks=blocks, dtype=x.dtype)
+    assert out._launch is not None
+    return out
+
+
 def check(name, got, want):
+    if LAUNCHES:
+        assert got._launch is not None, f"{name}: not launched"
     np.testing.assert_allclose(got.to_numpy(), want, rtol=1e-13, atol=1e-13, err_msg=name)
     print("ok", name, flush=True)
 
@@ -70,7 +85,7 @@ def check(name, got, want):
 if __name__ == "__main__":
     for shape, blocks in [((29,), 6), ((19, 23), (5, 7)), ((9, 10, 11), (4, 5, 3))]:
         X = rng.standard_normal(shape)
-        A = da.from_numpy(X, blocks=blocks)
+        A = make(X, blocks=blocks)
         for b, mode in MODES.items():
             check(f"smooth {len(shape)}-D boundary={b}", A.map_overlap(smooth, 1, boundary=b),
                   reference(smooth, X, 1, mode))
@@ -83,14 +98,14 @@ if __name__ == "__main__":
     # the faces form (no padded copy) with blocks of one row or column, every boundary
     for shape, blocks in [((7, 5), (7, 1)), ((1, 6), (1, 3))]:
         X = rng.standard_normal(shape)
-        A = da.from_numpy(X, blocks=blocks)
+        A = make(X, blocks=blocks)
         for b, mode in MODES.items():
             if mode is not None:
                 check(f"faces {shape} {blocks} boundary={b}",
                       A.map_overlap(stencil.heat5_step, 1, boundary=b, alpha=0.3),
                       reference(lambda p: stencil.heat5_step(p, 0.3), X, 1, mode))
     X = rng.standard_normal((40, 36))
-    A = da.from_numpy(X, blocks=(10, 9))
+    A = make(X, blocks=(10, 9))
     check("faces form used at depth 1", A.map_overlap(tagged, 1, boundary="nearest"), np.ones(X.shape))
     check("plain form on every block with an axis of boundary none",
           A.map_overlap(padded_zeros, 1, boundary={0: "none", 1: "periodic"}), np.zeros(X.shape))
@@ -102,7 +117,7 @@ if __name__ == "__main__":
     G = rng.random((2, 19, 23))
     gkw = dict(du=0.16, dv=0.08, f=0.035, k=0.065, dt=1.0)
     check("faces form with an axis of depth 0 (gray-scott)",
-          da.from_numpy(G, blocks=(2, 5, 7)).map_overlap(grayscott.step, depth=(0, 1, 1), boundary="periodic", **gkw),
+          make(G, blocks=(2, 5, 7)).map_overlap(grayscott.step, depth=(0, 1, 1), boundary="periodic", **gkw),
           grayscott.step_numpy(G, **gkw))
     check("plain form at depth 2", A.map_overlap(lambda u: tagged(u[1:-1, 1:-1]), 2, boundary="nearest"),
           np.zeros(X.shape))
@@ -117,18 +132,18 @@ if __name__ == "__main__":
                                     1, boundary="periodic"),
           reference(lambda p: stencil.laplace9(p, np.empty((p.shape[0] - 2, p.shape[1] - 2))), X, 1, "wrap"))
     # a time loop streams: spawned ahead, older steps freed
-    U = da.from_numpy(X, blocks=(10, 9))
+    U = make(X, blocks=(10, 9))
     want = X.copy()
     for step in range(300):
         U = U.map_overlap(stencil.heat5_step, 1, boundary="periodic", alpha=0.1)
         want = stencil.heat5_step(np.pad(want, 1, mode="wrap"), 0.1)
     check("heat loop 300", U, want)
     from dagmpi.runtime import context
-    live = len(context._runtime.driver.scheduler.tasks)
-    assert live < 16 * 20, f"{live} tasks alive after the loop"
+    live = len(context._runtime.driver.scheduler.tasks) + len(context._runtime.driver.scheduler.launches)
+    assert live < 16 * 20, f"{live} tasks and launches alive after the loop"
     print("ok bounded", live, flush=True)
     try:
-        da.from_numpy(X, blocks=(2, 9)).map_overlap(smooth, 3)
+        make(X, blocks=(2, 9)).map_overlap(smooth, 3)
     except ValueError as exc:
         assert "larger than its smallest block" in str(exc), exc
     else:

@@ -43,6 +43,12 @@ def test_projections_are_task_benchs_patterns():
     assert Projection("xor", (2,)).points(1, 8) == [1, 3] and Projection("xor", (4,)).points(5, 6) == [1, 5]
     assert Projection("parent", (2,)).points(5, 4) == [2] and Projection("parent", (2,)).points(9, 4) == []
     assert Projection("all").points(0, 3) == [0, 1, 2]
+    # an N-D stencil over a 3 x 4 grid of blocks: its faces, wrapped on axis 1 only
+    star = Projection("grid", ((3, 4), ((-1, 0), (1, 0), (0, -1), (0, 1)), (False, True)))
+    assert star.points(0, 12) == [4, 3, 1] and star.points(5, 12) == [1, 9, 4, 6]
+    assert star.points(11, 12) == [7, 10, 8]
+    with pytest.raises(ValueError, match="grid shape, offsets, wrap"):
+        Projection("grid", ((3, 4), ((1,),), (False, False)))
     with pytest.raises(ValueError, match="one positive integer"):
         Projection("xor", ())
 
