@@ -303,7 +303,7 @@ def _run_driver(ns: argparse.Namespace) -> int:
         if exc.code is not None and not isinstance(exc.code, int):
             sys.stderr.write(f"{exc.code}\n")
     except KeyboardInterrupt:
-        sys.stderr.write(f"dagmpi: interrupted (Ctrl-C); ending the job\n")
+        sys.stderr.write("dagmpi: interrupted (Ctrl-C); ending the job\n")
         sys.stderr.flush()
         if rt is not None and rt.mode == "mpi":
             rt.transport.abort(EXIT_INTERRUPTED)

@@ -672,6 +672,7 @@ class Region:
                 blocks[id(a)][1][p.block] = self._ref(p, bare=True)[0]
         for a, grid in blocks.values():
             a._tasks = grid
+            a._launch = None  # (its blocks are no longer all the points of one launch)
 
 
 def datadeps() -> Region:

@@ -1160,6 +1160,7 @@ def setitem(a: DArray, key: Any, value: Any) -> None:
             piece = value
         src[idx] = api.spawn(ops.assign, t, local, piece, options=_opts("setitem", near=t))
     a._tasks = src
+    a._launch = None  # (its blocks are no longer all the points of one launch)
 
 
 def reshape(a: DArray, shape: Any, blocks: Any = None) -> DArray:

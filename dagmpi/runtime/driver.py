@@ -23,6 +23,7 @@ from typing import Any, Callable, Optional
 
 from .. import serialize
 from ..core import events as ev
+from ..core.launches import TREE_FANOUT
 from . import messages as msg
 from .client import Client
 from .tracing import Collector
@@ -659,20 +660,26 @@ class Driver(Client):
             elif t is ev.Steal:
                 send(ins.rank, msg.GiveBack(ins.task_ids))
             elif t is ev.ExecuteLaunch:
-                # (straight to each rank for now; the core's ReportTree is the plan at scale)
+                # straight to each rank, or (more ranks than a tree node has children)
+                # to the root of the launch's ReportTree, which passes it on down
                 spec = ins.spec
                 fn_id = spec.fn_id
-                for rank in ins.ranks:
+                tree = len(ins.ranks) > TREE_FANOUT
+                for rank in ins.ranks[:1] if tree else ins.ranks:
                     sent = self.fn_sent[rank]
                     if fn_id not in sent:
                         sent.add(fn_id)
                         send(rank, msg.FnCode(fn_id, self.fn_table[fn_id]))
                     send(rank, msg.LaunchExec(ins.launch_id, ins.base, spec.name, fn_id, spec.payload, spec.buffers,
-                                              ins.layout, ins.reads, spec.policy, *spec.save))
+                                              ins.layout, ins.reads, spec.policy, *spec.save, tree))
             elif t is ev.ReleaseLaunch:
-                for rank in ins.ranks:
-                    if rank not in self.dead:
-                        send(rank, msg.FreeLaunch(ins.launch_id))
+                ranks = ins.ranks
+                if len(ranks) > TREE_FANOUT and not self.dead:
+                    send(ranks[0], msg.FreeLaunch(ins.launch_id))  # (down the tree)
+                else:  # (after a death, the tree may be cut: to each live rank)
+                    for rank in ranks:
+                        if rank not in self.dead:
+                            send(rank, msg.FreeLaunch(ins.launch_id, False))
         if ends:
             self._deliver_many(ends)
 

@@ -135,12 +135,17 @@ class LaunchExec(NamedTuple):
     policy: Optional[tuple] = None
     save: Optional[tuple] = None
     restored: Optional[dict] = None
+    #: sent down the launch's ``ReportTree`` (its ranks beyond ``TREE_FANOUT``): this rank
+    #: passes it on to its children and reports for its subtree to its parent
+    tree: bool = False
 
 
 class FreeLaunch(NamedTuple):
-    """Drop the values of this rank's points of a launch."""
+    """Drop the values of this rank's points of a launch (``forward``: and pass it on
+    down the launch's tree, when it came down one)."""
 
     launch_id: int
+    forward: bool = True
 
 
 class Exec(NamedTuple):

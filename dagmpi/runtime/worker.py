@@ -71,6 +71,10 @@ class Worker(JobRunner, Client):
         #: launch not reported yet: [points left, bytes, seconds, errors]; point -> launch
         self._launch_of: dict[int, tuple] = {}
         self._launch_left: dict[int, list] = {}
+        #: the code of each function as it came (FnCode), to pass on down launch trees,
+        #: and the functions passed on to each rank
+        self._fn_bytes: dict = {}
+        self._fn_passed: dict[int, set] = {}
         self._point_launch: dict[int, int] = {}
         #: Arrays pulled from other ranks, kept (read-only, least recently used out
         #: first) for other tasks here that read them: a tiled matmul's panel tile or
@@ -457,9 +461,12 @@ class Worker(JobRunner, Client):
         elif kind is msg.LaunchExec:
             self._on_launch(m)
         elif kind is msg.FreeLaunch:
-            self._free_launch(m.launch_id)
+            self._free_launch(m.launch_id, m.forward)
+        elif kind is msg.LaunchReport:  # a child's subtree of a launch tree is done
+            self._subtree_done(m)
         elif kind is msg.FnCode:
             self.fn_cache[m.fn_id] = m.code  # unpickled lazily, on an executor thread
+            self._fn_bytes[m.fn_id] = m.code
         elif kind is msg.Get:
             self._serve(src, m.task_id, m.req_id)
         elif kind is msg.Await:
@@ -715,9 +722,24 @@ class Worker(JobRunner, Client):
 
         jobs = expand(m.base, m.layout, self.rank, m.reads)
         lid = m.launch_id
-        self._launch_of[lid] = (m.base, m.layout)
-        # points left, bytes, seconds, errors, points here (rank 0 sends this only where there are some)
-        self._launch_left[lid] = [len(jobs), 0, 0.0, [], len(jobs)]
+        children: Any = ()
+        parent = SCHEDULER
+        if m.tree:  # pass it on down the tree; report for the subtree, to the parent
+            from ..core.launches import ReportTree
+
+            tree = ReportTree(m.layout.touched())
+            children = tree.children(self.rank)
+            up = tree.parent(self.rank)
+            parent = SCHEDULER if up is None else up
+            for c in children:
+                passed = self._fn_passed.setdefault(c, set())
+                if m.fn_id not in passed and m.fn_id in self._fn_bytes:
+                    passed.add(m.fn_id)
+                    self._send(c, msg.FnCode(m.fn_id, self._fn_bytes[m.fn_id]))
+                self._send(c, m)
+        self._launch_of[lid] = (m.base, m.layout, children)
+        # points left, bytes, seconds, errors, points counted, children left, where to report
+        self._launch_left[lid] = [len(jobs), 0, 0.0, [], len(jobs), len(children), parent]
         me = self.rank
         save, restored = m.save, m.restored
         for tid, inputs in jobs:
@@ -746,16 +768,37 @@ class Worker(JobRunner, Client):
         st[2] += seconds
         if error is not None:
             st[3].append((tid, error))
-        if st[0] <= 0:
-            del self._launch_left[lid]
-            self._send(SCHEDULER, msg.LaunchReport(lid, st[4], st[1], st[2], tuple(st[3])))
+        if st[0] <= 0 and st[5] <= 0:
+            self._report_launch(lid, st)
 
-    def _free_launch(self, lid: int) -> None:
+    def _report_launch(self, lid: int, st: list) -> None:
+        """This rank's points of a launch, and those of its subtree, are all done."""
+        del self._launch_left[lid]
+        self._send(st[6], msg.LaunchReport(lid, st[4], st[1], st[2], tuple(st[3])))
+
+    def _subtree_done(self, m: msg.LaunchReport) -> None:
+        """A child in a launch's tree reports its subtree."""
+        st = self._launch_left.get(m.launch_id)
+        if st is None:
+            return  # (this launch was failed and freed meanwhile)
+        st[5] -= 1
+        st[4] += m.count
+        st[1] += m.nbytes
+        st[2] += m.seconds
+        if m.errors:
+            st[3].extend(m.errors)
+        if st[0] <= 0 and st[5] <= 0:
+            self._report_launch(m.launch_id, st)
+
+    def _free_launch(self, lid: int, forward: bool = True) -> None:
         """Rank 0 says nothing needs this launch's values any more."""
         entry = self._launch_of.pop(lid, None)
         if entry is None:
             return
-        base, layout = entry
+        base, layout, children = entry
+        if forward:
+            for c in children:
+                self._send(c, msg.FreeLaunch(lid))
         discard = self.store.discard
         for i in layout.points_of(self.rank):
             discard(base + i)

@@ -17,6 +17,7 @@ def test_many_ranks_give_the_right_answers_and_resume(n, tmp_path):
     first = run_dagmpi("many_ranks.py", n=n, timeout=240, args=[ckpt])
     assert first.returncode == 0 and "MANY-RANKS-OK" in first.stdout, first
     assert f"workers {n - 1}" in first.stdout and "RESTORED 0" in first.stdout, first
+    assert "ok launches down trees" in first.stdout, first
     if n > 33:
         return  # (the resume is checked at 33 ranks: each run at 65 takes a minute on 2 cores)
     again = run_dagmpi("many_ranks.py", n=n, timeout=240, args=[ckpt])

@@ -26,6 +26,14 @@ def where():
     return dagmpi.info()["rank"]
 
 
+def seed(i):
+    return float(i)
+
+
+def stencil(i, *ins):
+    return sum(ins) + i
+
+
 if __name__ == "__main__":
     t0 = time.time()
     dagmpi.init(checkpoint=sys.argv[1], policy="marked")
@@ -51,6 +59,17 @@ if __name__ == "__main__":
     owners = set(A.owners().ravel().tolist())
     assert owners == set(workers), (sorted(owners), workers)
     print("ok array operation on every worker", flush=True)
+    # launches over every worker (more ranks than a tree node has children: each launch
+    # goes down its tree of ranks and its reports come back up it), then freed
+    m = 3 * len(workers)
+    proj = dagmpi.Projection("offsets", (-1, 0, 1))
+    u, ref = dagmpi.spawn_many(seed, m), [float(i) for i in range(m)]
+    for _ in range(6):
+        u = dagmpi.spawn_many(stencil, m, reads=[(u, proj)])
+        ref = [sum(ref[j] for j in proj.points(i, m)) + i for i in range(m)]
+    assert u.fetch() == ref
+    del u
+    print("ok launches down trees", flush=True)
     # checkpointed tasks: the second run restores them
     saved = [dagmpi.spawn(square, 1000 + i, options=dagmpi.Options(checkpoint=True)) for i in range(len(workers))]
     vals = dagmpi.fetch(saved)
