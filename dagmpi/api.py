@@ -63,7 +63,9 @@ def spawn(fn: Callable, *args: Any, options: Optional[Options] = None, **kwargs:
 
     Any ``Task`` among the arguments (also inside lists, tuples, dicts or
     objects) is a dependency: the task starts after it finished and receives
-    its value, pulled directly from the rank that holds it.  ``options`` (an
+    its value, pulled directly from the rank that holds it.  A
+    :class:`~dagmpi.task.Launch` there stands for the list of its points'
+    values (each point then a dependency: rank 0 keeps a record per point).  ``options`` (an
     :class:`Options`) sets the name, priority and scope; the keyword
     ``options`` is therefore reserved and not passed to ``fn``.
 

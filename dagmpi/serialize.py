@@ -35,7 +35,7 @@ from typing import Any, Callable, Optional, Union
 import cloudpickle
 
 from .errors import SerializationError
-from .task import Point, Task
+from .task import Launch, Point, Task
 
 PROTOCOL = 5
 
@@ -150,10 +150,12 @@ class _ArgPickler(_Pickler):
         self.deps: dict[int, None] = {}  # ordered set of task ids
         self._task_type = Task
 
-    def persistent_id(self, obj: Any) -> Optional[int]:
+    def persistent_id(self, obj: Any) -> Any:
         if type(obj) is self._task_type or type(obj) is Point:
             self.deps[obj.id] = None
             return obj.id
+        if type(obj) is Launch:  # the list of its points' values
+            return _launch_points(obj, self.deps)
         if FUTURE_TYPES and type(obj) in FUTURE_TYPES:  # a dagmpi.Executor future: its task
             tid = obj.task.id
             self.deps[tid] = None
@@ -168,9 +170,12 @@ class _ArgUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid: Any) -> Any:
         try:
+            if type(pid) is tuple:  # a Launch: the values of its points
+                return [self._inputs[i] for i in pid]
             return self._inputs[pid]
-        except KeyError:
-            raise SerializationError(f"argument refers to task {pid:#x}, whose value was not delivered") from None
+        except KeyError as exc:
+            raise SerializationError(f"argument refers to task {exc.args[0]:#x}, whose value was not "
+                                     "delivered") from None
 
 
 _SIMPLE = frozenset((int, float, str, bytes, bool, type(None), complex))
@@ -213,11 +218,22 @@ class _FastArgPickler(pickle.Pickler):
         super().__init__(file, protocol=PROTOCOL, buffer_callback=buffers.append)
         self.deps: dict[int, None] = {}
 
-    def persistent_id(self, obj: Any) -> Optional[int]:
+    def persistent_id(self, obj: Any) -> Any:
         if type(obj) is Task or type(obj) is Point:
             self.deps[obj.id] = None
             return obj.id
+        if type(obj) is Launch:  # the list of its points' values
+            return _launch_points(obj, self.deps)
         return None
+
+
+def _launch_points(launch: Any, deps: dict) -> tuple:
+    """A ``Launch`` among the arguments: every point is an input, and the argument is
+    the list of their values, in point order."""
+    ids = tuple(range(launch.base, launch.base + launch.n))
+    for i in ids:
+        deps[i] = None
+    return ids
 
 
 #: First byte of a payload in the "holes" form (a pickle always starts with 0x80).
@@ -285,7 +301,7 @@ _PLAIN_LEAVES = _SIMPLE
 def _plain(obj: Any, depth: int) -> bool:
     """Only simple values, Tasks and numpy arrays, in lists/tuples/dicts (not too deep or long)?"""
     t = type(obj)
-    if t in _PLAIN_LEAVES or t is Task or t is Point:
+    if t in _PLAIN_LEAVES or t is Task or t is Point or t is Launch:
         return True
     if t is slice:  # block keys of the array layer
         return type(obj.start) in _SIMPLE and type(obj.stop) in _SIMPLE and type(obj.step) in _SIMPLE

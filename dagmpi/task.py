@@ -125,8 +125,10 @@ class Launch(Task):
         return f"<Launch {self.name} {self.id:#x} of {self.n} points {_STATES[self._state]}>"
 
     def __reduce__(self) -> tuple:
-        raise TypeError("a Launch cannot be passed to a task yet: read it from another launch "
-                        "(spawn_many(..., reads=[(launch, projection)])), or fetch its values")
+        # (an argument of spawn is not pickled this way: it stands for its points' values)
+        raise TypeError("a Launch can be an argument of spawn (the list of its points' values) or read by "
+                        "another launch (spawn_many(..., reads=[(launch, projection)])), but it cannot be "
+                        "pickled into other values: pass its points (launch[i]) instead")
 
 
 class Point(Task):

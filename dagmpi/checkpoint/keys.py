@@ -23,7 +23,7 @@ import cloudpickle
 
 from ..errors import SerializationError
 from ..serialize import _SIMPLE, _plain
-from ..task import Point, Task
+from ..task import Launch, Point, Task
 
 _FP_CACHE: dict[Any, bytes] = {}
 
@@ -69,6 +69,11 @@ class _KeyPickler(cloudpickle.CloudPickler):
         self._task_type = Task
 
     def persistent_id(self, obj: Any) -> Optional[str]:
+        if type(obj) is Launch:
+            if obj._key is None:
+                raise SerializationError(f"argument {obj!r} has no checkpoint key (it was launched before "
+                                         "checkpointing was enabled, or on another rank)")
+            return "launch:" + obj._key
         if type(obj) is self._task_type or type(obj) is Point:
             key = obj._key
             if key is None:

@@ -155,6 +155,10 @@ if __name__ == "__main__":
         pass
     else:
         raise AssertionError("a point past the end")
+    # a launch as an argument of spawn: the list of its points' values
+    s2 = dagmpi.spawn_many(first, n, 2.0)
+    assert dagmpi.fetch(dagmpi.spawn(add_all, s2)) == sum(2.0 * i for i in range(n))
+    assert dagmpi.fetch(dagmpi.spawn(len, {"all": s2})) == 1  # (nested: the general pickler)
     print("ok points are tasks", flush=True)
     # retries: a point that raises runs again where it is
     import tempfile
@@ -178,7 +182,7 @@ if __name__ == "__main__":
             (lambda: dagmpi.spawn_many(first, 3, 1.0, layout=Layout.blocks(4, workers)), ValueError, "of 3 points"),
             (lambda: dagmpi.spawn_many(total, 3, reads=[(u, "same")]), TypeError, "Projection"),
             (lambda: dagmpi.spawn_many(first, 3, dagmpi.spawn(float, 1)), TypeError, "may not hold tasks"),
-            (lambda: dagmpi.spawn(len, u), TypeError, "cannot be passed to a task"),
+            (lambda: pickle.dumps(u), TypeError, "cannot be pickled into other values"),
             (lambda: dagmpi.spawn_many(first, 3, 1.0, retries=-1), ValueError, "retries")]:
         try:
             call()
