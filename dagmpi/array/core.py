@@ -801,6 +801,9 @@ def reduction(a: DArray, kind: str, axis: Any = None, dtype: Any = None, keepdim
     direct = a._tasks is not None
     chunks = a.chunks
     reduced = tuple(range(a.ndim)) if ax is None else (ax,)
+    if a.ndim and all(isinstance(x, DArray) and x._launch is not None and x._chunks == chunks for x in leaves) \
+            and launched.enabled():
+        return _launched_reduction(a, kind, ax, info, res_dtype, keepdims, ddof, None if direct else prog, leaves)
     groups: dict[tuple[int, ...], list] = {}
     sdtype = a.dtype.str if a.dtype.fields is None else a.dtype
     for idx in g.block_indices(chunks):
@@ -839,6 +842,38 @@ def reduction(a: DArray, kind: str, axis: Any = None, dtype: Any = None, keepdim
         if owners is not None:
             owners = owners.reshape(g.nblocks(out_chunks))
     return DArray(out_chunks, res_dtype, tasks, owners, name=kind)
+
+
+def _launched_reduction(a: DArray, kind: str, ax: Optional[int], info: tuple, res_dtype: Any, keepdims: bool,
+                        ddof: float, prog: Optional[tuple], leaves: list) -> DArray:
+    """:func:`reduction` of launched blocks as two launches: every block's partial where
+    the block is, then every block of the result from the partials of its blocks (all
+    of them for ``axis=None``, else those along the axis)."""
+    chunks = a.chunks
+    grid = g.nblocks(chunks)
+    sdtype = a.dtype.str if a.dtype.fields is None else a.dtype
+    first = leaves[0]._launch
+    shape = a.shape if kind in ("argmin", "argmax") else None
+    parts = launched.launch(launched.partial_point, chunks, (kind, ax, info, prog, chunks, sdtype, shape),
+                            first.layout, [(x._launch, launched.SAME) for x in leaves], f"{kind}-partial")
+    reduced = tuple(range(a.ndim)) if ax is None else (ax,)
+    out_chunks = tuple((1,) if d in reduced else c for d, c in enumerate(chunks))
+    out_grid = g.nblocks(out_chunks)
+    if ax is None:
+        proj = launched.Projection("all")
+    else:
+        offsets = tuple(tuple(j if d == ax else 0 for d in range(a.ndim)) for j in range(grid[ax]))
+        proj = launched.Projection("grid", (out_grid, offsets, (False,) * a.ndim, grid))
+    # each block of the result where the first of its blocks is
+    owners = np.asarray([first.layout.rank_of(int(np.ravel_multi_index(idx, grid)))
+                         for idx in np.ndindex(*out_grid)], dtype=np.int64).reshape(out_grid)
+    keep = (bool(keepdims), reduced)
+    if not keepdims:
+        out_chunks = tuple(c for d, c in enumerate(out_chunks) if d not in reduced)
+    out = DArray(out_chunks, res_dtype, None, None, name=kind)
+    out._set_launch(launched.launch(launched.combine_point, out_chunks, (kind, info, keep, ddof),
+                                    launched.layout_of(owners), [(parts, proj)], kind))
+    return out
 
 
 # ------------------------------------------------------------------ creation

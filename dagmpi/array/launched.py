@@ -75,3 +75,18 @@ def fused_point(i: int, prog: tuple, chunks: g.Chunks, dtype: Any, *leaves: Any)
     """Point: block ``i`` of a fused elementwise program (``ops.fused``) over the same
     block of each leaf array."""
     return ops.fused(prog, g.block_shape(chunks, block_index(i, g.nblocks(chunks))), dtype, *leaves)
+
+
+def partial_point(i: int, kind: str, ax: Any, info: tuple, prog: Any, chunks: g.Chunks, dtype: Any,
+                  shape: Any, *leaves: Any) -> Any:
+    """Point: the partial reduction of block ``i`` (``ops.partial``; ``shape``: the
+    array's, for ``argmin``/``argmax``, whose partials need the block's offsets)."""
+    idx = block_index(i, g.nblocks(chunks))
+    if shape is not None:
+        info = (tuple(sum(c[:k]) for c, k in zip(chunks, idx)), shape)
+    return ops.partial(kind, ax, info, prog, g.block_shape(chunks, idx), dtype, *leaves)
+
+
+def combine_point(i: int, kind: str, info: tuple, keep: tuple, ddof: float, *parts: Any) -> Any:
+    """Point: block ``i`` of a reduction's result, from the partials of its blocks."""
+    return ops.combine(kind, True, info, keep, ddof, *parts)

@@ -113,7 +113,9 @@ class Projection:
       point ``i`` reads the block at each offset of ``args[1]`` (tuples, one entry per
       axis) from its own, in order, wrapped around on the axes where ``args[2][axis]``
       is true and dropped where it falls outside the others (an N-D stencil's
-      neighbours, as ``map_overlap`` reads them).
+      neighbours, as ``map_overlap`` reads them); ``args[3]``, when given, is the grid
+      of the launch read, if it differs (e.g. the blocks along an axis, read by the
+      blocks of a reduction over it).
     """
 
     kind: str
@@ -125,10 +127,11 @@ class Projection:
             raise ValueError(f"a projection is 'same', 'offsets', 'xor', 'parent', 'all' or 'grid', "
                              f"not {self.kind!r}")
         if self.kind == "grid":
-            ok = len(self.args) == 3
+            ok = len(self.args) in (3, 4)
             if ok:
-                shape, offsets, wrap = self.args
-                ok = len(wrap) == len(shape) and all(len(o) == len(shape) for o in offsets)
+                shape, offsets, wrap = self.args[:3]
+                ok = len(wrap) == len(shape) and all(len(o) == len(shape) for o in offsets) and \
+                    (len(self.args) == 3 or len(self.args[3]) == len(shape))
             if not ok:
                 raise ValueError("a 'grid' projection takes (grid shape, offsets, wrap per axis), got "
                                  f"{self.args!r}")
@@ -155,7 +158,8 @@ class Projection:
             j = i // int(self.args[0])
             return [j] if j < n else []
         if k == "grid":
-            shape, offsets, wrap = self.args
+            shape, offsets, wrap = self.args[:3]
+            src = self.args[3] if len(self.args) > 3 else shape
             idx, rest = [], i
             for s in reversed(shape):
                 rest, r = divmod(rest, s)
@@ -164,7 +168,7 @@ class Projection:
             out = []
             for off in offsets:
                 j = 0
-                for a, (x, o, s) in enumerate(zip(idx, off, shape)):
+                for a, (x, o, s) in enumerate(zip(idx, off, src)):
                     y = x + o
                     if not 0 <= y < s:
                         if not wrap[a]:

@@ -13,7 +13,8 @@ def test_every_array_operation_matches_numpy(n):
     assert res.returncode == 0, res
     assert "ALL OK" in res.stdout, res
     for name in ["fused chain", "setitem", "from_hdf5", "to_hdf5", "owner computes", "bounded live tasks",
-                 "argmax axis=1 keepdims=True", "reshape 1d->2d", "stack", "norm", "errors"]:
+                 "argmax axis=1 keepdims=True", "launched argmax axis=1 keepdims=True", "launched var axis=None keepdims=False",
+                 "reshape 1d->2d", "stack", "norm", "errors"]:
         assert f"ok {name}" in res.stdout, (name, res)
 
 

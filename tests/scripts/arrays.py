@@ -107,18 +107,30 @@ def elementwise():
     print("ok broadcast error", flush=True)
 
 
+def launched(x, blocks):
+    """``x`` as the points of one launch (a launched array: its operations are launches)."""
+    out = da.fromfunction(lambda *c: x[tuple(ci.astype(np.intp) for ci in c)], x.shape, blocks=blocks, dtype=x.dtype)
+    assert out._launch is not None
+    return out
+
+
 def reductions():
+    for tag, make in [("", da.from_numpy), ("launched ", launched)]:
+        A = make(X, blocks=(5, 4))
+        J = make(I, blocks=(6, 5))
+        for kind in ["sum", "prod", "min", "max", "mean", "var", "std", "argmin", "argmax", "any", "all"]:
+            src, ref = (J, I) if kind in ("any", "all") else (A, X)
+            if kind == "prod":
+                src, ref = A / 2 + 1, X / 2 + 1
+            for axis in (None, 0, 1, -1):
+                for keep in (False, True):
+                    got = getattr(src, kind)(axis=axis, keepdims=keep)
+                    assert (got._launch is not None) == bool(tag), (tag, kind, axis)
+                    want = getattr(np, kind)(ref, axis=axis, keepdims=keep)
+                    same(f"{tag}{kind} axis={axis} keepdims={keep}", got, want,
+                         kind in ("argmin", "argmax", "any", "all"))
     A = da.from_numpy(X, blocks=(5, 4))
     J = da.from_numpy(I, blocks=(6, 5))
-    for kind in ["sum", "prod", "min", "max", "mean", "var", "std", "argmin", "argmax", "any", "all"]:
-        src, ref = (J, I) if kind in ("any", "all") else (A, X)
-        if kind == "prod":
-            src, ref = A / 2 + 1, X / 2 + 1
-        for axis in (None, 0, 1, -1):
-            for keep in (False, True):
-                got = getattr(src, kind)(axis=axis, keepdims=keep)
-                want = getattr(np, kind)(ref, axis=axis, keepdims=keep)
-                same(f"{kind} axis={axis} keepdims={keep}", got, want, kind in ("argmin", "argmax", "any", "all"))
     same("sum int", J.sum(), I.sum(), True)
     same("fused sum", ((A * 2 + 1) ** 2).sum(), ((X * 2 + 1) ** 2).sum())
     same("var ddof", A.var(ddof=1, axis=0), X.var(ddof=1, axis=0))

@@ -47,6 +47,9 @@ def test_projections_are_task_benchs_patterns():
     star = Projection("grid", ((3, 4), ((-1, 0), (1, 0), (0, -1), (0, 1)), (False, True)))
     assert star.points(0, 12) == [4, 3, 1] and star.points(5, 12) == [1, 9, 4, 6]
     assert star.points(11, 12) == [7, 10, 8]
+    # the blocks of a reduction over axis 1 of that grid read the blocks along it
+    line = Projection("grid", ((3, 1), tuple((0, j) for j in range(4)), (False, False), (3, 4)))
+    assert line.points(0, 12) == [0, 1, 2, 3] and line.points(2, 12) == [8, 9, 10, 11]
     with pytest.raises(ValueError, match="grid shape, offsets, wrap"):
         Projection("grid", ((3, 4), ((1,),), (False, False)))
     with pytest.raises(ValueError, match="one positive integer"):
