@@ -41,8 +41,9 @@ class Config:
     #: Retries of a task that sets no ``retries=`` option.
     retries: int = 0
     #: 1: the array layer runs an operation over all blocks of an array (creation,
-    #: elementwise, map_blocks, each map_overlap step) as one launch of point tasks
-    #: (``dagmpi.spawn_many``: rank 0 handles it once, not per block); 0: one task per block.
+    #: elementwise, map_blocks, reductions, each map_overlap step) as launches of point
+    #: tasks (``dagmpi.spawn_many``: rank 0 handles each once, not per block); 0: one
+    #: task per block (always under ULFM, where those are computed again after a death).
     array_launches: int = 1
     #: Custom resources each worker rank offers, e.g. ``"licence=2,scratch=100GB"``.
     resources: str = ""

@@ -146,6 +146,15 @@ def test_a_rank_dying_inside_a_chain_of_launches(ompi, tmp_path):
 
 
 @pytest.mark.mpi
+def test_an_array_time_loop_survives_a_rank_death(ompi, tmp_path):
+    """Under ULFM the array layer runs one task per block (not launches): a rank
+    killed inside a map_overlap step loses blocks that are computed again."""
+    res = run_ompi(ompi, "array_death.py", 4, [tmp_path], timeout=150)
+    _ok(res)
+    assert "ARRAY-DEATH-OK" in res.stdout and "died" in res.stderr, res
+
+
+@pytest.mark.mpi
 @pytest.mark.parametrize("how", ["kill", "segv", "exit"])
 def test_a_worker_dying_inside_a_task_does_not_end_the_job(ompi, tmp_path, how):
     res = run_ompi(ompi, "rank_death.py", 4, [how, tmp_path])

@@ -1,0 +1,43 @@
+"""A worker rank dies (SIGKILL) inside a block of a map_overlap time loop under ULFM:
+the array layer runs one task per block there (not launches), so the lost blocks are
+computed again from their lineage and the loop gives numpy's answer.
+
+    array_death.py MARKER_DIR
+"""
+import os
+import signal
+import sys
+
+import numpy as np
+
+import dagmpi
+import dagmpi.array as da
+
+
+def smooth(u, marker, step):
+    """A 5-point average; the block at the top-left corner of step 6 kills its rank, once."""
+    if step == 6 and u[0, 0] == -1.0:
+        try:
+            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            pass
+        else:
+            os.close(fd)
+            os.kill(os.getpid(), signal.SIGKILL)
+    return (u[1:-1, 1:-1] + u[:-2, 1:-1] + u[2:, 1:-1] + u[1:-1, :-2] + u[1:-1, 2:]) / 5
+
+
+if __name__ == "__main__":
+    marker = os.path.join(sys.argv[1], "died")
+    x = np.zeros((32, 32))
+    want = x.copy()
+    A = da.zeros((32, 32), blocks=8)
+    assert A._launch is None, "no launches under ULFM"
+    for step in range(12):
+        A = A.map_overlap(smooth, 1, boundary=-1.0, marker=marker, step=step)
+        p = np.pad(want, 1, constant_values=-1.0)
+        want = (p[1:-1, 1:-1] + p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:]) / 5
+    got = A.to_numpy(timeout=120)
+    assert os.path.exists(marker), "no rank died"
+    np.testing.assert_allclose(got, want, rtol=1e-13)
+    print("ARRAY-DEATH-OK", flush=True)
