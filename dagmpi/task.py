@@ -161,4 +161,4 @@ class Point(Task):
         # pickled outside of spawn() arguments: the copy is a counted handle (rank 0
         # makes the point's record, which holds the launch)
         self._client.acquire(self.id)
-        return (_rebuild_task, (self.id, self.name, None))
+        return (_rebuild_task, (self.id, self.name, self._key))

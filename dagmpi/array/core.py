@@ -226,6 +226,13 @@ class DArray:
         self._tasks = out
         self._program = self._leaves = None
 
+    def __getstate__(self) -> dict:
+        # pickled (an argument of a task, or inside a value): its blocks travel as task
+        # handles; the launch does not (a copy's next operations are one task per block)
+        state = dict(self.__dict__)
+        state["_launch"] = None
+        return state
+
     def _set_launch(self, launch: Any) -> None:
         """This array's blocks are the points of ``launch``, in C order."""
         self._launch = launch

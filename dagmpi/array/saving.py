@@ -71,6 +71,7 @@ def checkpoint(a: Any, name: str) -> core.DArray:
         raise TypeError(f"checkpoint name must be a non-empty string, got {name!r}")
     if not getattr(api.context.current_client(), "checkpointing", False):
         return a
+    a._materialize()  # (a pending program of launched arrays becomes a launch here)
     if a._launch is not None and launched.enabled(a._device == "gpu"):
         # one launch: point k saves block k where it is, under the block's key
         out = core.DArray(a.chunks, a.dtype, None, a._owners, name="checkpoint")

@@ -432,12 +432,14 @@ class Launches:
         if rec.points:  # points read by plain tasks or waited for: they end with it
             points, rec.points = rec.points, []
             tasks = self.tasks
+            rec.refs += 1  # (its points may let go of it meanwhile: released below, not in there)
             for pid in points:
                 t = tasks.get(pid)
                 if t is not None and t.state is _WAITING:
                     self._point_ends(t, rec)
                     if pid in tasks:  # (one only waited for: forgotten after its delivery)
                         self._maybe_forget(t)
+            rec.refs -= 1
         launches = self.launches
         for rd in rec.reads:
             src = launches.get(rd.launch_id)
@@ -450,7 +452,7 @@ class Launches:
         """Free a launch's values once it ended, nobody holds it and no launch reading it runs."""
         from .events import ReleaseLaunch
 
-        if rec.pending or rec.refs > 0 or rec.readers:
+        if rec.pending or rec.refs > 0 or rec.readers or self.launches.get(rec.id) is not rec:
             return
         del self.launches[rec.id]
         ids = self._launch_ids
@@ -462,6 +464,15 @@ class Launches:
 
     # -------------------------------------------- points as task records
 
+    def _launch_at(self, pid: int) -> Optional[LaunchRecord]:
+        """The launch held here that has a point ``pid`` (None: none has)."""
+        ids = self._launch_ids
+        k = bisect.bisect_right(ids, pid) - 1
+        if k < 0:
+            return None
+        rec = self.launches[ids[k]]
+        return rec if 0 <= pid - rec.base < rec.n else None
+
     def _point(self, pid: int) -> Any:
         """The task record of point ``pid`` of a launch held here, made now (None: no
         launch holds such a point).  A point is materialised only when something
@@ -472,17 +483,14 @@ class Launches:
         from .events import TaskSubmitted
         from .records import TaskRecord
 
-        ids = self._launch_ids
-        k = bisect.bisect_right(ids, pid) - 1
-        if k < 0:
+        rec = self._launch_at(pid)
+        if rec is None:
             return None
-        rec = self.launches[ids[k]]
         i = pid - rec.base
-        if not 0 <= i < rec.n:
-            return None
         t = TaskRecord(TaskSubmitted(pid, f"{rec.name}[{i}]", (), None, fn=rec.name))
-        t.launch = rec.id
+        t.launch, t.held = rec.id, True
         rec.refs += 1
+        self.n_point_records += 1
         self.tasks[pid] = t
         self.width[0] = self.width.get(0, 0) + 1
         self.n_submitted += 1
@@ -507,6 +515,7 @@ class Launches:
         t.owner = rec.layout.rank_of(t.id - rec.base)
         t.nbytes = rec.nbytes // max(1, rec.n)
         self.n_finished += 1
+        self.n_point_records_done += 1
         if t.watchers:
             for r in t.watchers:
                 self._out.append(Deliver(r, t.id, owner=t.owner))
@@ -517,21 +526,27 @@ class Launches:
     def _point_forgotten(self, t: Any) -> None:
         """Nothing needs point record ``t`` any more: it lets go of its launch (its
         value is the launch's to free: no Release of its own)."""
-        if t.gone:
+        if not t.held:
             return
-        t.gone = True
+        t.held = False
+        t.gone = True  # (its launch may free the value from now on)
         rec = self.launches.get(t.launch)
         if rec is not None:
             rec.refs -= 1
             self._maybe_release_launch(rec)
 
-    def _point_revive(self, t: Any) -> None:
+    def _point_revive(self, t: Any) -> bool:
         """A point record kept for lineage after it let go of its launch is read again
-        (through a ``Point`` handle, which holds the launch): it holds the launch again."""
+        (through a ``Point`` handle, which holds the launch, or by a task computed
+        again): it holds the launch again, if the launch still holds the value."""
         rec = self.launches.get(t.launch)
-        if rec is not None and t.state is _FINISHED:
-            rec.refs += 1
-            t.gone = False
+        if t.held or rec is None or t.state is not _FINISHED or rec.error is not None or rec.pending:
+            return t.held
+        rec.refs += 1
+        t.held = True
+        t.gone = False
+        t.owner = rec.layout.rank_of(t.id - rec.base)
+        return True
 
     def _launch_handle(self, launch_id: int, delta: int) -> bool:
         """A handle to a launch was made (+1) or dropped (-1); False: not a launch."""

@@ -21,7 +21,7 @@ class TaskRecord:
         "id", "name", "state", "deps", "waiting", "dependents", "priority", "ranks",
         "owner", "nbytes", "refs", "consumers", "spec", "watchers", "error",
         "worker", "blocked", "needs", "near", "level", "retries", "attempt", "avoid", "fn", "est",
-        "in_ahead", "heirs", "gone", "lost", "stale", "started_on", "launch",
+        "in_ahead", "heirs", "gone", "lost", "stale", "started_on", "launch", "held",
     )
 
     def __init__(self, ev: TaskSubmitted) -> None:
@@ -58,9 +58,10 @@ class TaskRecord:
         self.lost = 0  # times it was running on a rank that died
         self.stale = False  # ASSIGNED, and an input it may not have fetched yet is computed again
         self.started_on: Optional[int] = None  # a suspect (lost > 0): the rank that said it started it
-        #: a point of a launch, materialised (see Launches._point): the launch's id (the
-        #: record holds a reference to it while it is not ``gone``)
+        #: a point of a launch, materialised (see Launches._point): the launch's id, and
+        #: whether the record holds a reference to it (until it is forgotten)
         self.launch: Optional[int] = None
+        self.held = False
 
 
 class WorkerRecord:

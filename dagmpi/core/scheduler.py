@@ -156,6 +156,8 @@ class Scheduler(Placement, Recovery, Launches):
         self.n_launches = 0
         self.n_points = 0
         self.n_points_done = 0
+        self.n_point_records = 0  # points made task records (counted in n_submitted too)
+        self.n_point_records_done = 0  # ... of them finished (counted in n_finished too)
         self._handlers = {
             LaunchSubmitted: self._on_launch_submitted,
             LaunchDone: self._on_launch_done,
@@ -286,14 +288,16 @@ class Scheduler(Placement, Recovery, Launches):
         self.n_submitted += 1
         failed_dep: Optional[TaskRecord] = None
         for d in t.deps:
-            if d not in self.tasks and (not self.launches or self._point(d) is None):
+            if d not in self.tasks and (not self.launches or self._launch_at(d) is None):
                 t.deps = ()
                 self.width[0] = self.width.get(0, 0) + 1
                 self._fail(t, UnknownDependency(d))
                 return
         for d in t.deps:
-            dep = self.tasks[d]
-            if dep.gone and dep.launch is not None:  # (a point kept for lineage)
+            dep = self.tasks.get(d)
+            if dep is None:  # a point of a launch, read on its own: its record made now
+                dep = self._point(d)
+            elif dep.gone and dep.launch is not None:  # (a point kept for lineage)
                 self._point_revive(dep)
             if dep.level >= t.level:
                 t.level = dep.level + 1
@@ -464,7 +468,7 @@ class Scheduler(Placement, Recovery, Launches):
         t = self.tasks.get(ev.task_id)
         if t is not None:
             t.refs += 1
-            if t.gone and t.launch is not None:
+            if t.launch is not None and not t.held:
                 self._point_revive(t)
         elif self.launches and not self._launch_handle(ev.task_id, 1):
             t = self._point(ev.task_id)  # a point's handle was pickled: it holds the point
@@ -732,7 +736,8 @@ class Scheduler(Placement, Recovery, Launches):
             if self.lineage:
                 heirs = sum(1 for c in t.dependents if c in tasks)
                 assert t.heirs == heirs, f"{t.id:#x} heirs={t.heirs} but {heirs} dependents are kept"
-                assert t.spec is not None or t.state >= FIRST_FINAL, f"{t.id:#x} lineage without a spec"
+                assert t.spec is not None or t.state >= FIRST_FINAL or t.launch is not None, \
+                    f"{t.id:#x} lineage without a spec"
             if t.state is _WAITING and t.launch is not None:  # a point: waits for its launch
                 rec = self.launches.get(t.launch)
                 assert t.waiting == 1 and rec is not None and rec.pending and t.id in rec.points, \

@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import itertools
+import math
 import threading
 import time
 from typing import Any, Callable, Iterable, Iterator, Optional
@@ -278,11 +279,19 @@ class Client:
             raise ValueError(f"spawn_many(): the layout puts points on rank(s) {outside[:8]}, which are not "
                              f"worker ranks (the worker ranks of this job are {_ranges(self.worker_ranks)})")
         pairs = []
+        reads = list(reads)
         for r in reads:
             if not (isinstance(r, tuple) and len(r) == 2 and isinstance(r[0], Launch)
                     and isinstance(r[1], Projection)):
                 raise TypeError("spawn_many(): reads are (Launch, dagmpi.Projection) pairs, got "
                                 f"{r!r}")
+            if r[1].kind == "grid":  # (its grids must be those of this launch and of the one read)
+                shape = r[1].args[0]
+                src = r[1].args[3] if len(r[1].args) > 3 else shape
+                if math.prod(shape) != n or math.prod(src) != r[0].n:
+                    raise ValueError(f"spawn_many(): a 'grid' projection over a grid of {math.prod(shape)} "
+                                     f"points reading one of {math.prod(src)}, for a launch of {n} points "
+                                     f"reading one of {r[0].n}")
             pairs.append((r[0].id, r[1]))
         opts = Options(retries=retries, retry_on=retry_on)  # (checks them, as spawn's options)
         retries = self.default_retries if opts.retries is None else opts.retries
@@ -305,7 +314,8 @@ class Client:
             if keyless:
                 raise SerializationError(f"spawn_many(): {keyless[0]!r} has no checkpoint key (it was launched "
                                          "before checkpointing was enabled, or on another rank)")
-            key = task_key(fn, (("launch", n), *args), {"reads": tuple((r[0]._key, r[1]) for r in reads)})
+            key = task_key(fn, (("launch", n), *args), {"reads": tuple((r[0]._key, r[1]) for r in reads),
+                                                          "keys": keys})
             if keys is None:
                 keys = tuple(f"{key}/{i}" for i in range(n))
             found = {}

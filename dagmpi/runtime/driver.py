@@ -504,6 +504,10 @@ class Driver(Client):
                                 m.near, policy[0] if policy else 0, fn_id, restored)
 
     def _launch_submitted(self, src: int, m: msg.LaunchSubmit) -> ev.LaunchSubmitted:
+        if m.save:  # (the points' keys this run saves or reads back: kept by ``ckpt gc``)
+            self.used_keys.update(m.save)
+        if m.restored:
+            self.used_keys.update(loc.key for loc in m.restored.values())
         buffers = serialize.portable(m.buffers) if src != self.rank and m.buffers else m.buffers
         spec = msg.TaskSpec(m.name, m.fn_id, m.payload, buffers, None, m.policy, (m.save, m.restored))
         return ev.LaunchSubmitted(m.launch_id, m.base, m.n, m.name, spec, m.layout, m.reads, src, m.watch)
@@ -664,7 +668,7 @@ class Driver(Client):
                 # to the root of the launch's ReportTree, which passes it on down
                 spec = ins.spec
                 fn_id = spec.fn_id
-                tree = len(ins.ranks) > TREE_FANOUT
+                tree = len(ins.ranks) > TREE_FANOUT and not self.dead  # (after a death: straight)
                 for rank in ins.ranks[:1] if tree else ins.ranks:
                     sent = self.fn_sent[rank]
                     if fn_id not in sent:
@@ -733,7 +737,8 @@ class Driver(Client):
         moved = sum(st.get("bytes_in", 0) for st in self.worker_stats.values())
         spilled = sum(st.get("spilled_bytes", 0) for st in self.worker_stats.values())
         points = s.n_points_done - self.n_points_restored
-        ran = f"{s.n_finished - s.n_restored} tasks" + (f" and {points} points of launches" if points else "")
+        tasks = s.n_finished - s.n_restored - s.n_point_records_done  # (points made records: counted once)
+        ran = f"{tasks} tasks" + (f" and {points} points of launches" if points else "")
         return (f"run summary: {ran} run, {self.n_restored} restored from the "
                 f"checkpoint, {s.n_retried} retried, {s.n_failed} failed; {_size(moved)} moved between "
                 f"ranks, {_size(spilled)} spilled; wall time {time.time() - self.started:.2f} s")

@@ -75,6 +75,7 @@ class Worker(JobRunner, Client):
         #: and the functions passed on to each rank
         self._fn_bytes: dict = {}
         self._fn_passed: dict[int, set] = {}
+        self._freed_launches: dict[int, None] = {}  # freed before their LaunchExec came
         self._point_launch: dict[int, int] = {}
         #: Arrays pulled from other ranks, kept (read-only, least recently used out
         #: first) for other tasks here that read them: a tiled matmul's panel tile or
@@ -720,8 +721,10 @@ class Worker(JobRunner, Client):
         reported to rank 0 once, when the last of them is done."""
         from ..core.launches import expand
 
-        jobs = expand(m.base, m.layout, self.rank, m.reads)
         lid = m.launch_id
+        if self._freed_launches and self._freed_launches.pop(lid, 0) is None:
+            return  # freed already (it failed while it came down its tree)
+        jobs = expand(m.base, m.layout, self.rank, m.reads)
         children: Any = ()
         parent = SCHEDULER
         if m.tree:  # pass it on down the tree; report for the subtree, to the parent
@@ -792,8 +795,12 @@ class Worker(JobRunner, Client):
 
     def _free_launch(self, lid: int, forward: bool = True) -> None:
         """Rank 0 says nothing needs this launch's values any more."""
+        self._launch_left.pop(lid, None)  # (a child that died never reports)
         entry = self._launch_of.pop(lid, None)
-        if entry is None:
+        if entry is None:  # (freed before its LaunchExec came down a tree: drop that when it comes)
+            self._freed_launches[lid] = None
+            if len(self._freed_launches) > 10_000:
+                del self._freed_launches[next(iter(self._freed_launches))]
             return
         base, layout, children = entry
         if forward:

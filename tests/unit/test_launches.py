@@ -219,6 +219,42 @@ def test_a_point_of_a_failed_launch_fails_its_readers():
     s.validate()
 
 
+def test_point_records_keep_the_counts_right_in_corner_cases():
+    from dagmpi.core.events import Execute, TaskFinished, TaskSubmitted
+
+    # a failed launch whose last holder is its own point, read by a plain task
+    for end in ([LaunchDone(10, 1, 2, errors=((11, "boom"),)), LaunchDone(10, 2, 2)], [WorkerLost(2)]):
+        s = sched(2)
+        s.handle(launch(10, 4, (1, 2)), TaskSubmitted(50, "g", (11,), "spec"), HandleReleased(10))
+        out = s.handle(*end)
+        assert [i for i in out if isinstance(i, ReleaseLaunch)] and not s.launches
+        s.validate()
+    # a task with an unknown input besides a point makes no point record (nothing leaks)
+    s = sched(2)
+    s.handle(launch(10, 4, (1, 2)), LaunchDone(10, 1, 2), LaunchDone(10, 2, 2))
+    out = s.handle(TaskSubmitted(50, "g", (11, 999), "spec", watch=True))
+    assert out == [Deliver(0, 50, error=UnknownDependency(999))] and list(s.tasks) == [50]
+    assert s.handle(HandleReleased(10), HandleReleased(50)) == [ReleaseLaunch((1, 2), 10)]
+    # lineage: a waiting point has no spec; a point kept for lineage whose launch still
+    # holds its value is read again by a task computed again after its rank died
+    s = Scheduler(lineage=True)
+    s.handle(*[WorkerJoined(r) for r in (1, 2, 3)])
+    s.handle(launch(20, 4, (1, 2)), TaskSubmitted(60, "g", (21,), "spec"))
+    s.validate()
+    s = Scheduler(lineage=True)
+    s.handle(*[WorkerJoined(r) for r in (1, 2, 3)])
+    s.handle(launch(10, 2, (1,)), LaunchDone(10, 1, 2))
+    out = s.handle(TaskSubmitted(50, "g", (11,), "spec", ranks=frozenset({2, 3})))
+    r = [i for i in out if isinstance(i, Execute)][0].rank
+    s.handle(TaskFinished(50, r))
+    assert s.tasks[11].gone and s.launches[10].refs == 1  # (only the client's handle)
+    out = s.handle(WorkerLost(r))
+    again = [i for i in out if isinstance(i, Execute)]
+    assert len(again) == 1 and again[0].task_id == 50 and again[0].inputs == ((11, 1),), out
+    assert s.launches[10].refs == 2 and not s.tasks[11].gone
+    s.validate()
+
+
 def test_report_trees_reduce_to_one_message_per_launch():
     ranks = range(1, 41)
     tree = ReportTree(ranks, k=3)
