@@ -504,24 +504,16 @@ class Launches:
 
     def _point_ends(self, t: Any, rec: LaunchRecord) -> None:
         """Point record ``t`` of ``rec``, which ended: finished or failed as it did."""
-        from .events import Deliver
-
+        t.waiting = 0
         if rec.error is not None:
-            t.waiting = 0
             self._fail(t, rec.error)
             return
-        t.waiting = 0
         self._set_state(t, _FINISHED)
         t.owner = rec.layout.rank_of(t.id - rec.base)
         t.nbytes = rec.nbytes // max(1, rec.n)
         self.n_finished += 1
         self.n_point_records_done += 1
-        if t.watchers:
-            for r in t.watchers:
-                self._out.append(Deliver(r, t.id, owner=t.owner))
-            t.watchers = None
-        if t.dependents:
-            self._feed_consumers(t)
+        self._finished_news(t)
 
     def _point_forgotten(self, t: Any) -> None:
         """Nothing needs point record ``t`` any more: it lets go of its launch (its

@@ -368,21 +368,20 @@ class Scheduler(Placement, Recovery, Launches):
             self._fn_mean[key] = ev.duration if old is None else old + 0.2 * (ev.duration - old)
             if self._n_durations & 63 == 1:
                 self._update_capacity()
-        if t.watchers:
-            for r in t.watchers:
-                self._out.append(Deliver(r, t.id, owner=ev.rank))
-            t.watchers = None
-        if t.dependents:
-            self._feed_consumers(t)
+        self._finished_news(t)
         if t.deps:
             self._dependency_done(t)
         if t.refs <= 0 and t.consumers <= 0:
             self._maybe_forget(t)
 
-    def _feed_consumers(self, t: TaskRecord) -> None:
-        """``t`` finished: one input fewer for each of its consumers."""
+    def _finished_news(self, t: TaskRecord) -> None:
+        """``t`` finished (its value on ``t.owner``): tell its watchers, feed its consumers."""
+        if t.watchers:
+            for r in t.watchers:
+                self._out.append(Deliver(r, t.id, owner=t.owner))
+            t.watchers = None
         tasks = self.tasks
-        for c in t.dependents:
+        for c in t.dependents:  # one input fewer for each consumer
             ct = tasks.get(c)
             if ct is not None:
                 if ct.state is _WAITING:
