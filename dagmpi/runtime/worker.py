@@ -763,9 +763,9 @@ class Worker(JobRunner, Client):
     def _point_ended(self, tid: int, error: Any, nbytes: int = 0, seconds: float = 0.0) -> None:
         """A point ended (``error``: its failure); the rank's report when it was the last."""
         lid = self._point_launch.pop(tid, None)
-        if lid is None:
-            return
-        st = self._launch_left[lid]
+        st = None if lid is None else self._launch_left.get(lid)
+        if st is None:
+            return  # (not a point, or its launch failed and was freed while it ran)
         st[0] -= 1
         st[1] += nbytes
         st[2] += seconds
