@@ -137,8 +137,10 @@ class JobRunner:
                 self._inline_job = job
                 self._inline_count += 1
                 self._inline_t0 = t0 = time.perf_counter()
-                if self._fn_time.get(job.fn_id, 0.0) > self.help_after:
-                    self._help_now.set()  # the monitor serves the loop while it runs
+                if job.point is None and self._fn_time.get(job.fn_id, 0.0) > self.help_after:
+                    # the monitor serves the loop while it runs (not for a launch's point:
+                    # what other ranks ask of it was asked ahead, and is sent when it returns)
+                    self._help_now.set()
                 self._execute(job)
                 if self._helping:  # the monitor drives the loop: it gives it back now
                     self._inline_job = None
