@@ -529,15 +529,19 @@ class Launches:
 
     def _point_revive(self, t: Any) -> bool:
         """A point record kept for lineage after it let go of its launch is read again
-        (through a ``Point`` handle, which holds the launch, or by a task computed
-        again): it holds the launch again, if the launch still holds the value."""
+        (through a ``Point`` handle, which holds the launch, or by a task computed again
+        after a rank died): if the launch ended well and still holds the value, on a
+        live rank, the record holds the launch (again) and True is returned."""
         rec = self.launches.get(t.launch)
-        if t.held or rec is None or t.state is not _FINISHED or rec.error is not None or rec.pending:
-            return t.held
-        rec.refs += 1
-        t.held = True
-        t.gone = False
-        t.owner = rec.layout.rank_of(t.id - rec.base)
+        if rec is None or rec.error is not None or rec.pending or t.state is not _FINISHED:
+            return False
+        owner = rec.layout.rank_of(t.id - rec.base)
+        if owner not in self.workers:
+            return False
+        if not t.held:
+            rec.refs += 1
+            t.held = True
+        t.gone, t.owner = False, owner
         return True
 
     def _launch_handle(self, launch_id: int, delta: int) -> bool:

@@ -87,7 +87,7 @@ class Recovery:
             t = stack.pop()
             if t.state is not _FINISHED or not t.gone:
                 continue
-            if t.launch is not None and self._point_still_held(t, rank):
+            if t.launch is not None and self._point_revive(t):
                 continue  # a point whose launch still holds its value, on a live rank
             if t.id in saved:
                 t.owner = saved[t.id]
@@ -138,22 +138,6 @@ class Recovery:
         for t in touched.values():
             if t.state < FIRST_FINAL:
                 self._requeue(t)
-
-    def _point_still_held(self, t: TaskRecord, rank: int) -> bool:
-        """Point record ``t`` was let go of (lineage kept it): if its launch ended well and
-        still holds its value on a live rank, it holds the launch again."""
-        rec = self.launches.get(t.launch)
-        if rec is None or rec.error is not None or rec.pending:
-            return False
-        owner = rec.layout.rank_of(t.id - rec.base)
-        if owner == rank or owner not in self.workers:
-            return False
-        if not t.held:
-            rec.refs += 1
-            t.held = True
-        t.gone = False
-        t.owner = owner
-        return True
 
     def _why_not_again(self, t: TaskRecord, rank: int) -> Optional[str]:
         """Why ``t`` (its value or its run lost with ``rank``) cannot run again, or ``None``."""

@@ -297,7 +297,7 @@ class Scheduler(Placement, Recovery, Launches):
             dep = self.tasks.get(d)
             if dep is None:  # a point of a launch, read on its own: its record made now
                 dep = self._point(d)
-            elif dep.gone and dep.launch is not None:  # (a point kept for lineage)
+            elif dep.launch is not None and not dep.held:  # (a point kept for lineage)
                 self._point_revive(dep)
             if dep.level >= t.level:
                 t.level = dep.level + 1
