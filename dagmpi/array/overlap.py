@@ -384,10 +384,8 @@ def map_overlap(a: Any, fn: Callable, depth: Any = 1, boundary: Any = "none", dt
     plans = {}
     wanted: dict[tuple, dict] = {}
     for idx in g.block_indices(a.chunks):
-        plans[idx] = plan = _plan_block(a.chunks, idx, depths, bounds)
-        if faces_fn is not None:  # the corner pieces are not needed
-            keep = [k for k, dest in enumerate(plan[1]) if sum(s != 1 for s in _sides(dest, plan[2], plan[3])) <= 1]
-            plans[idx] = plan = ([plan[0][k] for k in keep], tuple(plan[1][k] for k in keep)) + plan[2:]
+        # (in the faces form the corner pieces are not needed)
+        plans[idx] = plan = _plan_of(a.chunks, idx, depths, bounds, faces_fn is not None)
         for nidx, key in plan[0]:
             if not _whole(key, g.block_shape(a.chunks, nidx)):
                 wanted.setdefault(nidx, {}).setdefault(_hashable(key), key)
