@@ -51,6 +51,9 @@ def runs(d, tag):
 if __name__ == "__main__":
     d = tempfile.mkdtemp(prefix="dagmpi-retries-")
     checks = 0
+    # (every worker has joined first: a task failed before the others joined is retried on
+    # the only rank there, the scheduler's rule when every rank it may use failed it)
+    dagmpi.fetch([dagmpi.spawn(int, options=dagmpi.Options(scope=dagmpi.scope(rank=r))) for r in dagmpi.workers()])
     # flaky tasks complete with one retry each, on another rank
     opts = dagmpi.Options(retries=1, retry_on=Flaky)
     assert dagmpi.fetch([dagmpi.spawn(flaky, i, d, options=opts) for i in range(8)]) == \
