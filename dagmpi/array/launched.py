@@ -7,9 +7,9 @@ halos for a stencil) without a step through rank 0.
 
 Used by creation (``zeros``, ``fromfunction``, ``random``, ``from_hdf5``...), fused
 elementwise programs and ``map_blocks``, reductions, ``map_overlap``, and
-``da.checkpoint``/``da.restore``, when ``array_launches`` is on (the default), the job
-is not fault tolerant (under ULFM, one task per block keeps lineage recomputation) and
-the inputs are themselves launched CPU arrays of the same block grid; anything else
+``da.checkpoint``/``da.restore``, when ``array_launches`` is on (the default) and the
+inputs are themselves launched CPU arrays of the same block grid (under ULFM too: the
+points a dead rank held are computed again from the launches' lineage); anything else
 takes the one-task-per-block path, whose blocks any operation can read (a launched
 array's blocks are :class:`dagmpi.Point` handles, usable as tasks).
 """
@@ -28,13 +28,9 @@ from . import grid as g
 
 
 def enabled(gpu: bool = False) -> bool:
-    """Do array operations issue launches here (``array_launches``, CPU blocks)?  Not
-    when ranks may die and the job goes on (ULFM): a dead rank fails the launches with
-    points on it, where one task per block is computed again from its lineage."""
+    """Do array operations issue launches here (``array_launches``, CPU blocks)?"""
     client = api.context.current_client()
-    if gpu or not getattr(client, "array_launches", False):
-        return False
-    return not getattr(getattr(client, "transport", None), "fault_tolerant", False)
+    return not gpu and bool(getattr(client, "array_launches", False))
 
 
 def block_index(i: int, grid: tuple[int, ...]) -> tuple[int, ...]:

@@ -241,6 +241,18 @@ class ExecuteLaunch:
 
 
 @dataclass(slots=True)
+class MoveLaunch:
+    """Some points of a launch live elsewhere now (lineage mode: their rank died, and
+    they are computed again on the ranks ``layout`` gives them): tell every live worker,
+    so that the points waiting for them ask their new ranks and the new ranks free them
+    with the launch."""
+
+    launch_id: int
+    base: int
+    layout: Any
+
+
+@dataclass(slots=True)
 class ReleaseLaunch:
     """Free the values of a launch's points on ``ranks`` (down the same tree)."""
 
@@ -271,4 +283,4 @@ Event = (
     | HandleAcquired | HandleReleased | WatchRequested | TasksReturned | StuckReturned | WorkerLost
     | TaskStarted | LaunchSubmitted | LaunchDone
 )
-Instruction = Execute | Release | Deliver | Steal | ExecuteLaunch | ReleaseLaunch
+Instruction = Execute | Release | Deliver | Steal | ExecuteLaunch | ReleaseLaunch | MoveLaunch

@@ -24,7 +24,7 @@ from typing import Any, Optional, Sequence
 
 from .states import TaskState
 
-_WAITING, _FINISHED = TaskState.WAITING, TaskState.FINISHED
+_WAITING, _FINISHED, _ERRORED = TaskState.WAITING, TaskState.FINISHED, TaskState.ERRORED
 
 __all__ = ["Layout", "Projection", "Read", "expand", "LaunchRecord", "ReportTree", "Reports", "Launches"]
 
@@ -228,6 +228,15 @@ class LaunchRecord:
     ranks: Sequence[int] = ()
     #: its points materialised as task records that wait for it to end (Launches._point)
     points: list = field(default_factory=list)
+    #: lineage mode (ULFM): what runs a point again (the launch's spec, kept), the ranks
+    #: that reported their points, the records (launches and points) that may need it
+    #: computed again, whether its points were sent, and the points computed again
+    #: after their rank died (task id -> counted in ``pending``)
+    spec: Any = None
+    reported: Optional[set] = None
+    heirs: int = 0
+    sent: bool = False
+    redo: Optional[dict] = None
 
     @property
     def done(self) -> bool:
@@ -363,6 +372,12 @@ class Launches:
         touched = layout.touched()
         if error is None and self._dead_ranks:
             dead = sorted(r for r in self._dead_ranks if r in touched)
+            if dead and self.lineage:  # its points on dead ranks run on the ranks left
+                layout = self._relayout(layout)
+                if layout is None:
+                    layout = ev.layout
+                else:
+                    touched, dead = layout.touched(), []
             if dead:
                 from .failures import RankLost
 
@@ -370,6 +385,8 @@ class Launches:
         rec = LaunchRecord(ev.launch_id, ev.base, ev.n, ev.name, layout, tuple(reads),
                            0 if error is not None else ev.n, watchers=(ev.submitter,) if ev.watch else (),
                            error=error)
+        if self.lineage:
+            rec.spec, rec.reported = ev.spec, set()
         self.launches[rec.id] = rec
         bisect.insort(self._launch_ids, rec.id)
         self.n_launches += 1
@@ -380,7 +397,10 @@ class Launches:
             return
         launches = self.launches
         for rd in reads:
-            launches[rd.launch_id].readers.add(rec.id)
+            src = launches[rd.launch_id]
+            src.readers.add(rec.id)
+            if self.lineage:
+                src.heirs += 1
         self.n_points += ev.n
         rec.ranks = touched
         if self._parked or self._all_workers(touched):
@@ -393,6 +413,12 @@ class Launches:
     def _dispatch_launch(self, rec: LaunchRecord, spec: Any) -> None:
         from .events import ExecuteLaunch
 
+        rec.sent = True
+        if self._dead_ranks:  # (the launches it reads may have moved points since it came)
+            launches = self.launches
+            rec.reads = tuple(
+                rd if (src := launches.get(rd.launch_id)) is None or src.layout is rd.layout
+                else Read(rd.launch_id, rd.base, rd.n, src.layout, rd.projection) for rd in rec.reads)
         if len(rec.ranks):
             self._out.append(ExecuteLaunch(rec.ranks, rec.id, rec.base, spec, rec.layout, rec.reads))
         if rec.done:  # no points
@@ -413,6 +439,10 @@ class Launches:
         rec = self.launches.get(ev.launch_id)
         if rec is None or not rec.pending:
             return
+        if rec.reported is not None:  # (lineage mode: each rank reports its own points)
+            if ev.rank in self._dead_ranks:
+                return  # (sent before it died: its points are being computed again)
+            rec.reported.add(ev.rank)
         rec.pending = max(0, rec.pending - ev.count)
         rec.nbytes += ev.nbytes
         if ev.errors and rec.error is None:
@@ -461,6 +491,241 @@ class Launches:
             del ids[k]
         if len(rec.ranks):
             self._out.append(ReleaseLaunch(rec.ranks, rec.id))
+        if self.lineage:
+            if rec.heirs > 0 and rec.error is None:  # its points may have to be computed again
+                self._lineage_launches[rec.id] = rec
+                bisect.insort(self._lineage_ids, rec.id)
+            else:
+                self._drop_lineage(rec)
+
+    # -------------------------------------------- lineage (ULFM)
+
+    def _drop_lineage(self, rec: LaunchRecord) -> None:
+        """Launch ``rec`` is released and nothing may need its points computed again:
+        forget it, and let go of the launches it read (which may follow)."""
+        stack = [rec]
+        while stack:
+            cur = stack.pop()
+            if self._lineage_launches.pop(cur.id, None) is not None:
+                ids = self._lineage_ids
+                k = bisect.bisect_left(ids, cur.id)
+                if k < len(ids) and ids[k] == cur.id:
+                    del ids[k]
+            for rd in cur.reads:
+                src = self.launches.get(rd.launch_id) or self._lineage_launches.get(rd.launch_id)
+                if src is not None:
+                    src.heirs -= 1
+                    if src.heirs <= 0 and src.id in self._lineage_launches:
+                        stack.append(src)
+
+    def _launch_heir_gone(self, launch_id: int) -> None:
+        """A point record of launch ``launch_id`` was deleted (lineage mode)."""
+        rec = self.launches.get(launch_id)
+        if rec is not None:
+            rec.heirs -= 1
+            return
+        rec = self._lineage_launches.get(launch_id)
+        if rec is not None:
+            rec.heirs -= 1
+            if rec.heirs <= 0:
+                self._drop_lineage(rec)
+
+    def _lineage_at(self, pid: int) -> Optional[LaunchRecord]:
+        """The released launch kept for its lineage that has a point ``pid``."""
+        ids = self._lineage_ids
+        k = bisect.bisect_right(ids, pid) - 1
+        if k < 0:
+            return None
+        rec = self._lineage_launches[ids[k]]
+        return rec if 0 <= pid - rec.base < rec.n else None
+
+    def _relayout(self, layout: Layout) -> Optional[Layout]:
+        """``layout`` with the points of dead ranks spread over its live ranks (over
+        every live worker when none of its ranks is left; None: no worker is), in
+        point order: the same for every launch of one layout, so a time loop's
+        moved blocks stay where they were computed again."""
+        dead = self._dead_ranks
+        touched = layout.touched()
+        live = [r for r in touched if r not in dead] or sorted(self.workers)
+        if not live:
+            return None
+        table = [layout.rank_of(i) for i in range(layout.n)]
+        k = 0
+        for i, r in enumerate(table):
+            if r in dead:
+                table[i] = live[k % len(live)]
+                k += 1
+        return Layout.of_table(table)
+
+    def _launches_recover(self, rank: int) -> tuple[list, list]:
+        """Lineage mode: worker ``rank`` died.  Every launch not released with points
+        there gets a layout without it (its points spread over its ranks left); its
+        points that were sent there become task records computed again from their
+        lineage on their new ranks (pinned there: the other ranks hear where to ask,
+        :class:`~dagmpi.core.events.MoveLaunch`), counted in the launch's ``pending``
+        when the rank had not reported them.  Returns those records, FINISHED and
+        ``gone``, for :meth:`Recovery._on_worker_lost` to compute again (or fail); the
+        launches that cannot be recovered (failed already, no worker left) are
+        returned in the second list."""
+        from .events import MoveLaunch
+
+        redo: list = []
+        failing: list = []
+        for rec in list(self.launches.values()):
+            old = rec.layout
+            if rank not in old.touched():
+                continue
+            if rec.error is not None or rec.spec is None:
+                failing.append(rec)
+                continue
+            new = self._relayout(old)
+            if new is None:
+                failing.append(rec)
+                continue
+            rec.layout = new
+            if not rec.sent:  # (parked: its points go to the new ranks when it is sent)
+                rec.ranks = new.touched()
+                continue
+            rec.ranks = tuple(sorted(set(rec.ranks) - {rank} | set(new.touched())))
+            counted = bool(rec.pending) and rank not in rec.reported
+            if rec.redo is None:
+                rec.redo = {}
+            for i in old.points_of(rank):
+                t = self._lost_point(rec, i, counted, frozenset((new.rank_of(i),)))
+                if t is not None:
+                    redo.append(t)
+            self._out.append(MoveLaunch(rec.id, rec.base, new))
+        return redo, failing
+
+    def _lost_point(self, rec: LaunchRecord, i: int, counted: bool, pin: frozenset) -> Any:
+        """Point ``i`` of ``rec`` was sent to a rank that died: its record (made now if
+        none), FINISHED and ``gone`` (to be computed again, on ``pin``), or None when
+        it is being computed again already (a record placed anew: only re-pinned)."""
+        from .events import TaskSubmitted
+        from .records import TaskRecord
+
+        pid = rec.base + i
+        tasks = self.tasks
+        t = tasks.get(pid)
+        redo = rec.redo
+        if t is None:
+            t = TaskRecord(TaskSubmitted(pid, f"{rec.name}[{i}]", (), None, fn=rec.name))
+            t.launch, t.held = rec.id, True
+            rec.refs += 1
+            rec.heirs += 1
+            self.n_point_records += 1
+            tasks[pid] = t
+            self.width[0] = self.width.get(0, 0) + 1
+            self.n_submitted += 1
+            t.refs = 0
+            t.state = _FINISHED
+            self.n_finished += 1
+        else:
+            if t.state is _ERRORED:
+                return None
+            if pid in redo and t.state is not _FINISHED:
+                t.ranks = pin  # (computed again already, its rank died too: elsewhere now)
+                return None
+            if t.state is _WAITING:  # waited for its launch to end: computed on its own now
+                try:
+                    rec.points.remove(pid)
+                except ValueError:
+                    pass
+                t.waiting = 0
+                t.state = _FINISHED
+                self.n_finished += 1
+            if not t.held:
+                t.held = True
+                rec.refs += 1
+        t.gone, t.owner, t.nbytes = True, None, 0
+        t.ranks = pin
+        redo[pid] = counted or redo.get(pid, False)
+        return t
+
+    def _point_lineage(self, t: Any) -> bool:
+        """Give lost point record ``t`` what it takes to run again: its launch's spec
+        for its index and, as inputs, the records of the points its launch's
+        projections give it (made now where none exists: a released launch's point is
+        a plain record, FINISHED and ``gone``, computed again in turn).  False: its
+        lineage is not kept, or an input failed."""
+        src = self.launches.get(t.launch) if t.launch is not None else None
+        if src is None:
+            src = self._cone.pop(t.id, None)
+            if src is None and t.launch is not None:
+                src = self._lineage_launches.get(t.launch)
+        if src is None or src.spec is None:
+            return False
+        i = t.id - src.base
+        inputs = []
+        for rd in src.reads:
+            b = rd.base
+            for j in rd.projection.points(i, rd.n):
+                inputs.append(b + j)
+        deps = tuple(dict.fromkeys(inputs))
+        made = []
+        for d in deps:
+            dep = self._dep_record(d)
+            if dep is None or dep.state is _ERRORED:
+                for m in made:
+                    self._maybe_forget(m)
+                return False
+            made.append(dep)
+        for dep in made:
+            if dep.dependents:
+                dep.dependents.append(t.id)
+            else:
+                dep.dependents = [t.id]
+            dep.heirs += 1
+        t.deps = deps
+        t.spec = self.make_point_spec(src.spec, t.name, i, tuple(inputs))
+        return True
+
+    def _dep_record(self, pid: int) -> Any:
+        """The record of point ``pid`` as the input of a point computed again (see
+        :meth:`_point_lineage`); None: no launch kept has it."""
+        from .events import TaskSubmitted
+        from .records import TaskRecord
+
+        t = self.tasks.get(pid)
+        if t is not None:
+            if t.launch is not None and not t.held and t.gone:
+                self._point_revive(t)
+            return t
+        if self._launch_at(pid) is not None:
+            return self._point(pid)
+        src = self._lineage_at(pid)
+        if src is None:
+            return None
+        t = TaskRecord(TaskSubmitted(pid, f"{src.name}[{pid - src.base}]", (), None, fn=src.name))
+        t.refs = 0
+        t.state, t.gone = _FINISHED, True
+        self.n_finished += 1
+        self.tasks[pid] = t
+        self.width[0] = self.width.get(0, 0) + 1
+        self.n_submitted += 1
+        self._cone[pid] = src
+        return t
+
+    def _point_redone(self, t: Any, nbytes: int) -> None:
+        """Lost point record ``t`` was computed again (its value on ``t.owner``)."""
+        rec = self.launches.get(t.launch)
+        if rec is None or not rec.redo or t.id not in rec.redo:
+            return
+        if rec.redo.pop(t.id) and rec.pending:
+            rec.pending -= 1
+            rec.nbytes += nbytes
+            self.n_points_done += 1
+            if rec.done:
+                self._launch_ended(rec)
+
+    def _point_redo_failed(self, t: Any, error: Any) -> None:
+        """Lost point record ``t`` failed (or cannot be computed again): so does its
+        launch, and the launches reading it that are not done."""
+        rec = self.launches.get(t.launch)
+        if rec is None or not rec.redo or t.id not in rec.redo:
+            return
+        rec.redo.pop(t.id)
+        self._fail_launches([(rec, error)])
 
     # -------------------------------------------- points as task records
 
@@ -490,6 +755,8 @@ class Launches:
         t = TaskRecord(TaskSubmitted(pid, f"{rec.name}[{i}]", (), None, fn=rec.name))
         t.launch, t.held = rec.id, True
         rec.refs += 1
+        if self.lineage:
+            rec.heirs += 1
         self.n_point_records += 1
         self.tasks[pid] = t
         self.width[0] = self.width.get(0, 0) + 1
@@ -535,6 +802,8 @@ class Launches:
         rec = self.launches.get(t.launch)
         if rec is None or rec.error is not None or rec.pending or t.state is not _FINISHED:
             return False
+        if rec.redo and t.id in rec.redo:
+            return False  # (its rank died: being computed again)
         owner = rec.layout.rank_of(t.id - rec.base)
         if owner not in self.workers:
             return False
@@ -567,20 +836,35 @@ class Launches:
             rec.watchers += (rank,)
         return True
 
-    def _launches_lost(self, rank: int) -> None:
-        """Worker ``rank`` died: every launch with points there that is not released
-        fails, and so does every launch not done that reads one of them (its points
-        wait for values that are gone).  Points are not computed again yet (see
-        docs/design.md)."""
-        from .failures import RankLost, UpstreamFailure
+    def _launches_lost(self, rank: int) -> list:
+        """Worker ``rank`` died.  In lineage mode (ULFM) the launches with points there
+        move them to the ranks left and compute again those it had (the records
+        returned, see :meth:`_launches_recover`); otherwise, and for a launch that
+        failed already, every launch with points there that is not released fails,
+        and so does every launch not done that reads one of them (its points wait for
+        values that are gone)."""
+        from .failures import RankLost
 
         self._dead_ranks.add(rank)
         launches = self.launches
-        hit = [rec for rec in launches.values() if rank in rec.ranks]
+        redo: list = []
+        if self.lineage:
+            redo, hit = self._launches_recover(rank)
+        else:
+            hit = [rec for rec in launches.values() if rank in rec.ranks]
         for rec in hit:
             rec.ranks = tuple(r for r in rec.ranks if r != rank)
-        stack = [(rec, RankLost(rank, f"worker rank {rank} died holding points of launch {rec.name!r}"))
-                 for rec in hit]
+        self._fail_launches([(rec, RankLost(rank, f"worker rank {rank} died holding points of launch "
+                                                  f"{rec.name!r}")) for rec in hit])
+        if self._parked:
+            self._unpark_launches()
+        return redo
+
+    def _fail_launches(self, stack: list) -> None:
+        """Fail these ``(launch, error)`` and the launches not done that read them."""
+        from .failures import UpstreamFailure
+
+        launches = self.launches
         while stack:
             rec, error = stack.pop()
             if rec.id not in launches or rec.error is not None and not rec.pending:
@@ -593,5 +877,3 @@ class Launches:
                 if reader is not None and reader.pending:
                     stack.append((reader, UpstreamFailure(rec.id, rec.name, rec.error)))
             self._launch_ended(rec)
-        if self._parked:
-            self._unpark_launches()

@@ -29,6 +29,8 @@ class Recovery:
     workers: dict
     max_lost: int
     launches: dict
+    lineage: bool
+    _cone: dict
     _worker_span: Any
     n_workers_lost: int
     n_recomputed: int
@@ -43,7 +45,8 @@ class Recovery:
         :class:`RankLost`."""
         w = self.workers.pop(ev.rank, None)
         self._worker_span = None
-        self._launches_lost(ev.rank)  # (also a rank that died before it joined: launches wait for it)
+        # (also a rank that died before it joined: its launches wait for it, or move)
+        redo = self._launches_lost(ev.rank)
         if w is None:
             return
         self._untouch(w)
@@ -83,13 +86,14 @@ class Recovery:
         saved = ev.saved or {}
         doomed: dict[int, str] = {}
         stack = [t for t in lost if t.refs > 0 or t.consumers > 0]
+        stack += redo  # (lineage: the points of launches that were sent there)
         while stack:
             t = stack.pop()
             if t.state is not _FINISHED or not t.gone:
                 continue
             if t.launch is not None and self._point_revive(t):
                 continue  # a point whose launch still holds its value, on a live rank
-            if t.id in saved:
+            if t.id in saved and t.launch is None:  # (a launch's lost point: on its new rank)
                 t.owner = saved[t.id]
                 t.nbytes = getattr(t.owner, "nbytes", 0)
                 t.gone = False
@@ -101,6 +105,8 @@ class Recovery:
             t.nbytes = 0
             self.n_finished -= 1
             touched[t.id] = t
+            if t.spec is None and (t.launch is not None or t.id in self._cone):
+                self._point_lineage(t)  # (a point: its launch's spec and projections)
             for d in t.deps:
                 tasks[d].consumers += 1
             why = self._why_not_again(t, rank)
@@ -123,6 +129,7 @@ class Recovery:
                     # rank died, else its worker gives it back
                     ct.waiting += 1
                     ct.stale = True
+        self._cone.clear()
         # 4. fail what cannot run again; place the rest
         if not self.workers:
             for t in [t for t in tasks.values() if t.state < FIRST_FINAL]:
@@ -141,9 +148,9 @@ class Recovery:
 
     def _why_not_again(self, t: TaskRecord, rank: int) -> Optional[str]:
         """Why ``t`` (its value or its run lost with ``rank``) cannot run again, or ``None``."""
-        if t.launch is not None:
-            return (f"it is a point of a launch whose values on rank {rank} are lost, and launches "
-                    "are not computed again from their lineage yet")
+        if t.spec is None and t.launch is not None:
+            return (f"it is a point of a launch whose values on rank {rank} are lost, and its "
+                    "launch's lineage is not kept any more (or an input of it failed)")
         if t.spec is None:
             return (f"its value, or the task itself, was on rank {rank}, and this run keeps no "
                     "lineage to compute it again")

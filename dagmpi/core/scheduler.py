@@ -91,6 +91,12 @@ DEFAULT_BANDWIDTH = 2.0e9
 DEFAULT_DURATION = 1.0e-4
 
 
+def _point_spec(spec: Any, name: str, index: int, inputs: tuple) -> Any:
+    """The spec of point ``index`` of a launch of ``spec`` run on its own (the
+    runtime builds a real task spec instead: ``Scheduler.make_point_spec``)."""
+    return ("point", spec, name, index, inputs)
+
+
 class Scheduler(Placement, Recovery, Launches):
     """Event-driven DAG scheduler; see the module docstring for its state."""
 
@@ -153,6 +159,15 @@ class Scheduler(Placement, Recovery, Launches):
         #: launches waiting for ranks to join: [(record, spec)], in submission order
         self._parked: list = []
         self._dead_ranks: set = set()  # worker ranks that died (a launch there fails at once)
+        #: lineage mode: released launches kept while a record may need their points
+        #: computed again (Launches._drop_lineage), their ids sorted, and the points of
+        #: them made records during one recovery (Launches._dep_record)
+        self._lineage_launches: dict = {}
+        self._lineage_ids: list = []
+        self._cone: dict = {}
+        #: ``(launch spec, name, index, inputs in order) -> spec`` of a point run on its
+        #: own (computed again after its rank died); the runtime sets its own
+        self.make_point_spec: Any = _point_spec
         self.n_launches = 0
         self.n_points = 0
         self.n_points_done = 0
@@ -369,6 +384,8 @@ class Scheduler(Placement, Recovery, Launches):
             if self._n_durations & 63 == 1:
                 self._update_capacity()
         self._finished_news(t)
+        if t.launch is not None:  # a lost point computed again
+            self._point_redone(t, ev.nbytes)
         if t.deps:
             self._dependency_done(t)
         if t.refs <= 0 and t.consumers <= 0:
@@ -596,6 +613,8 @@ class Scheduler(Placement, Recovery, Launches):
             cur.error = err
             cur.spec = None
             self.n_failed += 1
+            if cur.launch is not None:  # (a lost point computed again: its launch fails too)
+                self._point_redo_failed(cur, err)
             if cur.watchers:
                 for r in cur.watchers:
                     self._out.append(Deliver(r, cur.id, error=err))
@@ -640,6 +659,8 @@ class Scheduler(Placement, Recovery, Launches):
             self.width[t.level] = n
         else:
             del self.width[t.level]
+        if t.launch is not None and self.lineage:
+            self._launch_heir_gone(t.launch)
 
     def _maybe_forget(self, t: TaskRecord) -> None:
         if t.refs > 0 or t.consumers > 0 or t.state < FIRST_FINAL:
@@ -737,7 +758,12 @@ class Scheduler(Placement, Recovery, Launches):
                 assert t.heirs == heirs, f"{t.id:#x} heirs={t.heirs} but {heirs} dependents are kept"
                 assert t.spec is not None or t.state >= FIRST_FINAL or t.launch is not None, \
                     f"{t.id:#x} lineage without a spec"
-            if t.state is _WAITING and t.launch is not None:  # a point: waits for its launch
+            redo = t.launch is not None and t.spec is not None  # (a lost point computed again)
+            if redo:
+                rec = self.launches.get(t.launch)
+                assert t.state >= FIRST_FINAL or rec is not None and rec.redo and t.id in rec.redo, \
+                    f"point {t.id:#x} computed again for a launch that does not wait for it"
+            if t.state is _WAITING and t.launch is not None and not redo:  # a point: waits for its launch
                 rec = self.launches.get(t.launch)
                 assert t.waiting == 1 and rec is not None and rec.pending and t.id in rec.points, \
                     f"point {t.id:#x} waiting for a launch that is not running"

@@ -55,6 +55,7 @@ class Driver(Client):
         #: The job goes on when a worker rank dies (ULFM): keep lineage to recompute.
         self.fault_tolerant = bool(getattr(transport, "fault_tolerant", False))
         self.scheduler = Scheduler(prefetch=prefetch, lineage=self.fault_tolerant)
+        self.scheduler.make_point_spec = msg.point_spec
         self.failures: list[dict] = []  # one record per dead rank: when, what was redone
         self.fn_table: dict[tuple[int, int], bytes] = {}
         self.fn_sent: dict[int, set] = {r: set() for r in self.worker_ranks}
@@ -647,7 +648,7 @@ class Driver(Client):
                     sent.add(fn_id)
                     send(rank, msg.FnCode(fn_id, self.fn_table[fn_id]))
                 send(rank, msg.Exec(ins.task_id, spec.name, fn_id, spec.payload, spec.buffers, ins.inputs,
-                                    spec.needs, spec.policy, ins.attempt, spec.save, ins.suspect))
+                                    spec.needs, spec.policy, ins.attempt, spec.save, ins.suspect, spec.point))
             elif t is ev.Deliver:
                 if ins.rank == me:
                     ends.append((ins.task_id, ins.owner, ins.error))
@@ -668,7 +669,9 @@ class Driver(Client):
                 # to the root of the launch's ReportTree, which passes it on down
                 spec = ins.spec
                 fn_id = spec.fn_id
-                tree = len(ins.ranks) > TREE_FANOUT and not self.dead  # (after a death: straight)
+                # (straight when ranks may die: each rank reports its own points, which
+                # rank 0 then knows to compute again)
+                tree = len(ins.ranks) > TREE_FANOUT and not self.fault_tolerant
                 for rank in ins.ranks[:1] if tree else ins.ranks:
                     sent = self.fn_sent[rank]
                     if fn_id not in sent:
@@ -678,12 +681,15 @@ class Driver(Client):
                                               ins.layout, ins.reads, spec.policy, *spec.save, tree))
             elif t is ev.ReleaseLaunch:
                 ranks = ins.ranks
-                if len(ranks) > TREE_FANOUT and not self.dead:
+                if len(ranks) > TREE_FANOUT and not self.fault_tolerant:
                     send(ranks[0], msg.FreeLaunch(ins.launch_id))  # (down the tree)
                 else:  # (after a death, the tree may be cut: to each live rank)
                     for rank in ranks:
                         if rank not in self.dead:
                             send(rank, msg.FreeLaunch(ins.launch_id, False))
+            elif t is ev.MoveLaunch:  # (ULFM: points of a dead rank computed again elsewhere)
+                for rank in self.worker_ranks - self.dead:
+                    send(rank, msg.LaunchMoved(ins.launch_id, ins.base, ins.layout))
         if ends:
             self._deliver_many(ends)
 

@@ -17,7 +17,7 @@ class Job:
     """One :class:`~dagmpi.runtime.messages.Exec` on a worker: what to run, and its inputs as they arrive."""
 
     __slots__ = ("id", "name", "fn_id", "payload", "buffers", "inputs", "missing", "failed", "needs",
-                 "policy", "attempt", "timed_out", "replaced", "save", "suspect", "trace_in", "point")
+                 "policy", "attempt", "timed_out", "replaced", "save", "suspect", "trace_in", "point", "call")
 
     def __init__(self, m: Exec) -> None:
         self.id, self.name, self.fn_id, self.payload, self.buffers = m.task_id, m.name, m.fn_id, m.payload, m.buffers
@@ -32,6 +32,9 @@ class Job:
         self.trace_in: Any = None
         #: A point of a launch: ``(index, input ids in order)`` (it runs ``fn(index, *args, *inputs)``).
         self.point: Any = None
+        #: How it is called: as a point (``point``, or a launch's point run on its own,
+        #: computed again after its rank died: ``Exec.point``), else None.
+        self.call: Any = m.point
 
 
 class Executor:

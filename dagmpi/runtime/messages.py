@@ -11,6 +11,8 @@ Who sends what::
 
     rank 0 -> worker         worker -> rank 0                 local (a rank's _outq)
     FnCode  Exec  Free       Hello  Finished  Failed          Pull  Restored
+    LaunchExec  FreeLaunch   LaunchSubmit  LaunchReport
+    LaunchMoved
     Ended  GiveBack          LateReturn  Started  Returned    ConfigureAll  Stop
     PeerLost  Configure      Submit  FnCode  Release  Acquire
     TraceOn                  TraceBatch
@@ -31,8 +33,8 @@ from ..transport.base import Abort, RankDead
 
 __all__ = [
     "Abort", "Acquire", "Await", "Blocked", "Bye", "Configure", "ConfigureAll", "Ended", "Exec", "FAILED", "Failed",
-    "Finished", "Flushed", "FnCode", "Free", "Get", "GiveBack", "Hello", "LateReturn", "MOVED", "PeerLost",
-    "Preempt", "PreemptRequest", "Pull", "RankDead", "Release", "Restored", "Returned", "Started",
+    "Finished", "Flushed", "FnCode", "Free", "Get", "GiveBack", "Hello", "LateReturn", "LaunchMoved", "MOVED",
+    "PeerLost", "Preempt", "PreemptRequest", "Pull", "RankDead", "Release", "Restored", "Returned", "Started",
     "Stop", "Submit", "TaskSpec", "TraceBatch", "TraceOn", "Unblocked", "Value", "Watch",
 ]
 
@@ -92,6 +94,18 @@ class TaskSpec(NamedTuple):
     needs: Optional[dict]
     policy: Optional[tuple]
     save: Optional[str]
+    #: a launch's point run on its own (computed again after its rank died): ``(index,
+    #: input ids in order)``, called ``fn(index, *args, *inputs)``
+    point: Optional[tuple] = None
+
+
+def point_spec(spec: TaskSpec, name: str, index: int, inputs: tuple) -> TaskSpec:
+    """The spec of point ``index`` of a launch whose spec is ``spec`` (its ``save``:
+    ``(keys to save under, restored)``), run on its own as a plain task
+    (``Scheduler.make_point_spec``)."""
+    keys = spec.save[0] if spec.save else None
+    return TaskSpec(name, spec.fn_id, spec.payload, spec.buffers, None, spec.policy,
+                    keys[index] if keys else None, (index, inputs))
 
 
 class LaunchSubmit(NamedTuple):
@@ -140,6 +154,16 @@ class LaunchExec(NamedTuple):
     tree: bool = False
 
 
+class LaunchMoved(NamedTuple):
+    """A rank died holding points of a launch (ULFM): they are computed again on the
+    ranks ``layout`` gives them now.  Points waiting for them ask there; a rank that
+    gets some frees them with the launch."""
+
+    launch_id: int
+    base: int
+    layout: Any
+
+
 class FreeLaunch(NamedTuple):
     """Drop the values of this rank's points of a launch (``forward``: and pass it on
     down the launch's tree, when it came down one)."""
@@ -165,6 +189,7 @@ class Exec(NamedTuple):
     attempt: int
     save: Optional[str]
     suspect: bool
+    point: Optional[tuple] = None  # (see TaskSpec.point)
 
 
 class Free(NamedTuple):

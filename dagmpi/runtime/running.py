@@ -207,12 +207,12 @@ class JobRunner:
             fn = self.fn_cache[job.fn_id]
             if isinstance(fn, bytes):
                 fn = self.fn_cache[job.fn_id] = serialize.load_function(fn)
-            point = job.point
-            args, kwargs = serialize.load_args(job.payload, job.buffers, job.inputs if point is None else {})
-            if point is not None:  # a launch's point: fn(index, *shared args, *its inputs)
+            call = job.call
+            args, kwargs = serialize.load_args(job.payload, job.buffers, job.inputs if call is None else {})
+            if call is not None:  # a launch's point: fn(index, *shared args, *its inputs)
                 got = job.inputs
-                args = (point[0], *args, *[got[d] for d in point[1]])
-            if point is None or job.policy is None or job.attempt > job.policy[0]:
+                args = (call[0], *args, *[got[d] for d in call[1]])
+            if job.point is None or job.policy is None or job.attempt > job.policy[0]:
                 job.inputs = job.payload = job.buffers = None  # (a point that may run again keeps them)
             if gpu is not None and (job.policy is None or len(job.policy) < 4 or job.policy[3]):
                 # arrays arrive in the memory of the processor the task runs on (move=True)

@@ -463,6 +463,8 @@ class Worker(JobRunner, Client):
             self._on_launch(m)
         elif kind is msg.FreeLaunch:
             self._free_launch(m.launch_id, m.forward)
+        elif kind is msg.LaunchMoved:
+            self._launch_moved(m)
         elif kind is msg.LaunchReport:  # a child's subtree of a launch tree is done
             self._subtree_done(m)
         elif kind is msg.FnCode:
@@ -616,7 +618,9 @@ class Worker(JobRunner, Client):
                     self._awaits[tid] = left
                 else:
                     del self._awaits[tid]
-        hit = {rid: job for rid, (job, _, owner) in self._input_reqs.items() if owner == rank}
+        # (a launch's point keeps waiting: rank 0 computes its input again and says
+        # where, LaunchMoved; other tasks go back to rank 0)
+        hit = {rid: job for rid, (job, _, owner) in self._input_reqs.items() if owner == rank and job.point is None}
         if not hit:
             return
         n = self._return_waiting(hit.values())
@@ -648,10 +652,12 @@ class Worker(JobRunner, Client):
         given[job.id] = None
         if len(given) > 100_000:
             del given[next(iter(given))]
-        if self._awaits:
+        if self._awaits and job.call is None:
+            # (a launch's lost point computed again is pinned here: it comes back, and
+            # the points on other ranks waiting for it keep waiting)
             self._refuse_awaits(job.id, msg.MOVED, "it was given back to rank 0")
         return job.id, msg.TaskSpec(job.name, job.fn_id, job.payload, serialize.portable(job.buffers), job.needs,
-                                    job.policy, job.save)
+                                    job.policy, job.save, job.call)
 
     def _serve(self, dest: int, tid: int, rid: int) -> None:
         entry = self.store.get(tid, _MISSING)
@@ -793,6 +799,37 @@ class Worker(JobRunner, Client):
         if st[0] <= 0 and st[5] <= 0:
             self._report_launch(m.launch_id, st)
 
+    def _launch_moved(self, m: msg.LaunchMoved) -> None:
+        """Points of a launch moved (their rank died; ULFM): this rank frees those it
+        gets with the launch, and the points here that wait for one ask its new rank."""
+        lid, base, layout = m.launch_id, m.base, m.layout
+        entry = self._launch_of.get(lid)
+        if entry is not None:
+            self._launch_of[lid] = (base, layout, entry[2])
+        elif self.rank in layout.touched():
+            self._launch_of[lid] = (base, layout, ())
+        end = base + layout.n
+        moved = [(rid, job, dep, layout.rank_of(dep - base)) for rid, (job, dep, owner) in self._input_reqs.items()
+                 if base <= dep < end and owner != layout.rank_of(dep - base)]
+        for rid, job, dep, owner in moved:
+            del self._input_reqs[rid]
+            self._asked.pop(rid, None)
+            if owner != self.rank:
+                rid = next(self._req_ids)
+                self._input_reqs[rid] = (job, dep, owner)
+                if job.trace_in is not None:
+                    self._asked[rid] = time.time()
+                self._send(owner, msg.Await(dep, rid))
+                continue
+            entry = self.store.get(dep, _MISSING)  # (computed again here)
+            if entry is _MISSING:
+                self._local_waits.setdefault(dep, []).append(job)
+                continue
+            job.inputs[dep] = entry[0] if self.serializes else entry
+            job.missing -= 1
+            if job.missing == 0:
+                self._runq.append(job)
+
     def _free_launch(self, lid: int, forward: bool = True) -> None:
         """Rank 0 says nothing needs this launch's values any more."""
         self._launch_left.pop(lid, None)  # (a child that died never reports)
@@ -814,7 +851,8 @@ class Worker(JobRunner, Client):
 
     def _on_exec(self, m: msg.Exec, point: Any = None) -> None:
         job = _Job(m)
-        job.point = point
+        if point is not None:
+            job.point = job.call = point
         given = self._given_back
         if given:
             given.pop(job.id, None)

@@ -1,6 +1,7 @@
 """A worker rank dies (SIGKILL) inside a block of a map_overlap time loop under ULFM:
-the array layer runs one task per block there (not launches), so the lost blocks are
-computed again from their lineage and the loop gives numpy's answer.
+each step is two launches (halos, then the step), and the blocks the dead rank held are
+computed again from the launches' lineage (back to the first step), so the loop gives
+numpy's answer.
 
     array_death.py MARKER_DIR
 """
@@ -32,7 +33,7 @@ if __name__ == "__main__":
     x = np.zeros((32, 32))
     want = x.copy()
     A = da.zeros((32, 32), blocks=8)
-    assert A._launch is None, "no launches under ULFM"
+    assert A._launch is not None, "the array layer issues launches under ULFM too"
     for step in range(12):
         A = A.map_overlap(smooth, 1, boundary=-1.0, marker=marker, step=step)
         p = np.pad(want, 1, constant_values=-1.0)

@@ -302,3 +302,101 @@ def test_the_simulator_runs_task_bench_graphs_as_launches(pattern):
     assert all(not rep.state for rep in sim.reports.values())
     # each launch kept only by the driver's handle (the simulation never drops it)
     assert len(sim.sched.launches) == 5 and all(r.refs == 1 and not r.pending for r in sim.sched.launches.values())
+
+
+def _lineage_sched(n=3):
+    s = Scheduler(lineage=True, queue_window=0)
+    s.handle(*[WorkerJoined(r) for r in range(1, n + 1)])
+    return s
+
+
+def _finish_all(s, out, seen=None):
+    """Run the scheduler's instructions as workers would (each Execute finishes on its
+    rank, each ExecuteLaunch reports per rank) until none is left; the Executes seen."""
+    from dagmpi.core.events import Execute, MoveLaunch, TaskFinished
+
+    seen = [] if seen is None else seen
+    while out:
+        events = []
+        for i in out:
+            if isinstance(i, Execute):
+                seen.append(i)
+                events.append(TaskFinished(i.task_id, i.rank, nbytes=8))
+            elif isinstance(i, ExecuteLaunch):
+                for r in i.layout.touched():
+                    events.append(LaunchDone(i.launch_id, r, len(i.layout.points_of(r)), 8))
+        out = s.handle(*events) if events else []
+        s.validate()
+    return seen
+
+
+def test_lineage_computes_the_lost_points_of_a_chain_of_launches_again():
+    """ULFM: a rank dies in the middle of a chain of stencil launches.  Its points of
+    the launch still held, and of the one running, are computed again on the ranks
+    left (pinned where the new layout puts them, which every live worker is told),
+    from the released launches before (whose lineage is kept), and the chain goes on
+    on the new layout; nothing is failed."""
+    from dagmpi.core.events import Execute, MoveLaunch
+
+    s = _lineage_sched(3)
+    proj = Projection("offsets", (-1, 0, 1))
+    out = s.handle(launch(10, 6, (1, 2, 3)))
+    _finish_all(s, out)
+    prev = 10
+    for lid in (20, 30):  # each step reads the one before; the one before is released
+        out = s.handle(launch(lid, 6, (1, 2, 3), reads=((prev, proj),)))
+        _finish_all(s, out)
+        s.handle(HandleReleased(prev))
+        prev = lid
+    assert set(s.launches) == {30} and set(s._lineage_launches) == {10, 20}
+    # launch 40 runs: rank 1 reported its points, rank 2 (points 2, 3) dies before it did
+    s.handle(launch(40, 6, (1, 2, 3), reads=((30, proj),), watch=True), LaunchDone(40, 1, 2, 8))
+    out = s.handle(WorkerLost(2))
+    s.validate()
+    moves = {i.launch_id: i.layout for i in out if isinstance(i, MoveLaunch)}
+    assert set(moves) == {30, 40} and not [i for i in out if isinstance(i, Deliver)], out
+    lay = moves[40]
+    assert [lay.rank_of(i) for i in range(6)] == [1, 1, 1, 3, 3, 3]  # (2 -> 1, 3 -> 3: spread)
+    assert s.launches[40].pending == 4 and set(s.launches[40].redo) == {43, 44}
+    # the cone: 43 and 44 (points 2, 3 of launch 40) need 32..35 of launch 30, whose 33,
+    # 34 were on rank 2 too; those need launch 20's 22..25 (released: computed again as
+    # plain tasks), which need all of launch 10's (released too): back to the first launch
+    seen = _finish_all(s, out)
+    ran = {i.task_id for i in seen}
+    assert {43, 44, 33, 34} <= ran and {11, 12, 13, 14, 15, 16} <= ran, ran
+    assert {i.task_id for i in seen if 21 <= i.task_id < 27} == {22, 23, 24, 25}
+    assert all(i.rank == lay.rank_of(i.task_id - 41) for i in seen if i.task_id in (43, 44))
+    spec = next(i.spec for i in seen if i.task_id == 44)
+    assert spec == ("point", ("spec", 40), "f[3]", 3, (33, 34, 35))  # its launch's spec, its inputs
+    assert s.n_recomputed == len(seen)
+    # ... and launch 40 ends once rank 3 reports its own points
+    out = s.handle(LaunchDone(40, 3, 2, 8))
+    assert Deliver(0, 40, owner=SPREAD) in out
+    s.validate()
+    # a later launch with the old layout runs on the ranks left, where the data went
+    out = s.handle(launch(50, 6, (1, 2, 3), reads=((40, proj),)))
+    ex = [i for i in out if isinstance(i, ExecuteLaunch)][0]
+    assert [ex.layout.rank_of(i) for i in range(6)] == [1, 1, 1, 3, 3, 3]
+    assert ex.reads[0].layout == lay
+    _finish_all(s, out)
+    # everything is let go in the end: the lineage kept for the chain with it
+    s.handle(HandleReleased(30), HandleReleased(40), HandleReleased(50))
+    s.validate()
+    assert not s.launches and not s._lineage_launches and not s.tasks
+
+
+def test_lineage_fails_what_cannot_be_computed_again():
+    """A lost point whose lineage is gone (its launch failed) fails its launch and the
+    launches reading it; a point computed again that raises does too."""
+    from dagmpi.core.events import Execute, TaskFailed
+
+    s = _lineage_sched(3)
+    out = s.handle(launch(10, 3, (1, 2, 3)), LaunchDone(10, 1, 1), LaunchDone(10, 2, 1), LaunchDone(10, 3, 1))
+    out = s.handle(launch(20, 3, (1, 2, 3), reads=((10, Projection("same")),), watch=True))
+    out = s.handle(WorkerLost(2))
+    ex = [i for i in out if isinstance(i, Execute)]
+    assert sorted(i.task_id for i in ex) == [12, 22], out
+    out = s.handle(*[TaskFailed(i.task_id, i.rank, "boom") for i in ex if i.task_id == 12])
+    errors = {i.task_id: i.error for i in out if isinstance(i, Deliver)}
+    assert isinstance(errors[20], UpstreamFailure), out
+    s.validate()
