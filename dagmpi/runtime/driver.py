@@ -617,6 +617,13 @@ class Driver(Client):
             if t.state is TaskState.FINISHED and (t.owner == rank or t.gone) and t.spec is not None \
                     and t.spec.save is not None:
                 wanted[t.spec.save] = t.id
+        # the points of launches kept for their lineage that were saved: a point computed
+        # again after this death reads them back instead of computing its cone further
+        for rec in (*sched.launches.values(), *sched._lineage_launches.values()):
+            keys = rec.spec.save[0] if rec.spec is not None and rec.spec.save else None
+            if keys:
+                for i, key in enumerate(keys):
+                    wanted.setdefault(key, rec.base + i)
         if not wanted:
             return None
         try:

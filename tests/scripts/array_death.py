@@ -1,13 +1,16 @@
 """A worker rank dies (SIGKILL) inside a block of a map_overlap time loop under ULFM:
 each step is two launches (halos, then the step), and the blocks the dead rank held are
 computed again from the launches' lineage (back to the first step), so the loop gives
-numpy's answer.
+numpy's answer.  With ``ckpt`` (and ``DAGMPI_CHECKPOINT`` set) the loop checkpoints
+its array every third step (``da.checkpoint``: a launch whose points are saved), and
+the cone of points computed again stops there: they are read back from the files.
 
-    array_death.py MARKER_DIR
+    array_death.py MARKER_DIR [ckpt]
 """
 import os
 import signal
 import sys
+import time
 
 import numpy as np
 
@@ -24,12 +27,14 @@ def smooth(u, marker, step):
             pass
         else:
             os.close(fd)
+            time.sleep(0.5)  # (the checkpoint files of the steps before are written meanwhile)
             os.kill(os.getpid(), signal.SIGKILL)
     return (u[1:-1, 1:-1] + u[:-2, 1:-1] + u[2:, 1:-1] + u[1:-1, :-2] + u[1:-1, 2:]) / 5
 
 
 if __name__ == "__main__":
     marker = os.path.join(sys.argv[1], "died")
+    ckpt = sys.argv[2:] == ["ckpt"]
     x = np.zeros((32, 32))
     want = x.copy()
     A = da.zeros((32, 32), blocks=8)
@@ -38,6 +43,8 @@ if __name__ == "__main__":
         A = A.map_overlap(smooth, 1, boundary=-1.0, marker=marker, step=step)
         p = np.pad(want, 1, constant_values=-1.0)
         want = (p[1:-1, 1:-1] + p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:]) / 5
+        if ckpt and step % 3 == 2:
+            A = da.checkpoint(A, f"u{step}")
     got = A.to_numpy(timeout=120)
     assert os.path.exists(marker), "no rank died"
     np.testing.assert_allclose(got, want, rtol=1e-13)

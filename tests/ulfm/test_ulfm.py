@@ -155,6 +155,19 @@ def test_an_array_time_loop_survives_a_rank_death(ompi, tmp_path):
 
 
 @pytest.mark.mpi
+def test_an_array_time_loop_computes_lost_blocks_again_from_its_checkpoint(ompi, tmp_path):
+    """With the loop checkpointed every third step, the blocks the dead rank held are
+    computed again from the last checkpoint's blocks, read back from its files."""
+    import re
+
+    env = dict(ompi, DAGMPI_CHECKPOINT=str(tmp_path / "ckpt"), DAGMPI_CHECKPOINT_INTERVAL="0.1")
+    res = run_ompi(env, "array_death.py", 4, [tmp_path, "ckpt"], timeout=150)
+    _ok(res)
+    m = re.search(r"(\d+) lost value\(s\) being recomputed, (\d+) read back from the checkpoint", res.stderr)
+    assert "ARRAY-DEATH-OK" in res.stdout and m and int(m.group(2)) > 0, res
+
+
+@pytest.mark.mpi
 @pytest.mark.parametrize("how", ["kill", "segv", "exit"])
 def test_a_worker_dying_inside_a_task_does_not_end_the_job(ompi, tmp_path, how):
     res = run_ompi(ompi, "rank_death.py", 4, [how, tmp_path])

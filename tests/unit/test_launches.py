@@ -313,7 +313,7 @@ def _lineage_sched(n=3):
 def _finish_all(s, out, seen=None):
     """Run the scheduler's instructions as workers would (each Execute finishes on its
     rank, each ExecuteLaunch reports per rank) until none is left; the Executes seen."""
-    from dagmpi.core.events import Execute, MoveLaunch, TaskFinished
+    from dagmpi.core.events import Execute, TaskFinished
 
     seen = [] if seen is None else seen
     while out:
@@ -336,7 +336,7 @@ def test_lineage_computes_the_lost_points_of_a_chain_of_launches_again():
     left (pinned where the new layout puts them, which every live worker is told),
     from the released launches before (whose lineage is kept), and the chain goes on
     on the new layout; nothing is failed."""
-    from dagmpi.core.events import Execute, MoveLaunch
+    from dagmpi.core.events import MoveLaunch
 
     s = _lineage_sched(3)
     proj = Projection("offsets", (-1, 0, 1))
