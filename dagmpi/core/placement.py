@@ -66,6 +66,8 @@ class Placement:
     _ahead_ranks: set
     _n_queued: int
     _n_idle: int
+    _queued_ranks: set
+    _idle_ranks: set
     _per_slot: Optional[int]
     _ring: Optional[list] = None  # sorted worker ranks (rebuilt when the workers change)
 
@@ -108,11 +110,21 @@ class Placement:
         w.free = f
         q = w.load > w.slots
         if q is not w.queued:
-            self._n_queued += 1 if q else -1
+            if q:
+                self._n_queued += 1
+                self._queued_ranks.add(w.rank)
+            else:
+                self._n_queued -= 1
+                self._queued_ranks.discard(w.rank)
             w.queued = q
         i = w.load < w.slots
         if i is not w.idle:
-            self._n_idle += 1 if i else -1
+            if i:
+                self._n_idle += 1
+                self._idle_ranks.add(w.rank)
+            else:
+                self._n_idle -= 1
+                self._idle_ranks.discard(w.rank)
             w.idle = i
         if f > 0:
             room = self._room
@@ -127,9 +139,11 @@ class Placement:
         w.free = 0
         if w.queued:
             self._n_queued -= 1
+            self._queued_ranks.discard(w.rank)
             w.queued = False
         if w.idle:
             self._n_idle -= 1
+            self._idle_ranks.discard(w.rank)
             w.idle = False
         self._ahead_ranks.discard(w.rank)
 
@@ -188,15 +202,27 @@ class Placement:
         """
         if self.ready:
             return  # placement could not fill the idle slots with ready work: stealing would not help
-        idle = [w for w in self.workers.values() if w.load < w.slots]
+        # (from the indexes: O(victims + the idle ranks that can take what they give),
+        # not O(workers), so a ramp of many idle ranks costs no scan of them all)
+        workers = self.workers
+        victims = sorted((workers[r] for r in self._queued_ranks), key=lambda w: w.slots - w.load)
+        most = sum((v.load - v.slots - len(v.stealing) + 1) // 2 for v in victims)
+        idle: list = []
+        want = 0  # the room of the idle ranks in ``idle``
+        if most > 0:
+            for r in self._idle_ranks:
+                w = workers[r]
+                idle.append(w)
+                want += w.capacity - w.load
+                if want >= most:
+                    break
         if not idle:
             return
         tasks = self.tasks
-        for v in sorted(self.workers.values(), key=lambda w: w.slots - w.load):
+        for v in victims:
             queued = v.load - v.slots - len(v.stealing)
             if queued <= 0 or not idle:
                 continue
-            want = sum(w.capacity - w.load for w in idle)
             take = []
             limit = min(want, (queued + 1) // 2)
             # look at the newest tasks only: a queue that ran ahead (a chain waiting
@@ -221,7 +247,9 @@ class Placement:
             if take:
                 v.stealing.update(take)
                 self._out.append(Steal(v.rank, tuple(take)))
-                idle = idle[1:] if len(take) >= want else idle
+                if len(take) >= want:
+                    want -= idle[0].capacity - idle[0].load
+                    idle = idle[1:]
 
     def _fits(self, t: TaskRecord, w: WorkerRecord) -> bool:
         if t.ranks is not None and w.rank not in t.ranks:

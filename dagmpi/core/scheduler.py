@@ -133,6 +133,8 @@ class Scheduler(Placement, Recovery, Launches):
         #: workers with more tasks than slots (steal victims), with fewer (idle slots)
         self._n_queued = 0
         self._n_idle = 0
+        self._queued_ranks: set[int] = set()  # their ranks
+        self._idle_ranks: set[int] = set()
         self._per_slot: Optional[int] = None  # queue depth per slot last set (_update_capacity)
         self.ready = ReadyQueue()
         self.prefetch = prefetch
@@ -263,8 +265,10 @@ class Scheduler(Placement, Recovery, Launches):
             if w.ahead:
                 assert w.rank in self._ahead_ranks, f"worker {w.rank}: ahead list not indexed"
         assert self.free_total == sum(w.free for w in ws), "free_total"
-        assert self._n_queued == sum(1 for w in ws if w.queued), "queued count"
-        assert self._n_idle == sum(1 for w in ws if w.idle), "idle count"
+        assert self._n_queued == sum(1 for w in ws if w.queued) == len(self._queued_ranks), "queued count"
+        assert self._n_idle == sum(1 for w in ws if w.idle) == len(self._idle_ranks), "idle count"
+        assert self._queued_ranks == {w.rank for w in ws if w.queued}, "queued ranks"
+        assert self._idle_ranks == {w.rank for w in ws if w.idle}, "idle ranks"
 
     def state_of(self, task_id: int) -> Optional[TaskState]:
         """The state of a task still known to the scheduler, else ``None``."""
