@@ -2,9 +2,10 @@
 it held, of the launches still needed and of the one running, are computed again from
 the launches' lineage on the ranks left (back through the released launches), and the
 chain gives the right answer; new launches whose layouts name the dead rank run on the
-ranks left.
+ranks left.  With ``twice`` (5 ranks or more) a second rank dies later in the chain,
+after the first death moved points.
 
-    launch_death.py MARKER_DIR
+    launch_death.py MARKER_DIR [twice]
 """
 import os
 import signal
@@ -19,14 +20,20 @@ from dagmpi import Projection
 
 def step(i, marker, *ins):
     if i == 1 and ins and ins[0][1] >= 5:  # point 1 of the 6th launch kills its rank, once
-        try:
-            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            pass
-        else:
-            os.close(fd)
-            os.kill(os.getpid(), signal.SIGKILL)
+        die_once(marker)
+    if i == 3 and ins and ins[0][1] >= 12 and os.path.exists(marker + "-twice"):
+        die_once(marker + "2")  # (twice: point 3 of the 13th launch kills a second rank)
     return value(i, *ins)
+
+
+def die_once(marker):
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        pass
+    else:
+        os.close(fd)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def value(i, *ins):
@@ -36,6 +43,8 @@ def value(i, *ins):
 
 if __name__ == "__main__":
     marker = os.path.join(sys.argv[1], "died")
+    if sys.argv[2:] == ["twice"]:
+        open(marker + "-twice", "w").close()
     workers = sorted(dagmpi.workers())
     n = len(workers)  # one point per rank: point 1 is on the second worker
     proj = Projection("offsets", (-1, 0, 1))
@@ -47,6 +56,7 @@ if __name__ == "__main__":
         want = [value(i, *[want[j] for j in proj.points(i, n)]) for i in range(n)]
     got = u.fetch(timeout=60)
     assert os.path.exists(marker), "no rank died"
+    assert os.path.exists(marker + "2") == (sys.argv[2:] == ["twice"])
     np.testing.assert_array_equal(np.array(got), np.array(want))
     assert time.monotonic() - t0 < 30
     print("chain computed again:", [float(x[0]) for x in got], flush=True)

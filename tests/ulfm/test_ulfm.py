@@ -146,6 +146,14 @@ def test_a_rank_dying_inside_a_chain_of_launches(ompi, tmp_path):
 
 
 @pytest.mark.mpi
+def test_two_ranks_dying_one_after_the_other_inside_a_chain_of_launches(ompi, tmp_path):
+    """The second death hits a chain whose points moved after the first."""
+    res = run_ompi(ompi, "launch_death.py", 5, [tmp_path, "twice"])
+    _ok(res)
+    assert "LAUNCH-DEATH-OK" in res.stdout and res.stderr.count("died;") == 2, res
+
+
+@pytest.mark.mpi
 def test_an_array_time_loop_survives_a_rank_death(ompi, tmp_path):
     """The array layer's launches under ULFM: a rank killed inside a map_overlap step
     loses blocks that are computed again from the launches' lineage."""
