@@ -301,7 +301,7 @@ class Client:
         if deps:
             raise TypeError("spawn_many(): the shared arguments may not hold tasks; read the points of "
                             "earlier launches with reads=[(launch, projection)], or fetch a task's value first")
-        key = save = restored = None
+        key = save = restored = lookup = None
         if keys is not None and len(keys) != n:
             raise ValueError(f"spawn_many(): keys= gives one checkpoint key per point ({n}), got {len(keys)}")
         if self.checkpointing:
@@ -318,14 +318,17 @@ class Client:
                                                           "keys": keys})
             if keys is None:
                 keys = tuple(f"{key}/{i}" for i in range(n))
-            found = {}
-            for i, k in enumerate(keys):
-                where = self._saved(k)
-                if where is not None:
-                    found[i] = where
-            if found:
-                restored = found
-                self.n_points_restored += len(found)
+            if not self.holds_index:  # (a worker: rank 0 holds the index and looks them up)
+                lookup = keys
+            else:
+                found = {}
+                for i, k in enumerate(keys):
+                    where = self._saved(k)
+                    if where is not None:
+                        found[i] = where
+                if found:
+                    restored = found
+                    self.n_points_restored += len(found)
             if self.checkpoint_all if checkpoint is None else checkpoint:
                 save = keys
         else:
@@ -344,7 +347,7 @@ class Client:
             self._watch[lid] = launch
             launch._watched = True
         self._enqueue(msg.LaunchSubmit(lid, lid + 1, n, name, fn_id, payload, buffers, layout, tuple(pairs),
-                                       self.auto_watch, policy, save, restored))
+                                       self.auto_watch, policy, save, restored, lookup))
         if self.drive_every:
             self._spawned()
         return launch
@@ -372,6 +375,9 @@ class Client:
         outq.append(m)
         if len(outq) == 1:
             self.wakeup()
+
+    #: Whether this rank holds the checkpoint's index (rank 0: see :meth:`_saved`).
+    holds_index = False
 
     def _saved(self, key: str) -> Any:
         """Where a saved result of ``key`` is, if this rank knows (rank 0 holds the index)."""

@@ -278,6 +278,8 @@ class Driver(Client):
         """Tasks (and points of launches) of this run completed from the checkpoint."""
         return self.scheduler.n_restored + self.n_points_restored
 
+    holds_index = True
+
     def _saved(self, key: str) -> Any:
         index = self.ckpt_index
         return None if index is None else index.get(key)
@@ -505,12 +507,17 @@ class Driver(Client):
                                 m.near, policy[0] if policy else 0, fn_id, restored)
 
     def _launch_submitted(self, src: int, m: msg.LaunchSubmit) -> ev.LaunchSubmitted:
+        restored = m.restored
+        if m.lookup:  # (from a worker: the points a checkpoint holds are found here)
+            restored = {i: where for i, k in enumerate(m.lookup) if (where := self._saved(k)) is not None} or None
+            if restored:
+                self.n_points_restored += len(restored)
         if m.save:  # (the points' keys this run saves or reads back: kept by ``ckpt gc``)
             self.used_keys.update(m.save)
-        if m.restored:
-            self.used_keys.update(loc.key for loc in m.restored.values())
+        if restored:
+            self.used_keys.update(loc.key for loc in restored.values())
         buffers = serialize.portable(m.buffers) if src != self.rank and m.buffers else m.buffers
-        spec = msg.TaskSpec(m.name, m.fn_id, m.payload, buffers, None, m.policy, (m.save, m.restored))
+        spec = msg.TaskSpec(m.name, m.fn_id, m.payload, buffers, None, m.policy, (m.save, restored))
         return ev.LaunchSubmitted(m.launch_id, m.base, m.n, m.name, spec, m.layout, m.reads, src, m.watch)
 
     # --------------------------------------------------- from other ranks

@@ -128,6 +128,9 @@ class LaunchSubmit(NamedTuple):
     #: ``{point: Location}`` of the points a checkpoint holds (read back, not run)
     save: Optional[tuple] = None
     restored: Optional[dict] = None
+    #: checkpointing, from a rank without the checkpoint's index (a worker): the points'
+    #: keys, which rank 0 looks up (``restored`` then comes from there)
+    lookup: Optional[tuple] = None
 
 
 # ------------------------------------------------------------- rank 0 -> worker
