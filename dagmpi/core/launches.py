@@ -230,13 +230,14 @@ class LaunchRecord:
     points: list = field(default_factory=list)
     #: lineage mode (ULFM): what runs a point again (the launch's spec, kept), the ranks
     #: that reported their points, the records (launches and points) that may need it
-    #: computed again, whether its points were sent, and the points computed again
-    #: after their rank died (task id -> counted in ``pending``)
+    #: computed again, the layout its points were sent with (None: not sent yet), and
+    #: the points computed again after their rank died (task id -> counted in ``pending``)
     spec: Any = None
     reported: Optional[set] = None
     heirs: int = 0
-    sent: bool = False
+    sent: Optional[Layout] = None
     redo: Optional[dict] = None
+    relaid: Optional[Layout] = None  # (during a recovery: its layout before)
 
     @property
     def done(self) -> bool:
@@ -367,13 +368,20 @@ class Launches:
             if src is None:
                 error = UnknownDependency(lid)
                 break
+            if src.error is not None and not src.pending:  # (it failed: so does what reads it)
+                from .failures import UpstreamFailure
+
+                error = UpstreamFailure(src.id, src.name, src.error)
+                break
             reads.append(Read(lid, src.base, src.n, src.layout, proj))
+        if error is not None:
+            reads = []  # (it never runs: it holds none of them)
         layout = ev.layout
         touched = layout.touched()
         if error is None and self._dead_ranks:
             dead = sorted(r for r in self._dead_ranks if r in touched)
             if dead and self.lineage:  # its points on dead ranks run on the ranks left
-                layout = self._relayout(layout)
+                layout = self._relayout(layout, self._dead_order)
                 if layout is None:
                     layout = ev.layout
                 else:
@@ -413,7 +421,7 @@ class Launches:
     def _dispatch_launch(self, rec: LaunchRecord, spec: Any) -> None:
         from .events import ExecuteLaunch
 
-        rec.sent = True
+        rec.sent = rec.layout
         if self._dead_ranks:  # (the launches it reads may have moved points since it came)
             launches = self.launches
             rec.reads = tuple(
@@ -539,63 +547,85 @@ class Launches:
         rec = self._lineage_launches[ids[k]]
         return rec if 0 <= pid - rec.base < rec.n else None
 
-    def _relayout(self, layout: Layout) -> Optional[Layout]:
-        """``layout`` with the points of dead ranks spread over its live ranks (over
-        every live worker when none of its ranks is left; None: no worker is), in
-        point order: the same for every launch of one layout, so a time loop's
-        moved blocks stay where they were computed again."""
-        dead = self._dead_ranks
-        touched = layout.touched()
-        live = [r for r in touched if r not in dead] or sorted(self.workers)
-        if not live:
-            return None
-        table = [layout.rank_of(i) for i in range(layout.n)]
-        k = 0
-        for i, r in enumerate(table):
-            if r in dead:
-                table[i] = live[k % len(live)]
-                k += 1
-        return Layout.of_table(table)
+    def _relayout(self, layout: Layout, deaths: Sequence[int]) -> Optional[Layout]:
+        """``layout`` with the points of the dead ranks ``deaths`` (in the order they
+        died) spread, one death after the other, over its ranks still alive then (over
+        every live worker when none of its ranks is left; None: no worker is), in point
+        order.  A launch submitted after the deaths gets the layout a launch of the
+        same layout that lived through them got, so a time loop's moved blocks stay
+        where they were computed again."""
+        dead = set(self._dead_ranks).difference(deaths)
+        for d in deaths:
+            dead.add(d)
+            touched = layout.touched()
+            if d not in touched:
+                continue
+            live = [r for r in touched if r not in dead] or sorted(r for r in self.workers if r not in dead)
+            if not live:
+                return None
+            table = [layout.rank_of(i) for i in range(layout.n)]
+            k = 0
+            for i, r in enumerate(table):
+                if r == d:
+                    table[i] = live[k % len(live)]
+                    k += 1
+            layout = Layout.of_table(table)
+        return layout
 
-    def _launches_recover(self, rank: int) -> tuple[list, list]:
+    def _launches_recover(self, rank: int) -> list:
         """Lineage mode: worker ``rank`` died.  Every launch not released with points
         there gets a layout without it (its points spread over its ranks left); its
         points that were sent there become task records computed again from their
         lineage on their new ranks (pinned there: the other ranks hear where to ask,
         :class:`~dagmpi.core.events.MoveLaunch`), counted in the launch's ``pending``
         when the rank had not reported them.  Returns those records, FINISHED and
-        ``gone``, for :meth:`Recovery._on_worker_lost` to compute again (or fail); the
-        launches that cannot be recovered (failed already, no worker left) are
-        returned in the second list."""
+        ``gone``, for :meth:`Recovery._on_worker_lost` to compute again (or fail).  The
+        launches that cannot be recovered (failed already, no worker left) fail, with
+        the launches reading them that are not done."""
         from .events import MoveLaunch
+        from .failures import RankLost
 
-        redo: list = []
-        failing: list = []
-        for rec in list(self.launches.values()):
-            old = rec.layout
-            if rank not in old.touched():
-                continue
+        hit = [rec for rec in self.launches.values() if rank in rec.layout.touched()]
+        failing = []
+        for rec in hit:
             if rec.error is not None or rec.spec is None:
                 failing.append(rec)
+            else:
+                new = self._relayout(rec.layout, [rank])
+                if new is None:
+                    failing.append(rec)
+                else:
+                    rec.layout, rec.relaid = new, rec.layout
+        # (first: what fails takes the launches reading it with it, which are then not
+        # moved; a launch that failed already fails its readers still running too, whose
+        # points on live ranks wait for its values there)
+        why = f"worker rank {rank} died holding points of launch "
+        self._fail_launches([(rec, RankLost(rank, why + repr(rec.name))) for rec in failing], readers=True)
+        redo: list = []
+        for rec in hit:
+            old = rec.relaid
+            if old is None:
                 continue
-            new = self._relayout(old)
-            if new is None:
-                failing.append(rec)
+            rec.relaid = None
+            if rec.error is not None or rec.id not in self.launches:
                 continue
-            rec.layout = new
-            if not rec.sent:  # (parked: its points go to the new ranks when it is sent)
+            new = rec.layout
+            if rec.sent is None:  # (parked: its points go to the new ranks when it is sent)
                 rec.ranks = new.touched()
                 continue
             rec.ranks = tuple(sorted(set(rec.ranks) - {rank} | set(new.touched())))
-            counted = bool(rec.pending) and rank not in rec.reported
+            own = bool(rec.pending) and rank not in rec.reported  # (its own points, not reported)
             if rec.redo is None:
                 rec.redo = {}
             for i in old.points_of(rank):
+                # counted in ``pending``: a point the rank was sent and did not report, or
+                # one moved there whose run again had not ended
+                counted = own if rec.sent.rank_of(i) == rank else rec.redo.get(rec.base + i, False)
                 t = self._lost_point(rec, i, counted, frozenset((new.rank_of(i),)))
                 if t is not None:
                     redo.append(t)
             self._out.append(MoveLaunch(rec.id, rec.base, new))
-        return redo, failing
+        return redo
 
     def _lost_point(self, rec: LaunchRecord, i: int, counted: bool, pin: frozenset) -> Any:
         """Point ``i`` of ``rec`` was sent to a rank that died: its record (made now if
@@ -665,11 +695,12 @@ class Launches:
         made = []
         for d in deps:
             dep = self._dep_record(d)
+            if dep is not None:
+                made.append(dep)
             if dep is None or dep.state is _ERRORED:
                 for m in made:
                     self._maybe_forget(m)
                 return False
-            made.append(dep)
         for dep in made:
             if dep.dependents:
                 dep.dependents.append(t.id)
@@ -677,7 +708,7 @@ class Launches:
                 dep.dependents = [t.id]
             dep.heirs += 1
         t.deps = deps
-        t.spec = self.make_point_spec(src.spec, t.name, i, tuple(inputs))
+        t.spec, t.retries = self.make_point_spec(src.spec, t.name, i, tuple(inputs))
         return True
 
     def _dep_record(self, pid: int) -> Any:
@@ -705,6 +736,27 @@ class Launches:
         self.n_submitted += 1
         self._cone[pid] = src
         return t
+
+    def _detach_point(self, t: Any) -> None:
+        """Point record ``t``, lost, is computed again outside its launch (which is
+        released, kept for its lineage only, or failed: its layout does not move the
+        point): it is a plain record from now on, whose value is freed on its own."""
+        lid = t.launch
+        if lid is None:
+            return
+        rec = self.launches.get(lid)
+        if rec is not None and rec.error is None or rec is not None and rec.redo and t.id in rec.redo:
+            return  # (its launch moved it: computed again as its point)
+        if t.spec is None:  # (its lineage: its launch's, kept; see _point_lineage)
+            src = rec or self._lineage_launches.get(lid)
+            if src is not None:
+                self._cone[t.id] = src
+        held = t.held
+        t.launch, t.held, t.ranks = None, False, None
+        self._launch_heir_gone(lid)
+        if held and rec is not None:
+            rec.refs -= 1
+            self._maybe_release_launch(rec)
 
     def _point_redone(self, t: Any, nbytes: int) -> None:
         """Lost point record ``t`` was computed again (its value on ``t.owner``)."""
@@ -800,7 +852,8 @@ class Launches:
         after a rank died): if the launch ended well and still holds the value, on a
         live rank, the record holds the launch (again) and True is returned."""
         rec = self.launches.get(t.launch)
-        if rec is None or rec.error is not None or rec.pending or t.state is not _FINISHED:
+        # (a FINISHED point of a launch still running was computed again after its rank died)
+        if rec is None or rec.error is not None or t.state is not _FINISHED:
             return False
         if rec.redo and t.id in rec.redo:
             return False  # (its rank died: being computed again)
@@ -846,28 +899,36 @@ class Launches:
         from .failures import RankLost
 
         self._dead_ranks.add(rank)
-        launches = self.launches
+        self._dead_order.append(rank)
         redo: list = []
         if self.lineage:
-            redo, hit = self._launches_recover(rank)
+            redo = self._launches_recover(rank)
         else:
-            hit = [rec for rec in launches.values() if rank in rec.ranks]
-        for rec in hit:
-            rec.ranks = tuple(r for r in rec.ranks if r != rank)
-        self._fail_launches([(rec, RankLost(rank, f"worker rank {rank} died holding points of launch "
-                                                  f"{rec.name!r}")) for rec in hit])
+            hit = [rec for rec in self.launches.values() if rank in rec.ranks]
+            for rec in hit:
+                rec.ranks = tuple(r for r in rec.ranks if r != rank)
+            self._fail_launches([(rec, RankLost(rank, f"worker rank {rank} died holding points of launch "
+                                                      f"{rec.name!r}")) for rec in hit])
         if self._parked:
             self._unpark_launches()
         return redo
 
-    def _fail_launches(self, stack: list) -> None:
-        """Fail these ``(launch, error)`` and the launches not done that read them."""
+    def _fail_launches(self, stack: list, readers: bool = False) -> None:
+        """Fail these ``(launch, error)`` and the launches not done that read them (and,
+        with ``readers``, those reading the given launches that had failed already)."""
         from .failures import UpstreamFailure
 
         launches = self.launches
         while stack:
             rec, error = stack.pop()
-            if rec.id not in launches or rec.error is not None and not rec.pending:
+            if rec.id not in launches:
+                continue
+            if rec.error is not None and not rec.pending:  # (failed and done already)
+                if readers:
+                    for rid in rec.readers:
+                        reader = launches.get(rid)
+                        if reader is not None and reader.pending:
+                            stack.append((reader, UpstreamFailure(rec.id, rec.name, rec.error)))
                 continue
             if rec.error is None:
                 rec.error = error

@@ -87,12 +87,16 @@ class Recovery:
         doomed: dict[int, str] = {}
         stack = [t for t in lost if t.refs > 0 or t.consumers > 0]
         stack += redo  # (lineage: the points of launches that were sent there)
+        for t in redo:  # (held until the end: failures below must not delete them meanwhile)
+            t.refs += 1
         while stack:
             t = stack.pop()
             if t.state is not _FINISHED or not t.gone:
                 continue
-            if t.launch is not None and self._point_revive(t):
-                continue  # a point whose launch still holds its value, on a live rank
+            if t.launch is not None:
+                if self._point_revive(t):
+                    continue  # a point whose launch still holds its value, on a live rank
+                self._detach_point(t)  # (of a launch released: a plain record now)
             if t.id in saved and t.launch is None:  # (a launch's lost point: on its new rank)
                 t.owner = saved[t.id]
                 t.nbytes = getattr(t.owner, "nbytes", 0)
@@ -132,6 +136,8 @@ class Recovery:
         self._cone.clear()
         # 4. fail what cannot run again; place the rest
         if not self.workers:
+            for t in redo:
+                t.refs -= 1
             for t in [t for t in tasks.values() if t.state < FIRST_FINAL]:
                 self._fail(t, RankLost(rank, "no worker rank is left alive"))
             return
@@ -141,10 +147,16 @@ class Recovery:
                 if why is not None:
                     doomed[t.id] = why
         for tid, why in doomed.items():
-            self._fail(tasks[tid], RankLost(rank, why))
+            t = tasks.get(tid)
+            if t is not None:
+                self._fail(t, RankLost(rank, why))
         for t in touched.values():
-            if t.state < FIRST_FINAL:
+            if t.state < FIRST_FINAL and t.id in tasks:
                 self._requeue(t)
+        for t in redo:
+            t.refs -= 1
+            if t.id in tasks:
+                self._maybe_forget(t)
 
     def _why_not_again(self, t: TaskRecord, rank: int) -> Optional[str]:
         """Why ``t`` (its value or its run lost with ``rank``) cannot run again, or ``None``."""

@@ -91,10 +91,10 @@ DEFAULT_BANDWIDTH = 2.0e9
 DEFAULT_DURATION = 1.0e-4
 
 
-def _point_spec(spec: Any, name: str, index: int, inputs: tuple) -> Any:
-    """The spec of point ``index`` of a launch of ``spec`` run on its own (the
-    runtime builds a real task spec instead: ``Scheduler.make_point_spec``)."""
-    return ("point", spec, name, index, inputs)
+def _point_spec(spec: Any, name: str, index: int, inputs: tuple) -> tuple[Any, int]:
+    """The spec of point ``index`` of a launch of ``spec`` run on its own, and its
+    retries (the runtime builds a real task spec instead: ``Scheduler.make_point_spec``)."""
+    return ("point", spec, name, index, inputs), 0
 
 
 class Scheduler(Placement, Recovery, Launches):
@@ -167,8 +167,9 @@ class Scheduler(Placement, Recovery, Launches):
         self._lineage_launches: dict = {}
         self._lineage_ids: list = []
         self._cone: dict = {}
-        #: ``(launch spec, name, index, inputs in order) -> spec`` of a point run on its
-        #: own (computed again after its rank died); the runtime sets its own
+        self._dead_order: list = []  # the dead worker ranks in the order they died
+        #: ``(launch spec, name, index, inputs in order) -> (spec, retries)`` of a point
+        #: run on its own (computed again after its rank died); the runtime sets its own
         self.make_point_spec: Any = _point_spec
         self.n_launches = 0
         self.n_points = 0
@@ -388,7 +389,8 @@ class Scheduler(Placement, Recovery, Launches):
             if self._n_durations & 63 == 1:
                 self._update_capacity()
         self._finished_news(t)
-        if t.launch is not None:  # a lost point computed again
+        if t.launch is not None:  # a lost point computed again (pinned until now)
+            t.ranks = None
             self._point_redone(t, ev.nbytes)
         if t.deps:
             self._dependency_done(t)
@@ -663,8 +665,17 @@ class Scheduler(Placement, Recovery, Launches):
             self.width[t.level] = n
         else:
             del self.width[t.level]
-        if t.launch is not None and self.lineage:
-            self._launch_heir_gone(t.launch)
+        if self.lineage:
+            if t.launch is not None:
+                self._launch_heir_gone(t.launch)
+            if t.deps and (self._launch_at(t.id) is not None or self._lineage_at(t.id) is not None):
+                # (a point computed again: a record of the same id may be made again,
+                # which must not look like a consumer of these)
+                tasks = self.tasks
+                for d in t.deps:
+                    dep = tasks.get(d)
+                    if dep is not None and t.id in dep.dependents:
+                        dep.dependents.remove(t.id)
 
     def _maybe_forget(self, t: TaskRecord) -> None:
         if t.refs > 0 or t.consumers > 0 or t.state < FIRST_FINAL:
@@ -765,7 +776,9 @@ class Scheduler(Placement, Recovery, Launches):
             redo = t.launch is not None and t.spec is not None  # (a lost point computed again)
             if redo:
                 rec = self.launches.get(t.launch)
-                assert t.state >= FIRST_FINAL or rec is not None and rec.redo and t.id in rec.redo, \
+                # (or of a launch that failed meanwhile, whose own run again goes on)
+                assert t.state >= FIRST_FINAL or rec is not None and (rec.error is not None or rec.redo and
+                                                                      t.id in rec.redo), \
                     f"point {t.id:#x} computed again for a launch that does not wait for it"
             if t.state is _WAITING and t.launch is not None and not redo:  # a point: waits for its launch
                 rec = self.launches.get(t.launch)

@@ -99,13 +99,14 @@ class TaskSpec(NamedTuple):
     point: Optional[tuple] = None
 
 
-def point_spec(spec: TaskSpec, name: str, index: int, inputs: tuple) -> TaskSpec:
+def point_spec(spec: TaskSpec, name: str, index: int, inputs: tuple) -> tuple[TaskSpec, int]:
     """The spec of point ``index`` of a launch whose spec is ``spec`` (its ``save``:
-    ``(keys to save under, restored)``), run on its own as a plain task
-    (``Scheduler.make_point_spec``)."""
+    ``(keys to save under, restored)``), run on its own as a plain task, and its
+    retries (``Scheduler.make_point_spec``)."""
     keys = spec.save[0] if spec.save else None
-    return TaskSpec(name, spec.fn_id, spec.payload, spec.buffers, None, spec.policy,
-                    keys[index] if keys else None, (index, inputs))
+    return (TaskSpec(name, spec.fn_id, spec.payload, spec.buffers, None, spec.policy,
+                     keys[index] if keys else None, (index, inputs)),
+            spec.policy[0] if spec.policy else 0)
 
 
 class LaunchSubmit(NamedTuple):

@@ -100,7 +100,8 @@ class Worker(JobRunner, Client):
         self._failed_here: dict[int, None] = {}  # recent failures here (bounded, oldest dropped)
         #: Tasks this rank gave back to rank 0 (stolen, or their input died), until
         #: assigned here again: a task that ran ahead behind one of them goes back too.
-        self._given_back: dict[int, None] = {}
+        #: (value: True for a launch's lost point computed again, pinned here: it comes back)
+        self._given_back: dict[int, bool] = {}
         self._runq: collections.deque[_Job] = collections.deque()
         self._running = 0
         self._done: collections.deque = collections.deque()  # results from executor threads
@@ -401,6 +402,9 @@ class Worker(JobRunner, Client):
         if kind == "fin":
             old = self._fn_time.get(job.fn_id)
             self._fn_time[job.fn_id] = b[1] if old is None else 0.8 * old + 0.2 * b[1]
+            if job.point is not None and self._point_launch.get(job.id) not in self._launch_of:
+                self._point_launch.pop(job.id, None)  # (its launch failed and was freed while it ran)
+                return
             self.store[job.id] = a
             aw = self._awaits.pop(job.id, None)
             if aw:
@@ -573,7 +577,7 @@ class Worker(JobRunner, Client):
             self._serve(src, tid, rid)
         elif tid in self._failed_here:
             self._send(src, msg.Value(rid, False, f"input task {tid:#x} failed on rank {self.rank}", msg.FAILED))
-        elif tid in self._given_back:
+        elif tid in self._given_back and not self._given_back[tid]:
             self._send(src, msg.Value(rid, False, f"input task {tid:#x} left rank {self.rank}", msg.MOVED))
         else:  # queued or running here (or its Exec is still on its way)
             self._awaits.setdefault(tid, []).append((src, rid))
@@ -649,7 +653,7 @@ class Worker(JobRunner, Client):
     def _spec_of(self, job: _Job) -> tuple[int, msg.TaskSpec]:
         """``(id, spec)`` of a job given back to rank 0 (remembered in ``_given_back``)."""
         given = self._given_back
-        given[job.id] = None
+        given[job.id] = job.call is not None and job.point is None
         if len(given) > 100_000:
             del given[next(iter(given))]
         if self._awaits and job.call is None:
@@ -832,7 +836,14 @@ class Worker(JobRunner, Client):
 
     def _free_launch(self, lid: int, forward: bool = True) -> None:
         """Rank 0 says nothing needs this launch's values any more."""
-        self._launch_left.pop(lid, None)  # (a child that died never reports)
+        if self._launch_left.pop(lid, None) is not None:  # (it failed, or a child died)
+            # its points still waiting for inputs never run (e.g. for a point that was on
+            # a rank that died and could not be computed again)
+            waiting = [j for j, _, _ in self._input_reqs.values() if self._point_launch.get(j.id) == lid]
+            if waiting:
+                self._forget_jobs(waiting)
+                for j in waiting:
+                    self._point_launch.pop(j.id, None)
         entry = self._launch_of.pop(lid, None)
         if entry is None:  # (freed before its LaunchExec came down a tree: drop that when it comes)
             self._freed_launches[lid] = None

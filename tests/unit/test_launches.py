@@ -4,6 +4,7 @@ projections, the workers' expansion, and rank 0's one record per launch."""
 import pytest
 
 from dagmpi.core.events import (
+    HandleAcquired,
     Deliver,
     ExecuteLaunch,
     HandleReleased,
@@ -400,3 +401,60 @@ def test_lineage_fails_what_cannot_be_computed_again():
     errors = {i.task_id: i.error for i in out if isinstance(i, Deliver)}
     assert isinstance(errors[20], UpstreamFailure), out
     s.validate()
+
+
+def test_lineage_corner_cases_found_in_review():
+    from dagmpi.core.events import Execute, TaskFinished, TaskSubmitted
+
+    def execs(out):
+        return [i for i in out if isinstance(i, Execute)]
+
+    def step(s, *evs):
+        out = s.handle(*evs)
+        s.validate()
+        return out
+
+    # a point moved to a rank that dies after it was computed again there is not counted
+    # twice: the launch waits for the rank that has not reported, and keeps its error
+    s = _lineage_sched(4)
+    step(s, launch(10, 4, (1, 2, 3, 4), watch=True), LaunchDone(10, 3, 1, 8))
+    out = step(s, WorkerLost(2))
+    step(s, *[TaskFinished(i.task_id, i.rank, 8) for i in execs(out)])
+    out = step(s, WorkerLost(1))
+    assert s.launches[10].redo == {11: True, 12: False}
+    out = step(s, *[TaskFinished(i.task_id, i.rank, 8) for i in execs(out)])
+    assert not [i for i in out if isinstance(i, Deliver)] and s.launches[10].pending == 1
+    out = step(s, LaunchDone(10, 4, 1, 0, errors=((14, "boom"),)))
+    assert out == [Deliver(0, 10, error="boom")]
+    # a launch that failed already, whose points on the dead rank a running launch reads:
+    # that one fails too (its points there wait for values nobody computes again)
+    s = _lineage_sched(3)
+    step(s, launch(10, 6, (1, 2, 3)))
+    step(s, launch(20, 6, (1, 3), reads=((10, Projection("offsets", (-1, 0, 1))),), watch=True))
+    step(s, LaunchDone(10, 1, 2, errors=((11, "boom"),)), LaunchDone(10, 2, 2), LaunchDone(10, 3, 2))
+    out = step(s, WorkerLost(2))
+    assert [type(i.error).__name__ for i in out if isinstance(i, Deliver)] == ["UpstreamFailure"]
+    # a launch reading a failed launch fails at once
+    out = step(s, launch(30, 6, (1, 3), reads=((10, Projection("same")),), watch=True))
+    assert [type(i.error).__name__ for i in out if isinstance(i, Deliver)] == ["UpstreamFailure"]
+    # a lost point computed again, then let go, is read again where it now is (its launch
+    # still runs), not computed a second time
+    s = _lineage_sched(3)
+    _finish_all(s, step(s, launch(10, 6, (1, 2, 3))))
+    step(s, launch(20, 6, (1, 2, 3), reads=((10, Projection("same")),)), LaunchDone(20, 1, 2), LaunchDone(20, 3, 2))
+    out = step(s, WorkerLost(2))
+    _finish_all(s, out)
+    out = step(s, TaskSubmitted(50, "T", (23,), "spec", watch=True))
+    assert [(i.task_id, i.inputs) for i in execs(out)] == [(50, ((23, 1),))]
+    # a point record made again after its earlier record (computed again) was deleted is
+    # no consumer of that one's inputs
+    s = _lineage_sched(3)
+    _finish_all(s, step(s, launch(10, 6, (1, 2, 3))))
+    step(s, HandleAcquired(13))
+    step(s, launch(20, 6, (1, 2, 3), reads=((10, Projection("offsets", (-1,))),)))
+    _finish_all(s, step(s, WorkerLost(2)))
+    assert 24 not in s.tasks and s.tasks[13].dependents == []
+    step(s, TaskSubmitted(50, "T", (24,), "spec"))
+    out = step(s, WorkerLost(1))
+    _finish_all(s, out)
+    assert s.tasks[24].state.name == "WAITING" and s.launches[20].error is None
