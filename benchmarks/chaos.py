@@ -17,6 +17,12 @@ result without dagmpi and fails unless they agree):
 * ``corrupt``: a completed checkpointed run; then 16 random bytes of a random
   checkpoint file are overwritten (anywhere: data, metadata or the superblock),
   and the rerun must still give the right result (damaged entries recomputed).
+* ``array``: ``tests/scripts/array_chaos.py`` under ULFM, 4 ranks: a ``map_overlap``
+  time loop (256 x 256, 16 blocks, 60 steps) whose top-left block kills its rank at a
+  step chosen by the seed; numpy's answer is checked.  Run with the array layer's
+  launches (the default: the lost points computed again from the launches' lineage)
+  and with one task per block (``DAGMPI_ARRAY_LAUNCHES=0``), each also without a kill:
+  the loop's seconds side by side.
 
 It prints successes / runs for each scenario and the slowest recovery, and
 writes every run to the JSON file.  Not part of CI (100 runs take ~20 minutes).
@@ -34,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _results import default_json, open_json  # noqa: E402
@@ -86,6 +93,36 @@ def kill_run(venv: str, seed: int, workdir: str) -> dict:
     return res
 
 
+ARRAY = os.path.join(ROOT, "tests", "scripts", "array_chaos.py")
+
+
+def array_run(venv: str, seed: int, workdir: str) -> dict:
+    """The array loop four ways: launches / one task per block, with / without a kill."""
+    out: dict = {"ok": True}
+    for mode, launches in (("launches", "1"), ("blocks", "0")):
+        env = _env({"PATH": f"{venv}/bin{os.pathsep}{os.environ.get('PATH', '')}", "OPAL_PREFIX": venv,
+                    "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+                    "PRTE_MCA_rmaps_default_mapping_policy": ":oversubscribe", "DAGMPI_ARRAY_LAUNCHES": launches})
+        env.pop("VIRTUAL_ENV", None)
+        for kill in (0, 1):
+            report = os.path.join(workdir, f"array-{seed}-{mode}-{kill}.json")
+            cmd = [f"{venv}/bin/mpiexec", "--with-ft", "ulfm", "-n", "4", f"{venv}/bin/python", "-m", "dagmpi",
+                   ARRAY, "--seed", str(seed), "--kill", str(kill), "--size", "256", "--blocks", "64",
+                   "--steps", "60", "--json", report]
+            res = _run(cmd, env, 180)
+            key = f"{mode}{'-kill' if kill else ''}"
+            if os.path.exists(report):
+                with open(report) as f:
+                    rep = json.load(f)
+                out[key + "_s"] = rep["seconds"]
+                out[key + "_recomputed"] = sum(x["recomputed"] for x in rep["failures"])
+            if not res["ok"]:
+                out["ok"] = False
+                out["tail"] = f"{key}: " + res["tail"]
+    out["recovery_s"] = out.get("launches-kill_s")
+    return out
+
+
 def _mpich(ckpt: str) -> list[str]:
     return [MPICH, "-n", "4", sys.executable, "-m", "dagmpi", CHAOS, "--mode", "none", "--checkpoint", ckpt]
 
@@ -135,9 +172,10 @@ def main() -> None:
     p.add_argument("--json", default=default_json("chaos"))
     a = p.parse_args()
     scenarios = a.scenarios.split(",")
-    if "kill" in scenarios and not os.path.exists(os.path.join(a.venv, "bin", "mpiexec")):
-        print(f"kill: no Open MPI venv at {a.venv} (run tests/ulfm once to build it); skipped")
-        scenarios.remove("kill")
+    for ulfm in ("kill", "array"):
+        if ulfm in scenarios and not os.path.exists(os.path.join(a.venv, "bin", "mpiexec")):
+            print(f"{ulfm}: no Open MPI venv at {a.venv} (run tests/ulfm once to build it); skipped")
+            scenarios.remove(ulfm)
     results: dict[str, list] = {s: [] for s in scenarios}
     work = tempfile.mkdtemp(prefix="dagmpi-chaos-")
     full = 3.0
@@ -151,7 +189,8 @@ def main() -> None:
             for s in scenarios:
                 r = {"kill": lambda: kill_run(a.venv, seed, work),
                      "preempt": lambda: preempt_run(seed, work, full),
-                     "corrupt": lambda: corrupt_run(seed, work)}[s]()
+                     "corrupt": lambda: corrupt_run(seed, work),
+                     "array": lambda: array_run(a.venv, seed, work)}[s]()
                 r["seed"] = seed
                 results[s].append(r)
                 if not r["ok"]:
@@ -170,7 +209,21 @@ def main() -> None:
         med = f"{rec[len(rec) // 2]:.2f} s" if rec else "-"
         print(f"{s:<10} {f'{ok}/{len(rs)}':>12} {slow:>18} {med:>8}")
         summary[s] = {"ok": ok, "runs": len(rs), "slowest_recovery_s": rec[-1] if rec else None}
-    print("(kill: death detected -> finished count regained; preempt, corrupt: the whole rerun)")
+    print("(kill: death detected -> finished count regained; preempt, corrupt: the whole rerun; "
+          "array: the loop with launches and a kill)")
+    if "array" in results:
+        rs = results["array"]
+        print("\narray loop under ULFM (256 x 256, 16 blocks, 60 steps), median seconds of the loop "
+              "[values computed again]:")
+        print(f"{'':<22} {'no kill':>9} {'one rank killed':>16} {'ratio':>7}")
+        for mode, label in (("launches", "launches (default)"), ("blocks", "one task per block")):
+            def med(key: str) -> Optional[float]:
+                v = sorted(r[key] for r in rs if r.get(key) is not None)
+                return v[len(v) // 2] if v else None
+            a0, a1, rc = med(f"{mode}_s"), med(f"{mode}-kill_s"), med(f"{mode}-kill_recomputed")
+            ratio = f"{a1 / a0:.2f}" if a0 and a1 else "-"
+            print(f"{label:<22} {a0 or 0:>8.3f}s {a1 or 0:>9.3f}s [{rc or 0:>4}] {ratio:>7}")
+            summary[f"array {mode}"] = {"no_kill_s": a0, "kill_s": a1, "recomputed": rc}
     if "preempt" in results:
         codes: dict = {}
         for r in results["preempt"]:
