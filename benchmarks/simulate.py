@@ -36,8 +36,8 @@ with the real worker-side code (``launches.expand``, its measured time charged t
 the worker's clock), get remote inputs from their producers, and report up the
 same tree (``launches.Reports``: a rank reports once its points and its subtree's
 are done), so rank 0 handles one ``LaunchDone`` per launch.  A run ends when the last point has finished and rank 0
-has handled every report.  The runtime does not use launches yet (the core and
-this simulation do): see docs/design.md.
+has handled every report.  The runtime runs ``dagmpi.spawn_many`` (and the array
+layer's operations) this way: see docs/design.md.
 """
 
 from __future__ import annotations
