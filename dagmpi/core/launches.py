@@ -341,6 +341,12 @@ class Launches:
     _dead_ranks: set
     #: the ids of the launches in ``launches``, sorted (to find the launch of a point)
     _launch_ids: list
+    lineage: bool
+    _dead_order: list
+    _relaid_layouts: dict
+    _lineage_launches: dict
+    _lineage_ids: list
+    _cone: dict
 
     def _all_workers(self, ranks: Sequence[int]) -> list[int]:
         """Those of ``ranks`` that are not worker ranks (O(1) for a range inside the
@@ -381,7 +387,16 @@ class Launches:
         if error is None and self._dead_ranks:
             dead = sorted(r for r in self._dead_ranks if r in touched)
             if dead and self.lineage:  # its points on dead ranks run on the ranks left
-                layout = self._relayout(layout, self._dead_order)
+                # (each step of a time loop comes with the same layout: rewritten once per death)
+                hit = self._relaid_layouts.get(id(layout))
+                if hit is not None and hit[0] is layout:
+                    layout = hit[1]
+                else:
+                    new = self._relayout(layout, self._dead_order)
+                    if len(self._relaid_layouts) >= 64:
+                        self._relaid_layouts.clear()
+                    self._relaid_layouts[id(layout)] = (layout, new)
+                    layout = new
                 if layout is None:
                     layout = ev.layout
                 else:
@@ -900,6 +915,7 @@ class Launches:
 
         self._dead_ranks.add(rank)
         self._dead_order.append(rank)
+        self._relaid_layouts.clear()
         redo: list = []
         if self.lineage:
             redo = self._launches_recover(rank)

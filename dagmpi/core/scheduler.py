@@ -168,6 +168,8 @@ class Scheduler(Placement, Recovery, Launches):
         self._lineage_ids: list = []
         self._cone: dict = {}
         self._dead_order: list = []  # the dead worker ranks in the order they died
+        #: id(layout) -> (layout, the same without the dead ranks): Launches._on_launch_submitted
+        self._relaid_layouts: dict = {}
         #: ``(launch spec, name, index, inputs in order) -> (spec, retries)`` of a point
         #: run on its own (computed again after its rank died); the runtime sets its own
         self.make_point_spec: Any = _point_spec

@@ -458,3 +458,19 @@ def test_lineage_corner_cases_found_in_review():
     out = step(s, WorkerLost(1))
     _finish_all(s, out)
     assert s.tasks[24].state.name == "WAITING" and s.launches[20].error is None
+
+
+def test_lineage_rewrites_a_layout_used_again_once_per_death():
+    s = _lineage_sched(3)
+    lay = Layout.blocks(6, (1, 2, 3))
+    s.handle(WorkerLost(2))
+    calls = []
+    relayout = s._relayout
+    s._relayout = lambda layout, deaths: calls.append(layout) or relayout(layout, deaths)
+    outs = [s.handle(LaunchSubmitted(lid, lid + 1, 6, "f", ("spec", lid), lay, (), 0, False)) for lid in (10, 20)]
+    tables = [[i for i in out if isinstance(i, ExecuteLaunch)][0].layout.table for out in outs]
+    assert tables[0] == tables[1] == (1, 1, 1, 3, 3, 3) and calls == [lay]
+    s.handle(WorkerLost(3))  # (a death: rewritten again)
+    out = s.handle(LaunchSubmitted(30, 31, 6, "f", ("spec", 30), lay, (), 0, False))
+    assert [i for i in out if isinstance(i, ExecuteLaunch)][0].layout.table == (1,) * 6
+    assert sum(c is lay for c in calls) == 2  # (and the two launches moved by the recovery)
