@@ -195,7 +195,9 @@ class LaunchDone:
 class Execute:
     """Run ``spec`` on ``rank``; ``inputs`` are ``(dep_id, owner_rank)`` pairs;
     ``attempt`` counts from 1 (retries run the task again); ``suspect``: it was
-    on a rank that died, so the worker says when it starts it (:class:`TaskStarted`)."""
+    on a rank that died, so the worker says when it starts it (:class:`TaskStarted`);
+    ``pinned``: a launch's lost point computed again on the rank its launch's layout now
+    gives it (it comes back there if given back: the points waiting for it keep waiting)."""
 
     rank: int
     task_id: int
@@ -203,6 +205,7 @@ class Execute:
     inputs: tuple[tuple[int, int], ...]
     attempt: int = 1
     suspect: bool = False
+    pinned: bool = False
 
 
 @dataclass(slots=True)

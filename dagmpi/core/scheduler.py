@@ -736,7 +736,7 @@ class Scheduler(Placement, Recovery, Launches):
                  else rank if (o := dep.worker) == rank else ~o) for d in t.deps)
         else:
             inputs = ()
-        self._out.append(Execute(rank, t.id, t.spec, inputs, t.attempt, t.lost > 0))
+        self._out.append(Execute(rank, t.id, t.spec, inputs, t.attempt, t.lost > 0, t.launch is not None))
         if not t.retries and not self.lineage:
             t.spec = None  # kept only while a retry (or a recomputation) may need it
         if t.dependents:

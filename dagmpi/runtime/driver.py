@@ -661,8 +661,11 @@ class Driver(Client):
                 if fn_id not in sent:
                     sent.add(fn_id)
                     send(rank, msg.FnCode(fn_id, self.fn_table[fn_id]))
+                point = spec.point
+                if point is not None:  # (a launch's point run on its own: pinned there or not)
+                    point = (point[0], point[1], ins.pinned)
                 send(rank, msg.Exec(ins.task_id, spec.name, fn_id, spec.payload, spec.buffers, ins.inputs,
-                                    spec.needs, spec.policy, ins.attempt, spec.save, ins.suspect, spec.point))
+                                    spec.needs, spec.policy, ins.attempt, spec.save, ins.suspect, point))
             elif t is ev.Deliver:
                 if ins.rank == me:
                     ends.append((ins.task_id, ins.owner, ins.error))

@@ -36,6 +36,13 @@ class Job:
         #: computed again after its rank died: ``Exec.point``), else None.
         self.call: Any = m.point
 
+    @property
+    def pinned(self) -> bool:
+        """A launch's lost point computed again where its launch's layout now puts it:
+        given back, it comes back here (``Exec.point``'s third field)."""
+        call = self.call
+        return call is not None and self.point is None and len(call) > 2 and bool(call[2])
+
 
 class Executor:
     """Threads for user code; grows when every thread is busy or blocked."""

@@ -95,18 +95,19 @@ class TaskSpec(NamedTuple):
     policy: Optional[tuple]
     save: Optional[str]
     #: a launch's point run on its own (computed again after its rank died): ``(index,
-    #: input ids in order)``, called ``fn(index, *args, *inputs)``
+    #: input ids in order[, pinned])``, called ``fn(index, *args, *inputs)``; ``pinned``
+    #: (in an ``Exec``): on the rank its launch's layout gives it, where it comes back
     point: Optional[tuple] = None
 
 
 def point_spec(spec: TaskSpec, name: str, index: int, inputs: tuple) -> tuple[TaskSpec, int]:
     """The spec of point ``index`` of a launch whose spec is ``spec`` (its ``save``:
     ``(keys to save under, restored)``), run on its own as a plain task, and its
-    retries (``Scheduler.make_point_spec``)."""
+    retries on rank 0: none, the worker runs it again where it is, as a launch's
+    points (``Scheduler.make_point_spec``)."""
     keys = spec.save[0] if spec.save else None
     return (TaskSpec(name, spec.fn_id, spec.payload, spec.buffers, None, spec.policy,
-                     keys[index] if keys else None, (index, inputs)),
-            spec.policy[0] if spec.policy else 0)
+                     keys[index] if keys else None, (index, inputs)), 0)
 
 
 class LaunchSubmit(NamedTuple):

@@ -212,7 +212,7 @@ class JobRunner:
             if call is not None:  # a launch's point: fn(index, *shared args, *its inputs)
                 got = job.inputs
                 args = (call[0], *args, *[got[d] for d in call[1]])
-            if job.point is None or job.policy is None or job.attempt > job.policy[0]:
+            if call is None or job.policy is None or job.attempt > job.policy[0]:
                 job.inputs = job.payload = job.buffers = None  # (a point that may run again keeps them)
             if gpu is not None and (job.policy is None or len(job.policy) < 4 or job.policy[3]):
                 # arrays arrive in the memory of the processor the task runs on (move=True)

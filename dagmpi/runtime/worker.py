@@ -377,14 +377,16 @@ class Worker(JobRunner, Client):
                 self._send(SCHEDULER, msg.LateReturn())
             return
         self.tasks_run += 1
-        if kind != "fin" and job.point is not None:
+        if kind != "fin" and job.call is not None:
             if kind == "err" and b and job.failed is None and job.attempt <= job.policy[0]:
-                # a point is retried where it is (its inputs kept): its layout says where it runs
+                # a point is retried where it is (its inputs kept): its layout says where it
+                # runs (a lost point computed again too: the points waiting for it wait on)
                 job.attempt += 1
                 self.points_retried += 1
                 self._runq.append(job)
                 return
-            self._point_ended(job.id, a)  # (before _note_failed below: this is the real error)
+            if job.point is not None:
+                self._point_ended(job.id, a)  # (before _note_failed below: this is the real error)
         waiters = self._local_waits.pop(job.id, None)
         if kind == "fin":
             if waiters:
@@ -404,6 +406,8 @@ class Worker(JobRunner, Client):
             self._fn_time[job.fn_id] = b[1] if old is None else 0.8 * old + 0.2 * b[1]
             if job.point is not None and self._point_launch.get(job.id) not in self._launch_of:
                 self._point_launch.pop(job.id, None)  # (its launch failed and was freed while it ran)
+                if self._awaits:
+                    self._refuse_awaits(job.id, None, "its launch was freed")
                 return
             self.store[job.id] = a
             aw = self._awaits.pop(job.id, None)
@@ -637,6 +641,8 @@ class Worker(JobRunner, Client):
         stack = list(jobs.values())
         while stack:
             j = stack.pop()
+            if j.pinned:
+                continue  # (it comes back here: what waits for it here waits on)
             for w in self._local_waits.pop(j.id, ()):
                 if id(w) not in jobs:
                     jobs[id(w)] = w
@@ -653,10 +659,10 @@ class Worker(JobRunner, Client):
     def _spec_of(self, job: _Job) -> tuple[int, msg.TaskSpec]:
         """``(id, spec)`` of a job given back to rank 0 (remembered in ``_given_back``)."""
         given = self._given_back
-        given[job.id] = job.call is not None and job.point is None
+        pinned = given[job.id] = job.pinned
         if len(given) > 100_000:
             del given[next(iter(given))]
-        if self._awaits and job.call is None:
+        if self._awaits and not pinned:
             # (a launch's lost point computed again is pinned here: it comes back, and
             # the points on other ranks waiting for it keep waiting)
             self._refuse_awaits(job.id, msg.MOVED, "it was given back to rank 0")
@@ -839,11 +845,14 @@ class Worker(JobRunner, Client):
         if self._launch_left.pop(lid, None) is not None:  # (it failed, or a child died)
             # its points still waiting for inputs never run (e.g. for a point that was on
             # a rank that died and could not be computed again)
-            waiting = [j for j, _, _ in self._input_reqs.values() if self._point_launch.get(j.id) == lid]
+            pl = self._point_launch
+            waiting = {id(j): j for j, _, _ in self._input_reqs.values() if pl.get(j.id) == lid}
+            for ws in self._local_waits.values():
+                waiting.update((id(j), j) for j in ws if pl.get(j.id) == lid)
             if waiting:
-                self._forget_jobs(waiting)
-                for j in waiting:
-                    self._point_launch.pop(j.id, None)
+                self._forget_jobs(waiting.values())
+                for j in waiting.values():
+                    pl.pop(j.id, None)
         entry = self._launch_of.pop(lid, None)
         if entry is None:  # (freed before its LaunchExec came down a tree: drop that when it comes)
             self._freed_launches[lid] = None
@@ -893,9 +902,10 @@ class Worker(JobRunner, Client):
                         self._forget_jobs([job])
                     self._note_failed(job.id)
                     return  # that input failed: rank 0 has failed this task too
-                if dep in given:
+                if dep in given and not (given[dep] and job.point is not None):
                     # ... but this rank gave that input back (the two messages
                     # crossed): give this one back too; rank 0 places it again
+                    # (a launch's point waits for a pinned input: that comes back here)
                     if job.missing:
                         self._forget_jobs([job])
                     self._send(SCHEDULER, msg.Returned([self._spec_of(job)], []))

@@ -154,6 +154,16 @@ def test_two_ranks_dying_one_after_the_other_inside_a_chain_of_launches(ompi, tm
 
 
 @pytest.mark.mpi
+def test_points_computed_again_after_a_death_keep_their_launchs_retries(ompi, tmp_path):
+    """retries=2: every point run after the death raises once (the ones computed again
+    too) and runs again where it is; the chain's values are exact."""
+    res = run_ompi(ompi, "launch_death.py", 4, [tmp_path, "flaky"])
+    _ok(res)
+    assert "LAUNCH-DEATH-OK" in res.stdout and "died;" in res.stderr, res
+    assert any(f.name.startswith("died-flaky-") for f in tmp_path.iterdir()), res
+
+
+@pytest.mark.mpi
 def test_an_array_time_loop_survives_a_rank_death(ompi, tmp_path):
     """The array layer's launches under ULFM: a rank killed inside a map_overlap step
     loses blocks that are computed again from the launches' lineage."""
