@@ -325,6 +325,22 @@ class Reports:
         return None
 
 
+def _launch_holding(ids: list, table: dict, pid: int) -> Optional[LaunchRecord]:
+    """The launch of ``table`` (its ids sorted in ``ids``) that has a point ``pid``."""
+    k = bisect.bisect_right(ids, pid) - 1
+    if k < 0:
+        return None
+    rec = table[ids[k]]
+    return rec if 0 <= pid - rec.base < rec.n else None
+
+
+def _unsort(ids: list, launch_id: int) -> None:
+    """Take ``launch_id`` out of the sorted ``ids``."""
+    k = bisect.bisect_left(ids, launch_id)
+    if k < len(ids) and ids[k] == launch_id:
+        del ids[k]
+
+
 class Launches:
     """The scheduler's handling of launches (a mixin of
     :class:`dagmpi.core.scheduler.Scheduler`, on its ``launches`` and ``_out``): O(1)
@@ -508,10 +524,7 @@ class Launches:
         if rec.pending or rec.refs > 0 or rec.readers or self.launches.get(rec.id) is not rec:
             return
         del self.launches[rec.id]
-        ids = self._launch_ids
-        k = bisect.bisect_left(ids, rec.id)
-        if k < len(ids) and ids[k] == rec.id:
-            del ids[k]
+        _unsort(self._launch_ids, rec.id)
         if len(rec.ranks):
             self._out.append(ReleaseLaunch(rec.ranks, rec.id))
         if self.lineage:
@@ -530,10 +543,7 @@ class Launches:
         while stack:
             cur = stack.pop()
             if self._lineage_launches.pop(cur.id, None) is not None:
-                ids = self._lineage_ids
-                k = bisect.bisect_left(ids, cur.id)
-                if k < len(ids) and ids[k] == cur.id:
-                    del ids[k]
+                _unsort(self._lineage_ids, cur.id)
             for rd in cur.reads:
                 src = self.launches.get(rd.launch_id) or self._lineage_launches.get(rd.launch_id)
                 if src is not None:
@@ -555,12 +565,7 @@ class Launches:
 
     def _lineage_at(self, pid: int) -> Optional[LaunchRecord]:
         """The released launch kept for its lineage that has a point ``pid``."""
-        ids = self._lineage_ids
-        k = bisect.bisect_right(ids, pid) - 1
-        if k < 0:
-            return None
-        rec = self._lineage_launches[ids[k]]
-        return rec if 0 <= pid - rec.base < rec.n else None
+        return _launch_holding(self._lineage_ids, self._lineage_launches, pid)
 
     def _relayout(self, layout: Layout, deaths: Sequence[int]) -> Optional[Layout]:
         """``layout`` with the points of the dead ranks ``deaths`` (in the order they
@@ -798,12 +803,7 @@ class Launches:
 
     def _launch_at(self, pid: int) -> Optional[LaunchRecord]:
         """The launch held here that has a point ``pid`` (None: none has)."""
-        ids = self._launch_ids
-        k = bisect.bisect_right(ids, pid) - 1
-        if k < 0:
-            return None
-        rec = self.launches[ids[k]]
-        return rec if 0 <= pid - rec.base < rec.n else None
+        return _launch_holding(self._launch_ids, self.launches, pid)
 
     def _point(self, pid: int) -> Any:
         """The task record of point ``pid`` of a launch held here, made now (None: no
