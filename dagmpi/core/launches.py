@@ -728,7 +728,8 @@ class Launches:
                 dep.dependents = [t.id]
             dep.heirs += 1
         t.deps = deps
-        t.spec, t.retries = self.make_point_spec(src.spec, t.name, i, tuple(inputs))
+        t.spec = self.make_point_spec(src.spec, t.name, i, tuple(inputs))  # (no retries here:
+        # its worker runs it again in place under its launch's policy, as the launch's points)
         return True
 
     def _dep_record(self, pid: int) -> Any:

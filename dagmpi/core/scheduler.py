@@ -91,10 +91,10 @@ DEFAULT_BANDWIDTH = 2.0e9
 DEFAULT_DURATION = 1.0e-4
 
 
-def _point_spec(spec: Any, name: str, index: int, inputs: tuple) -> tuple[Any, int]:
-    """The spec of point ``index`` of a launch of ``spec`` run on its own, and its
-    retries (the runtime builds a real task spec instead: ``Scheduler.make_point_spec``)."""
-    return ("point", spec, name, index, inputs), 0
+def _point_spec(spec: Any, name: str, index: int, inputs: tuple) -> Any:
+    """The spec of point ``index`` of a launch of ``spec`` run on its own (the runtime
+    builds a real task spec instead: ``Scheduler.make_point_spec``)."""
+    return ("point", spec, name, index, inputs)
 
 
 class Scheduler(Placement, Recovery, Launches):
@@ -170,8 +170,8 @@ class Scheduler(Placement, Recovery, Launches):
         self._dead_order: list = []  # the dead worker ranks in the order they died
         #: id(layout) -> (layout, the same without the dead ranks): Launches._on_launch_submitted
         self._relaid_layouts: dict = {}
-        #: ``(launch spec, name, index, inputs in order) -> (spec, retries)`` of a point
-        #: run on its own (computed again after its rank died); the runtime sets its own
+        #: ``(launch spec, name, index, inputs in order) -> spec`` of a point run on its
+        #: own (computed again after its rank died); the runtime sets its own
         self.make_point_spec: Any = _point_spec
         self.n_launches = 0
         self.n_points = 0

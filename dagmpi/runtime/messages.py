@@ -100,14 +100,14 @@ class TaskSpec(NamedTuple):
     point: Optional[tuple] = None
 
 
-def point_spec(spec: TaskSpec, name: str, index: int, inputs: tuple) -> tuple[TaskSpec, int]:
+def point_spec(spec: TaskSpec, name: str, index: int, inputs: tuple) -> TaskSpec:
     """The spec of point ``index`` of a launch whose spec is ``spec`` (its ``save``:
-    ``(keys to save under, restored)``), run on its own as a plain task, and its
-    retries on rank 0: none, the worker runs it again where it is, as a launch's
-    points (``Scheduler.make_point_spec``)."""
+    ``(keys to save under, restored)``), run on its own as a plain task
+    (``Scheduler.make_point_spec``); its worker retries it in place under the launch's
+    ``policy``, as the launch's points."""
     keys = spec.save[0] if spec.save else None
-    return (TaskSpec(name, spec.fn_id, spec.payload, spec.buffers, None, spec.policy,
-                     keys[index] if keys else None, (index, inputs)), 0)
+    return TaskSpec(name, spec.fn_id, spec.payload, spec.buffers, None, spec.policy,
+                    keys[index] if keys else None, (index, inputs))
 
 
 class LaunchSubmit(NamedTuple):
