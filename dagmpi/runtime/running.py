@@ -70,13 +70,15 @@ class JobRunner:
         """May ``job`` run inline on the comm thread now (call with ``_jobs_lock``)?
 
         Functions known to be short do; so do those of up to ``inline_idle_max``
-        while none of this rank's sends is in flight (a running inline task stops
-        the loop, and a large send moves only while the loop calls MPI)."""
+        (a launch's points: ``inline_point_max``) while none of this rank's sends is
+        in flight (a running inline task stops the loop, and a large send moves only
+        while the loop calls MPI)."""
         if self._nested or self._helping or self._threads_busy or \
                 not (job.policy is None or not job.policy[0] and job.policy[2] is None):
             return False
         t = self._fn_time.get(job.fn_id, 1.0)
-        return t < self.inline_max or t < self.inline_idle_max and not self.transport.sending()
+        return t < self.inline_max or \
+            t < (self.inline_idle_max if job.point is None else self.inline_point_max) and not self.transport.sending()
 
     def _announce(self, job: _Job) -> None:
         """Tell rank 0, before it runs, that a suspect job starts (it was on a rank
