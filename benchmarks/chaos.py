@@ -76,11 +76,17 @@ def _run(cmd: list[str], env: dict, timeout: float, term_after: float | None = N
             "tail": (out + err)[-1500:]}
 
 
-def kill_run(venv: str, seed: int, workdir: str) -> dict:
+def _ulfm_env(venv: str, extra: dict | None = None) -> dict:
+    """The environment of a run with the Open MPI + ULFM of ``venv``."""
     env = _env({"PATH": f"{venv}/bin{os.pathsep}{os.environ.get('PATH', '')}", "OPAL_PREFIX": venv,
                 "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-                "PRTE_MCA_rmaps_default_mapping_policy": ":oversubscribe"})
+                "PRTE_MCA_rmaps_default_mapping_policy": ":oversubscribe", **(extra or {})})
     env.pop("VIRTUAL_ENV", None)
+    return env
+
+
+def kill_run(venv: str, seed: int, workdir: str) -> dict:
+    env = _ulfm_env(venv)
     report = os.path.join(workdir, f"kill-{seed}.json")
     cmd = [f"{venv}/bin/mpiexec", "--with-ft", "ulfm", "-n", "4", f"{venv}/bin/python", "-m", "dagmpi",
            CHAOS, "--kill", "1", "--seed", str(seed), "--json", report]
@@ -100,10 +106,7 @@ def array_run(venv: str, seed: int, workdir: str) -> dict:
     """The array loop four ways: launches / one task per block, with / without a kill."""
     out: dict = {"ok": True}
     for mode, launches in (("launches", "1"), ("blocks", "0")):
-        env = _env({"PATH": f"{venv}/bin{os.pathsep}{os.environ.get('PATH', '')}", "OPAL_PREFIX": venv,
-                    "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
-                    "PRTE_MCA_rmaps_default_mapping_policy": ":oversubscribe", "DAGMPI_ARRAY_LAUNCHES": launches})
-        env.pop("VIRTUAL_ENV", None)
+        env = _ulfm_env(venv, {"DAGMPI_ARRAY_LAUNCHES": launches})
         for kill in (0, 1):
             report = os.path.join(workdir, f"array-{seed}-{mode}-{kill}.json")
             cmd = [f"{venv}/bin/mpiexec", "--with-ft", "ulfm", "-n", "4", f"{venv}/bin/python", "-m", "dagmpi",
