@@ -22,6 +22,9 @@ import bisect
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
+from .events import Deliver, ExecuteLaunch, MoveLaunch, ReleaseLaunch, TaskSubmitted
+from .failures import RankLost, UnknownDependency, UpstreamFailure
+from .records import TaskRecord
 from .states import TaskState
 
 _WAITING, _FINISHED, _ERRORED = TaskState.WAITING, TaskState.FINISHED, TaskState.ERRORED
@@ -41,6 +44,9 @@ class Layout:
     n: int
     ranks: Sequence[int]
     table: Optional[tuple[int, ...]] = None
+
+    def __reduce__(self) -> tuple:  # (a tuple on the wire: slots dataclasses pickle slowly)
+        return Layout, (self.kind, self.n, self.ranks, self.table)
 
     def __post_init__(self) -> None:
         if self.kind not in ("blocks", "cyclic", "table"):
@@ -122,6 +128,9 @@ class Projection:
     args: tuple = ()
     wrap: bool = False
 
+    def __reduce__(self) -> tuple:
+        return Projection, (self.kind, self.args, self.wrap)
+
     def __post_init__(self) -> None:
         if self.kind not in ("same", "offsets", "xor", "parent", "all", "grid"):
             raise ValueError(f"a projection is 'same', 'offsets', 'xor', 'parent', 'all' or 'grid', "
@@ -190,6 +199,9 @@ class Read:
     n: int
     layout: Layout
     projection: Projection
+
+    def __reduce__(self) -> tuple:
+        return Read, (self.launch_id, self.base, self.n, self.layout, self.projection)
 
 
 def expand(base: int, layout: Layout, rank: int, reads: Sequence[Read]) -> list[tuple[int, tuple]]:
@@ -378,8 +390,6 @@ class Launches:
         return sorted(r for r in ranks if r not in workers)
 
     def _on_launch_submitted(self, ev: Any) -> None:
-        from .events import Deliver
-        from .failures import UnknownDependency
 
         if ev.launch_id in self.launches:
             raise ValueError(f"launch {ev.launch_id:#x} submitted twice")
@@ -450,7 +460,6 @@ class Launches:
         self._dispatch_launch(rec, ev.spec)
 
     def _dispatch_launch(self, rec: LaunchRecord, spec: Any) -> None:
-        from .events import ExecuteLaunch
 
         rec.sent = rec.layout
         if self._dead_ranks:  # (the launches it reads may have moved points since it came)
@@ -491,7 +500,6 @@ class Launches:
             self._launch_ended(rec)
 
     def _launch_ended(self, rec: LaunchRecord) -> None:
-        from .events import Deliver
 
         out = self._out
         for w in rec.watchers:
@@ -519,7 +527,6 @@ class Launches:
 
     def _maybe_release_launch(self, rec: LaunchRecord) -> None:
         """Free a launch's values once it ended, nobody holds it and no launch reading it runs."""
-        from .events import ReleaseLaunch
 
         if rec.pending or rec.refs > 0 or rec.readers or self.launches.get(rec.id) is not rec:
             return
@@ -602,8 +609,6 @@ class Launches:
         ``gone``, for :meth:`Recovery._on_worker_lost` to compute again (or fail).  The
         launches that cannot be recovered (failed already, no worker left) fail, with
         the launches reading them that are not done."""
-        from .events import MoveLaunch
-        from .failures import RankLost
 
         hit = [rec for rec in self.launches.values() if rank in rec.layout.touched()]
         failing = []
@@ -651,8 +656,6 @@ class Launches:
         """Point ``i`` of ``rec`` was sent to a rank that died: its record (made now if
         none), FINISHED and ``gone`` (to be computed again, on ``pin``), or None when
         it is being computed again already (a record placed anew: only re-pinned)."""
-        from .events import TaskSubmitted
-        from .records import TaskRecord
 
         pid = rec.base + i
         tasks = self.tasks
@@ -735,8 +738,6 @@ class Launches:
     def _dep_record(self, pid: int) -> Any:
         """The record of point ``pid`` as the input of a point computed again (see
         :meth:`_point_lineage`); None: no launch kept has it."""
-        from .events import TaskSubmitted
-        from .records import TaskRecord
 
         t = self.tasks.get(pid)
         if t is not None:
@@ -813,8 +814,6 @@ class Launches:
         record holds a reference to its launch (whose ranks keep the value) until it
         is forgotten; it ends when its launch does, finished on the rank its layout
         gives it (or failed with the launch's error)."""
-        from .events import TaskSubmitted
-        from .records import TaskRecord
 
         rec = self._launch_at(pid)
         if rec is None:
@@ -893,7 +892,6 @@ class Launches:
         return True
 
     def _launch_watch(self, launch_id: int, rank: int) -> bool:
-        from .events import Deliver
 
         rec = self.launches.get(launch_id)
         if rec is None:
@@ -912,7 +910,6 @@ class Launches:
         failed already, every launch with points there that is not released fails,
         and so does every launch not done that reads one of them (its points wait for
         values that are gone)."""
-        from .failures import RankLost
 
         self._dead_ranks.add(rank)
         self._dead_order.append(rank)
@@ -933,7 +930,6 @@ class Launches:
     def _fail_launches(self, stack: list, readers: bool = False) -> None:
         """Fail these ``(launch, error)`` and the launches not done that read them (and,
         with ``readers``, those reading the given launches that had failed already)."""
-        from .failures import UpstreamFailure
 
         launches = self.launches
         while stack:

@@ -21,9 +21,10 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 from .. import serialize
 from . import messages as msg
 from ..checkpoint.base import Location
+from ..core.launches import Layout, Projection
 from ..errors import SerializationError, raise_error
 from ..options import DEFAULT_OPTIONS, Options
-from ..task import ERRORED, FINISHED, PENDING, Point, Task
+from ..task import ERRORED, FINISHED, PENDING, Launch, Point, Task
 
 #: ``_Pull.buffers`` marker: the payload is the value itself (read from a checkpoint).
 LOADED = object()
@@ -254,9 +255,6 @@ class Client:
                    name: Optional[str] = None, retries: Optional[int] = None, retry_on: Any = None,
                    checkpoint: Optional[bool] = None, keys: Optional[tuple] = None) -> Any:
         """See :func:`dagmpi.spawn_many`."""
-        from ..core.launches import Layout, Projection
-        from ..task import Launch
-
         if self.closed:
             raise RuntimeError("dagmpi has been shut down; no new tasks can be spawned")
         if not callable(fn):
