@@ -105,7 +105,9 @@ class Placement:
     def _touch(self, w: WorkerRecord) -> None:
         """``w``'s load, backlog, capacity or stuck count changed: update the indexes
         (free room, the heap of workers with room, the idle and queued counts)."""
-        f = 0 if w.stuck else max(0, w.capacity - w.load)
+        f = w.capacity - w.load
+        if f < 0 or w.stuck:
+            f = 0
         self.free_total += f - w.free
         w.free = f
         q = w.load > w.slots

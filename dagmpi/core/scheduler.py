@@ -309,16 +309,18 @@ class Scheduler(Placement, Recovery, Launches):
         self.tasks[t.id] = t
         self.n_submitted += 1
         failed_dep: Optional[TaskRecord] = None
-        for d in t.deps:
-            if d not in self.tasks and (not self.launches or self._launch_at(d) is None):
-                t.deps = ()
-                self.width[0] = self.width.get(0, 0) + 1
-                self._fail(t, UnknownDependency(d))
-                return
-        for d in t.deps:
-            dep = self.tasks.get(d)
+        tasks = self.tasks
+        recs = [tasks.get(d) for d in t.deps]
+        if None in recs:
+            for d, dep in zip(t.deps, recs):
+                if dep is None and (not self.launches or self._launch_at(d) is None):
+                    t.deps = ()
+                    self.width[0] = self.width.get(0, 0) + 1
+                    self._fail(t, UnknownDependency(d))
+                    return
+        for d, dep in zip(t.deps, recs):
             if dep is None:  # a point of a launch, read on its own: its record made now
-                dep = self._point(d)
+                dep = tasks.get(d) or self._point(d)  # (made already if read twice)
             elif dep.launch is not None and not dep.held:  # (a point kept for lineage)
                 self._point_revive(dep)
             if dep.level >= t.level:
@@ -374,7 +376,7 @@ class Scheduler(Placement, Recovery, Launches):
             return
         if t.worker is not None:
             self._unassign(t)
-        self._set_state(t, _FINISHED)
+        t.state = _FINISHED  # (from ASSIGNED, tested above)
         t.owner = ev.rank
         t.nbytes = ev.nbytes
         t.stale = False
@@ -383,7 +385,7 @@ class Scheduler(Placement, Recovery, Launches):
         self.n_finished += 1
         if ev.duration > 0:
             self._n_durations += 1
-            n = min(self._n_durations, 100)
+            n = self._n_durations if self._n_durations < 100 else 100
             self._mean_duration += (ev.duration - self._mean_duration) / n
             key = (t.fn, t.needs is not None and "gpu" in t.needs)
             old = self._fn_mean.get(key)
@@ -565,7 +567,9 @@ class Scheduler(Placement, Recovery, Launches):
                 ct.stale = True
 
     def _make_ready(self, t: TaskRecord) -> None:
-        self._set_state(t, _READY)
+        if t.state * 8 + _READY not in LEGAL_MOVES:  # (_set_state, inline: once per task)
+            check_transition(t.id, t.state, _READY)
+        t.state = _READY
         # Order: user priority; then started work before new roots, and among it
         # first the tasks that are the last consumer of an input nobody else
         # holds (running them frees it: a chain over kept blocks runs each
@@ -603,7 +607,8 @@ class Scheduler(Placement, Recovery, Launches):
                 w.used[k] -= v
         if not t.blocked:
             w.load -= 1
-            w.backlog = max(0.0, w.backlog - t.est) if w.load else 0.0
+            b = w.backlog - t.est
+            w.backlog = b if w.load and b > 0.0 else 0.0
             self._touch(w)
         t.blocked = False
         t.worker = None
@@ -642,7 +647,8 @@ class Scheduler(Placement, Recovery, Launches):
             dep = tasks.get(d)
             if dep is not None:
                 dep.consumers -= 1
-                self._maybe_forget(dep)
+                if dep.consumers <= 0 and dep.refs <= 0:  # (_maybe_forget's first test, inline)
+                    self._maybe_forget(dep)
 
     def _hold_gpu_memory(self, tid: int, rank: int, nbytes: int) -> None:
         """A value in ``rank``'s GPU memory: its bytes are not free for tasks that
@@ -715,10 +721,14 @@ class Scheduler(Placement, Recovery, Launches):
     # ----------------------------------------------------------- placement
 
     def _assign(self, t: TaskRecord, w: WorkerRecord) -> None:
-        self._set_state(t, _ASSIGNED)
+        if t.state * 8 + _ASSIGNED not in LEGAL_MOVES:  # (_set_state, inline: once per task)
+            check_transition(t.id, t.state, _ASSIGNED)
+        t.state = _ASSIGNED
         rank = t.worker = w.rank
         w.load += 1
-        t.est = est = self.estimate(t)
+        # (self.estimate(t), inline: this runs once per task)
+        est = self._fn_mean.get((t.fn, t.needs is not None and "gpu" in t.needs))
+        t.est = est = self._mean_duration if est is None else est
         w.backlog += est
         self._touch(w)
         if t.needs is not None:
@@ -731,9 +741,16 @@ class Scheduler(Placement, Recovery, Launches):
         if t.deps:
             # an input not computed yet is on its assignee: ``rank`` (here, in
             # memory), or ``~worker`` (another rank, which sends it when it ends)
-            inputs: tuple = tuple(
-                (d, o if (o := (dep := tasks[d]).owner) is not None
-                 else rank if (o := dep.worker) == rank else ~o) for d in t.deps)
+            ins = []
+            for d in t.deps:
+                dep = tasks[d]
+                o = dep.owner
+                if o is None:
+                    o = dep.worker
+                    if o != rank:
+                        o = ~o
+                ins.append((d, o))
+            inputs: tuple = tuple(ins)
         else:
             inputs = ()
         self._out.append(Execute(rank, t.id, t.spec, inputs, t.attempt, t.lost > 0, t.launch is not None))
