@@ -129,11 +129,22 @@ class Placement:
                 self._idle_ranks.discard(w.rank)
             w.idle = i
         if f > 0:
-            room = self._room
-            heapq.heappush(room, (w.backlog / w.slots, w.rank))
-            if len(room) > 8 * len(self.workers) + 1024:  # stale entries: start afresh (amortised O(1))
-                self._room = [(x.backlog / x.slots, x.rank) for x in self.workers.values() if x.free > 0]
-                heapq.heapify(self._room)
+            # its entry in the heap moves only when its key falls: one that grew is
+            # moved when it comes to the top (_least_loaded), most never do
+            key = w.backlog / w.slots
+            rk = w.room_key
+            if rk is None or key < rk:
+                room = self._room
+                heapq.heappush(room, (key, w.rank))
+                w.room_key = key
+                if len(room) > 8 * len(self.workers) + 1024:  # stale entries: start afresh (amortised O(1))
+                    room = self._room = []
+                    for x in self.workers.values():
+                        x.room_key = None
+                        if x.free > 0:
+                            x.room_key = k = x.backlog / x.slots
+                            room.append((k, x.rank))
+                    heapq.heapify(room)
 
     def _untouch(self, w: WorkerRecord) -> None:
         """``w`` leaves (it died, or joins again with new slots): out of the indexes."""
@@ -150,14 +161,27 @@ class Placement:
         self._ahead_ranks.discard(w.rank)
 
     def _least_loaded(self) -> Optional[WorkerRecord]:
-        """The worker with room and the least backlog per slot (lowest rank on a tie)."""
+        """The worker with room and the least backlog per slot (lowest rank on a tie).
+
+        Every worker with room has an entry in the heap whose key is at most its
+        backlog per slot (``room_key``), so the top entry's worker, when its key is
+        current, has the least; a key that grew since is moved down when it comes
+        to the top.  Entries of workers without room, or older ones, are dropped."""
         room, workers = self._room, self.workers
         while room:
             b, r = room[0]
             w = workers.get(r)
-            if w is not None and w.free > 0 and w.backlog / w.slots == b:
-                return w
+            if w is not None and w.free > 0:
+                key = w.backlog / w.slots
+                if key == b:
+                    return w
+                if key > b and w.room_key == b:  # (its entry: moved to its key now)
+                    heapq.heapreplace(room, (key, r))
+                    w.room_key = key
+                    continue
             heapq.heappop(room)
+            if w is not None and w.room_key == b:  # (its entry left the heap)
+                w.room_key = None
         return None
 
     def _schedule(self) -> None:

@@ -66,7 +66,7 @@ class TaskRecord:
 
 class WorkerRecord:
     __slots__ = ("rank", "slots", "capacity", "load", "assigned", "total", "used", "stealing", "ahead",
-                 "stuck", "backlog", "levels", "free", "queued", "idle")
+                 "stuck", "backlog", "levels", "free", "queued", "idle", "room_key")
 
     def __init__(self, rank: int, slots: int, capacity: int, resources: Optional[dict]) -> None:
         self.rank = rank
@@ -86,3 +86,6 @@ class WorkerRecord:
         self.free = 0
         self.queued = False
         self.idle = False
+        #: the key of its entry in the heap of ranks with room, at most its backlog per
+        #: slot (a larger backlog moves the entry when it comes to the top); None: none
+        self.room_key: Optional[float] = None

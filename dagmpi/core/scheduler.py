@@ -263,8 +263,10 @@ class Scheduler(Placement, Recovery, Launches):
             f = 0 if w.stuck else max(0, w.capacity - w.load)
             assert w.free == f, f"worker {w.rank}: free {w.free} != {f}"
             assert w.queued == (w.load > w.slots) and w.idle == (w.load < w.slots), f"worker {w.rank}: flags"
-            if f > 0:
-                assert (w.backlog / w.slots, w.rank) in self._room, f"worker {w.rank} has room, not in the heap"
+            if f > 0:  # (an entry no later than its key: see Placement._least_loaded)
+                key = w.backlog / w.slots
+                assert w.room_key is not None and w.room_key <= key and (w.room_key, w.rank) in self._room, \
+                    f"worker {w.rank} has room, not in the heap"
             if w.ahead:
                 assert w.rank in self._ahead_ranks, f"worker {w.rank}: ahead list not indexed"
         assert self.free_total == sum(w.free for w in ws), "free_total"

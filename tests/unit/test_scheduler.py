@@ -641,3 +641,59 @@ def test_gpu_memory_of_a_dead_rank_is_forgotten_and_a_rejoin_keeps_its_values():
     assert 1 not in {r for r, _ in h.s._gpu_held.values()}
     h.step(HandleReleased(2))
     assert h.s.workers[2].used["gpu_memory"] == 0
+
+
+def test_least_loaded_index_agrees_with_a_scan_under_random_load():
+    """The heap of ranks with room moves an entry only when its key falls (a grown
+    key moves when it comes to the top): the rank it gives is always the one a scan
+    of every worker gives, through random submissions, finishes of functions of
+    different durations, blocked tasks, slot counts and a worker leaving."""
+    import random
+
+    from dagmpi.core.events import WorkerLost
+
+    for seed in range(40):
+        rng = random.Random(seed)
+        s = Scheduler(prefetch=rng.randint(0, 3), queue_window=0)
+        ranks = list(range(1, rng.randint(2, 9)))
+        s.handle(*(WorkerJoined(r, rng.randint(1, 3)) for r in ranks))
+        running: list[int] = []
+        blocked: list[int] = []
+        tid = 0
+        for _ in range(300):
+            r = rng.random()
+            if r < 0.45:
+                tid += 1
+                deps = tuple(rng.sample(range(1, tid), k=min(tid - 1, rng.randint(0, 2)))) if tid > 1 else ()
+                deps = tuple(d for d in deps if d in s.tasks and s.tasks[d].state is not TaskState.ERRORED)
+                fn = rng.choice(("a", "b", "c"))
+                out = s.handle(TaskSubmitted(tid, fn, deps, "spec", 0, 0, None, False, fn=fn))
+            elif r < 0.85 and running:
+                t = running.pop(rng.randrange(len(running)))
+                rec = s.tasks.get(t)
+                fn = rec.fn if rec is not None else "a"
+                dur = {"a": 1e-3, "b": 1e-2, "c": 0.1}[fn] * rng.uniform(0.5, 2)
+                out = s.handle(TaskFinished(t, s.tasks[t].worker, 8, dur) if rec is not None
+                               and rec.worker is not None else TaskFinished(t, 1, 8, dur))
+            elif r < 0.92 and running:
+                t = running.pop(rng.randrange(len(running)))
+                blocked.append(t)
+                out = s.handle(TaskBlocked(t))
+            elif blocked:
+                t = blocked.pop()
+                running.append(t)
+                out = s.handle(TaskUnblocked(t))
+            else:
+                continue
+            running += [i.task_id for i in out if isinstance(i, Execute)]
+            running = [t for t in running if t in s.tasks and s.tasks[t].state is TaskState.ASSIGNED]
+            s.validate()
+            scan = min(((w.backlog / w.slots, w.rank) for w in s.workers.values() if w.free > 0), default=None)
+            got = s._least_loaded()
+            assert (None if got is None else (got.backlog / got.slots, got.rank)) == scan, seed
+        if len(ranks) > 2:  # a worker leaves: its entries go, the others stay right
+            s.handle(WorkerLost(ranks[-1]))
+            s.validate()
+            scan = min(((w.backlog / w.slots, w.rank) for w in s.workers.values() if w.free > 0), default=None)
+            got = s._least_loaded()
+            assert (None if got is None else (got.backlog / got.slots, got.rank)) == scan, seed
