@@ -14,8 +14,10 @@ after their producer finished (pushed to consumers that ran ahead, as the real
 workers do), task durations as given, results reported to rank 0 after
 ``latency``.  The workers have joined when the clock starts (at 0); the driver
 spawns the whole graph from then and drives the loop
-every 128 spawns, as the real one does; its own cost per spawn (``--spawn-cost``,
-~4.5 µs measured here) is charged to rank 0 too, which it shares a process with.
+every 128 spawns, as the real one does; its own cost per spawn, measured at the start
+(``dagmpi.spawn`` in this process, the loop not driven: a base cost and one per Task
+argument, ``--spawn-cost``/``--spawn-dep-cost`` to set them), is charged to rank 0
+too, which it shares a process with.
 Rank 0's garbage-collection threshold is the one dagmpi sets on MPI ranks.
 
 Graphs are Task Bench's (``benchmarks/taskbench.py``): ``--steps`` steps of width
@@ -83,9 +85,11 @@ class Simulation:
     """One run of one graph at one task duration."""
 
     def __init__(self, nworkers: int, latency: float, bandwidth: float, duration: float,
-                 spawn_cost: float = 0.0) -> None:
+                 spawn_cost: float = 0.0, spawn_dep_cost: float = 0.0) -> None:
         self.sched = Scheduler(prefetch=2, lineage=False)
-        self.spawn_cost = spawn_cost  # the driver's own cost per spawn (same process as rank 0's loop)
+        # the driver's own cost per spawn and per Task argument (same process as rank 0's loop)
+        self.spawn_cost = spawn_cost
+        self.spawn_dep_cost = spawn_dep_cost
         self.submits: list = []
         self.workers = {r: Worker(r) for r in range(1, nworkers + 1)}
         self.latency = latency
@@ -125,7 +129,8 @@ class Simulation:
             return
         t0 = time.perf_counter()
         out = self.sched.handle_many(batch)
-        cpu = time.perf_counter() - t0 + len(spawned) * self.spawn_cost
+        cpu = time.perf_counter() - t0 + len(spawned) * self.spawn_cost + \
+            (sum(len(s.deps) for s in spawned) * self.spawn_dep_cost if self.spawn_dep_cost else 0.0)
         self.rank0_cpu += cpu
         self.handle_calls += 1
         self.rank0_free = now + cpu
@@ -357,7 +362,7 @@ def efficiency(pattern: str, nworkers: int, steps: int, duration: float, ns: arg
         sim = LaunchSimulation(nworkers, ns.latency, ns.bandwidth, duration, ns.launch_cost)
         makespan = sim.run_launches(pattern, width, steps, len(graph))
     else:
-        sim = Simulation(nworkers, ns.latency, ns.bandwidth, duration, ns.spawn_cost)
+        sim = Simulation(nworkers, ns.latency, ns.bandwidth, duration, ns.spawn_cost, ns.spawn_dep_cost)
         makespan = sim.run(graph)
     work = len(graph) * duration
     return {"duration": duration, "tasks": len(graph), "makespan": makespan,
@@ -398,6 +403,40 @@ def fmt_s(x: Optional[float]) -> str:
     return f"{x * 1e6:.1f} µs"
 
 
+def _noop(*args: object) -> int:
+    return 0
+
+
+def measure_spawn_cost(n: int = 8000) -> tuple[float, float]:
+    """The driver's own cost of ``dagmpi.spawn`` (client side: options, pickling the
+    arguments, the task handle, the queued message), without and per Task argument:
+    the best of 5 passes of ``n`` spawns each, in an embedded runtime whose loop is
+    not driven meanwhile (the scheduler's part is what the simulation measures)."""
+    import dagmpi
+    from dagmpi.runtime.context import current_client
+
+    dagmpi.init(workers=1)
+    client = current_client()
+    roots = [dagmpi.spawn(_noop) for _ in range(4)]
+    dagmpi.wait(roots)
+    keep = client.drive_every
+    client.drive_every = 0
+    best = {}
+    try:
+        for k in (0, 4):
+            args = tuple(roots[:k])
+            for _ in range(5):
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    dagmpi.spawn(_noop, *args)
+                best[k] = min(best.get(k, 1.0), (time.perf_counter() - t0) / n)
+    finally:
+        client.drive_every = keep
+        dagmpi.shutdown()
+    gc.collect()
+    return best[0], max(0.0, (best[4] - best[0]) / 4)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", default="32,512,4096", help="simulated worker counts, comma-separated")
@@ -406,19 +445,26 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=5e-6, help="seconds per message (5 µs: inter-node)")
     ap.add_argument("--bandwidth", type=float, default=10e9, help="bytes per second between ranks")
     ap.add_argument("--iterations", type=int, default=9, help="bisection steps of the METG search")
-    ap.add_argument("--spawn-cost", type=float, default=4.5e-6,
-                    help="the driver's cost per spawn, charged to rank 0 (measured here: ~4.5 µs for a "
-                         "trivial task, client side, under mpiexec)")
+    ap.add_argument("--spawn-cost", type=float, default=None,
+                    help="the driver's cost per spawn, charged to rank 0 (default: measured at the start)")
+    ap.add_argument("--spawn-dep-cost", type=float, default=None,
+                    help="... and per Task argument of the spawned task (default: measured)")
     ap.add_argument("--launches", action=argparse.BooleanOptionalAction, default=True,
                     help="also run every graph as launches (one per step)")
     ap.add_argument("--launch-cost", type=float, default=20e-6,
                     help="the driver's cost per launch, charged to rank 0")
     ap.add_argument("--json", default=default_json("simulate"))
     ns = ap.parse_args()
+    gc.set_threshold(10000, *gc.get_threshold()[1:])  # as dagmpi sets it on MPI ranks (gc_threshold)
+    if ns.spawn_cost is None or ns.spawn_dep_cost is None:
+        base, per_dep = measure_spawn_cost()
+        ns.spawn_cost = base if ns.spawn_cost is None else ns.spawn_cost
+        ns.spawn_dep_cost = per_dep if ns.spawn_dep_cost is None else ns.spawn_dep_cost
+    print(f"the driver's cost per spawn (charged to rank 0): {ns.spawn_cost * 1e6:.2f} µs + "
+          f"{ns.spawn_dep_cost * 1e6:.2f} µs per Task argument", flush=True)
     ws = [int(w) for w in ns.workers.split(",")]
     pats = ns.patterns.split(",")
     results: dict = {}
-    gc.set_threshold(10000, *gc.get_threshold()[1:])  # as dagmpi sets it on MPI ranks (gc_threshold)
     for w in ws:
         # the scheduler's own cost per task at this scale (tasks that take no time, at
         # least 16k of them), then its memory (tracemalloc slows Python: a run of its own)

@@ -193,10 +193,9 @@ def dump_args(args: tuple, kwargs: dict) -> tuple[bytes, Buffers, tuple[int, ...
     """
     if _SIMPLE.issuperset(map(type, args)) and (not kwargs or _SIMPLE.issuperset(map(type, kwargs.values()))):
         return pickle.dumps((args, kwargs), PROTOCOL), (), ()  # (a tuple: no container for the GC)
-    task_type = Task
-    if all(type(a) in _SIMPLE or type(a) is task_type for a in args) and \
-            all(type(v) in _SIMPLE or type(v) is task_type for v in kwargs.values()):
-        return _dump_holes(args, kwargs, task_type)
+    holes = _holes(args, kwargs)
+    if holes is not None:
+        return holes
     if _plain(args, 0) and _plain(kwargs, 0):
         # plain data and Tasks only: the C pickler is several times cheaper than
         # cloudpickle's, and nothing here needs pickling by value
@@ -240,27 +239,46 @@ def _launch_points(launch: Any, deps: dict) -> tuple:
 _HOLES = 0x48  # b"H"
 
 
-def _dump_holes(args: tuple, kwargs: dict, task_type: type) -> tuple[bytes, Buffers, tuple[int, ...]]:
+def _holes(args: tuple, kwargs: dict) -> Optional[tuple[bytes, Buffers, tuple[int, ...]]]:
     """Simple values and Tasks, Tasks only at the top level (``f(t1, t2, n=3)``, the
     usual dependent task): pickle the arguments with ``None`` for each Task and a
     list of holes ``(position or keyword, task id)``, plainly (no per-object
-    callback while pickling, nor while unpickling on the worker)."""
-    holes = []
-    if any(type(a) is task_type for a in args):
-        lst = list(args)
-        for i, a in enumerate(args):
-            if type(a) is task_type:
-                holes.append((i, a.id))
-                lst[i] = None
-        args = tuple(lst)
-    if kwargs and any(type(v) is task_type for v in kwargs.values()):
-        kwargs = dict(kwargs)
+    callback while pickling, nor while unpickling on the worker).  ``None`` when
+    an argument is neither (one pass over them: this runs for every spawn)."""
+    simple, task_type = _SIMPLE, Task
+    holes: list = []
+    lst = None
+    for i, a in enumerate(args):
+        ta = type(a)
+        if ta in simple:
+            continue
+        if ta is not task_type:
+            return None
+        if lst is None:
+            lst = list(args)
+        holes.append((i, a.id))
+        lst[i] = None
+    if kwargs:
+        kw = None
         for k, v in kwargs.items():
-            if type(v) is task_type:
-                holes.append((k, v.id))
-                kwargs[k] = None
+            tv = type(v)
+            if tv in simple:
+                continue
+            if tv is not task_type:
+                return None
+            if kw is None:
+                kw = dict(kwargs)
+            holes.append((k, v.id))
+            kw[k] = None
+        if kw is not None:
+            kwargs = kw
+    if lst is not None:
+        args = tuple(lst)
     payload = b"H" + pickle.dumps((args, kwargs, holes), PROTOCOL)
-    return payload, (), tuple(dict.fromkeys(tid for _, tid in holes))
+    deps = tuple(tid for _, tid in holes)
+    if len(deps) > 1 and len(set(deps)) < len(deps):  # (a Task passed twice: one input)
+        deps = tuple(dict.fromkeys(deps))
+    return payload, (), deps
 
 
 class _ThreadPickler(threading.local):
