@@ -407,11 +407,13 @@ def _noop(*args: object) -> int:
     return 0
 
 
-def measure_spawn_cost(n: int = 8000) -> tuple[float, float]:
+def measure_spawn_cost(n: int = 8000) -> tuple[float, float, float]:
     """The driver's own cost of ``dagmpi.spawn`` (client side: options, pickling the
-    arguments, the task handle, the queued message), without and per Task argument:
-    the best of 5 passes of ``n`` spawns each, in an embedded runtime whose loop is
-    not driven meanwhile (the scheduler's part is what the simulation measures)."""
+    arguments, the task handle, the queued message), without and per Task argument,
+    and of ``dagmpi.spawn_many`` of a step reading the step before through a
+    projection: the best of 5 passes of ``n`` spawns (``n // 8`` launches) each, in
+    an embedded runtime whose loop is not driven meanwhile (the scheduler's part is
+    what the simulation measures)."""
     import dagmpi
     from dagmpi.runtime.context import current_client
 
@@ -430,11 +432,18 @@ def measure_spawn_cost(n: int = 8000) -> tuple[float, float]:
                 for _ in range(n):
                     dagmpi.spawn(_noop, *args)
                 best[k] = min(best.get(k, 1.0), (time.perf_counter() - t0) / n)
+        prev = dagmpi.spawn_many(_noop, 4)
+        proj = launch_projection("stencil_1d", 1, 4)
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for _ in range(n // 8):
+                dagmpi.spawn_many(_noop, 4, reads=[(prev, proj)])
+            best["launch"] = min(best.get("launch", 1.0), (time.perf_counter() - t0) / (n // 8))
     finally:
         client.drive_every = keep
         dagmpi.shutdown()
     gc.collect()
-    return best[0], max(0.0, (best[4] - best[0]) / 4)
+    return best[0], max(0.0, (best[4] - best[0]) / 4), best["launch"]
 
 
 def main() -> None:
@@ -451,17 +460,19 @@ def main() -> None:
                     help="... and per Task argument of the spawned task (default: measured)")
     ap.add_argument("--launches", action=argparse.BooleanOptionalAction, default=True,
                     help="also run every graph as launches (one per step)")
-    ap.add_argument("--launch-cost", type=float, default=20e-6,
-                    help="the driver's cost per launch, charged to rank 0")
+    ap.add_argument("--launch-cost", type=float, default=None,
+                    help="the driver's cost per launch, charged to rank 0 (default: measured at the start)")
     ap.add_argument("--json", default=default_json("simulate"))
     ns = ap.parse_args()
     gc.set_threshold(10000, *gc.get_threshold()[1:])  # as dagmpi sets it on MPI ranks (gc_threshold)
-    if ns.spawn_cost is None or ns.spawn_dep_cost is None:
-        base, per_dep = measure_spawn_cost()
+    if ns.spawn_cost is None or ns.spawn_dep_cost is None or ns.launch_cost is None:
+        base, per_dep, launch = measure_spawn_cost()
         ns.spawn_cost = base if ns.spawn_cost is None else ns.spawn_cost
         ns.spawn_dep_cost = per_dep if ns.spawn_dep_cost is None else ns.spawn_dep_cost
+        ns.launch_cost = launch if ns.launch_cost is None else ns.launch_cost
     print(f"the driver's cost per spawn (charged to rank 0): {ns.spawn_cost * 1e6:.2f} µs + "
-          f"{ns.spawn_dep_cost * 1e6:.2f} µs per Task argument", flush=True)
+          f"{ns.spawn_dep_cost * 1e6:.2f} µs per Task argument; per launch {ns.launch_cost * 1e6:.2f} µs",
+          flush=True)
     ws = [int(w) for w in ns.workers.split(",")]
     pats = ns.patterns.split(",")
     results: dict = {}
