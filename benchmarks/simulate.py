@@ -54,7 +54,7 @@ import os
 import sys
 import time
 import tracemalloc
-from typing import Optional
+from typing import Any, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _results import default_json, open_json  # noqa: E402
@@ -407,40 +407,48 @@ def _noop(*args: object) -> int:
     return 0
 
 
-def measure_spawn_cost(n: int = 8000) -> tuple[float, float, float]:
+def measure_spawn_cost(n: int = 4000, passes: int = 7) -> tuple[float, float, float]:
     """The driver's own cost of ``dagmpi.spawn`` (client side: options, pickling the
-    arguments, the task handle, the queued message), without and per Task argument,
-    and of ``dagmpi.spawn_many`` of a step reading the step before through a
-    projection: the best of 5 passes of ``n`` spawns (``n // 8`` launches) each, in
-    an embedded runtime whose loop is not driven meanwhile (the scheduler's part is
-    what the simulation measures)."""
+    arguments, the task handle, the queued message, and the release when the handle
+    is dropped), without and per Task argument, and of ``dagmpi.spawn_many`` of a
+    step reading the step before through a projection.
+
+    In an embedded runtime whose loop is not driven while it is timed (the
+    scheduler's part is what the simulation measures): ``passes`` rounds of ``n``
+    spawns of each kind (``n // 8`` launches), interleaved, each from an empty queue
+    (the runtime runs what a pass spawned before the next one), the best pass of
+    each kind: the figure moves little with what else the machine does meanwhile."""
     import dagmpi
     from dagmpi.runtime.context import current_client
 
     dagmpi.init(workers=1)
     client = current_client()
     roots = [dagmpi.spawn(_noop) for _ in range(4)]
-    dagmpi.wait(roots)
+    prev = dagmpi.spawn_many(_noop, 4)
+    proj = launch_projection("stencil_1d", 1, 4)
+    dagmpi.wait(roots + [prev])
     keep = client.drive_every
-    client.drive_every = 0
-    best = {}
-    try:
-        for k in (0, 4):
-            args = tuple(roots[:k])
-            for _ in range(5):
-                t0 = time.perf_counter()
-                for _ in range(n):
-                    dagmpi.spawn(_noop, *args)
-                best[k] = min(best.get(k, 1.0), (time.perf_counter() - t0) / n)
-        prev = dagmpi.spawn_many(_noop, 4)
-        proj = launch_projection("stencil_1d", 1, 4)
-        for _ in range(5):
+    best: dict = {}
+
+    def timed(kind: Any, count: int, spawn: Any) -> None:
+        gc.collect()
+        client.drive_every = 0
+        try:
             t0 = time.perf_counter()
-            for _ in range(n // 8):
-                dagmpi.spawn_many(_noop, 4, reads=[(prev, proj)])
-            best["launch"] = min(best.get("launch", 1.0), (time.perf_counter() - t0) / (n // 8))
+            handles = [spawn() for _ in range(count)]
+            del handles  # (their releases count too)
+            secs = (time.perf_counter() - t0) / count
+        finally:
+            client.drive_every = keep
+        dagmpi.wait([dagmpi.spawn(_noop)])  # (the queue runs empty before the next pass)
+        best[kind] = min(best.get(kind, 1.0), secs)
+
+    try:
+        for _ in range(passes):
+            timed(0, n, lambda: dagmpi.spawn(_noop))
+            timed(4, n, lambda: dagmpi.spawn(_noop, *roots))
+            timed("launch", n // 8, lambda: dagmpi.spawn_many(_noop, 4, reads=[(prev, proj)]))
     finally:
-        client.drive_every = keep
         dagmpi.shutdown()
     gc.collect()
     return best[0], max(0.0, (best[4] - best[0]) / 4), best["launch"]
