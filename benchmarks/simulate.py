@@ -409,41 +409,52 @@ def _noop(*args: object) -> int:
 
 def measure_spawn_cost(n: int = 4000, passes: int = 7) -> tuple[float, float, float]:
     """The driver's own cost of ``dagmpi.spawn`` (client side: options, pickling the
-    arguments, the task handle, the queued message, and the release when the handle
-    is dropped), without and per Task argument, and of ``dagmpi.spawn_many`` of a
-    step reading the step before through a projection.
+    arguments, the task handle, the queued message), without and per Task argument,
+    and of ``dagmpi.spawn_many`` of a step reading the step before through a
+    projection.
 
-    In an embedded runtime whose loop is not driven while it is timed (the
-    scheduler's part is what the simulation measures): ``passes`` rounds of ``n``
-    spawns of each kind (``n // 8`` launches), interleaved, each from an empty queue
-    (the runtime runs what a pass spawned before the next one), the best pass of
-    each kind: the figure moves little with what else the machine does meanwhile."""
+    In an embedded runtime whose loop does not run while a pass is timed (this thread
+    holds the loop's lead, so the runtime thread stands aside: the scheduler's part is
+    what the simulation measures): ``passes`` rounds of ``n`` spawns of each kind
+    (``n // 8`` launches), interleaved, each from an empty queue (the runtime runs
+    everything a pass spawned before the next), the best pass of each kind."""
     import dagmpi
     from dagmpi.runtime.context import current_client
 
     dagmpi.init(workers=1)
-    client = current_client()
-    roots = [dagmpi.spawn(_noop) for _ in range(4)]
-    prev = dagmpi.spawn_many(_noop, 4)
-    proj = launch_projection("stencil_1d", 1, 4)
-    dagmpi.wait(roots + [prev])
-    keep = client.drive_every
-    best: dict = {}
-
-    def timed(kind: Any, count: int, spawn: Any) -> None:
-        gc.collect()
-        client.drive_every = 0
-        try:
-            t0 = time.perf_counter()
-            handles = [spawn() for _ in range(count)]
-            del handles  # (their releases count too)
-            secs = (time.perf_counter() - t0) / count
-        finally:
-            client.drive_every = keep
-        dagmpi.wait([dagmpi.spawn(_noop)])  # (the queue runs empty before the next pass)
-        best[kind] = min(best.get(kind, 1.0), secs)
-
     try:
+        driver = current_client()
+        roots = [dagmpi.spawn(_noop) for _ in range(4)]
+        prev = dagmpi.spawn_many(_noop, 4)
+        proj = launch_projection("stencil_1d", 1, 4)
+        dagmpi.wait(roots + [prev])
+        keep = driver.drive_every
+        lead = driver._lead
+        best: dict = {}
+
+        def timed(kind: Any, count: int, spawn: Any) -> None:
+            gc.collect()
+            with lead:  # (take the loop's lead, as a thread waiting in fetch does)
+                driver._want_lead += 1
+            driver.wakeup()
+            with lead:
+                while driver._leader:
+                    lead.wait(0.01)
+                driver._leader = True
+            driver.drive_every = 0
+            try:
+                t0 = time.perf_counter()
+                handles = [spawn() for _ in range(count)]
+                secs = (time.perf_counter() - t0) / count
+            finally:
+                driver.drive_every = keep
+                driver._give_lead()
+                with lead:
+                    driver._want_lead -= 1
+                    lead.notify_all()
+            dagmpi.wait(handles)  # (the queue runs empty before the next pass)
+            best[kind] = min(best.get(kind, 1.0), secs)
+
         for _ in range(passes):
             timed(0, n, lambda: dagmpi.spawn(_noop))
             timed(4, n, lambda: dagmpi.spawn(_noop, *roots))
