@@ -245,40 +245,40 @@ def _holes(args: tuple, kwargs: dict) -> Optional[tuple[bytes, Buffers, tuple[in
     list of holes ``(position or keyword, task id)``, plainly (no per-object
     callback while pickling, nor while unpickling on the worker).  ``None`` when
     an argument is neither (one pass over them: this runs for every spawn)."""
-    simple, task_type = _SIMPLE, Task
     holes: list = []
-    lst = None
-    for i, a in enumerate(args):
-        ta = type(a)
-        if ta in simple:
-            continue
-        if ta is not task_type:
-            return None
-        if lst is None:
-            lst = list(args)
-        holes.append((i, a.id))
-        lst[i] = None
-    if kwargs:
-        kw = None
-        for k, v in kwargs.items():
-            tv = type(v)
-            if tv in simple:
-                continue
-            if tv is not task_type:
-                return None
-            if kw is None:
-                kw = dict(kwargs)
-            holes.append((k, v.id))
-            kw[k] = None
-        if kw is not None:
-            kwargs = kw
-    if lst is not None:
+    if not _find_tasks(enumerate(args), holes):
+        return None
+    n = len(holes)
+    if kwargs and not _find_tasks(kwargs.items(), holes):
+        return None
+    if n:
+        lst = list(args)
+        for i, _ in holes[:n]:
+            lst[i] = None
         args = tuple(lst)
+    if len(holes) > n:
+        kwargs = dict(kwargs)
+        for k, _ in holes[n:]:
+            kwargs[k] = None
     payload = b"H" + pickle.dumps((args, kwargs, holes), PROTOCOL)
     deps = tuple(tid for _, tid in holes)
     if len(deps) > 1 and len(set(deps)) < len(deps):  # (a Task passed twice: one input)
         deps = tuple(dict.fromkeys(deps))
     return payload, (), deps
+
+
+def _find_tasks(items: Any, holes: list) -> bool:
+    """Add ``(key, task id)`` to ``holes`` for each Task among ``(key, value)`` pairs;
+    False if a value is neither a simple value nor a Task."""
+    simple, task_type = _SIMPLE, Task
+    for k, v in items:
+        t = type(v)
+        if t in simple:
+            continue
+        if t is not task_type:
+            return False
+        holes.append((k, v.id))
+    return True
 
 
 class _ThreadPickler(threading.local):
