@@ -390,7 +390,6 @@ class Launches:
         return sorted(r for r in ranks if r not in workers)
 
     def _on_launch_submitted(self, ev: Any) -> None:
-
         if ev.launch_id in self.launches:
             raise ValueError(f"launch {ev.launch_id:#x} submitted twice")
         error = None
@@ -460,7 +459,6 @@ class Launches:
         self._dispatch_launch(rec, ev.spec)
 
     def _dispatch_launch(self, rec: LaunchRecord, spec: Any) -> None:
-
         rec.sent = rec.layout
         if self._dead_ranks:  # (the launches it reads may have moved points since it came)
             launches = self.launches
@@ -500,7 +498,6 @@ class Launches:
             self._launch_ended(rec)
 
     def _launch_ended(self, rec: LaunchRecord) -> None:
-
         out = self._out
         for w in rec.watchers:
             out.append(Deliver(w, rec.id, error=rec.error) if rec.error is not None else
@@ -892,7 +889,6 @@ class Launches:
         return True
 
     def _launch_watch(self, launch_id: int, rank: int) -> bool:
-
         rec = self.launches.get(launch_id)
         if rec is None:
             return False
