@@ -15,9 +15,10 @@ workers do), task durations as given, results reported to rank 0 after
 ``latency``.  The workers have joined when the clock starts (at 0); the driver
 spawns the whole graph from then and drives the loop
 every 128 spawns, as the real one does; its own cost per spawn, measured at the start
-(``dagmpi.spawn`` in this process, the loop not driven: a base cost and one per Task
-argument, ``--spawn-cost``/``--spawn-dep-cost`` to set them), is charged to rank 0
-too, which it shares a process with.
+(``dagmpi.spawn`` in this process while its loop does not run, see
+:func:`measure_spawn_cost`: a base cost and one per Task argument,
+``--spawn-cost``/``--spawn-dep-cost`` to set them), is charged to rank 0 too, which it
+shares a process with; so is its cost per launch (``--launch-cost``).
 Rank 0's garbage-collection threshold is the one dagmpi sets on MPI ranks.
 
 Graphs are Task Bench's (``benchmarks/taskbench.py``): ``--steps`` steps of width
