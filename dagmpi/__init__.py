@@ -24,6 +24,7 @@ from .api import (
     saved,
     shutdown,
     spawn,
+    spawn_loop,
     spawn_many,
     task,
     wait,
@@ -45,5 +46,5 @@ __all__ = [
     "ALL_COMPLETED", "FIRST_COMPLETED", "FIRST_EXCEPTION", "Config", "DagmpiError",
     "DoneAndNotDone", "Executor", "Future", "In", "InOut", "Launch", "Layout", "Options", "Out", "Point", "Projection", "RemoteTraceback", "Scope", "SerializationError", "Task",
     "TaskError", "TaskFunction", "UpstreamError", "WorkerLostError", "as_completed", "datadeps", "fetch", "get", "info", "init", "progress", "progress_enabled", "saved",
-    "processors", "scope", "shutdown", "spawn", "spawn_many", "task", "wait", "workers", "__version__",
+    "processors", "scope", "shutdown", "spawn", "spawn_loop", "spawn_many", "task", "wait", "workers", "__version__",
 ]

@@ -58,6 +58,44 @@ def spawn_many(fn: Callable, n: int, *args: Any, layout: Any = None, reads: Any 
                                                checkpoint, None if keys is None else tuple(keys))
 
 
+def spawn_loop(fn: Callable, n: int, steps: int, *args: Any, step_reads: Any, reads: Any = (),
+               layout: Any = None, name: Optional[str] = None, retries: Optional[int] = None,
+               retry_on: Optional[Any] = None, checkpoint: Optional[bool] = None,
+               keys: Optional[Sequence[str]] = None) -> Any:
+    """Run ``steps`` steps of ``n`` point tasks on the workers, rank 0 out of the loop;
+    return the :class:`~dagmpi.task.Launch` of the last step.
+
+    The same as ``steps`` calls of :func:`spawn_many` where step ``t >= 1`` reads step
+    ``t - 1`` through ``step_reads`` (a :class:`dagmpi.Projection`, or a sequence of
+    them used in turn: step ``t`` uses ``step_reads[(t - 1) % len(step_reads)]``), and
+    step 0 reads ``reads`` (as :func:`spawn_many`'s)::
+
+        u = dagmpi.spawn_many(init, n)
+        for _ in range(steps):
+            u = dagmpi.spawn_many(step, n, dt, reads=[(u, dagmpi.Projection("offsets", (-1, 0, 1)))])
+
+    is ``dagmpi.spawn_loop(step, n, steps, dt, reads=[(u0, proj)], step_reads=proj)`` with
+    ``u0 = dagmpi.spawn_many(init, n)``.  Point ``i`` of every step calls
+    ``fn(i, *args, *inputs)`` on the rank ``layout`` gives it (the same every step).
+    Rank 0 handles the loop as one launch, sent once; each rank runs its points step
+    after step and pushes each value to the ranks whose points read it at the next
+    step, as soon as it exists (no request, no message through rank 0): the cost per
+    step is the workers' alone.  Only the last step's values are kept, as the points
+    of the returned launch; the values of earlier steps are dropped as soon as the next
+    step has read them.
+
+    Retries, ``checkpoint`` and ``keys`` are :func:`spawn_many`'s, for the last step's
+    points: a rerun of the script reads the loop back from the checkpoint when it holds
+    every point of it, and runs it again otherwise.  A point that fails (after its
+    retries) fails the points that read it at later steps, and the loop with its error.
+    A worker rank that dies (ULFM) fails the loops with points on it, with a
+    :class:`~dagmpi.errors.RankLost` that says so: a loop's points are not computed
+    again one by one.
+    """
+    return context.current_client().spawn_loop(fn, n, steps, args, step_reads, layout, reads, name, retries,
+                                               retry_on, checkpoint, None if keys is None else tuple(keys))
+
+
 def spawn(fn: Callable, *args: Any, options: Optional[Options] = None, **kwargs: Any) -> Task:
     """Run ``fn(*args, **kwargs)`` as a task somewhere in the job; return its :class:`Task`.
 

@@ -171,6 +171,9 @@ class LaunchSubmitted:
     reads: tuple = ()
     submitter: int = 0
     watch: bool = False
+    #: a loop (``dagmpi.spawn_loop``): its points are the last of many steps, run on the
+    #: workers; they cannot be computed again one by one (a death fails the loop)
+    loop: bool = False
 
 
 @dataclass(slots=True)

@@ -250,6 +250,8 @@ class LaunchRecord:
     sent: Optional[Layout] = None
     redo: Optional[dict] = None
     relaid: Optional[Layout] = None  # (during a recovery: its layout before)
+    #: a loop (``dagmpi.spawn_loop``): its points cannot be computed again one by one
+    loop: bool = False
 
     @property
     def done(self) -> bool:
@@ -432,7 +434,7 @@ class Launches:
                 error = RankLost(dead[0], f"its layout puts points on worker rank(s) {dead}, which died")
         rec = LaunchRecord(ev.launch_id, ev.base, ev.n, ev.name, layout, tuple(reads),
                            0 if error is not None else ev.n, watchers=(ev.submitter,) if ev.watch else (),
-                           error=error)
+                           error=error, loop=ev.loop)
         if self.lineage:
             rec.spec, rec.reported = ev.spec, set()
         self.launches[rec.id] = rec
@@ -532,7 +534,7 @@ class Launches:
         if len(rec.ranks):
             self._out.append(ReleaseLaunch(rec.ranks, rec.id))
         if self.lineage:
-            if rec.heirs > 0 and rec.error is None:  # its points may have to be computed again
+            if rec.heirs > 0 and rec.error is None and not rec.loop:  # its points may have to be computed again
                 self._lineage_launches[rec.id] = rec
                 bisect.insort(self._lineage_ids, rec.id)
             else:
@@ -610,7 +612,9 @@ class Launches:
         hit = [rec for rec in self.launches.values() if rank in rec.layout.touched()]
         failing = []
         for rec in hit:
-            if rec.error is not None or rec.spec is None:
+            if rec.error is not None or rec.spec is None or rec.loop:
+                # (a loop's points are its last step: computing one again would take every
+                # step of its cone, on ranks that have moved on; the loop fails, said so)
                 failing.append(rec)
             else:
                 new = self._relayout(rec.layout, [rank])
@@ -622,7 +626,10 @@ class Launches:
         # moved; a launch that failed already fails its readers still running too, whose
         # points on live ranks wait for its values there)
         why = f"worker rank {rank} died holding points of launch "
-        self._fail_launches([(rec, RankLost(rank, why + repr(rec.name))) for rec in failing], readers=True)
+        self._fail_launches([(rec, RankLost(rank, why + repr(rec.name) + (
+            " (a loop's points are not computed again one by one: spawn the loop again, from its "
+            "last values that still exist or from a checkpoint)" if rec.loop else ""))) for rec in failing],
+            readers=True)
         redo: list = []
         for rec in hit:
             old = rec.relaid
@@ -703,7 +710,7 @@ class Launches:
             src = self._cone.pop(t.id, None)
             if src is None and t.launch is not None:
                 src = self._lineage_launches.get(t.launch)
-        if src is None or src.spec is None:
+        if src is None or src.spec is None or src.loop:  # (a loop's point: see _launches_recover)
             return False
         i = t.id - src.base
         inputs = []

@@ -251,43 +251,62 @@ class Client:
             self._spawned()
         return task
 
+    def spawn_loop(self, fn: Callable, n: int, steps: int, args: tuple, step_reads: Any, layout: Any = None,
+                   reads: Any = (), name: Optional[str] = None, retries: Optional[int] = None,
+                   retry_on: Any = None, checkpoint: Optional[bool] = None, keys: Optional[tuple] = None) -> Any:
+        """See :func:`dagmpi.spawn_loop`."""
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"spawn_loop() needs a number of steps >= 1, got {steps!r}")
+        projs = (step_reads,) if isinstance(step_reads, Projection) else tuple(step_reads or ())
+        if not projs or not all(isinstance(p, Projection) for p in projs):
+            raise TypeError("spawn_loop(): step_reads is the dagmpi.Projection by which each step reads the "
+                            "step before (or a sequence of them, used in turn), got "
+                            f"{step_reads!r}")
+        for p in projs:
+            if p.kind == "grid" and (math.prod(p.args[0]) != n or len(p.args) > 3 and math.prod(p.args[3]) != n):
+                raise ValueError(f"spawn_loop(): a 'grid' projection over a grid of {math.prod(p.args[0])} "
+                                 f"points, for a loop of {n} points")
+        return self.spawn_many(fn, n, args, layout, reads, name, retries, retry_on, checkpoint, keys,
+                               (steps, projs) if steps > 1 else None, "spawn_loop()")
+
     def spawn_many(self, fn: Callable, n: int, args: tuple, layout: Any = None, reads: Any = (),
                    name: Optional[str] = None, retries: Optional[int] = None, retry_on: Any = None,
-                   checkpoint: Optional[bool] = None, keys: Optional[tuple] = None) -> Any:
-        """See :func:`dagmpi.spawn_many`."""
+                   checkpoint: Optional[bool] = None, keys: Optional[tuple] = None,
+                   loop: Optional[tuple] = None, what: str = "spawn_many()") -> Any:
+        """See :func:`dagmpi.spawn_many` (``loop``: ``(steps, projections)`` of :meth:`spawn_loop`)."""
         if self.closed:
             raise RuntimeError("dagmpi has been shut down; no new tasks can be spawned")
         if not callable(fn):
-            raise TypeError(f"spawn_many() needs a callable as its first argument, got {type(fn).__name__}")
+            raise TypeError(f"{what} needs a callable as its first argument, got {type(fn).__name__}")
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ValueError(f"spawn_many() needs a number of points n >= 0, got {n!r}")
+            raise ValueError(f"{what} needs a number of points n >= 0, got {n!r}")
         workers = sorted(self.worker_ranks - self.dead)
         if not workers:
-            raise RuntimeError("spawn_many() needs live worker ranks")
+            raise RuntimeError(f"{what} needs live worker ranks")
         ranks = range(workers[0], workers[-1] + 1) if workers[-1] - workers[0] + 1 == len(workers) else workers
         if layout is None or layout == "blocks":
             layout = Layout.blocks(n, ranks)
         elif layout == "cyclic":
             layout = Layout.cyclic(n, ranks)
         elif not isinstance(layout, Layout) or layout.n != n:
-            raise ValueError(f"spawn_many(): layout must be 'blocks', 'cyclic' or a dagmpi.Layout of {n} points, "
+            raise ValueError(f"{what}: layout must be 'blocks', 'cyclic' or a dagmpi.Layout of {n} points, "
                              f"got {layout!r}")
         outside = sorted(set(layout.table if layout.kind == "table" else layout.touched()) - self.worker_ranks)
         if outside:
-            raise ValueError(f"spawn_many(): the layout puts points on rank(s) {outside[:8]}, which are not "
+            raise ValueError(f"{what}: the layout puts points on rank(s) {outside[:8]}, which are not "
                              f"worker ranks (the worker ranks of this job are {_ranges(self.worker_ranks)})")
         pairs = []
         reads = list(reads)
         for r in reads:
             if not (isinstance(r, tuple) and len(r) == 2 and isinstance(r[0], Launch)
                     and isinstance(r[1], Projection)):
-                raise TypeError("spawn_many(): reads are (Launch, dagmpi.Projection) pairs, got "
+                raise TypeError(f"{what}: reads are (Launch, dagmpi.Projection) pairs, got "
                                 f"{r!r}")
             if r[1].kind == "grid":  # (its grids must be those of this launch and of the one read)
                 shape = r[1].args[0]
                 src = r[1].args[3] if len(r[1].args) > 3 else shape
                 if math.prod(shape) != n or math.prod(src) != r[0].n:
-                    raise ValueError(f"spawn_many(): a 'grid' projection over a grid of {math.prod(shape)} "
+                    raise ValueError(f"{what}: a 'grid' projection over a grid of {math.prod(shape)} "
                                      f"points reading one of {math.prod(src)}, for a launch of {n} points "
                                      f"reading one of {r[0].n}")
             pairs.append((r[0].id, r[1]))
@@ -297,11 +316,11 @@ class Client:
             if retries else None
         payload, buffers, deps = serialize.dump_args(args, {})
         if deps:
-            raise TypeError("spawn_many(): the shared arguments may not hold tasks; read the points of "
+            raise TypeError(f"{what}: the shared arguments may not hold tasks; read the points of "
                             "earlier launches with reads=[(launch, projection)], or fetch a task's value first")
         key = save = restored = lookup = None
         if keys is not None and len(keys) != n:
-            raise ValueError(f"spawn_many(): keys= gives one checkpoint key per point ({n}), got {len(keys)}")
+            raise ValueError(f"{what}: keys= gives one checkpoint key per point ({n}), got {len(keys)}")
         if self.checkpointing:
             # every point has a key (the tasks reading it derive theirs from it); the
             # points a checkpoint holds are read back from it where they run, the
@@ -310,9 +329,10 @@ class Client:
 
             keyless = [r[0] for r in reads if r[0]._key is None]
             if keyless:
-                raise SerializationError(f"spawn_many(): {keyless[0]!r} has no checkpoint key (it was launched "
+                raise SerializationError(f"{what}: {keyless[0]!r} has no checkpoint key (it was launched "
                                          "before checkpointing was enabled, or on another rank)")
-            key = task_key(fn, (("launch", n), *args), {"reads": tuple((r[0]._key, r[1]) for r in reads),
+            key = task_key(fn, (("launch", n) if loop is None else ("loop", n, *loop), *args),
+                           {"reads": tuple((r[0]._key, r[1]) for r in reads),
                                                           "keys": keys})
             if keys is None:
                 keys = tuple(f"{key}/{i}" for i in range(n))
@@ -324,7 +344,8 @@ class Client:
                     where = self._saved(k)
                     if where is not None:
                         found[i] = where
-                if found:
+                if found and (loop is None or len(found) == n):
+                    # (a loop's points need each other's earlier steps: all read back, or none)
                     restored = found
                     self.n_points_restored += len(found)
             if self.checkpoint_all if checkpoint is None else checkpoint:
@@ -345,7 +366,7 @@ class Client:
             self._watch[lid] = launch
             launch._watched = True
         self._enqueue(msg.LaunchSubmit(lid, lid + 1, n, name, fn_id, payload, buffers, layout, tuple(pairs),
-                                       self.auto_watch, policy, save, restored, lookup))
+                                       self.auto_watch, policy, save, restored, lookup, loop))
         if self.drive_every:
             self._spawned()
         return launch

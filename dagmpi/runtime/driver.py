@@ -510,6 +510,8 @@ class Driver(Client):
         restored = m.restored
         if m.lookup:  # (from a worker: the points a checkpoint holds are found here)
             restored = {i: where for i, k in enumerate(m.lookup) if (where := self._saved(k)) is not None} or None
+            if restored and m.loop and len(restored) < m.n:
+                restored = None  # (a loop's points need each other's earlier steps: all read back, or none)
             if restored:
                 self.n_points_restored += len(restored)
         if m.save:  # (the points' keys this run saves or reads back: kept by ``ckpt gc``)
@@ -517,8 +519,9 @@ class Driver(Client):
         if restored:
             self.used_keys.update(loc.key for loc in restored.values())
         buffers = serialize.portable(m.buffers) if src != self.rank and m.buffers else m.buffers
-        spec = msg.TaskSpec(m.name, m.fn_id, m.payload, buffers, None, m.policy, (m.save, restored))
-        return ev.LaunchSubmitted(m.launch_id, m.base, m.n, m.name, spec, m.layout, m.reads, src, m.watch)
+        spec = msg.TaskSpec(m.name, m.fn_id, m.payload, buffers, None, m.policy, (m.save, restored), None, m.loop)
+        return ev.LaunchSubmitted(m.launch_id, m.base, m.n, m.name, spec, m.layout, m.reads, src, m.watch,
+                                  m.loop is not None)
 
     # --------------------------------------------------- from other ranks
 
@@ -695,7 +698,7 @@ class Driver(Client):
                         sent.add(fn_id)
                         send(rank, msg.FnCode(fn_id, self.fn_table[fn_id]))
                     send(rank, msg.LaunchExec(ins.launch_id, ins.base, spec.name, fn_id, spec.payload, spec.buffers,
-                                              ins.layout, ins.reads, spec.policy, *spec.save, tree))
+                                              ins.layout, ins.reads, spec.policy, *spec.save, tree, spec.loop))
             elif t is ev.ReleaseLaunch:
                 ranks = ins.ranks
                 if len(ranks) > TREE_FANOUT and not self.fault_tolerant:

@@ -17,7 +17,8 @@ class Job:
     """One :class:`~dagmpi.runtime.messages.Exec` on a worker: what to run, and its inputs as they arrive."""
 
     __slots__ = ("id", "name", "fn_id", "payload", "buffers", "inputs", "missing", "failed", "needs",
-                 "policy", "attempt", "timed_out", "replaced", "save", "suspect", "trace_in", "point", "call")
+                 "policy", "attempt", "timed_out", "replaced", "save", "suspect", "trace_in", "point", "call",
+                 "loop")
 
     def __init__(self, m: Exec) -> None:
         self.id, self.name, self.fn_id, self.payload, self.buffers = m.task_id, m.name, m.fn_id, m.payload, m.buffers
@@ -35,6 +36,9 @@ class Job:
         #: How it is called: as a point (``point``, or a launch's point run on its own,
         #: computed again after its rank died: ``Exec.point``), else None.
         self.call: Any = m.point
+        #: A step of a loop before its last (``dagmpi.spawn_loop``): ``(LoopState, step)``;
+        #: its value goes on to the next step, not to the store.
+        self.loop: Any = None
 
     @property
     def pinned(self) -> bool:

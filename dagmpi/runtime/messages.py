@@ -18,7 +18,7 @@ Who sends what::
     TraceOn                  TraceBatch
     Preempt  Stop            Watch  Blocked  Unblocked
     Abort (transport)        PreemptRequest  Flushed  Bye
-    any rank <-> any rank:   Get -> Value,  Await -> Value
+    any rank <-> any rank:   Get -> Value,  Await -> Value,  LoopValue (pushed)
     from the transport:      RankDead (a rank died; ULFM)
 
 Empty messages (``Stop()``, ``Bye()``...) all compare equal to ``()``: never
@@ -33,7 +33,7 @@ from ..transport.base import Abort, RankDead
 
 __all__ = [
     "Abort", "Acquire", "Await", "Blocked", "Bye", "Configure", "ConfigureAll", "Ended", "Exec", "FAILED", "Failed",
-    "Finished", "Flushed", "FnCode", "Free", "Get", "GiveBack", "Hello", "LateReturn", "LaunchMoved", "MOVED",
+    "Finished", "Flushed", "FnCode", "Free", "Get", "GiveBack", "Hello", "LateReturn", "LaunchMoved", "LoopValue", "MOVED",
     "PeerLost", "Preempt", "PreemptRequest", "Pull", "RankDead", "Release", "Restored", "Returned", "Started",
     "Stop", "Submit", "TaskSpec", "TraceBatch", "TraceOn", "Unblocked", "Value", "Watch",
 ]
@@ -81,6 +81,20 @@ class Value(NamedTuple):
     buffers: Any
 
 
+class LoopValue(NamedTuple):
+    """The value of point ``index`` after step ``step`` of a loop (``dagmpi.spawn_loop``),
+    pushed by the rank that computed it to each rank with a point that reads it at the
+    next step (no request: the loop's projections say who reads what).  ``ok`` false:
+    the point failed (or one of its inputs did), ``payload`` is the error."""
+
+    launch_id: int
+    step: int
+    index: int
+    ok: bool
+    payload: Any
+    buffers: Any
+
+
 class TaskSpec(NamedTuple):
     """What it takes to run a task again: the scheduler carries it opaquely
     (``TaskSubmitted.spec`` -> ``Execute.spec``); rank 0 builds it from a
@@ -98,6 +112,8 @@ class TaskSpec(NamedTuple):
     #: input ids in order[, pinned])``, called ``fn(index, *args, *inputs)``; ``pinned``
     #: (in an ``Exec``): on the rank its launch's layout gives it, where it comes back
     point: Optional[tuple] = None
+    #: a loop (``dagmpi.spawn_loop``): ``(steps, projections)``, see :class:`LaunchExec`
+    loop: Optional[tuple] = None
 
 
 def point_spec(spec: TaskSpec, name: str, index: int, inputs: tuple) -> TaskSpec:
@@ -133,6 +149,8 @@ class LaunchSubmit(NamedTuple):
     #: checkpointing, from a rank without the checkpoint's index (a worker): the points'
     #: keys, which rank 0 looks up (``restored`` then comes from there)
     lookup: Optional[tuple] = None
+    #: a loop (``dagmpi.spawn_loop``): ``(steps, projections)``, see :class:`LaunchExec`
+    loop: Optional[tuple] = None
 
 
 # ------------------------------------------------------------- rank 0 -> worker
@@ -157,6 +175,11 @@ class LaunchExec(NamedTuple):
     #: sent down the launch's ``ReportTree`` (its ranks beyond ``TREE_FANOUT``): this rank
     #: passes it on to its children and reports for its subtree to its parent
     tree: bool = False
+    #: a loop (``dagmpi.spawn_loop``): ``(steps, projections)``.  ``reads`` feed step 0;
+    #: step ``t >= 1`` reads step ``t - 1`` through ``projections[(t - 1) % len]``, its
+    #: values pushed rank to rank (:class:`LoopValue`); the points' ids, reports, saved
+    #: values and frees are those of the last step
+    loop: Optional[tuple] = None
 
 
 class LaunchMoved(NamedTuple):

@@ -27,6 +27,7 @@ from . import messages as msg
 from .client import _CURRENT, Client
 from ..checkpoint.base import Location
 from ..core.launches import ReportTree, expand
+from ..core.loops import LoopState
 from .jobs import Executor as _Executor
 from .jobs import SCHEDULER
 from .jobs import Job as _Job
@@ -78,6 +79,11 @@ class Worker(JobRunner, Client):
         self._fn_passed: dict[int, set] = {}
         self._freed_launches: dict[int, None] = {}  # freed before their LaunchExec came
         self._point_launch: dict[int, int] = {}
+        #: Loops running here (``dagmpi.spawn_loop``): launch id -> LoopState, until this
+        #: rank's points all reached the last step; values pushed for a loop whose
+        #: LaunchExec has not come yet wait in ``_early_pushes``
+        self._loops: dict[int, LoopState] = {}
+        self._early_pushes: dict[int, list] = {}
         #: Arrays pulled from other ranks, kept (read-only, least recently used out
         #: first) for other tasks here that read them: a tiled matmul's panel tile or
         #: a Cholesky panel is pulled once per rank, not once per task.
@@ -394,6 +400,9 @@ class Worker(JobRunner, Client):
     def _finish(self, item: tuple) -> None:
         kind, job, a, b = item
         if kind == "timeout":  # the monitor gave up on it; the call goes on
+            if job.loop is not None:
+                self._loop_step_done(job.loop[0], job.loop[1], job.call[0], False, a)
+                return
             self._note_failed(job.id)
             self._drop_waiters(self._local_waits.pop(job.id, None))
             self._send(SCHEDULER, msg.Failed(job.id, a, b, not job.replaced))
@@ -411,8 +420,16 @@ class Worker(JobRunner, Client):
                 self.points_retried += 1
                 self._runq.append(job)
                 return
+            if job.loop is not None:
+                self._loop_step_done(job.loop[0], job.loop[1], job.call[0], False, a)
+                return
             if job.point is not None:
                 self._point_ended(job.id, a)  # (before _note_failed below: this is the real error)
+        elif job.loop is not None:  # a step of a loop before its last: the value goes on to the next
+            old = self._fn_time.get(job.fn_id)
+            self._fn_time[job.fn_id] = b[1] if old is None else 0.8 * old + 0.2 * b[1]
+            self._loop_step_done(job.loop[0], job.loop[1], job.call[0], True, a)
+            return
         waiters = self._local_waits.pop(job.id, None)
         if kind == "fin":
             if waiters:
@@ -499,6 +516,8 @@ class Worker(JobRunner, Client):
             self._free_launch(m.launch_id, m.forward)
         elif kind is msg.LaunchMoved:
             self._launch_moved(m)
+        elif kind is msg.LoopValue:
+            self._loop_value(m)
         elif kind is msg.LaunchReport:  # a child's subtree of a launch tree is done
             self._subtree_done(m)
         elif kind is msg.FnCode:
@@ -592,6 +611,12 @@ class Worker(JobRunner, Client):
 
     def _note_failed(self, task_id: int) -> None:
         if self._point_launch and task_id in self._point_launch:  # a point whose input failed
+            st = self._loops.get(self._point_launch[task_id]) if self._loops else None
+            if st is not None:  # (step 0 of a loop, not run: its failure goes on to the next step)
+                self._loop_step_done(st, 0, task_id - st.base, False,
+                                     f"point {task_id - st.base} of loop {st.spec[0]!r} not run: one of its "
+                                     "inputs failed")
+                return
             self._point_ended(task_id, f"point {task_id:#x} not run: one of its inputs failed")
         failed = self._failed_here
         failed[task_id] = None
@@ -783,6 +808,12 @@ class Worker(JobRunner, Client):
         self._launch_left[lid] = [len(jobs), 0, 0.0, [], len(jobs), len(children), parent]
         me = self.rank
         save, restored = m.save, m.restored
+        loop = None
+        if m.loop is not None and jobs and not (restored and len(restored) == m.layout.n):
+            # (a loop read back whole from a checkpoint runs no step: its points are read back)
+            loop = self._loops[lid] = LoopState(lid, m.base, m.layout, me, m.loop[0], m.loop[1],
+                                                (m.name, m.fn_id, m.payload, m.buffers, m.policy, save))
+            save = restored = None  # (those are the last step's)
         for tid, inputs in jobs:
             self._point_launch[tid] = lid
             i = tid - m.base
@@ -796,7 +827,9 @@ class Worker(JobRunner, Client):
             ex = msg.Exec(tid, m.name, m.fn_id, m.payload, m.buffers,
                           tuple({d: (d, o if o == me else ~o) for d, o in inputs}.values()), None, m.policy, 1,
                           save[i] if save else None, False)
-            self._on_exec(ex, (i, tuple(d for d, _ in inputs)))
+            self._on_exec(ex, (i, tuple(d for d, _ in inputs)), loop)
+        if loop is not None:
+            self._loop_started(loop)
 
     def _point_ended(self, tid: int, error: Any, nbytes: int = 0, seconds: float = 0.0) -> None:
         """A point ended (``error``: its failure); the rank's report when it was the last."""
@@ -862,6 +895,94 @@ class Worker(JobRunner, Client):
             if job.missing == 0:
                 self._runq.append(job)
 
+    # ---------------------------------------------------------------- loops
+
+    def _loop_started(self, st: LoopState) -> None:
+        """A loop's step 0 is queued here: take the values pushed before it came, and
+        start the points of later steps that read nothing (they wait for no one)."""
+        early = self._early_pushes.pop(st.id, None) if self._early_pushes else None
+        for m in early or ():
+            self._loop_value(m)
+        k = len(st.projections)
+        for first in range(1, min(k, st.steps - 1) + 1):
+            empty = st.empty(first)
+            for t in range(first, st.steps, k) if empty else ():
+                for j in empty:
+                    self._loop_start(st, t, j, {}, None)
+
+    def _loop_value(self, m: msg.LoopValue) -> None:
+        """A value of a loop's step, pushed by the rank that computed it."""
+        st = self._loops.get(m.launch_id)
+        if st is None:
+            if m.launch_id not in self._launch_of and m.launch_id not in self._freed_launches:
+                self._early_pushes.setdefault(m.launch_id, []).append(m)  # (its LaunchExec comes later)
+            return
+        if m.ok:
+            value = serialize.load_value(m.payload, m.buffers) if self.serializes else m.payload
+            error = None
+        else:
+            value, error = None, m.payload
+        t1 = m.step + 1
+        i = m.index
+        for j in st.links(t1)[0].get(i, ()):
+            got = st.arrive(t1, j, i, value, error)
+            if got is not None:
+                self._loop_start(st, t1, j, got[1], got[2])
+
+    def _loop_step_done(self, st: LoopState, t: int, i: int, ok: bool, result: Any) -> None:
+        """Point ``i`` of step ``t`` (not the last) of a loop ended here (``ok``:
+        ``result`` as a job's, else the error): its value goes to the ranks and points
+        that read it at the next step."""
+        if self._loops.get(st.id) is not st:
+            return  # (the loop failed, and was freed, meanwhile)
+        local, remote = st.readers(t, i)
+        if ok:
+            if self.serializes:
+                value, payload, buffers = result
+            else:
+                value = payload = result
+                buffers = None
+            error = None
+        else:
+            value, payload, buffers, error = None, result, None, result
+        if remote:
+            lid = st.id
+            for dest in remote:
+                self._send(dest, msg.LoopValue(lid, t, i, ok, payload, buffers))
+        t1 = t + 1
+        for j in local:
+            got = st.arrive(t1, j, i, value, error)
+            if got is not None:
+                self._loop_start(st, t1, j, got[1], got[2])
+        if st.one_done():
+            self._loops.pop(st.id, None)
+
+    def _loop_start(self, st: LoopState, t: int, j: int, inputs: dict, error: Any) -> None:
+        """Point ``j`` of step ``t >= 1`` has its inputs: queue its job (``error``: one
+        of them failed; so does it, without running)."""
+        last = t == st.steps - 1
+        tid = st.base + j
+        if last and st.one_done():
+            self._loops.pop(st.id, None)  # (nothing more comes for it here)
+        if error is not None:
+            if last:  # (as a point that ran and failed: see _finish)
+                self._point_ended(tid, error)
+                self._note_failed(tid)
+                self._drop_waiters(self._local_waits.pop(tid, None))
+            else:
+                self._loop_step_done(st, t, j, False, error)
+            return
+        name, fn_id, payload, buffers, policy, save = st.spec
+        job = _Job(msg.Exec(tid, name, fn_id, payload, buffers, (), None, policy, 1,
+                            save[j] if last and save else None, False))
+        job.point = job.call = (j, st.call(t, j))
+        job.inputs = inputs
+        if not last:
+            job.loop = (st, t)
+        if self.trace_runs is not None:
+            job.trace_in = []
+        self._runq.append(job)
+
     def _free_launch(self, lid: int, forward: bool = True) -> None:
         """Rank 0 says nothing needs this launch's values any more."""
         if self._launch_left.pop(lid, None) is not None:  # (it failed, or a child died)
@@ -875,6 +996,10 @@ class Worker(JobRunner, Client):
                 self._forget_jobs(waiting.values())
                 for j in waiting.values():
                     pl.pop(j.id, None)
+        if self._loops:
+            self._loops.pop(lid, None)  # (its jobs still queued run, and their values are dropped)
+        if self._early_pushes:
+            self._early_pushes.pop(lid, None)
         entry = self._launch_of.pop(lid, None)
         if entry is None:  # (freed before its LaunchExec came down a tree: drop that when it comes)
             self._freed_launches[lid] = None
@@ -891,10 +1016,12 @@ class Worker(JobRunner, Client):
             if self._awaits:
                 self._refuse_awaits(base + i, None, "it was freed")
 
-    def _on_exec(self, m: msg.Exec, point: Any = None) -> None:
+    def _on_exec(self, m: msg.Exec, point: Any = None, loop: Optional[LoopState] = None) -> None:
         job = _Job(m)
         if point is not None:
             job.point = job.call = point
+            if loop is not None:
+                job.loop = (loop, 0)
         given = self._given_back
         if given:
             given.pop(job.id, None)

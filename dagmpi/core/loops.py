@@ -1,0 +1,122 @@
+"""A rank's side of a loop of launches (``dagmpi.spawn_loop``): pure bookkeeping, no I/O.
+
+A loop is one launch on rank 0 (its points are those of the last step), sent to
+its ranks once.  Each rank runs its points step after step: point ``j`` of step
+``t >= 1`` reads the points of step ``t - 1`` that the step's projection gives it;
+when point ``i`` of step ``t`` ends, its rank hands the value to its own points of
+step ``t + 1`` that read it and pushes it to the other ranks that have such points
+(:meth:`LoopState.readers`, worked out once per projection from the layout).  A
+point of step ``t + 1`` starts when the last of its inputs is in
+(:meth:`LoopState.arrive`).  The worker (:mod:`dagmpi.runtime.worker`) does the
+running and the sending; this module says who reads what and when a point is ready.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+from .launches import Layout, Projection
+
+
+def loop_links(layout: Layout, projection: Projection, rank: int) -> tuple[dict, dict, dict]:
+    """For one step of a loop on ``layout`` whose points read the step before through
+    ``projection``, seen from ``rank``: ``(local, remote, calls)`` where ``local[i]``
+    lists the points of ``rank`` that read point ``i`` (wherever ``i`` is), ``remote[i]``,
+    for a point ``i`` of ``rank``, the other ranks with points that read it (each
+    once), and ``calls[j]``, for each point ``j``
+    of ``rank``, the points it reads in the projection's order (an input named twice
+    is passed twice).  O(points x inputs per point), once per projection and loop."""
+    n = layout.n
+    rank_of = layout.rank_of
+    local: dict[int, list] = {}
+    remote: dict[int, list] = {}
+    calls: dict[int, tuple] = {}
+    mine = set(layout.points_of(rank))
+    for j in range(n):
+        srcs = projection.points(j, n)
+        rj = rank_of(j)
+        if rj == rank:
+            calls[j] = tuple(srcs)
+        for i in dict.fromkeys(srcs):
+            if rj == rank:
+                local.setdefault(i, []).append(j)
+            elif i in mine:
+                ranks = remote.setdefault(i, [])
+                if rj not in ranks:
+                    ranks.append(rj)
+    return local, remote, calls
+
+
+class LoopState:
+    """What a rank keeps of a loop while it runs there (see the module docstring)."""
+
+    __slots__ = ("id", "base", "n", "steps", "layout", "rank", "projections", "mine", "spec", "pending",
+                 "left", "_links")
+
+    def __init__(self, launch_id: int, base: int, layout: Layout, rank: int, steps: int,
+                 projections: Sequence[Projection], spec: Any = None) -> None:
+        if steps < 2 or not projections:
+            raise ValueError(f"a loop has >= 2 steps and at least one projection, got {steps} and {projections!r}")
+        self.id, self.base, self.n, self.steps = launch_id, base, layout.n, steps
+        self.layout, self.rank, self.projections = layout, rank, tuple(projections)
+        self.mine = tuple(layout.points_of(rank))
+        #: what the worker needs to make a point's job (its launch's function, arguments, policy...)
+        self.spec = spec
+        #: ``(step, point) -> [inputs still missing, {input id: value}, first error]``
+        self.pending: dict[tuple[int, int], list] = {}
+        #: what is left to happen here: each point's steps before the last to end, and
+        #: its last step to start (or fail before)
+        self.left = len(self.mine) * steps
+        self._links: dict[int, tuple[dict, dict, dict]] = {}
+
+    def links(self, t: int) -> tuple[dict, dict, dict]:
+        """:func:`loop_links` of step ``t >= 1`` (cached per projection)."""
+        k = (t - 1) % len(self.projections)
+        got = self._links.get(k)
+        if got is None:
+            got = self._links[k] = loop_links(self.layout, self.projections[k], self.rank)
+        return got
+
+    def readers(self, t: int, i: int) -> tuple[Sequence[int], Sequence[int]]:
+        """Who reads point ``i`` of step ``t`` (one of this rank's) at step ``t + 1``:
+        this rank's points, and the other ranks (nothing after the last step)."""
+        if t + 1 >= self.steps:
+            return (), ()
+        local, remote, _ = self.links(t + 1)
+        return local.get(i, ()), remote.get(i, ())
+
+    def call(self, t: int, j: int) -> tuple:
+        """The input ids of point ``j`` (this rank's) at step ``t >= 1``, in its arguments' order."""
+        base = self.base
+        return tuple(base + i for i in self.links(t)[2][j])
+
+    def arrive(self, t: int, j: int, i: int, value: Any, error: Any = None) -> Optional[list]:
+        """Input ``i`` (of step ``t - 1``) of this rank's point ``j`` of step ``t`` is
+        here (``error``: it failed).  Returns ``[0, inputs by id, first error]`` once
+        the last input is in (the point may start, or fails), else None."""
+        key = (t, j)
+        got = self.pending.get(key)
+        if got is None:
+            got = self.pending[key] = [len(dict.fromkeys(self.links(t)[2][j])), {}, None]
+        if error is not None:
+            if got[2] is None:
+                got[2] = error
+        else:
+            got[1][self.base + i] = value
+        got[0] -= 1
+        if got[0] > 0:
+            return None
+        del self.pending[key]
+        return got
+
+    def empty(self, t: int) -> Sequence[int]:
+        """This rank's points that read nothing at step ``t >= 1`` (e.g. a grid's edge
+        under offsets that fall outside it): they wait for no one."""
+        calls = self.links(t)[2]
+        return [j for j in self.mine if not calls[j]]
+
+    def one_done(self) -> bool:
+        """A point of this rank ended a step before the last, or started the last; True
+        when that was all (the rank drops the loop's state: nothing more comes for it)."""
+        self.left -= 1
+        return self.left <= 0
