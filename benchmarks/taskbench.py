@@ -1,7 +1,7 @@
 """Task Bench on dagmpi, an SPMD mpi4py program and Dask distributed, in one run.
 
     python benchmarks/taskbench.py [--workers 2] [--patterns stencil_1d,nearest3,nearest5,fft,tree,trivial]
-                                   [--peers dagmpi,launches,mpi,dask] [--repeat 1] [--target 0.4]
+                                   [--peers dagmpi,launches,loops,mpi,dask] [--repeat 1] [--target 0.4]
                                    [--json bench-results/taskbench.json]
 
 Our own code after Task Bench (Slaughter et al., SC20; StanfordLegion/task-bench is the
@@ -29,6 +29,9 @@ Systems, all with ``--workers`` processes for the tasks:
   task with its inputs as Task arguments (no placement hints), all steps submitted ahead;
 * ``launches``: the same job, each step one ``dagmpi.spawn_many`` launch whose points read
   the points of the step before through a ``dagmpi.Projection`` (worker to worker);
+* ``loops``: the same job, the graph as one ``dagmpi.spawn_loop`` (its steps run on the
+  workers, each value pushed to the ranks that read it at the next step; tree: the
+  steps while its width grows are launches, the loop the full-width ones);
 * ``mpi``: the same graphs as an SPMD mpi4py program (``mpiexec -n workers``): each rank
   owns points ``i % workers``, exchanges outputs with ``Isend``/``Irecv`` between
   neighbours every step: the MPI limit for Python;
@@ -57,7 +60,7 @@ PATTERNS = ("stencil_1d", "nearest3", "nearest5", "fft", "tree", "trivial")
 #: Flops per kernel iteration: 32 multiply-adds.
 ITER_FLOPS = 64
 #: Rough per-task floor of each system (s), only to size the graphs (steps) of a run.
-FLOOR_GUESS = {"dagmpi": 1e-4, "launches": 1e-4, "mpi": 5e-6, "dask": 1.5e-3}
+FLOOR_GUESS = {"dagmpi": 1e-4, "launches": 1e-4, "loops": 5e-5, "mpi": 5e-6, "dask": 1.5e-3}
 
 @numba.njit(cache=True, nogil=True)
 def compute(iters, seed):
@@ -205,6 +208,43 @@ def run_launches(ns: argparse.Namespace) -> dict:
                  ns.target, ns.t_iter, ns.max_log, ns.min_log)
 
 
+def run_loops(ns: argparse.Namespace) -> dict:
+    import dagmpi
+    from dagmpi.core.launches import Projection
+
+    workers = len(dagmpi.workers())
+    dagmpi.spawn_loop(tb_point, 4 * workers, 2, 1, step_reads=Projection("same")).fetch()  # compile everywhere
+
+    def run_graph(pattern: str, iters: int, steps: int, width: int) -> float:
+        t0 = time.perf_counter()
+        # graph steps 0 .. first-1 as launches (tree: while its width grows), the rest one loop
+        first = 0
+        while first < steps and active(pattern, first, width) < width:
+            first += 1
+        u, reads = None, []
+        for t in range(first):
+            u = dagmpi.spawn_many(tb_point, active(pattern, t, width), iters,
+                                  reads=[(u, launch_projection(pattern, t, width))] if t else [])
+        if u is not None:
+            reads = [(u, launch_projection(pattern, first, width))]
+        if pattern == "trivial":
+            projs = [Projection("offsets", ())]  # (every point reads nothing)
+        elif pattern == "fft":  # (its butterflies cycle through the levels)
+            levels = max(1, int(math.log2(width)))
+            projs = [launch_projection(pattern, first + 1 + k, width) for k in range(levels)]
+        else:
+            projs = [launch_projection(pattern, first + 1, width)]
+        u = dagmpi.spawn_loop(tb_point, width, steps - first, iters, reads=reads, step_reads=projs)
+        dagmpi.wait([u])
+        secs = time.perf_counter() - t0
+        for x in u.fetch():
+            assert x.shape == (2,)
+        return secs
+
+    return sweep(run_graph, "loops", workers, ns.patterns.split(","), ns.width or workers,
+                 ns.target, ns.t_iter, ns.max_log, ns.min_log)
+
+
 def run_mpi(ns: argparse.Namespace) -> dict:
     from mpi4py import MPI
 
@@ -303,6 +343,7 @@ def child(peer: str, ns: argparse.Namespace, t_iter: float) -> dict:
     cmd = {
         "dagmpi": [mpiexec(), "-n", str(ns.workers + 1), py, "-m", "dagmpi", HERE, *args],
         "launches": [mpiexec(), "-n", str(ns.workers + 1), py, "-m", "dagmpi", HERE, *args],
+        "loops": [mpiexec(), "-n", str(ns.workers + 1), py, "-m", "dagmpi", HERE, *args],
         "mpi": [mpiexec(), "-n", str(ns.workers), py, HERE, *args],
         "dask": [py, HERE, *args],
     }[peer]
@@ -340,7 +381,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="task processes of every system")
     ap.add_argument("--width", type=int, default=0, help="points per step (default: workers)")
     ap.add_argument("--patterns", default=",".join(PATTERNS))
-    ap.add_argument("--peers", default="dagmpi,launches,mpi,dask", help="from dagmpi,launches,mpi,dask")
+    ap.add_argument("--peers", default="dagmpi,launches,loops,mpi,dask", help="from dagmpi,launches,loops,mpi,dask")
     ap.add_argument("--target", type=float, default=0.4, help="seconds each graph should take (sizes steps)")
     ap.add_argument("--max-log", type=int, default=22, help="largest N = 2^max_log iterations")
     ap.add_argument("--min-log", type=int, default=4, help="smallest N = 2^min_log iterations")
@@ -351,7 +392,8 @@ def main() -> None:
     ap.add_argument("--run", help=argparse.SUPPRESS)
     ns = ap.parse_args()
     if ns.run:
-        res = {"dagmpi": run_dagmpi, "launches": run_launches, "mpi": run_mpi, "dask": run_dask}[ns.run](ns)
+        res = {"dagmpi": run_dagmpi, "launches": run_launches, "loops": run_loops, "mpi": run_mpi,
+               "dask": run_dask}[ns.run](ns)
         print_result(res)
         return
 
@@ -400,7 +442,7 @@ def main() -> None:
                 print(f"{p}: {r.get('error') or r.get('skipped')}")
     print("\n(vs X: X's METG / dagmpi's: > 1 means dagmpi runs smaller tasks efficiently)")
     print("targets (2 workers): dagmpi METG(50%) <= 100 µs for stencil_1d and fft, floor <= 50 µs "
-          "('launches': the same graphs as dagmpi.spawn_many launches, one per step)")
+          "('launches': one dagmpi.spawn_many launch per step; 'loops': one dagmpi.spawn_loop)")
     with open_json(ns.json) as fh:
         json.dump({"benchmark": "taskbench", "workers": ns.workers, "width": ns.width or ns.workers,
                    "kernel_flops_per_core": flops, "iter_flops": ITER_FLOPS, "passes": passes}, fh, indent=2)
