@@ -89,7 +89,7 @@ def spawn_loop(fn: Callable, n: int, steps: int, *args: Any, step_reads: Any, re
     every point of it, and runs it again otherwise.  A point that fails (after its
     retries) fails the points that read it at later steps, and the loop with its error.
     A worker rank that dies (ULFM) fails the loops with points on it, with a
-    :class:`~dagmpi.errors.RankLost` that says so: a loop's points are not computed
+    :class:`~dagmpi.errors.WorkerLostError` that says so: a loop's points are not computed
     again one by one.
     """
     return context.current_client().spawn_loop(fn, n, steps, args, step_reads, layout, reads, name, retries,

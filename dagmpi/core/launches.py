@@ -625,11 +625,11 @@ class Launches:
         # (first: what fails takes the launches reading it with it, which are then not
         # moved; a launch that failed already fails its readers still running too, whose
         # points on live ranks wait for its values there)
-        why = f"worker rank {rank} died holding points of launch "
-        self._fail_launches([(rec, RankLost(rank, why + repr(rec.name) + (
-            " (a loop's points are not computed again one by one: spawn the loop again, from its "
-            "last values that still exist or from a checkpoint)" if rec.loop else ""))) for rec in failing],
-            readers=True)
+        why = f"worker rank {rank} died holding points of "
+        self._fail_launches([(rec, RankLost(rank, why + (
+            f"loop {rec.name!r} (a loop's points are not computed again one by one: spawn the loop again, "
+            "from the values it started from or from a checkpoint)" if rec.loop else f"launch {rec.name!r}")))
+            for rec in failing], readers=True)
         redo: list = []
         for rec in hit:
             old = rec.relaid

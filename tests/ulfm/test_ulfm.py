@@ -320,3 +320,12 @@ def test_a_traced_run_marks_the_rank_death_and_still_writes_its_trace(ompi, tmp_
     assert deaths[0]["args"]["rescheduled"] + deaths[0]["args"]["recomputed"] >= 0
     survivors = {e["pid"] for e in doc["traceEvents"] if e["ph"] == "X"} - {dead}
     assert len(survivors) == 2  # the two live workers ran tasks and their records arrived
+
+
+@pytest.mark.mpi
+def test_a_rank_dying_inside_a_loop_fails_it_and_the_loop_runs_again(ompi, tmp_path):
+    """spawn_loop: a death fails the loop at once (RankLost, saying why); run again from
+    the launch it started from, on the ranks left, it gives the right values."""
+    res = run_ompi(ompi, "loop_death.py", 4, [tmp_path])
+    _ok(res)
+    assert "LOOP-DEATH-OK" in res.stdout and "loop failed" in res.stdout, res
