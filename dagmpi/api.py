@@ -88,9 +88,10 @@ def spawn_loop(fn: Callable, n: int, steps: int, *args: Any, step_reads: Any, re
     points: a rerun of the script reads the loop back from the checkpoint when it holds
     every point of it, and runs it again otherwise.  A point that fails (after its
     retries) fails the points that read it at later steps, and the loop with its error.
-    A worker rank that dies (ULFM) fails the loops with points on it, with a
-    :class:`~dagmpi.errors.WorkerLostError` that says so: a loop's points are not computed
-    again one by one.
+    A worker rank that dies while the loop runs (ULFM) makes it run again from the start on
+    the ranks left; a loop that had ended and loses values with a rank fails, with a
+    :class:`~dagmpi.errors.WorkerLostError` that says so (its points are not computed
+    again one by one).
     """
     return context.current_client().spawn_loop(fn, n, steps, args, step_reads, layout, reads, name, retries,
                                                retry_on, checkpoint, None if keys is None else tuple(keys))

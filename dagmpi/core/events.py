@@ -189,6 +189,8 @@ class LaunchDone:
     nbytes: int = 0
     seconds: float = 0.0
     errors: tuple = ()
+    #: the loop's run it reports (see ``LaunchRecord.epoch``)
+    epoch: int = 0
 
 
 # --------------------------------------------------------------- instructions
@@ -244,6 +246,8 @@ class ExecuteLaunch:
     spec: Any
     layout: Any
     reads: tuple
+    #: a loop's run (0, then one more per restart after a death)
+    epoch: int = 0
 
 
 @dataclass(slots=True)

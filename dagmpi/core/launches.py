@@ -250,8 +250,10 @@ class LaunchRecord:
     sent: Optional[Layout] = None
     redo: Optional[dict] = None
     relaid: Optional[Layout] = None  # (during a recovery: its layout before)
-    #: a loop (``dagmpi.spawn_loop``): its points cannot be computed again one by one
+    #: a loop (``dagmpi.spawn_loop``): its points cannot be computed again one by one;
+    #: a death while it runs runs it again from the start (lineage mode), as run ``epoch``
     loop: bool = False
+    epoch: int = 0
 
     @property
     def done(self) -> bool:
@@ -468,7 +470,7 @@ class Launches:
                 rd if (src := launches.get(rd.launch_id)) is None or src.layout is rd.layout
                 else Read(rd.launch_id, rd.base, rd.n, src.layout, rd.projection) for rd in rec.reads)
         if len(rec.ranks):
-            self._out.append(ExecuteLaunch(rec.ranks, rec.id, rec.base, spec, rec.layout, rec.reads))
+            self._out.append(ExecuteLaunch(rec.ranks, rec.id, rec.base, spec, rec.layout, rec.reads, rec.epoch))
         if rec.done:  # no points
             self._launch_ended(rec)
 
@@ -485,8 +487,8 @@ class Launches:
 
     def _on_launch_done(self, ev: Any) -> None:
         rec = self.launches.get(ev.launch_id)
-        if rec is None or not rec.pending:
-            return
+        if rec is None or not rec.pending or ev.epoch != rec.epoch:
+            return  # (a loop's report of a run a death cut short: it runs again)
         if rec.reported is not None:  # (lineage mode: each rank reports its own points)
             if ev.rank in self._dead_ranks:
                 return  # (sent before it died: its points are being computed again)
@@ -612,9 +614,10 @@ class Launches:
         hit = [rec for rec in self.launches.values() if rank in rec.layout.touched()]
         failing = []
         for rec in hit:
-            if rec.error is not None or rec.spec is None or rec.loop:
+            if rec.error is not None or rec.spec is None or rec.loop and not rec.pending:
                 # (a loop's points are its last step: computing one again would take every
-                # step of its cone, on ranks that have moved on; the loop fails, said so)
+                # step of its cone; a loop that ended fails, said so; one that runs starts
+                # again, below)
                 failing.append(rec)
             else:
                 new = self._relayout(rec.layout, [rank])
@@ -627,9 +630,9 @@ class Launches:
         # points on live ranks wait for its values there)
         why = f"worker rank {rank} died holding points of "
         self._fail_launches([(rec, RankLost(rank, why + (
-            f"loop {rec.name!r} (a loop's points are not computed again one by one: spawn the loop again, "
-            "from the values it started from or from a checkpoint)" if rec.loop else f"launch {rec.name!r}")))
-            for rec in failing], readers=True)
+            f"loop {rec.name!r}, which had ended (a loop's points are not computed again one by one: "
+            "spawn the loop again, from the values it started from or from a checkpoint)" if rec.loop
+            else f"launch {rec.name!r}"))) for rec in failing], readers=True)
         redo: list = []
         for rec in hit:
             old = rec.relaid
@@ -643,6 +646,15 @@ class Launches:
                 rec.ranks = new.touched()
                 continue
             rec.ranks = tuple(sorted(set(rec.ranks) - {rank} | set(new.touched())))
+            if rec.loop:  # a loop running: it runs again from the start, on the ranks left
+                rec.epoch += 1
+                self.n_points_done -= rec.n - rec.pending  # (its points run again: counted then)
+                rec.pending, rec.nbytes = rec.n, 0
+                rec.reported = set()
+                self.n_loops_restarted += 1
+                self._out.append(MoveLaunch(rec.id, rec.base, new))  # (its readers ask the new ranks)
+                self._dispatch_launch(rec, rec.spec)
+                continue
             own = bool(rec.pending) and rank not in rec.reported  # (its own points, not reported)
             if rec.redo is None:
                 rec.redo = {}

@@ -50,11 +50,11 @@ def loop_links(layout: Layout, projection: Projection, rank: int) -> tuple[dict,
 class LoopState:
     """What a rank keeps of a loop while it runs there (see the module docstring)."""
 
-    __slots__ = ("id", "base", "n", "steps", "layout", "rank", "projections", "mine", "spec", "pending",
+    __slots__ = ("id", "base", "n", "steps", "layout", "rank", "projections", "mine", "spec", "epoch", "pending",
                  "left", "_links")
 
     def __init__(self, launch_id: int, base: int, layout: Layout, rank: int, steps: int,
-                 projections: Sequence[Projection], spec: Any = None) -> None:
+                 projections: Sequence[Projection], spec: Any = None, epoch: int = 0) -> None:
         if steps < 2 or not projections:
             raise ValueError(f"a loop has >= 2 steps and at least one projection, got {steps} and {projections!r}")
         self.id, self.base, self.n, self.steps = launch_id, base, layout.n, steps
@@ -62,6 +62,8 @@ class LoopState:
         self.mine = tuple(layout.points_of(rank))
         #: what the worker needs to make a point's job (its launch's function, arguments, policy...)
         self.spec = spec
+        #: which run of the loop (one more each time a death made it start again)
+        self.epoch = epoch
         #: ``(step, point) -> [inputs still missing, {input id: value}, first error]``
         self.pending: dict[tuple[int, int], list] = {}
         #: what is left to happen here: each point's steps before the last to end, and

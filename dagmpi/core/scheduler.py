@@ -176,6 +176,7 @@ class Scheduler(Placement, Recovery, Launches):
         self.n_launches = 0
         self.n_points = 0
         self.n_points_done = 0
+        self.n_loops_restarted = 0  # loops run again from the start after a death (lineage mode)
         self.n_point_records = 0  # points made task records (counted in n_submitted too)
         self.n_point_records_done = 0  # ... of them finished (counted in n_finished too)
         self._handlers = {

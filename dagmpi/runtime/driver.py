@@ -533,7 +533,7 @@ class Driver(Client):
             elif kind is msg.Submit:
                 events.append(self._submitted(src, m))
             elif kind is msg.LaunchReport:
-                events.append(ev.LaunchDone(m.launch_id, src, m.count, m.nbytes, m.seconds, m.errors))
+                events.append(ev.LaunchDone(m.launch_id, src, m.count, m.nbytes, m.seconds, m.errors, m.epoch))
             elif kind is msg.LaunchSubmit:
                 events.append(self._launch_submitted(src, m))
             elif kind is msg.FnCode:  # a function a task on ``src`` spawns, sent before that spawn
@@ -698,7 +698,8 @@ class Driver(Client):
                         sent.add(fn_id)
                         send(rank, msg.FnCode(fn_id, self.fn_table[fn_id]))
                     send(rank, msg.LaunchExec(ins.launch_id, ins.base, spec.name, fn_id, spec.payload, spec.buffers,
-                                              ins.layout, ins.reads, spec.policy, *spec.save, tree, spec.loop))
+                                              ins.layout, ins.reads, spec.policy, *spec.save, tree,
+                                              None if spec.loop is None else (*spec.loop, ins.epoch)))
             elif t is ev.ReleaseLaunch:
                 ranks = ins.ranks
                 if len(ranks) > TREE_FANOUT and not self.fault_tolerant:

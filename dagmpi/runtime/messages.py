@@ -93,6 +93,8 @@ class LoopValue(NamedTuple):
     ok: bool
     payload: Any
     buffers: Any
+    #: the loop's run it belongs to (see :class:`LaunchReport`): older ones are dropped
+    epoch: int = 0
 
 
 class TaskSpec(NamedTuple):
@@ -175,10 +177,11 @@ class LaunchExec(NamedTuple):
     #: sent down the launch's ``ReportTree`` (its ranks beyond ``TREE_FANOUT``): this rank
     #: passes it on to its children and reports for its subtree to its parent
     tree: bool = False
-    #: a loop (``dagmpi.spawn_loop``): ``(steps, projections)``.  ``reads`` feed step 0;
-    #: step ``t >= 1`` reads step ``t - 1`` through ``projections[(t - 1) % len]``, its
-    #: values pushed rank to rank (:class:`LoopValue`); the points' ids, reports, saved
-    #: values and frees are those of the last step
+    #: a loop (``dagmpi.spawn_loop``): ``(steps, projections, epoch)``.  ``reads`` feed
+    #: step 0; step ``t >= 1`` reads step ``t - 1`` through ``projections[(t - 1) % len]``,
+    #: its values pushed rank to rank (:class:`LoopValue`); the points' ids, reports, saved
+    #: values and frees are those of the last step.  ``epoch`` > 0: a rank died and the
+    #: loop runs again from the start (what this rank had of its last run is dropped)
     loop: Optional[tuple] = None
 
 
@@ -289,6 +292,9 @@ class LaunchReport(NamedTuple):
     nbytes: int
     seconds: float
     errors: tuple
+    #: a loop's run (0, then one more each time a death restarted it): rank 0 counts
+    #: only the reports of its current run
+    epoch: int = 0
 
 
 class Hello(NamedTuple):

@@ -84,6 +84,8 @@ class Worker(JobRunner, Client):
         #: LaunchExec has not come yet wait in ``_early_pushes``
         self._loops: dict[int, LoopState] = {}
         self._early_pushes: dict[int, list] = {}
+        #: loop's launch id -> the run of it this rank has (0, one more per restart after a death)
+        self._loop_epoch: dict[int, int] = {}
         #: Arrays pulled from other ranks, kept (read-only, least recently used out
         #: first) for other tasks here that read them: a tiled matmul's panel tile or
         #: a Cholesky panel is pulled once per rank, not once per task.
@@ -401,8 +403,12 @@ class Worker(JobRunner, Client):
         kind, job, a, b = item
         if kind == "timeout":  # the monitor gave up on it; the call goes on
             if job.loop is not None:
-                self._loop_step_done(job.loop[0], job.loop[1], job.call[0], False, a)
-                return
+                st, t = job.loop
+                if self._loop_epoch.get(st.id) != st.epoch:
+                    return  # (a run of a loop that a death restarted, or that was freed)
+                if t < st.steps - 1:
+                    self._loop_step_done(st, t, job.call[0], False, a)
+                    return
             self._note_failed(job.id)
             self._drop_waiters(self._local_waits.pop(job.id, None))
             self._send(SCHEDULER, msg.Failed(job.id, a, b, not job.replaced))
@@ -420,16 +426,19 @@ class Worker(JobRunner, Client):
                 self.points_retried += 1
                 self._runq.append(job)
                 return
-            if job.loop is not None:
-                self._loop_step_done(job.loop[0], job.loop[1], job.call[0], False, a)
+        if job.loop is not None:
+            st, t = job.loop
+            if self._loop_epoch.get(st.id) != st.epoch:
+                return  # (a run of a loop that a death restarted, or that failed and was freed)
+            if t < st.steps - 1:  # a step before the last: its value goes on to the next step
+                if kind == "fin":
+                    old = self._fn_time.get(job.fn_id)
+                    self._fn_time[job.fn_id] = b[1] if old is None else 0.8 * old + 0.2 * b[1]
+                self._loop_step_done(st, t, job.call[0], kind == "fin", a)
                 return
+        if kind != "fin" and job.call is not None:
             if job.point is not None:
                 self._point_ended(job.id, a)  # (before _note_failed below: this is the real error)
-        elif job.loop is not None:  # a step of a loop before its last: the value goes on to the next
-            old = self._fn_time.get(job.fn_id)
-            self._fn_time[job.fn_id] = b[1] if old is None else 0.8 * old + 0.2 * b[1]
-            self._loop_step_done(job.loop[0], job.loop[1], job.call[0], True, a)
-            return
         waiters = self._local_waits.pop(job.id, None)
         if kind == "fin":
             if waiters:
@@ -789,6 +798,8 @@ class Worker(JobRunner, Client):
         lid = m.launch_id
         if self._freed_launches and self._freed_launches.pop(lid, 0) is None:
             return  # freed already (it failed while it came down its tree)
+        if m.loop is not None and m.loop[2] and lid in self._loop_epoch:
+            self._loop_reset(lid)  # (a rank died: the loop runs again from the start)
         jobs = expand(m.base, m.layout, self.rank, m.reads)
         children: Any = ()
         parent = SCHEDULER
@@ -812,8 +823,10 @@ class Worker(JobRunner, Client):
         if m.loop is not None and jobs and not (restored and len(restored) == m.layout.n):
             # (a loop read back whole from a checkpoint runs no step: its points are read back)
             loop = self._loops[lid] = LoopState(lid, m.base, m.layout, me, m.loop[0], m.loop[1],
-                                                (m.name, m.fn_id, m.payload, m.buffers, m.policy, save))
+                                                (m.name, m.fn_id, m.payload, m.buffers, m.policy, save), m.loop[2])
             save = restored = None  # (those are the last step's)
+        if m.loop is not None:
+            self._loop_epoch[lid] = m.loop[2]
         for tid, inputs in jobs:
             self._point_launch[tid] = lid
             i = tid - m.base
@@ -848,7 +861,8 @@ class Worker(JobRunner, Client):
     def _report_launch(self, lid: int, st: list) -> None:
         """This rank's points of a launch, and those of its subtree, are all done."""
         del self._launch_left[lid]
-        self._send(st[6], msg.LaunchReport(lid, st[4], st[1], st[2], tuple(st[3])))
+        self._send(st[6], msg.LaunchReport(lid, st[4], st[1], st[2], tuple(st[3]), self._loop_epoch.get(lid, 0)
+                                           if self._loop_epoch else 0))
 
     def _subtree_done(self, m: msg.LaunchReport) -> None:
         """A child in a launch's tree reports its subtree."""
@@ -902,7 +916,8 @@ class Worker(JobRunner, Client):
         start the points of later steps that read nothing (they wait for no one)."""
         early = self._early_pushes.pop(st.id, None) if self._early_pushes else None
         for m in early or ():
-            self._loop_value(m)
+            if m.epoch >= st.epoch:  # (a later run's waits for that run's LaunchExec again)
+                self._loop_value(m)
         k = len(st.projections)
         for first in range(1, min(k, st.steps - 1) + 1):
             empty = st.empty(first)
@@ -910,13 +925,40 @@ class Worker(JobRunner, Client):
                 for j in empty:
                     self._loop_start(st, t, j, {}, None)
 
+    def _loop_reset(self, lid: int) -> None:
+        """A loop runs again from the start (a rank died while it ran): drop what this
+        rank has of its last run -- its state, its jobs waiting or queued (those running
+        end unheard: ``_finish`` checks the run), its values -- but not the requests of
+        other ranks for its last step's values: the new run answers them."""
+        self._loops.pop(lid, None)
+        self._launch_left.pop(lid, None)
+        entry = self._launch_of.pop(lid, None)
+        pl = self._point_launch
+        waiting = {id(j): j for j, _, _ in self._input_reqs.values() if pl.get(j.id) == lid}
+        for ws in self._local_waits.values():
+            waiting.update((id(j), j) for j in ws if pl.get(j.id) == lid)
+        if waiting:
+            self._forget_jobs(waiting.values())
+        with self._jobs_lock:
+            keep = [j for j in self._runq if not (j.loop is not None and j.loop[0].id == lid)]
+            if len(keep) < len(self._runq):
+                self._runq.clear()
+                self._runq.extend(keep)
+        if entry is not None:
+            base, layout = entry[0], entry[1]
+            discard = self.store.discard
+            for i in layout.points_of(self.rank):
+                pl.pop(base + i, None)
+                discard(base + i)
+
     def _loop_value(self, m: msg.LoopValue) -> None:
         """A value of a loop's step, pushed by the rank that computed it."""
-        st = self._loops.get(m.launch_id)
-        if st is None:
-            if m.launch_id not in self._launch_of and m.launch_id not in self._freed_launches:
-                self._early_pushes.setdefault(m.launch_id, []).append(m)  # (its LaunchExec comes later)
-            return
+        lid = m.launch_id
+        st = self._loops.get(lid)
+        if st is None or m.epoch != st.epoch:
+            if m.epoch > self._loop_epoch.get(lid, -1) and lid not in self._freed_launches:
+                self._early_pushes.setdefault(lid, []).append(m)  # (its LaunchExec comes later)
+            return  # (else a push of a run a death cut short, or of a loop done here)
         if m.ok:
             value = serialize.load_value(m.payload, m.buffers) if self.serializes else m.payload
             error = None
@@ -948,7 +990,7 @@ class Worker(JobRunner, Client):
         if remote:
             lid = st.id
             for dest in remote:
-                self._send(dest, msg.LoopValue(lid, t, i, ok, payload, buffers))
+                self._send(dest, msg.LoopValue(lid, t, i, ok, payload, buffers, st.epoch))
         t1 = t + 1
         for j in local:
             got = st.arrive(t1, j, i, value, error)
@@ -977,8 +1019,7 @@ class Worker(JobRunner, Client):
                             save[j] if last and save else None, False))
         job.point = job.call = (j, st.call(t, j))
         job.inputs = inputs
-        if not last:
-            job.loop = (st, t)
+        job.loop = (st, t)
         if self.trace_runs is not None:
             job.trace_in = []
         self._runq.append(job)
@@ -1000,6 +1041,8 @@ class Worker(JobRunner, Client):
             self._loops.pop(lid, None)  # (its jobs still queued run, and their values are dropped)
         if self._early_pushes:
             self._early_pushes.pop(lid, None)
+        if self._loop_epoch:
+            self._loop_epoch.pop(lid, None)
         entry = self._launch_of.pop(lid, None)
         if entry is None:  # (freed before its LaunchExec came down a tree: drop that when it comes)
             self._freed_launches[lid] = None

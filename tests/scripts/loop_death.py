@@ -1,8 +1,7 @@
 """A worker rank dies (SIGKILL) inside a point of a dagmpi.spawn_loop (ULFM): the loop
-fails at once with a WorkerLostError that says its points are not computed again one by one,
-nothing hangs, and the script runs the loop again on the ranks left (from the launch
-it started from, which rank 0 keeps and computes again where needed) and gets the
-right values.
+runs again from the start on the ranks left (the launch it started from is computed
+again where its points were lost), gives the right values, and nothing hangs; a loop
+that had ended and loses values with a rank fails with a WorkerLostError that says why.
 
     loop_death.py MARKER_DIR
 """
@@ -29,6 +28,12 @@ def value(i, *ins):
     return np.array([s + i, (ins[0][1] + 1) if ins else 0.0])
 
 
+def die(marker):
+    if not os.path.exists(marker + "-2"):  # (once: it is not run again where it would kill another)
+        open(marker + "-2", "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 if __name__ == "__main__":
     marker = os.path.join(sys.argv[1], "died")
     workers = sorted(dagmpi.workers())
@@ -40,18 +45,27 @@ if __name__ == "__main__":
         want = [value(i, *[want[j] for j in proj.points(i, n)]) for i in range(n)]
     t0 = time.monotonic()
     loop = dagmpi.spawn_loop(step, n, 12, marker, reads=[(u0, proj)], step_reads=proj)
-    try:
-        loop.fetch(timeout=60)
-    except dagmpi.WorkerLostError as exc:
-        assert "not computed again one by one" in str(exc), exc
-        print("loop failed:", exc, flush=True)
-    else:
-        raise AssertionError("the loop must fail when a rank dies in it")
+    later = dagmpi.spawn_many(step, n, marker, reads=[(loop, Projection("same"))])
+    got = loop.fetch(timeout=60)
     assert os.path.exists(marker), "no rank died"
-    assert time.monotonic() - t0 < 30
-    # run again on the ranks left, from the same start (its lost points computed again)
-    again = dagmpi.spawn_loop(step, n, 12, marker, reads=[(u0, proj)], step_reads=proj)
-    got = again.fetch(timeout=60)
     np.testing.assert_array_equal(np.array(got), np.array(want))
+    np.testing.assert_array_equal(np.array(later.fetch(timeout=60)),
+                                  np.array([value(i, want[i]) for i in range(n)]))
+    assert time.monotonic() - t0 < 30
     print("loop run again:", [float(x[0]) for x in got], flush=True)
+    # a loop that has ended loses the values a second rank held: reading it fails, said so
+    left = sorted(dagmpi.workers())
+    done = dagmpi.spawn_loop(step, n, 3, marker, step_reads=proj, layout=dagmpi.Layout.cyclic(n, left))
+    done.fetch(timeout=60)
+    dagmpi.spawn(die, marker, options=dagmpi.Options(scope=dagmpi.scope(ranks=[left[-1]])))
+    deadline = time.monotonic() + 30
+    while len(dagmpi.workers()) == len(left) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        dagmpi.spawn_many(step, n, marker, reads=[(done, Projection("same"))]).fetch(timeout=60)
+    except (dagmpi.WorkerLostError, dagmpi.TaskError) as exc:
+        assert "not computed again one by one" in str(exc), exc
+        print("ended loop lost:", exc, flush=True)
+    else:
+        raise AssertionError("reading a loop whose values died with a rank must fail")
     print("LOOP-DEATH-OK", flush=True)
