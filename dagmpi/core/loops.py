@@ -69,14 +69,18 @@ class LoopState:
         #: what is left to happen here: each point's steps before the last to end, and
         #: its last step to start (or fail before)
         self.left = len(self.mine) * steps
-        self._links: dict[int, tuple[dict, dict, dict]] = {}
+        self._links: dict[int, tuple[dict, dict, dict, dict, dict]] = {}
 
-    def links(self, t: int) -> tuple[dict, dict, dict]:
-        """:func:`loop_links` of step ``t >= 1`` (cached per projection)."""
+    def links(self, t: int) -> tuple[dict, dict, dict, dict, dict]:
+        """:func:`loop_links` of step ``t >= 1`` (cached per projection), then, for each
+        point of this rank, its input ids in order and how many distinct inputs it waits for."""
         k = (t - 1) % len(self.projections)
         got = self._links.get(k)
         if got is None:
-            got = self._links[k] = loop_links(self.layout, self.projections[k], self.rank)
+            local, remote, calls = loop_links(self.layout, self.projections[k], self.rank)
+            base = self.base
+            got = self._links[k] = (local, remote, calls, {j: tuple(base + i for i in c) for j, c in calls.items()},
+                                    {j: len(dict.fromkeys(c)) for j, c in calls.items()})
         return got
 
     def readers(self, t: int, i: int) -> tuple[Sequence[int], Sequence[int]]:
@@ -84,13 +88,12 @@ class LoopState:
         this rank's points, and the other ranks (nothing after the last step)."""
         if t + 1 >= self.steps:
             return (), ()
-        local, remote, _ = self.links(t + 1)
-        return local.get(i, ()), remote.get(i, ())
+        got = self.links(t + 1)
+        return got[0].get(i, ()), got[1].get(i, ())
 
     def call(self, t: int, j: int) -> tuple:
         """The input ids of point ``j`` (this rank's) at step ``t >= 1``, in its arguments' order."""
-        base = self.base
-        return tuple(base + i for i in self.links(t)[2][j])
+        return self.links(t)[3][j]
 
     def arrive(self, t: int, j: int, i: int, value: Any, error: Any = None) -> Optional[list]:
         """Input ``i`` (of step ``t - 1``) of this rank's point ``j`` of step ``t`` is
@@ -99,7 +102,7 @@ class LoopState:
         key = (t, j)
         got = self.pending.get(key)
         if got is None:
-            got = self.pending[key] = [len(dict.fromkeys(self.links(t)[2][j])), {}, None]
+            got = self.pending[key] = [self.links(t)[4][j], {}, None]
         if error is not None:
             if got[2] is None:
                 got[2] = error
