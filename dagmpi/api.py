@@ -87,7 +87,8 @@ def spawn_loop(fn: Callable, n: int, steps: int, *args: Any, step_reads: Any, re
     Retries, ``checkpoint`` and ``keys`` are :func:`spawn_many`'s, for the last step's
     points: a rerun of the script reads the loop back from the checkpoint when it holds
     every point of it, and runs it again otherwise.  A point that fails (after its
-    retries) fails the points that read it at later steps, and the loop with its error.
+    retries), at any step, fails the loop with its error, and the points that read it at
+    later steps fail without running (those outside its cone run on).
     A worker rank that dies while the loop runs (ULFM) makes it run again from the start on
     the ranks left; a loop that had ended and loses values with a rank fails, with a
     :class:`~dagmpi.errors.WorkerLostError` that says so (its points are not computed

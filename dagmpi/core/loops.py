@@ -51,7 +51,7 @@ class LoopState:
     """What a rank keeps of a loop while it runs there (see the module docstring)."""
 
     __slots__ = ("id", "base", "n", "steps", "layout", "rank", "projections", "mine", "spec", "epoch", "pending",
-                 "left", "_links")
+                 "left", "ended0", "_links")
 
     def __init__(self, launch_id: int, base: int, layout: Layout, rank: int, steps: int,
                  projections: Sequence[Projection], spec: Any = None, epoch: int = 0) -> None:
@@ -69,6 +69,8 @@ class LoopState:
         #: what is left to happen here: each point's steps before the last to end, and
         #: its last step to start (or fail before)
         self.left = len(self.mine) * steps
+        #: this rank's points whose step 0 ended (ran, or failed before): once each
+        self.ended0: set[int] = set()
         self._links: dict[int, tuple[dict, dict, dict, dict, dict]] = {}
 
     def links(self, t: int) -> tuple[dict, dict, dict, dict, dict]:

@@ -63,6 +63,8 @@ class JobRunner:
                 self._run_inline(job, until)
                 with self._jobs_lock:
                     self._running -= 1
+                if job.loop is not None:
+                    return  # (its value goes to the ranks reading it before the next job runs)
             else:
                 self._executor.submit(job)
 
@@ -147,8 +149,8 @@ class JobRunner:
                 if self._helping:  # the monitor drives the loop: it gives it back now
                     self._inline_job = None
                     self.transport.wakeup()
-                if t0 > until or job.id in self._awaits:
-                    return  # (a rank waits for this value: the loop sends it now)
+                if t0 > until or job.id in self._awaits or job.loop is not None:
+                    return  # (a rank waits for this value, or a loop's push: the loop sends it now)
                 with self._jobs_lock:
                     if not runq or self._preempt_until or runq[0].suspect or not self._inlinable(runq[0]):
                         return  # (a suspect is announced first: _start_jobs does that)

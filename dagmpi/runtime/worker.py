@@ -409,6 +409,7 @@ class Worker(JobRunner, Client):
                 if t < st.steps - 1:
                     self._loop_step_done(st, t, job.call[0], False, a)
                     return
+                self._point_ended(job.id, a)  # (its last step: its own error, not a step 0's)
             self._note_failed(job.id)
             self._drop_waiters(self._local_waits.pop(job.id, None))
             self._send(SCHEDULER, msg.Failed(job.id, a, b, not job.replaced))
@@ -418,6 +419,8 @@ class Worker(JobRunner, Client):
                 self._send(SCHEDULER, msg.LateReturn())
             return
         self.tasks_run += 1
+        if job.loop is not None and self._loop_epoch.get(job.loop[0].id) != job.loop[0].epoch:
+            return  # (a run of a loop that a death restarted, or that failed and was freed)
         if kind != "fin" and job.call is not None:
             if kind == "err" and b and job.failed is None and job.attempt <= job.policy[0]:
                 # a point is retried where it is (its inputs kept): its layout says where it
@@ -428,8 +431,6 @@ class Worker(JobRunner, Client):
                 return
         if job.loop is not None:
             st, t = job.loop
-            if self._loop_epoch.get(st.id) != st.epoch:
-                return  # (a run of a loop that a death restarted, or that failed and was freed)
             if t < st.steps - 1:  # a step before the last: its value goes on to the next step
                 if kind == "fin":
                     old = self._fn_time.get(job.fn_id)
@@ -618,14 +619,18 @@ class Worker(JobRunner, Client):
         self._writer.close(timeout)
         return self._writer.written
 
+    def _not_run(self, job: _Job) -> None:
+        """``job``, waiting for its inputs, will not run: one of them failed."""
+        if job.loop is not None:  # a loop's step 0 (its id is its last step's too: not _note_failed)
+            st = job.loop[0]
+            if self._loops.get(st.id) is st:  # (its failure goes on to the next step; once: ended0)
+                self._loop_step_done(st, 0, job.call[0], False, f"point {job.call[0]} of loop {st.spec[0]!r} "
+                                     "not run: one of its inputs failed")
+            return
+        self._note_failed(job.id)
+
     def _note_failed(self, task_id: int) -> None:
         if self._point_launch and task_id in self._point_launch:  # a point whose input failed
-            st = self._loops.get(self._point_launch[task_id]) if self._loops else None
-            if st is not None:  # (step 0 of a loop, not run: its failure goes on to the next step)
-                self._loop_step_done(st, 0, task_id - st.base, False,
-                                     f"point {task_id - st.base} of loop {st.spec[0]!r} not run: one of its "
-                                     "inputs failed")
-                return
             self._point_ended(task_id, f"point {task_id:#x} not run: one of its inputs failed")
         failed = self._failed_here
         failed[task_id] = None
@@ -659,8 +664,11 @@ class Worker(JobRunner, Client):
         run (rank 0 fails them on the same news); drop them and their own waiters."""
         while waiters:
             w = waiters.pop()
-            self._note_failed(w.id)
-            waiters.extend(self._local_waits.pop(w.id, ()))
+            self._not_run(w)
+            if w.loop is None:
+                waiters.extend(self._local_waits.pop(w.id, ()))
+            else:  # (a loop's step 0 shares its id with the last step: those are not its readers;
+                self._forget_jobs([w])  # and it will not run when its other inputs come)
 
     def _give_back(self, task_ids: Any) -> None:
         """Rank 0 wants these queued tasks for an idle rank: return those not started."""
@@ -701,8 +709,9 @@ class Worker(JobRunner, Client):
         stack = list(jobs.values())
         while stack:
             j = stack.pop()
-            if j.pinned:
-                continue  # (it comes back here: what waits for it here waits on)
+            if j.pinned or j.loop is not None:
+                continue  # (it comes back here: what waits for it here waits on; a loop's step 0:
+                # what waits for its id waits for the last step)
             for w in self._local_waits.pop(j.id, ()):
                 if id(w) not in jobs:
                     jobs[id(w)] = w
@@ -710,7 +719,7 @@ class Worker(JobRunner, Client):
         self._forget_jobs(jobs.values())
         for j in jobs.values():  # a launch's points are not given back: they fail (rank 0 fails the launch)
             if j.point is not None:
-                self._note_failed(j.id)
+                self._not_run(j)
         returned = [self._spec_of(j) for j in jobs.values() if j.point is None]
         if returned:
             self._send(SCHEDULER, msg.Returned(returned, []))
@@ -753,8 +762,9 @@ class Worker(JobRunner, Client):
         if not ok and buffers is not None:  # an Await refused: that input failed, or moved
             if buffers == msg.FAILED:  # rank 0 fails this job too (upstream failure)
                 self._forget_jobs([job])
-                self._note_failed(job.id)
-                self._drop_waiters(self._local_waits.pop(job.id, None))
+                self._not_run(job)
+                if job.loop is None:  # (a loop's step 0: the waiters of its id wait for its last step)
+                    self._drop_waiters(self._local_waits.pop(job.id, None))
             else:
                 self._return_waiting([job])
             return
@@ -855,7 +865,7 @@ class Worker(JobRunner, Client):
         st[2] += seconds
         if error is not None:
             st[3].append((tid, error))
-        if st[0] <= 0 and st[5] <= 0:
+        if st[0] <= 0 and st[5] <= 0 and lid not in self._loops:  # (a loop: when all its steps ended here)
             self._report_launch(lid, st)
 
     def _report_launch(self, lid: int, st: list) -> None:
@@ -875,7 +885,7 @@ class Worker(JobRunner, Client):
         st[2] += m.seconds
         if m.errors:
             st[3].extend(m.errors)
-        if st[0] <= 0 and st[5] <= 0:
+        if st[0] <= 0 and st[5] <= 0 and m.launch_id not in self._loops:
             self._report_launch(m.launch_id, st)
 
     def _launch_moved(self, m: msg.LaunchMoved) -> None:
@@ -950,6 +960,7 @@ class Worker(JobRunner, Client):
             for i in layout.points_of(self.rank):
                 pl.pop(base + i, None)
                 discard(base + i)
+                self._failed_here.pop(base + i, None)  # (a failure of the last run: it may not recur)
 
     def _loop_value(self, m: msg.LoopValue) -> None:
         """A value of a loop's step, pushed by the rank that computed it."""
@@ -959,11 +970,20 @@ class Worker(JobRunner, Client):
             if m.epoch > self._loop_epoch.get(lid, -1) and lid not in self._freed_launches:
                 self._early_pushes.setdefault(lid, []).append(m)  # (its LaunchExec comes later)
             return  # (else a push of a run a death cut short, or of a loop done here)
-        if m.ok:
-            value = serialize.load_value(m.payload, m.buffers) if self.serializes else m.payload
-            error = None
+        value, error = None, None
+        if not m.ok:
+            error = m.payload
+        elif not self.serializes:
+            value = m.payload
         else:
-            value, error = None, m.payload
+            try:
+                value = serialize.load_value(m.payload, m.buffers)
+            except Exception as exc:  # noqa: BLE001 - the points reading it fail with this
+                error = (f"could not unpickle the value of point {m.index} of loop {st.spec[0]!r} "
+                         f"(step {m.step}): {exc!r}")
+            else:
+                if type(value).__name__ == "ndarray" and type(value).__module__ == "numpy":
+                    value.flags.writeable = False  # (shared by the points here that read it)
         t1 = m.step + 1
         i = m.index
         for j in st.links(t1)[0].get(i, ()):
@@ -977,7 +997,15 @@ class Worker(JobRunner, Client):
         that read it at the next step."""
         if self._loops.get(st.id) is not st:
             return  # (the loop failed, and was freed, meanwhile)
+        if t == 0:
+            if i in st.ended0:
+                return  # (a step-0 point whose inputs failed twice, or that ran after one failed)
+            st.ended0.add(i)
         local, remote = st.readers(t, i)
+        if not ok and not self._launch_left.get(st.id, _NO_LEFT)[3]:
+            # (the rank's report names the loop's first error, even one whose cone ends
+            # before the last step: a failed point fails its loop, as it fails a launch)
+            self._launch_left[st.id][3].append((st.base + i, result))
         if ok:
             if self.serializes:
                 value, payload, buffers = result
@@ -997,7 +1025,17 @@ class Worker(JobRunner, Client):
             if got is not None:
                 self._loop_start(st, t1, j, got[1], got[2])
         if st.one_done():
-            self._loops.pop(st.id, None)
+            self._loop_ended(st.id)
+
+    def _loop_ended(self, lid: int) -> None:
+        """Every point of the loop here ended its steps before the last and started the
+        last: drop its state; report the loop if its last step's points have ended too
+        (a point's last step may end before another's earlier steps: the report waits,
+        so that it names an error of any step)."""
+        self._loops.pop(lid, None)
+        st = self._launch_left.get(lid)
+        if st is not None and st[0] <= 0 and st[5] <= 0:
+            self._report_launch(lid, st)
 
     def _loop_start(self, st: LoopState, t: int, j: int, inputs: dict, error: Any) -> None:
         """Point ``j`` of step ``t >= 1`` has its inputs: queue its job (``error``: one
@@ -1005,7 +1043,7 @@ class Worker(JobRunner, Client):
         last = t == st.steps - 1
         tid = st.base + j
         if last and st.one_done():
-            self._loops.pop(st.id, None)  # (nothing more comes for it here)
+            self._loop_ended(st.id)  # (nothing more comes for it here)
         if error is not None:
             if last:  # (as a point that ran and failed: see _finish)
                 self._point_ended(tid, error)
@@ -1041,8 +1079,13 @@ class Worker(JobRunner, Client):
             self._loops.pop(lid, None)  # (its jobs still queued run, and their values are dropped)
         if self._early_pushes:
             self._early_pushes.pop(lid, None)
-        if self._loop_epoch:
-            self._loop_epoch.pop(lid, None)
+        if self._loop_epoch and self._loop_epoch.pop(lid, None) is not None:
+            # a loop: pushes still on their way are dropped, and its points leave the tables
+            self._freed_launches[lid] = None
+            entry = self._launch_of.get(lid)
+            if entry is not None:
+                for i in entry[1].points_of(self.rank):
+                    self._point_launch.pop(entry[0] + i, None)
         entry = self._launch_of.pop(lid, None)
         if entry is None:  # (freed before its LaunchExec came down a tree: drop that when it comes)
             self._freed_launches[lid] = None
@@ -1092,7 +1135,7 @@ class Worker(JobRunner, Client):
                 if dep in self._failed_here:
                     if job.missing:
                         self._forget_jobs([job])
-                    self._note_failed(job.id)
+                    self._not_run(job)
                     return  # that input failed: rank 0 has failed this task too
                 if dep in given and not (given[dep] and job.point is not None):
                     # ... but this rank gave that input back (the two messages
@@ -1136,6 +1179,7 @@ class Worker(JobRunner, Client):
                 del self._local_waits[dep]
 
 _MISSING = object()
+_NO_LEFT = (0, 0, 0, (1,))  # (no report pending: a stand-in whose errors are not empty)
 
 #: The function of a point read back from the checkpoint: its value is its one input.
 RESTORED_FN = (-1, 0)

@@ -28,6 +28,12 @@ def step(i, scale, *ins):
     return np.array([sum((k + 1) * x[0] for k, x in enumerate(ins)) * scale + i])
 
 
+def boom_first(i):
+    if i == 0:
+        raise ZeroDivisionError("point 0 of the start")
+    return np.array([1.0])
+
+
 def boom_at(i, where, *ins):
     """Raises at point 2 once ``where`` holds a marker for its step count."""
     count = os.path.join(where, f"count{i}")
@@ -49,6 +55,28 @@ def flaky(i, where, *ins):
         raise OSError(f"point {i}: a transient failure")
     open(mark + "-ok", "w").close()
     return np.array([float(i) + sum(x[0] for x in ins)])
+
+
+def broken(i):
+    import time
+
+    time.sleep(0.1)  # (the loop's points wait for it meanwhile)
+    raise ValueError("broken start")
+
+
+class Unloadable:
+    """A value that pickles but cannot be rebuilt on another rank."""
+
+    def __reduce__(self):
+        return _explode, ()
+
+
+def _explode():
+    raise RuntimeError("cannot be rebuilt here")
+
+
+def unloadable(i, *ins):
+    return Unloadable() if i == 1 else np.array([1.0])  # (point 2, on another rank, reads it)
 
 
 def logged(i, log, *ins):
@@ -142,6 +170,31 @@ def main():
             assert "failed" in str(exc), exc
         else:
             raise AssertionError("a launch reading a failed loop must fail")
+    # a start whose every point fails: every point of step 0 fails (each once, however
+    # many of its inputs failed), the loop fails, nothing hangs
+    u0 = dagmpi.spawn_many(broken, 8)
+    try:
+        dagmpi.spawn_loop(step, 8, 10, 1.0, reads=[(u0, stencil)], step_reads=stencil).fetch(timeout=60)
+    except dagmpi.TaskError as exc:
+        assert "inputs failed" in str(exc), exc
+    else:
+        raise AssertionError("a loop whose start failed must fail")
+    # a failure whose cone ends before the last step still fails the loop (else no one would know)
+    a = dagmpi.spawn_many(boom_first, 2, layout=Layout.of_table([workers[0]] * 2))
+    try:
+        dagmpi.spawn_loop(step, 2, 4, 1.0, reads=[(a, Projection("same"))], step_reads=Projection("offsets", (-1,)),
+                          layout=Layout.of_table([workers[0]] * 2)).fetch(timeout=60)
+    except dagmpi.TaskError as exc:
+        assert "inputs failed" in str(exc), exc
+    else:
+        raise AssertionError("a loop with a failed point must fail")
+    if context.current_client().serializes and w > 1:  # (a value pushed to another rank that cannot be rebuilt)
+        try:
+            dagmpi.spawn_loop(unloadable, 2 * w, 3, step_reads=stencil).fetch(timeout=60)
+        except dagmpi.TaskError as exc:
+            assert "could not unpickle" in str(exc) and "cannot be rebuilt" in str(exc), exc
+        else:
+            raise AssertionError("a loop whose value cannot be unpickled must fail")
     print("ok errors", flush=True)
     check("the job goes on", dagmpi.spawn_loop(step, 3, 3, 1.0, step_reads=stencil).fetch(),
           reference(3, 3, 1.0, None, [stencil]))
