@@ -184,6 +184,17 @@ def run_dagmpi(ns: argparse.Namespace) -> dict:
                  ns.target, ns.t_iter, ns.max_log, ns.min_log)
 
 
+def ended(waited: list, last, t0: float) -> float:
+    """Seconds since ``t0`` once ``waited`` ended; the values of launch ``last`` checked after."""
+    import dagmpi
+
+    dagmpi.wait(waited)
+    secs = time.perf_counter() - t0
+    for x in last.fetch():
+        assert x.shape == (2,)
+    return secs
+
+
 def run_launches(ns: argparse.Namespace) -> dict:
     import dagmpi
 
@@ -198,11 +209,7 @@ def run_launches(ns: argparse.Namespace) -> dict:
             reads = [] if pattern == "trivial" else [(u, launch_projection(pattern, t, width))]
             u = dagmpi.spawn_many(tb_point, active(pattern, t, width), iters, reads=reads)
             every = every + [u] if pattern == "trivial" else [u]
-        dagmpi.wait(every)
-        secs = time.perf_counter() - t0
-        for x in u.fetch():
-            assert x.shape == (2,)
-        return secs
+        return ended(every, u, t0)
 
     return sweep(run_graph, "launches", workers, ns.patterns.split(","), ns.width or workers,
                  ns.target, ns.t_iter, ns.max_log, ns.min_log)
@@ -235,11 +242,7 @@ def run_loops(ns: argparse.Namespace) -> dict:
         else:
             projs = [launch_projection(pattern, first + 1, width)]
         u = dagmpi.spawn_loop(tb_point, width, steps - first, iters, reads=reads, step_reads=projs)
-        dagmpi.wait([u])
-        secs = time.perf_counter() - t0
-        for x in u.fetch():
-            assert x.shape == (2,)
-        return secs
+        return ended([u], u, t0)
 
     return sweep(run_graph, "loops", workers, ns.patterns.split(","), ns.width or workers,
                  ns.target, ns.t_iter, ns.max_log, ns.min_log)

@@ -944,11 +944,9 @@ class Worker(JobRunner, Client):
         self._launch_left.pop(lid, None)
         entry = self._launch_of.pop(lid, None)
         pl = self._point_launch
-        waiting = {id(j): j for j, _, _ in self._input_reqs.values() if pl.get(j.id) == lid}
-        for ws in self._local_waits.values():
-            waiting.update((id(j), j) for j in ws if pl.get(j.id) == lid)
+        waiting = self._waiting_points(lid)
         if waiting:
-            self._forget_jobs(waiting.values())
+            self._forget_jobs(waiting)
         with self._jobs_lock:
             keep = [j for j in self._runq if not (j.loop is not None and j.loop[0].id == lid)]
             if len(keep) < len(self._runq):
@@ -1062,19 +1060,24 @@ class Worker(JobRunner, Client):
             job.trace_in = []
         self._runq.append(job)
 
+    def _waiting_points(self, lid: int) -> list:
+        """The jobs of launch ``lid``'s points here that wait for inputs (each once)."""
+        pl = self._point_launch
+        waiting = {id(j): j for j, _, _ in self._input_reqs.values() if pl.get(j.id) == lid}
+        for ws in self._local_waits.values():
+            waiting.update((id(j), j) for j in ws if pl.get(j.id) == lid)
+        return list(waiting.values())
+
     def _free_launch(self, lid: int, forward: bool = True) -> None:
         """Rank 0 says nothing needs this launch's values any more."""
         if self._launch_left.pop(lid, None) is not None:  # (it failed, or a child died)
             # its points still waiting for inputs never run (e.g. for a point that was on
             # a rank that died and could not be computed again)
-            pl = self._point_launch
-            waiting = {id(j): j for j, _, _ in self._input_reqs.values() if pl.get(j.id) == lid}
-            for ws in self._local_waits.values():
-                waiting.update((id(j), j) for j in ws if pl.get(j.id) == lid)
+            waiting = self._waiting_points(lid)
             if waiting:
-                self._forget_jobs(waiting.values())
-                for j in waiting.values():
-                    pl.pop(j.id, None)
+                self._forget_jobs(waiting)
+                for j in waiting:
+                    self._point_launch.pop(j.id, None)
         if self._loops:
             self._loops.pop(lid, None)  # (its jobs still queued run, and their values are dropped)
         if self._early_pushes:
