@@ -871,8 +871,7 @@ class Worker(JobRunner, Client):
     def _report_launch(self, lid: int, st: list) -> None:
         """This rank's points of a launch, and those of its subtree, are all done."""
         del self._launch_left[lid]
-        self._send(st[6], msg.LaunchReport(lid, st[4], st[1], st[2], tuple(st[3]), self._loop_epoch.get(lid, 0)
-                                           if self._loop_epoch else 0))
+        self._send(st[6], msg.LaunchReport(lid, st[4], st[1], st[2], tuple(st[3]), self._loop_epoch.get(lid, 0)))
 
     def _subtree_done(self, m: msg.LaunchReport) -> None:
         """A child in a launch's tree reports its subtree."""
@@ -1000,10 +999,11 @@ class Worker(JobRunner, Client):
                 return  # (a step-0 point whose inputs failed twice, or that ran after one failed)
             st.ended0.add(i)
         local, remote = st.readers(t, i)
-        if not ok and not self._launch_left.get(st.id, _NO_LEFT)[3]:
+        report = self._launch_left.get(st.id)
+        if not ok and report is not None and not report[3]:
             # (the rank's report names the loop's first error, even one whose cone ends
             # before the last step: a failed point fails its loop, as it fails a launch)
-            self._launch_left[st.id][3].append((st.base + i, result))
+            report[3].append((st.base + i, result))
         if ok:
             if self.serializes:
                 value, payload, buffers = result
@@ -1182,7 +1182,6 @@ class Worker(JobRunner, Client):
                 del self._local_waits[dep]
 
 _MISSING = object()
-_NO_LEFT = (0, 0, 0, (1,))  # (no report pending: a stand-in whose errors are not empty)
 
 #: The function of a point read back from the checkpoint: its value is its one input.
 RESTORED_FN = (-1, 0)
