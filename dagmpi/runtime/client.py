@@ -262,10 +262,8 @@ class Client:
             raise TypeError("spawn_loop(): step_reads is the dagmpi.Projection by which each step reads the "
                             "step before (or a sequence of them, used in turn), got "
                             f"{step_reads!r}")
-        for p in projs:
-            if p.kind == "grid" and (math.prod(p.args[0]) != n or len(p.args) > 3 and math.prod(p.args[3]) != n):
-                raise ValueError(f"spawn_loop(): a 'grid' projection over a grid of {math.prod(p.args[0])} "
-                                 f"points, for a loop of {n} points")
+        for p in projs:  # (each step reads the step before: a launch of n points too)
+            _check_grid(p, n, n, "spawn_loop()")
         return self.spawn_many(fn, n, args, layout, reads, name, retries, retry_on, checkpoint, keys,
                                (steps, projs) if steps > 1 else None, "spawn_loop()")
 
@@ -302,13 +300,7 @@ class Client:
                     and isinstance(r[1], Projection)):
                 raise TypeError(f"{what}: reads are (Launch, dagmpi.Projection) pairs, got "
                                 f"{r!r}")
-            if r[1].kind == "grid":  # (its grids must be those of this launch and of the one read)
-                shape = r[1].args[0]
-                src = r[1].args[3] if len(r[1].args) > 3 else shape
-                if math.prod(shape) != n or math.prod(src) != r[0].n:
-                    raise ValueError(f"{what}: a 'grid' projection over a grid of {math.prod(shape)} "
-                                     f"points reading one of {math.prod(src)}, for a launch of {n} points "
-                                     f"reading one of {r[0].n}")
+            _check_grid(r[1], n, r[0].n, what)
             pairs.append((r[0].id, r[1]))
         opts = Options(retries=retries, retry_on=retry_on)  # (checks them, as spawn's options)
         retries = self.default_retries if opts.retries is None else opts.retries
@@ -799,6 +791,18 @@ class Client:
             self._cond.notify_all()
         for task, fn in calls:  # (each is watched: its state was set above)
             fn(task)
+
+
+def _check_grid(proj: Projection, n: int, n_read: int, what: str) -> None:
+    """A 'grid' projection's grids must be those of the launch (``n`` points) and of the
+    one it reads (``n_read``)."""
+    if proj.kind == "grid":
+        shape = proj.args[0]
+        src = proj.args[3] if len(proj.args) > 3 else shape
+        if math.prod(shape) != n or math.prod(src) != n_read:
+            raise ValueError(f"{what}: a 'grid' projection over a grid of {math.prod(shape)} "
+                             f"points reading one of {math.prod(src)}, for a launch of {n} points "
+                             f"reading one of {n_read}")
 
 
 def _add_one(d: dict, key: int, item: Any) -> bool:

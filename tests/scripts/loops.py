@@ -96,6 +96,16 @@ def reference(n, steps, scale, init_proj, projs, init_scale=1.0):
     return u
 
 
+def expect(call, kind, *words):
+    """``call()`` raises ``kind`` with each of ``words`` in its message."""
+    try:
+        call()
+    except kind as exc:
+        assert all(x in str(exc) for x in words), (words, exc)
+    else:
+        raise AssertionError(f"no {kind.__name__}: {words}")
+
+
 def check(name, got, want):
     got = [float(x[0]) for x in got]
     assert np.allclose(got, want, rtol=1e-12), (name, got, want)
@@ -158,43 +168,22 @@ def main():
     with tempfile.TemporaryDirectory() as d:
         bad = dagmpi.spawn_loop(boom_at, 5, 6, d, step_reads=stencil)
         later = dagmpi.spawn_many(step, 5, 1.0, reads=[(bad, Projection("same"))])
-        try:
-            bad.fetch()
-        except ZeroDivisionError as exc:
-            assert "third step" in str(exc), exc
-        else:
-            raise AssertionError("the failing loop must raise")
-        try:
-            later.fetch()
-        except dagmpi.TaskError as exc:
-            assert "failed" in str(exc), exc
-        else:
-            raise AssertionError("a launch reading a failed loop must fail")
+        expect(bad.fetch, ZeroDivisionError, "third step")
+        expect(later.fetch, dagmpi.TaskError, "failed")
     # a start whose every point fails: every point of step 0 fails (each once, however
     # many of its inputs failed), the loop fails, nothing hangs
     u0 = dagmpi.spawn_many(broken, 8)
-    try:
-        dagmpi.spawn_loop(step, 8, 10, 1.0, reads=[(u0, stencil)], step_reads=stencil).fetch(timeout=60)
-    except dagmpi.TaskError as exc:
-        assert "inputs failed" in str(exc), exc
-    else:
-        raise AssertionError("a loop whose start failed must fail")
+    expect(lambda: dagmpi.spawn_loop(step, 8, 10, 1.0, reads=[(u0, stencil)], step_reads=stencil).fetch(timeout=60),
+           dagmpi.TaskError, "inputs failed")
     # a failure whose cone ends before the last step still fails the loop (else no one would know)
     a = dagmpi.spawn_many(boom_first, 2, layout=Layout.of_table([workers[0]] * 2))
-    try:
-        dagmpi.spawn_loop(step, 2, 4, 1.0, reads=[(a, Projection("same"))], step_reads=Projection("offsets", (-1,)),
-                          layout=Layout.of_table([workers[0]] * 2)).fetch(timeout=60)
-    except dagmpi.TaskError as exc:
-        assert "inputs failed" in str(exc), exc
-    else:
-        raise AssertionError("a loop with a failed point must fail")
+    expect(lambda: dagmpi.spawn_loop(step, 2, 4, 1.0, reads=[(a, Projection("same"))],
+                                     step_reads=Projection("offsets", (-1,)),
+                                     layout=Layout.of_table([workers[0]] * 2)).fetch(timeout=60),
+           dagmpi.TaskError, "inputs failed")
     if context.current_client().serializes and w > 1:  # (a value pushed to another rank that cannot be rebuilt)
-        try:
-            dagmpi.spawn_loop(unloadable, 2 * w, 3, step_reads=stencil).fetch(timeout=60)
-        except dagmpi.TaskError as exc:
-            assert "could not unpickle" in str(exc) and "cannot be rebuilt" in str(exc), exc
-        else:
-            raise AssertionError("a loop whose value cannot be unpickled must fail")
+        expect(lambda: dagmpi.spawn_loop(unloadable, 2 * w, 3, step_reads=stencil).fetch(timeout=60),
+               dagmpi.TaskError, "could not unpickle", "cannot be rebuilt")
     print("ok errors", flush=True)
     check("the job goes on", dagmpi.spawn_loop(step, 3, 3, 1.0, step_reads=stencil).fetch(),
           reference(3, 3, 1.0, None, [stencil]))
@@ -210,12 +199,7 @@ def main():
              ValueError, "grid of 4 points"),
             (lambda: dagmpi.spawn_loop(step, -1, 2, step_reads=stencil), ValueError, "n >= 0"),
             (lambda: dagmpi.spawn_loop(42, 3, 2, step_reads=stencil), TypeError, "spawn_loop() needs a callable")]:
-        try:
-            call()
-        except kind as exc:
-            assert words in str(exc), (words, exc)
-        else:
-            raise AssertionError(f"no error: {words}")
+        expect(call, kind, words)
     print("ok bad input", flush=True)
     print("ALL OK", flush=True)
 
