@@ -61,7 +61,7 @@ def spawn_many(fn: Callable, n: int, *args: Any, layout: Any = None, reads: Any 
 def spawn_loop(fn: Callable, n: int, steps: int, *args: Any, step_reads: Any, reads: Any = (),
                layout: Any = None, name: Optional[str] = None, retries: Optional[int] = None,
                retry_on: Optional[Any] = None, checkpoint: Optional[bool] = None,
-               keys: Optional[Sequence[str]] = None) -> Any:
+               keys: Optional[Sequence[str]] = None, share: Optional[Callable] = None) -> Any:
     """Run ``steps`` steps of ``n`` point tasks on the workers, rank 0 out of the loop;
     return the :class:`~dagmpi.task.Launch` of the last step.
 
@@ -84,6 +84,14 @@ def spawn_loop(fn: Callable, n: int, steps: int, *args: Any, step_reads: Any, re
     of the returned launch; the values of earlier steps are dropped as soon as the next
     step has read them.
 
+    ``share`` (the *carry* form, for a time loop over blocks that reads only its
+    neighbours' edges): point ``i`` of step ``t >= 1`` calls ``fn(i, *args, own,
+    *shares)``, where ``own`` is its own value of step ``t - 1`` (which stays on its rank
+    and is never sent) and ``shares`` are ``share(j, value_j)`` of the points ``j``
+    that ``step_reads`` gives it, in order.  ``share`` runs on point ``j``'s rank right
+    after its step (not after the last); only what it returns travels, e.g. a block's
+    halos, never the block.  Step 0 reads ``reads`` as without ``share``.
+
     Retries, ``checkpoint`` and ``keys`` are :func:`spawn_many`'s, for the last step's
     points: a rerun of the script reads the loop back from the checkpoint when it holds
     every point of it, and runs it again otherwise.  A point that fails (after its
@@ -95,7 +103,8 @@ def spawn_loop(fn: Callable, n: int, steps: int, *args: Any, step_reads: Any, re
     again one by one).
     """
     return context.current_client().spawn_loop(fn, n, steps, args, step_reads, layout, reads, name, retries,
-                                               retry_on, checkpoint, None if keys is None else tuple(keys))
+                                               retry_on, checkpoint, None if keys is None else tuple(keys),
+                                               share)
 
 
 def spawn(fn: Callable, *args: Any, options: Optional[Options] = None, **kwargs: Any) -> Task:

@@ -16,7 +16,7 @@ from .core import (DArray, arange, asarray, broadcast_to, concatenate, elementwi
                    reshape, stack, where, zeros, zeros_like)
 from .linalg import matmul
 from .hdf5 import from_hdf5, to_hdf5
-from .overlap import map_overlap
+from .overlap import map_overlap, map_overlap_loop
 from .saving import checkpoint, checkpointed, restore
 
 
@@ -42,5 +42,5 @@ all = _reducer("all")  # noqa: A001
 
 __all__ = ["DArray", "all", "any", "arange", "argmax", "argmin", "asarray", "broadcast_to", "checkpoint", "checkpointed", "concatenate",
            "elementwise", "empty", "empty_like", "eye", "from_hdf5", "from_numpy", "fromfunction", "full",
-           "full_like", "linalg", "map_blocks", "map_overlap", "matmul", "max", "mean", "min", "ones", "ones_like", "prod", "random",
+           "full_like", "linalg", "map_blocks", "map_overlap", "map_overlap_loop", "matmul", "max", "mean", "min", "ones", "ones_like", "prod", "random",
            "rechunk", "reshape", "restore", "stack", "std", "sum", "to_hdf5", "var", "where", "zeros", "zeros_like"]

@@ -352,30 +352,98 @@ def _launched_step(a: core.DArray, fn: Callable, faces_fn: Any, depths: tuple, b
     return out
 
 
-def map_overlap(a: Any, fn: Callable, depth: Any = 1, boundary: Any = "none", dtype: Any = None,
-                **kwargs: Any) -> core.DArray:
-    """``fn`` over every block padded with ``depth`` elements of its neighbours per
-    axis (see the module docstring).  ``dtype``: the result's (default: ``a``'s)."""
+def _halos_share(chunks: Any, depths: tuple, bounds: tuple, faces: bool, i: int, block: Any) -> tuple:
+    """A ``map_overlap_loop``'s share of block ``i``: the halo slices its neighbours read."""
+    return halos_point(i, chunks, depths, bounds, faces, block)
+
+
+def _looped_steps(a: core.DArray, fn: Callable, steps: int, faces_fn: Any, depths: tuple, bounds: tuple,
+                  kwargs: dict) -> core.DArray:
+    """``steps`` ``map_overlap`` steps of a launched array as one loop
+    (:func:`dagmpi.spawn_loop`, carry form): a halos launch, then each block's points
+    keep their block from step to step and push only its halos to the ranks of its
+    neighbours; rank 0 handles two launches in all."""
+    from . import launched
+
+    src = a._launch
+    faces = faces_fn is not None
+    chunks = a.chunks
+    grid = g.nblocks(chunks)
+    wrap = tuple(d > 0 and isinstance(b, str) and b == "periodic" for d, b in zip(depths, bounds))
+    proj = launched.Projection("grid", (grid, _offsets(depths, faces), wrap))
+    args = (chunks, depths, bounds, faces)
+    hal = launched.launch(halos_point, chunks, args, src.layout, [(src, launched.SAME)], name="halos")
+    loop = api.spawn_loop(ops.Bound(overlap_point, fn, faces_fn), math.prod(grid), steps,
+                          chunks, depths, bounds, a.dtype.str, kwargs, proj, layout=src.layout,
+                          reads=[(src, launched.SAME), (hal, proj)], step_reads=proj,
+                          share=functools.partial(_halos_share, *args),
+                          name=getattr(fn, "__name__", "map_overlap"))
+    out = core.DArray(chunks, a.dtype, None, a._owners, name="map_overlap")
+    out._set_launch(loop)
+    out._device = a._device
+    return out
+
+
+def _checked(a: Any, fn: Callable, depth: Any, boundary: Any, what: str) -> tuple:
+    """``map_overlap``'s checks: the array, its depths and boundaries per axis, and the
+    faces form of ``fn`` when it may be used (else None)."""
     a = core.asarray(a)
     if not callable(fn):
-        raise TypeError(f"map_overlap needs a function, got {type(fn).__name__}")
+        raise TypeError(f"{what} needs a function, got {type(fn).__name__}")
     nd = a.ndim
     depths = _depths(depth, nd)
     bounds = _boundaries(boundary, nd)
     for ax, (d, sizes) in enumerate(zip(depths, a.chunks)):
         small = min(sizes)
         if d > small and len(sizes) > 1 or (d > small and bounds[ax] == "periodic"):
-            raise ValueError(f"map_overlap: depth {d} on axis {ax} is larger than its smallest block "
+            raise ValueError(f"{what}: depth {d} on axis {ax} is larger than its smallest block "
                              f"({small}); use larger blocks (A.rechunk) or a smaller depth")
-    dtype = a.dtype if dtype is None else np.dtype(dtype)
-    src = a.tasks
-    out = np.empty(a.nblocks, dtype=object)
     # the faces form (no padded copy, no corners): depth 0 or 1 on every axis, and no
     # axis of depth 1 without padding (there the edge blocks get a smaller block)
     faces_fn = getattr(fn, "dagmpi_faces", None)
     if not callable(faces_fn) or any(d > 1 for d in depths) or not any(depths) or \
             any(d and isinstance(b, str) and b == "none" for d, b in zip(depths, bounds)):
         faces_fn = None
+    return a, depths, bounds, faces_fn
+
+
+def map_overlap_loop(a: Any, fn: Callable, steps: int, depth: Any = 1, boundary: Any = "none",
+                     dtype: Any = None, **kwargs: Any) -> core.DArray:
+    """``steps`` steps of :func:`map_overlap` (a time loop: each step's result is the
+    next step's input), the same values as::
+
+        for _ in range(steps):
+            a = a.map_overlap(fn, depth, boundary, **kwargs)
+
+    On a launched CPU array (the default) the steps run as one loop on the workers
+    (:func:`dagmpi.spawn_loop`'s carry form): each block stays on its rank from step to
+    step and only its halos travel, pushed to its neighbours' ranks as soon as they
+    exist, with no step through rank 0.  Rank 0 handles two launches for the whole loop
+    (the first halos, the loop), so a step costs what the workers spend on it.  Only the
+    last step's blocks are kept.  ``dtype``: the result's (the first step converts, the
+    others keep it).  Elsewhere (GPU blocks, one task per block) it is that Python loop.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"map_overlap_loop needs a number of steps >= 0, got {steps!r}")
+    a, depths, bounds, faces_fn = _checked(a, fn, depth, boundary, "map_overlap_loop")
+    if steps and dtype is not None and np.dtype(dtype) != a.dtype:
+        a = map_overlap(a, fn, depth, boundary, dtype, **kwargs)  # (the others keep its dtype)
+        steps -= 1
+    if steps > 1 and a._launch is not None and a._device != "gpu" and launched_enabled():
+        return _looped_steps(a, fn, steps, faces_fn, depths, bounds, kwargs)
+    for _ in range(steps):
+        a = map_overlap(a, fn, depth, boundary, **kwargs)
+    return a
+
+
+def map_overlap(a: Any, fn: Callable, depth: Any = 1, boundary: Any = "none", dtype: Any = None,
+                **kwargs: Any) -> core.DArray:
+    """``fn`` over every block padded with ``depth`` elements of its neighbours per
+    axis (see the module docstring).  ``dtype``: the result's (default: ``a``'s)."""
+    a, depths, bounds, faces_fn = _checked(a, fn, depth, boundary, "map_overlap")
+    dtype = a.dtype if dtype is None else np.dtype(dtype)
+    src = a.tasks
+    out = np.empty(a.nblocks, dtype=object)
     if a._launch is not None and a._device != "gpu" and launched_enabled():
         return _launched_step(a, fn, faces_fn, depths, bounds, dtype, kwargs)
     task_fn = ops.Bound(apply, fn, faces_fn)
@@ -422,3 +490,12 @@ def _method(self: core.DArray, fn: Callable, depth: Any = 1, boundary: Any = "no
 
 
 core.DArray.map_overlap = _method  # type: ignore[attr-defined]
+
+
+def _loop_method(self: core.DArray, fn: Callable, steps: int, depth: Any = 1, boundary: Any = "none",
+                 dtype: Any = None, **kwargs: Any) -> core.DArray:
+    """See :func:`dagmpi.array.map_overlap_loop`."""
+    return map_overlap_loop(self, fn, steps, depth, boundary, dtype, **kwargs)
+
+
+core.DArray.map_overlap_loop = _loop_method  # type: ignore[attr-defined]

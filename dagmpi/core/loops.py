@@ -9,6 +9,12 @@ step ``t + 1`` that read it and pushes it to the other ranks that have such poin
 point of step ``t + 1`` starts when the last of its inputs is in
 (:meth:`LoopState.arrive`).  The worker (:mod:`dagmpi.runtime.worker`) does the
 running and the sending; this module says who reads what and when a point is ready.
+
+A loop with a ``share`` function (the *carry* form, e.g. a stencil's time loop: a
+point keeps its block and sends only its halos) passes point ``j`` of step ``t >= 1``
+its own value of step ``t - 1`` first (:data:`OWN`: kept on its rank, never sent),
+then ``share(i, value)`` of each point ``i`` the projection gives it; the share is
+what the readers get and what travels.
 """
 
 from __future__ import annotations
@@ -16,6 +22,9 @@ from __future__ import annotations
 from typing import Any, Optional, Sequence
 
 from .launches import Layout, Projection
+
+#: The input key of a point's own value of the step before (the carry form).
+OWN = -1
 
 
 def loop_links(layout: Layout, projection: Projection, rank: int) -> tuple[dict, dict, dict]:
@@ -51,10 +60,11 @@ class LoopState:
     """What a rank keeps of a loop while it runs there (see the module docstring)."""
 
     __slots__ = ("id", "base", "n", "steps", "layout", "rank", "projections", "mine", "spec", "epoch", "pending",
-                 "left", "ended0", "_links")
+                 "left", "ended0", "share", "_links")
 
     def __init__(self, launch_id: int, base: int, layout: Layout, rank: int, steps: int,
-                 projections: Sequence[Projection], spec: Any = None, epoch: int = 0) -> None:
+                 projections: Sequence[Projection], spec: Any = None, epoch: int = 0,
+                 share: Any = None) -> None:
         if steps < 2 or not projections:
             raise ValueError(f"a loop has >= 2 steps and at least one projection, got {steps} and {projections!r}")
         self.id, self.base, self.n, self.steps = launch_id, base, layout.n, steps
@@ -71,18 +81,23 @@ class LoopState:
         self.left = len(self.mine) * steps
         #: this rank's points whose step 0 ended (ran, or failed before): once each
         self.ended0: set[int] = set()
+        #: the carry form's ``share(i, value)`` (None: readers get the whole value)
+        self.share = share
         self._links: dict[int, tuple[dict, dict, dict, dict, dict]] = {}
 
     def links(self, t: int) -> tuple[dict, dict, dict, dict, dict]:
         """:func:`loop_links` of step ``t >= 1`` (cached per projection), then, for each
-        point of this rank, its input ids in order and how many distinct inputs it waits for."""
+        point of this rank, its input ids in order and how many distinct inputs it waits for
+        (the carry form: its own value, :data:`OWN`, first)."""
         k = (t - 1) % len(self.projections)
         got = self._links.get(k)
         if got is None:
             local, remote, calls = loop_links(self.layout, self.projections[k], self.rank)
             base = self.base
-            got = self._links[k] = (local, remote, calls, {j: tuple(base + i for i in c) for j, c in calls.items()},
-                                    {j: len(dict.fromkeys(c)) for j, c in calls.items()})
+            own = (OWN,) if self.share is not None else ()
+            got = self._links[k] = (local, remote, calls,
+                                    {j: own + tuple(base + i for i in c) for j, c in calls.items()},
+                                    {j: len(own) + len(dict.fromkeys(c)) for j, c in calls.items()})
         return got
 
     def readers(self, t: int, i: int) -> tuple[Sequence[int], Sequence[int]]:
@@ -98,9 +113,10 @@ class LoopState:
         return self.links(t)[3][j]
 
     def arrive(self, t: int, j: int, i: int, value: Any, error: Any = None) -> Optional[list]:
-        """Input ``i`` (of step ``t - 1``) of this rank's point ``j`` of step ``t`` is
-        here (``error``: it failed).  Returns ``[0, inputs by id, first error]`` once
-        the last input is in (the point may start, or fails), else None."""
+        """Input ``i`` (of step ``t - 1``; :data:`OWN`: point ``j``'s own value, the carry
+        form) of this rank's point ``j`` of step ``t`` is here (``error``: it failed).
+        Returns ``[0, inputs by id, first error]`` once the last input is in (the point
+        may start, or fails), else None."""
         key = (t, j)
         got = self.pending.get(key)
         if got is None:
@@ -109,7 +125,7 @@ class LoopState:
             if got[2] is None:
                 got[2] = error
         else:
-            got[1][self.base + i] = value
+            got[1][OWN if i == OWN else self.base + i] = value
         got[0] -= 1
         if got[0] > 0:
             return None
@@ -118,7 +134,10 @@ class LoopState:
 
     def empty(self, t: int) -> Sequence[int]:
         """This rank's points that read nothing at step ``t >= 1`` (e.g. a grid's edge
-        under offsets that fall outside it): they wait for no one."""
+        under offsets that fall outside it): they wait for no one (none in the carry form:
+        each waits for its own value)."""
+        if self.share is not None:
+            return ()
         calls = self.links(t)[2]
         return [j for j in self.mine if not calls[j]]
 

@@ -253,10 +253,14 @@ class Client:
 
     def spawn_loop(self, fn: Callable, n: int, steps: int, args: tuple, step_reads: Any, layout: Any = None,
                    reads: Any = (), name: Optional[str] = None, retries: Optional[int] = None,
-                   retry_on: Any = None, checkpoint: Optional[bool] = None, keys: Optional[tuple] = None) -> Any:
+                   retry_on: Any = None, checkpoint: Optional[bool] = None, keys: Optional[tuple] = None,
+                   share: Optional[Callable] = None) -> Any:
         """See :func:`dagmpi.spawn_loop`."""
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"spawn_loop() needs a number of steps >= 1, got {steps!r}")
+        if share is not None and not callable(share):
+            raise TypeError(f"spawn_loop(): share is a function share(i, value) -> what the readers of point i "
+                            f"get, or None; got {type(share).__name__}")
         projs = (step_reads,) if isinstance(step_reads, Projection) else tuple(step_reads or ())
         if not projs or not all(isinstance(p, Projection) for p in projs):
             raise TypeError("spawn_loop(): step_reads is the dagmpi.Projection by which each step reads the "
@@ -264,14 +268,18 @@ class Client:
                             f"{step_reads!r}")
         for p in projs:  # (each step reads the step before: a launch of n points too)
             _check_grid(p, n, n, "spawn_loop()")
-        return self.spawn_many(fn, n, args, layout, reads, name, retries, retry_on, checkpoint, keys,
-                               (steps, projs) if steps > 1 else None, "spawn_loop()")
+        loop = None
+        if steps > 1:
+            loop = (steps, projs, None if share is None else serialize.dump_function(share))
+        return self.spawn_many(fn, n, args, layout, reads, name, retries, retry_on, checkpoint, keys, loop,
+                               "spawn_loop()", share)
 
     def spawn_many(self, fn: Callable, n: int, args: tuple, layout: Any = None, reads: Any = (),
                    name: Optional[str] = None, retries: Optional[int] = None, retry_on: Any = None,
                    checkpoint: Optional[bool] = None, keys: Optional[tuple] = None,
-                   loop: Optional[tuple] = None, what: str = "spawn_many()") -> Any:
-        """See :func:`dagmpi.spawn_many` (``loop``: ``(steps, projections)`` of :meth:`spawn_loop`)."""
+                   loop: Optional[tuple] = None, what: str = "spawn_many()", share: Optional[Callable] = None) -> Any:
+        """See :func:`dagmpi.spawn_many` (``loop``: ``(steps, projections, pickled share)`` of
+        :meth:`spawn_loop`, and its ``share`` function)."""
         if self.closed:
             raise RuntimeError("dagmpi has been shut down; no new tasks can be spawned")
         if not callable(fn):
@@ -323,7 +331,11 @@ class Client:
             if keyless:
                 raise SerializationError(f"{what}: {keyless[0]!r} has no checkpoint key (it was launched "
                                          "before checkpointing was enabled, or on another rank)")
-            key = task_key(fn, (("launch", n) if loop is None else ("loop", n, *loop), *args),
+            from ..checkpoint.keys import function_fingerprint
+
+            kind = ("launch", n) if loop is None else \
+                ("loop", n, *loop[:2], *(() if share is None else (function_fingerprint(share),)))
+            key = task_key(fn, (kind, *args),
                            {"reads": tuple((r[0]._key, r[1]) for r in reads),
                                                           "keys": keys})
             if keys is None:

@@ -114,7 +114,7 @@ class TaskSpec(NamedTuple):
     #: input ids in order[, pinned])``, called ``fn(index, *args, *inputs)``; ``pinned``
     #: (in an ``Exec``): on the rank its launch's layout gives it, where it comes back
     point: Optional[tuple] = None
-    #: a loop (``dagmpi.spawn_loop``): ``(steps, projections)``, see :class:`LaunchExec`
+    #: a loop (``dagmpi.spawn_loop``): ``(steps, projections, share)``, see :class:`LaunchExec`
     loop: Optional[tuple] = None
 
 
@@ -151,7 +151,7 @@ class LaunchSubmit(NamedTuple):
     #: checkpointing, from a rank without the checkpoint's index (a worker): the points'
     #: keys, which rank 0 looks up (``restored`` then comes from there)
     lookup: Optional[tuple] = None
-    #: a loop (``dagmpi.spawn_loop``): ``(steps, projections)``, see :class:`LaunchExec`
+    #: a loop (``dagmpi.spawn_loop``): ``(steps, projections, share)``, see :class:`LaunchExec`
     loop: Optional[tuple] = None
 
 
@@ -177,11 +177,14 @@ class LaunchExec(NamedTuple):
     #: sent down the launch's ``ReportTree`` (its ranks beyond ``TREE_FANOUT``): this rank
     #: passes it on to its children and reports for its subtree to its parent
     tree: bool = False
-    #: a loop (``dagmpi.spawn_loop``): ``(steps, projections, epoch)``.  ``reads`` feed
-    #: step 0; step ``t >= 1`` reads step ``t - 1`` through ``projections[(t - 1) % len]``,
-    #: its values pushed rank to rank (:class:`LoopValue`); the points' ids, reports, saved
-    #: values and frees are those of the last step.  ``epoch`` > 0: a rank died and the
-    #: loop runs again from the start (what this rank had of its last run is dropped)
+    #: a loop (``dagmpi.spawn_loop``): ``(steps, projections, share, epoch)``.  ``reads``
+    #: feed step 0; step ``t >= 1`` reads step ``t - 1`` through ``projections[(t - 1) %
+    #: len]``, its values pushed rank to rank (:class:`LoopValue`); the points' ids,
+    #: reports, saved values and frees are those of the last step.  ``share``: None, or
+    #: the pickled ``share(i, value)`` of the carry form (a point reads its own value
+    #: whole, and the others' shares, which are what is pushed).  ``epoch`` > 0: a rank
+    #: died and the loop runs again from the start (what this rank had of its last run is
+    #: dropped)
     loop: Optional[tuple] = None
 
 

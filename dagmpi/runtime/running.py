@@ -225,6 +225,14 @@ class JobRunner:
                 args, kwargs = place(args, kwargs, gpu, on_gpu)
             value = fn(*args, **kwargs)
             del args, kwargs
+            lp = job.loop
+            if lp is not None and lp[0].share is not None and lp[1] < lp[0].steps - 1:
+                # a loop's carry form: the value stays here for the point's next step, and
+                # what its readers get (and what travels) is its share
+                own = value
+                value = lp[0].share(call[0], own)
+            else:
+                lp = None
             seconds = time.perf_counter() - t0
             if self.serializes:
                 payload, buffers = serialize.dump_value(value)
@@ -235,6 +243,8 @@ class JobRunner:
                 nbytes = serialize.sizeof(value)
                 result = value
                 dev = 0
+            if lp is not None:
+                result = (own, result)
             # (bytes in GPU memory count against the GPU's gpu_memory while the value is kept)
             item: tuple = ("fin", job, result, (nbytes, seconds, dev) if dev else (nbytes, seconds))
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the caller

@@ -27,7 +27,7 @@ from . import messages as msg
 from .client import _CURRENT, Client
 from ..checkpoint.base import Location
 from ..core.launches import ReportTree, expand
-from ..core.loops import LoopState
+from ..core.loops import OWN, LoopState
 from .jobs import Executor as _Executor
 from .jobs import SCHEDULER
 from .jobs import Job as _Job
@@ -808,7 +808,7 @@ class Worker(JobRunner, Client):
         lid = m.launch_id
         if self._freed_launches and self._freed_launches.pop(lid, 0) is None:
             return  # freed already (it failed while it came down its tree)
-        if m.loop is not None and m.loop[2] and lid in self._loop_epoch:
+        if m.loop is not None and m.loop[3] and lid in self._loop_epoch:
             self._loop_reset(lid)  # (a rank died: the loop runs again from the start)
         jobs = expand(m.base, m.layout, self.rank, m.reads)
         children: Any = ()
@@ -832,11 +832,13 @@ class Worker(JobRunner, Client):
         loop = None
         if m.loop is not None and jobs and not (restored and len(restored) == m.layout.n):
             # (a loop read back whole from a checkpoint runs no step: its points are read back)
-            loop = self._loops[lid] = LoopState(lid, m.base, m.layout, me, m.loop[0], m.loop[1],
-                                                (m.name, m.fn_id, m.payload, m.buffers, m.policy, save), m.loop[2])
+            steps, projs, share, epoch = m.loop
+            loop = self._loops[lid] = LoopState(lid, m.base, m.layout, me, steps, projs,
+                                                (m.name, m.fn_id, m.payload, m.buffers, m.policy, save), epoch,
+                                                None if share is None else self._share_fn(share))
             save = restored = None  # (those are the last step's)
         if m.loop is not None:
-            self._loop_epoch[lid] = m.loop[2]
+            self._loop_epoch[lid] = m.loop[3]
         for tid, inputs in jobs:
             self._point_launch[tid] = lid
             i = tid - m.base
@@ -959,6 +961,18 @@ class Worker(JobRunner, Client):
                 discard(base + i)
                 self._failed_here.pop(base + i, None)  # (a failure of the last run: it may not recur)
 
+    def _share_fn(self, data: bytes) -> Callable:
+        """A carry loop's ``share`` function (unpickled once per loop here); one that will
+        not unpickle fails the loop's points with the reason."""
+        try:
+            return serialize.load_function(data)
+        except Exception as exc:  # noqa: BLE001 - the points fail with it, said once by the loop
+            why = f"the loop's share function could not be unpickled on rank {self.rank}: {exc!r}"
+
+            def cannot(i: int, value: Any) -> Any:
+                raise RuntimeError(why)
+            return cannot
+
     def _loop_value(self, m: msg.LoopValue) -> None:
         """A value of a loop's step, pushed by the rank that computed it."""
         lid = m.launch_id
@@ -1004,7 +1018,10 @@ class Worker(JobRunner, Client):
             # (the rank's report names the loop's first error, even one whose cone ends
             # before the last step: a failed point fails its loop, as it fails a launch)
             report[3].append((st.base + i, result))
+        own = None
         if ok:
+            if st.share is not None:  # (the carry form: its own value, and its share)
+                own, result = result
             if self.serializes:
                 value, payload, buffers = result
             else:
@@ -1018,6 +1035,10 @@ class Worker(JobRunner, Client):
             for dest in remote:
                 self._send(dest, msg.LoopValue(lid, t, i, ok, payload, buffers, st.epoch))
         t1 = t + 1
+        if st.share is not None:  # (its own next step reads its value here)
+            got = st.arrive(t1, i, OWN, own, error)
+            if got is not None:
+                self._loop_start(st, t1, i, got[1], got[2])
         for j in local:
             got = st.arrive(t1, j, i, value, error)
             if got is not None:

@@ -34,8 +34,12 @@ def test_stencils_match_numpy_for_every_boundary(mode, n):
                  "plain form on every block with an axis of boundary none",
                  "faces form casts to the declared dtype as the padded block does",
                  "faces form with an axis of depth 0 (gray-scott)",
-                 "faces (7, 5) (7, 1) boundary=reflect", "faces (1, 6) (1, 3) boundary=2.5"]:
+                 "faces (7, 5) (7, 1) boundary=reflect", "faces (1, 6) (1, 3) boundary=2.5",
+                 "heat map_overlap_loop 300", "loop plain form depth 2 boundary none", "loop plain form depth 2 reflect",
+                 "loop faces form gray-scott 20", "loop converting its dtype at the first step", "loop of one step"]:
         assert f"ok {name}" in res.stdout, (name, res)
+    if mode == "launches":  # (map_overlap_loop: one spawn_loop, carry form)
+        assert "ok a loop is two launches" in res.stdout, res
 
 
 def test_worker_blas_threads_match_their_slots():

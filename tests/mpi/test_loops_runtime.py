@@ -14,7 +14,7 @@ def test_loops_match_plain_python(n):
     assert res.returncode == 0 and "ALL OK" in res.stdout, res
     for name in ["n=1 steps=7 cyclic", "steps=7 blocks", "xor cycled table", "parent cyclic",
                  "grid with empty inputs", "as a chain of launches", "read by a later launch",
-                 "one launch on rank 0", "errors", "the job goes on", "retried points", "bad input"]:
+                 "one launch on rank 0", "carry form", "errors", "the job goes on", "retried points", "bad input"]:
         assert f"ok {name}" in res.stdout or f"{name}\n" in res.stdout, (name, res)
 
 

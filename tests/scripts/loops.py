@@ -85,6 +85,38 @@ def logged(i, log, *ins):
     return np.array([float(i) + sum(x[0] for x in ins)])
 
 
+def cinit(i):
+    return np.array([float(i), 0.0])
+
+
+def cstep(i, scale, own, *shares):
+    """The carry form: its own value whole (its second entry counts its steps), the
+    others' shares (floats: only what ``cshare`` gives travels)."""
+    assert all(type(x) is float for x in shares), shares
+    return np.array([0.5 * own[0] + scale * sum((k + 1) * x for k, x in enumerate(shares)) + i, own[1] + 1.0])
+
+
+def cshare(i, value):
+    return float(value[0]) + i
+
+
+def cshare_boom(i, value):
+    if i == 2 and value[1] == 3:
+        raise ZeroDivisionError("the share of point 2 after its third step")
+    return float(value[0])
+
+
+def carried(n, steps, scale, projs):
+    """The carry loop in plain Python (step 0 reads its start value only)."""
+    u = [(0.5 * i + i, 1.0) for i in range(n)]
+    for t in range(1, steps):
+        p = projs[(t - 1) % len(projs)]
+        sh = [x + j for j, (x, _) in enumerate(u)]
+        u = [(0.5 * u[i][0] + scale * sum((k + 1) * sh[j] for k, j in enumerate(p.points(i, n))) + i, u[i][1] + 1.0)
+             for i in range(n)]
+    return u
+
+
 def reference(n, steps, scale, init_proj, projs, init_scale=1.0):
     """The loop in plain Python: step 0 reads init through ``init_proj`` (None: nothing)."""
     u0 = [float(i) * init_scale for i in range(n)]
@@ -164,6 +196,21 @@ def main():
     assert dagmpi.fetch(dagmpi.spawn(lambda x: float(x[0]), u[n - 1])) == float(got[-1][0])
     assert sched.n_launches - before == 2, (sched.n_launches, before)
     print("ok one launch on rank 0", flush=True)
+    # the carry form: a point keeps its value, its readers get (and the ranks send) its share
+    for n in (w, 3 * w + 1):
+        for projs in ([wrap], [stencil, wrap]):
+            for layout in ("blocks", "cyclic"):
+                c0 = dagmpi.spawn_many(cinit, n)
+                got = dagmpi.spawn_loop(cstep, n, 6, 0.25, reads=[(c0, Projection("same"))], step_reads=projs,
+                                        layout=layout, share=cshare).fetch()
+                want = carried(n, 6, 0.25, projs)
+                assert np.allclose([x[0] for x in got], [x for x, _ in want], rtol=1e-12), (got, want)
+                assert [x[1] for x in got] == [6.0] * n, got  # (each point's own value came through every step)
+    c0 = dagmpi.spawn_many(cinit, 5)
+    expect(lambda: dagmpi.spawn_loop(cstep, 5, 6, 1.0, reads=[(c0, Projection("same"))], step_reads=stencil,
+                                     share=cshare_boom).fetch(timeout=60),
+           ZeroDivisionError, "share of point 2")
+    print("ok carry form", flush=True)
     # a point that fails at its third step fails the loop with its error, and what reads it
     with tempfile.TemporaryDirectory() as d:
         bad = dagmpi.spawn_loop(boom_at, 5, 6, d, step_reads=stencil)
@@ -198,7 +245,8 @@ def main():
             (lambda: dagmpi.spawn_loop(step, 3, 2, step_reads=Projection("grid", ((2, 2), ((0, 1),), (True, True)))),
              ValueError, "grid of 4 points"),
             (lambda: dagmpi.spawn_loop(step, -1, 2, step_reads=stencil), ValueError, "n >= 0"),
-            (lambda: dagmpi.spawn_loop(42, 3, 2, step_reads=stencil), TypeError, "spawn_loop() needs a callable")]:
+            (lambda: dagmpi.spawn_loop(42, 3, 2, step_reads=stencil), TypeError, "spawn_loop() needs a callable"),
+            (lambda: dagmpi.spawn_loop(step, 3, 2, step_reads=stencil, share=3), TypeError, "share(i, value)")]:
         expect(call, kind, words)
     print("ok bad input", flush=True)
     print("ALL OK", flush=True)

@@ -139,6 +139,37 @@ if __name__ == "__main__":
         want = stencil.heat5_step(np.pad(want, 1, mode="wrap"), 0.1)
     check("heat loop 300", U, want)
     from dagmpi.runtime import context
+    sched = context._runtime.driver.scheduler
+    # the same as one loop (map_overlap_loop): launched, rank 0 handles two launches
+    U = make(X, blocks=(10, 9))
+    dagmpi.wait(U._launch if LAUNCHES else list(U.tasks.flat))
+    before = sched.n_launches
+    V = U.map_overlap_loop(stencil.heat5_step, 300, 1, boundary="periodic", alpha=0.1)
+    check("heat map_overlap_loop 300", V, want)
+    if LAUNCHES:
+        assert sched.n_launches - before == 2, (sched.n_launches, before)
+        print("ok a loop is two launches", flush=True)
+    Y = rng.standard_normal((29,))
+    want1 = Y.copy()
+    for _ in range(7):
+        want1 = reference(smooth, want1, 2, None)
+    check("loop plain form depth 2 boundary none", make(Y, 6).map_overlap_loop(smooth, 7, 2), want1)
+    want2 = X.copy()
+    for _ in range(5):
+        want2 = reference(smooth, want2, 2, "symmetric")
+    check("loop plain form depth 2 reflect", A.map_overlap_loop(smooth, 5, 2, boundary="reflect"), want2)
+    want3 = G.copy()
+    for _ in range(20):
+        want3 = grayscott.step_numpy(want3, **gkw)
+    check("loop faces form gray-scott 20", make(G, blocks=(2, 5, 7)).map_overlap_loop(
+        grayscott.step, 20, depth=(0, 1, 1), boundary="periodic", **gkw), want3)
+    C = A.map_overlap_loop(stencil.laplacian, 3, 1, boundary="nearest", dtype=np.float32)
+    D = A.map_overlap(stencil.laplacian, 1, boundary="nearest", dtype=np.float32)
+    D = D.map_overlap(stencil.laplacian, 1, boundary="nearest").map_overlap(stencil.laplacian, 1, boundary="nearest")
+    assert C.dtype == np.float32
+    check("loop converting its dtype at the first step", C, D.to_numpy())
+    assert A.map_overlap_loop(smooth, 0) is A
+    check("loop of one step", A.map_overlap_loop(smooth, 1, 1, boundary="periodic"), reference(smooth, X, 1, "wrap"))
     live = len(context._runtime.driver.scheduler.tasks) + len(context._runtime.driver.scheduler.launches)
     assert live < 16 * 20, f"{live} tasks and launches alive after the loop"
     print("ok bounded", live, flush=True)
@@ -148,6 +179,16 @@ if __name__ == "__main__":
         assert "larger than its smallest block" in str(exc), exc
     else:
         raise AssertionError("depth > block must fail")
+    for bad, words in [(lambda: A.map_overlap_loop(smooth, -1), "steps >= 0"),
+                       (lambda: A.map_overlap_loop(smooth, 2.5), "steps >= 0"),
+                       (lambda: A.map_overlap_loop(None, 3), "needs a function"),
+                       (lambda: make(X, blocks=(2, 9)).map_overlap_loop(smooth, 4, 3), "larger than its smallest")]:
+        try:
+            bad()
+        except (ValueError, TypeError) as exc:
+            assert words in str(exc), (words, exc)
+        else:
+            raise AssertionError(words)
     try:
         A.map_overlap(smooth, 1, boundary="mirror")
     except ValueError as exc:

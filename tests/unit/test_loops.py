@@ -5,7 +5,7 @@ import random
 import pytest
 
 from dagmpi.core.launches import Layout, Projection
-from dagmpi.core.loops import LoopState, loop_links
+from dagmpi.core.loops import OWN, LoopState, loop_links
 
 PROJECTIONS = [Projection("offsets", (-1, 0, 1)), Projection("offsets", (-2, 1, 0), wrap=True),
                Projection("xor", (2,)), Projection("parent", (3,)), Projection("same"), Projection("all"),
@@ -53,6 +53,21 @@ def test_a_point_starts_with_its_last_input_and_keeps_the_first_error():
     # every point's steps before the last end, and its last starts: then the state goes
     events = len(st.mine) * st.steps
     assert not any(st.one_done() for _ in range(events - 1)) and st.one_done()
+
+
+def test_the_carry_form_waits_for_its_own_value_first():
+    """With a share function a point reads its own value (OWN) first, then the shares;
+    it waits for its own value even where the projection gives it nothing."""
+    up = Projection("grid", ((2, 3), ((-1, 0),), (False, False)))  # (the first row reads nothing)
+    st = LoopState(0, 1, Layout.blocks(6, [1, 2]), 1, 3, [up], share=lambda i, v: v)
+    assert st.call(1, 0) == (OWN,) and st.call(2, 1) == (OWN,)
+    assert st.empty(1) == ()  # (nobody starts without its own value)
+    assert st.readers(0, 0) == ((), [2])  # (point 3, on rank 2, reads point 0's share)
+    assert st.arrive(1, 0, OWN, "mine") == [0, {OWN: "mine"}, None]
+    st2 = LoopState(0, 1, Layout.blocks(6, [1, 2]), 2, 3, [up], share=lambda i, v: v)
+    assert st2.call(1, 3) == (OWN, 1)
+    assert st2.arrive(1, 3, 0, "edge") is None  # (its own value is still missing)
+    assert st2.arrive(1, 3, OWN, None, error="boom") == [0, {1: "edge"}, "boom"]
 
 
 def test_points_that_read_nothing_are_found():
