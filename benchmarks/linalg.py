@@ -1,7 +1,8 @@
 """Tiled linear algebra and stencils against numpy/LAPACK and dask.array, in one run.
 
     python benchmarks/linalg.py [--workers 2] [--sizes 4096,8192] [--tile 512] [--gemm-tiles 1024,2048]
-                                [--grid 8192] [--steps 100] [--peers numpy,dagmpi,dask] [--repeat 2]
+                                [--grid 8192] [--steps 100] [--small-grid 1024] [--small-steps 1000]
+                                [--peers numpy,dagmpi,dask] [--repeat 2]
                                 [--json bench-results/linalg.json]
 
 * Cholesky of an SPD float64 matrix (``(R + R.T)/2 + n I``), n = 4096 and 8192,
@@ -17,6 +18,10 @@
   same Numba kernel on the whole (padded) grid, times the workers (the limit; also
   with glibc keeping freed memory, the setting dagmpi's workers run with), and
   (b) ``dask.array.map_overlap``; and the halo bytes a step moves against the grid.
+  dagmpi runs it as a Python loop of ``map_overlap`` (two launches per step) and as
+  one ``map_overlap_loop`` (one loop on the workers: blocks stay, halos pushed).
+  The same on a ``--small-grid`` (1024^2, 1000 steps, blocks of a quarter side):
+  steps short enough that the cost per step, not the kernel, decides.
 * The stencil kernels' first-call compile time, and the call in a fresh process
   once ``cache=True`` has stored them.
 
@@ -103,6 +108,13 @@ def child_numpy(args) -> dict:
         for _ in range(args.steps):
             stencil.heat5_step(p, 0.1)
         out["stencil_kernel_kept_s"] = time.perf_counter() - t0
+        # the small grid (with the workers' allocator setting)
+        p = np.pad(np.random.default_rng(2).random((args.small_grid, args.small_grid)), 1, mode="wrap")
+        stencil.heat5_step(p, 0.1)
+        t0 = time.perf_counter()
+        for _ in range(args.small_steps):
+            stencil.heat5_step(p, 0.1)
+        out["small_kernel_s"] = time.perf_counter() - t0
     return out
 
 
@@ -156,14 +168,20 @@ def child_dagmpi(args) -> dict:
             b = ready(da.random.default_rng(1).random((n, n), blocks=tg))
             out[f"gemm_{n}_t{tg}"] = best(args, lambda x, y: ready(x @ y), r, b)
             del r, b
-    blk = args.grid // 4
-    u = ready(da.random.default_rng(2).random((args.grid, args.grid), blocks=blk))
-    ready(u.map_overlap(stencil.heat5_step, 1, boundary="periodic", alpha=0.1))  # kernels loaded on every rank
-    t0 = time.perf_counter()
-    for _ in range(args.steps):
-        u = u.map_overlap(stencil.heat5_step, 1, boundary="periodic", alpha=0.1)
-    ready(u)
-    out["stencil_s"] = time.perf_counter() - t0
+    for label, grid, steps in (("stencil", args.grid, args.steps), ("small", args.small_grid, args.small_steps)):
+        u0 = ready(da.random.default_rng(2).random((grid, grid), blocks=grid // 4))
+        ready(u0.map_overlap(stencil.heat5_step, 1, boundary="periodic", alpha=0.1))  # kernels loaded everywhere
+        t0 = time.perf_counter()
+        u = u0
+        for _ in range(steps):
+            u = u.map_overlap(stencil.heat5_step, 1, boundary="periodic", alpha=0.1)
+        ready(u)
+        out[f"{label}_s"] = time.perf_counter() - t0
+        del u
+        t0 = time.perf_counter()
+        ready(u0.map_overlap_loop(stencil.heat5_step, steps, 1, boundary="periodic", alpha=0.1))
+        out[f"{label}_loop_s"] = time.perf_counter() - t0
+    u = u0
     halo = sum((a + 2) * (b + 2) - a * b for a in u.chunks[0] for b in u.chunks[1]) * 8
     out["halo_bytes_per_step"] = halo
     out["read_bytes_per_step"] = neighbour_reads(u.chunks, 8)
@@ -210,16 +228,17 @@ def child_dask(args) -> dict:
                 wait([r, b])
                 out[f"gemm_{n}_t{tg}"] = fresh(lambda x, y: x @ y, r, b)
                 del r, b
-        u = dka.random.default_rng(2).random((args.grid, args.grid), chunks=args.grid // 4).persist()
-        wait(u)
-        wait(u.map_overlap(stencil.heat5_step, depth=1, boundary="periodic", trim=False, alpha=0.1,
-                           dtype=u.dtype).persist())  # kernels loaded on every worker
-        t0 = time.perf_counter()
-        for _ in range(args.steps):
-            u = u.map_overlap(stencil.heat5_step, depth=1, boundary="periodic", trim=False, alpha=0.1,
-                              dtype=u.dtype)
-        wait(u.persist())
-        out["stencil_s"] = time.perf_counter() - t0
+        for label, grid, steps in (("stencil", args.grid, args.steps), ("small", args.small_grid, args.small_steps)):
+            u = dka.random.default_rng(2).random((grid, grid), chunks=grid // 4).persist()
+            wait(u)
+            wait(u.map_overlap(stencil.heat5_step, depth=1, boundary="periodic", trim=False, alpha=0.1,
+                               dtype=u.dtype).persist())  # kernels loaded on every worker
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                u = u.map_overlap(stencil.heat5_step, depth=1, boundary="periodic", trim=False, alpha=0.1,
+                                  dtype=u.dtype)
+            wait(u.persist())
+            out[f"{label}_s"] = time.perf_counter() - t0
     return out
 
 
@@ -255,7 +274,8 @@ def run_child(system: str, args) -> dict:
         env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     common = ["--child", system, "--workers", str(args.workers), "--sizes", args.sizes, "--tile", str(args.tile),
               "--gemm-tiles", args.gemm_tiles,
-              "--grid", str(args.grid), "--steps", str(args.steps), "--repeat", str(args.repeat)]
+              "--grid", str(args.grid), "--steps", str(args.steps), "--small-grid", str(args.small_grid),
+              "--small-steps", str(args.small_steps), "--repeat", str(args.repeat)]
     if system == "dagmpi":
         mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
         cmd = [mpiexec, "-n", str(args.workers + 1), sys.executable, "-m", "dagmpi", HERE, *common]
@@ -268,6 +288,30 @@ def run_child(system: str, args) -> dict:
     raise RuntimeError(f"{system} failed (status {res.returncode}):\n{res.stdout[-2000:]}\n{res.stderr[-3000:]}")
 
 
+def _stencil_rows(results: dict, systems: list, label: str, key: str, cells: int, kernel_s, w: int) -> dict:
+    """Print a stencil's Mcell/s rows (a Python loop of map_overlap, and dagmpi's
+    map_overlap_loop) with dagmpi's ratios; the first row's figures."""
+    mc: dict = {}
+    for suffix, name in (("", ""), ("_loop", ", loop")):
+        row = {s: cells / r[f"{key}{suffix}_s"] / 1e6 for s, r in results.items() if f"{key}{suffix}_s" in r}
+        if suffix and "dagmpi" not in row:
+            continue
+        for s, r in results.items():  # (the others have no loop form: their loop of map_overlap)
+            if suffix and s != "dagmpi" and f"{key}_s" in r:
+                row[s] = cells / r[f"{key}_s"] / 1e6
+        if kernel_s:
+            row["numpy"] = w * cells / kernel_s / 1e6
+        line = f"{label + name + ' Mcell/s':<30}" + "".join(f"{row.get(s, float('nan')):>12.0f}" for s in systems)
+        if "dagmpi" in row:
+            parts = [f"{row['dagmpi'] / row[s]:.2f}x " + ("the limit" if s == "numpy" else s)
+                     for s in ("numpy", "dask") if s in row]
+            line += "   " + ", ".join(parts)
+        print(line)
+        if not suffix:
+            mc = row
+    return mc
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--workers", type=int, default=2)
@@ -276,6 +320,8 @@ def main() -> None:
     p.add_argument("--gemm-tiles", default="1024,2048", help="GEMM also with these tiles (dagmpi and dask)")
     p.add_argument("--grid", type=int, default=8192)
     p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--small-grid", type=int, default=1024, help="the stencil again on this grid ...")
+    p.add_argument("--small-steps", type=int, default=1000, help="... for this many steps")
     p.add_argument("--peers", default="numpy,dagmpi,dask")
     p.add_argument("--repeat", type=int, default=2, help="time Cholesky and GEMM this many times, keep the best")
     p.add_argument("--json", default=default_json("linalg"))
@@ -320,25 +366,17 @@ def main() -> None:
                     line += "   " + ", ".join(f"{gt['dagmpi'] / gt[s]:.2f}x {s}" for s in ("numpy", "dask") if s in gt)
                 print(line)
     cells = args.grid ** 2 * args.steps
-    mc = {s: cells / r["stencil_s"] / 1e6 for s, r in results.items() if "stencil_s" in r}
-    if np_r:
-        mc["numpy"] = w * cells / np_r["stencil_kernel_s"] / 1e6
-    line = f"{f'stencil {args.grid}^2 Mcell/s':<30}" + "".join(f"{mc.get(s, float('nan')):>12.0f}" for s in systems)
-    if "dagmpi" in mc:
-        parts = []
-        if "numpy" in mc:
-            parts.append(f"{mc['dagmpi'] / mc['numpy']:.2f}x the limit")
-        if "dask" in mc:
-            parts.append(f"{mc['dagmpi'] / mc['dask']:.2f}x dask")
-        line += "   " + ", ".join(parts)
-    print(line)
+    mc = _stencil_rows(results, systems, f"stencil {args.grid}^2", "stencil", cells, np_r.get("stencil_kernel_s"), w)
     kept_row = np_r.get("stencil_kernel_kept_s") and "dagmpi" in mc
     if kept_row:
         kept = w * cells / np_r["stencil_kernel_kept_s"] / 1e6
         print(f"{'  limit, workers malloc':<30}"
               + "".join(f"{kept:>12.0f}" if s == "numpy" else " " * 12 for s in systems)
               + f"   {mc['dagmpi'] / kept:.2f}x this limit")
-    print(f"    stencil 'numpy' column: the limit = one process's Numba kernel on the whole grid x {w}")
+    small = args.small_grid ** 2 * args.small_steps
+    _stencil_rows(results, systems, f"stencil {args.small_grid}^2", "small", small, np_r.get("small_kernel_s"), w)
+    print(f"    stencil 'numpy' column: the limit = one process's Numba kernel on the whole grid x {w}; "
+          f"'loop': map_overlap_loop (dagmpi; the others' column repeats their loop)")
     if kept_row:
         print("    'limit, workers malloc': the same with glibc keeping freed memory for reuse, as dagmpi's "
               "workers do (its result is then not page-faulted in each step)")

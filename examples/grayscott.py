@@ -14,11 +14,14 @@ What each dagmpi feature does here:
   V are its two components (``state[0]``, ``state[1]``), each block holding
   both fields of one tile of the grid, so one halo exchange per step serves
   both.  Blocks live on the worker ranks; the driver never holds the field.
-- **Stencils**: each step is ``state.map_overlap(grayscott.step, depth=(0, 1, 1),
-  boundary="periodic")`` with the Numba kernel of ``dagmpi.kernels.cpu``: every
-  block receives only its neighbours' halo slices, straight from their ranks.
-- **Streaming**: the driver spawns steps ahead (at most ``--lag`` steps in
-  flight) and older blocks are freed as soon as nothing needs them.
+- **Stencils**: the steps between two outputs (analysis, HDF5, checkpoint) are one
+  ``state.map_overlap_loop(grayscott.step, k, depth=(0, 1, 1), boundary="periodic")``
+  with the Numba kernel of ``dagmpi.kernels.cpu``: a loop run by the workers, each
+  block staying on its rank and receiving only its neighbours' halo slices, pushed
+  straight from their ranks, with no step through rank 0 (``--per-step``: one
+  ``map_overlap`` per step instead, two launches each).
+- **Streaming**: the driver spawns loops ahead (at most ``--lag`` in flight) and
+  older blocks are freed as soon as nothing needs them.
 - **Analysis beside the simulation**: every ``--analysis-every`` steps, tasks
   compute mean/min/max of U and V and a histogram of U next to the data, and a
   worker writes a PNG frame of V; the time loop does not wait for them.
@@ -87,7 +90,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--analysis-every", type=int, default=200, help="statistics and a PNG frame every N steps (0: never)")
     p.add_argument("--output-every", type=int, default=1000, help="the fields to HDF5 every N steps (0: never)")
     p.add_argument("--checkpoint-every", type=int, default=100, help="save the state every N steps (0: never)")
-    p.add_argument("--lag", type=int, default=4, help="steps the driver spawns ahead of the oldest unfinished one")
+    p.add_argument("--lag", type=int, default=4,
+                   help="loops (steps with --per-step) the driver spawns ahead of the oldest unfinished one")
+    p.add_argument("--per-step", action="store_true",
+                   help="one map_overlap per step (two launches each), not one map_overlap_loop per stretch "
+                        "of steps between outputs")
     p.add_argument("--out", default="grayscott-out", help="folder for frames, HDF5 output, trace and checkpoint")
     p.add_argument("--checkpoint", default=None, help="checkpoint folder (default: $DAGMPI_CHECKPOINT, else OUT/checkpoint)")
     p.add_argument("--no-checkpoint", action="store_true", help="run without checkpoints (not resumable)")
@@ -259,8 +266,16 @@ def main(argv: list[str] | None = None) -> int:
     stats, frame_tasks, inflight = [], [], []
     t_loop = time.time()
     bar = dagmpi.progress(total=ns.steps - start, desc="steps", unit="step")
-    for step in range(start + 1, ns.steps + 1):
-        state = state.map_overlap(kernel.step, depth=depth, boundary="periodic", **kw)
+    step = start
+    while step < ns.steps:
+        # the steps up to the next output (analysis, HDF5, checkpoint) or the end: one loop
+        stop = step + 1 if ns.per_step else ns.steps
+        for every in (ns.checkpoint_every if ckpt else 0, ns.analysis_every, ns.output_every):
+            if every:
+                stop = min(stop, (step // every + 1) * every)
+        state = state.map_overlap_loop(kernel.step, stop - step, depth=depth, boundary="periodic", **kw) \
+            if stop - step > 1 else state.map_overlap(kernel.step, depth=depth, boundary="periodic", **kw)
+        ran, step = stop - step, stop
         if ns.checkpoint_every and ckpt and step % ns.checkpoint_every == 0:
             state = da.checkpoint(state, f"{tag}/step{step}")
         if ns.analysis_every and step % ns.analysis_every == 0:
@@ -276,13 +291,14 @@ def main(argv: list[str] | None = None) -> int:
                                                 step, grid, *thumbs, options=dagmpi.Options(name="write_frame")))
         if ns.output_every and step % ns.output_every == 0:
             da.to_hdf5(os.path.join(ns.out, "grayscott.h5"), f"step{step:06d}", state, overwrite=True)
-        inflight.append(list(state.tasks.flat))
-        if len(inflight) > ns.lag:  # keep at most ``lag`` steps ahead of the finished ones
-            dagmpi.wait(inflight.pop(0))
-            bar.update(1)
-    for done in inflight:
+        inflight.append((ran, list(state.tasks.flat)))
+        if len(inflight) > ns.lag:  # keep at most ``lag`` loops (or steps) ahead of the finished ones
+            ran, done = inflight.pop(0)
+            dagmpi.wait(done)
+            bar.update(ran)
+    for ran, done in inflight:
         dagmpi.wait(done)
-        bar.update(1)
+        bar.update(ran)
     bar.close()
     t_sim = time.time() - t_loop
 

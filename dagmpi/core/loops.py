@@ -81,7 +81,8 @@ class LoopState:
         self.left = len(self.mine) * steps
         #: this rank's points whose step 0 ended (ran, or failed before): once each
         self.ended0: set[int] = set()
-        #: the carry form's ``share(i, value)`` (None: readers get the whole value)
+        #: the carry form's ``share(i, value)``, or its pickle until a point first calls it
+        #: (None: readers get the whole value)
         self.share = share
         self._links: dict[int, tuple[dict, dict, dict, dict, dict]] = {}
 
@@ -131,6 +132,22 @@ class LoopState:
             return None
         del self.pending[key]
         return got
+
+    def trace_id(self, t: int, j: int) -> int:
+        """The id under which point ``j``'s run of step ``t`` is traced: the last step's
+        are the launch's point ids, the earlier steps' follow them (a loop reserves
+        ``n * steps`` ids), so every run of a loop has its own."""
+        return self.base + (self.steps - 1 - t) * self.n + j
+
+    def trace_inputs(self, t: int, j: int) -> list[tuple[int, int]]:
+        """``(producer's trace id, its rank)`` of each distinct input of point ``j``
+        (this rank's) at step ``t >= 1`` (its own value and its own share: one input)."""
+        rank_of, base = self.layout.rank_of, self.base
+        out: dict[int, int] = {}
+        for d in self.call(t, j):
+            i = j if d == OWN else d - base
+            out.setdefault(self.trace_id(t - 1, i), self.rank if d == OWN else rank_of(i))
+        return list(out.items())
 
     def empty(self, t: int) -> Sequence[int]:
         """This rank's points that read nothing at step ``t >= 1`` (e.g. a grid's edge

@@ -360,7 +360,7 @@ class Client:
         name = name or getattr(fn, "__qualname__", None) or type(fn).__name__
         with self._spawn_lock:
             lid = (self.rank << ID_SHIFT) | self._launch_ids
-            self._launch_ids += n + 1
+            self._launch_ids += n * (1 if loop is None else loop[0]) + 1  # (a loop: trace ids of its steps)
             if fn_id not in self._fn_sent:
                 self._enqueue(msg.FnCode(fn_id, fn_bytes))
                 self._fn_sent.add(fn_id)

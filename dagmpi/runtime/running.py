@@ -230,7 +230,10 @@ class JobRunner:
                 # a loop's carry form: the value stays here for the point's next step, and
                 # what its readers get (and what travels) is its share
                 own = value
-                value = lp[0].share(call[0], own)
+                share = lp[0].share
+                if type(share) is bytes:  # (unpickled on the thread that runs tasks, as functions are)
+                    share = lp[0].share = serialize.load_function(share)
+                value = share(call[0], own)
             else:
                 lp = None
             seconds = time.perf_counter() - t0

@@ -511,7 +511,9 @@ class Worker(JobRunner, Client):
                 1 + sum(1 for t in self._tracks.values() if t > 0)
             self._tracks[ident] = track
         inputs = tuple(job.trace_in or ())
-        self.trace_runs.append(_TaskRun(job.id, job.name, self.rank, track, self._wall + t0, self._wall + t1,
+        loop = job.loop  # (each step of a loop traced under its own id)
+        tid = job.id if loop is None else loop[0].trace_id(loop[1], job.call[0])
+        self.trace_runs.append(_TaskRun(tid, job.name, self.rank, track, self._wall + t0, self._wall + t1,
                                         sum(i.nbytes for i in inputs), nbytes, job.attempt - 1, ok, inputs))
 
     # ----------------------------------------------------- from other ranks
@@ -835,7 +837,7 @@ class Worker(JobRunner, Client):
             steps, projs, share, epoch = m.loop
             loop = self._loops[lid] = LoopState(lid, m.base, m.layout, me, steps, projs,
                                                 (m.name, m.fn_id, m.payload, m.buffers, m.policy, save), epoch,
-                                                None if share is None else self._share_fn(share))
+                                                share)  # (the share function: unpickled where it runs)
             save = restored = None  # (those are the last step's)
         if m.loop is not None:
             self._loop_epoch[lid] = m.loop[3]
@@ -961,18 +963,6 @@ class Worker(JobRunner, Client):
                 discard(base + i)
                 self._failed_here.pop(base + i, None)  # (a failure of the last run: it may not recur)
 
-    def _share_fn(self, data: bytes) -> Callable:
-        """A carry loop's ``share`` function (unpickled once per loop here); one that will
-        not unpickle fails the loop's points with the reason."""
-        try:
-            return serialize.load_function(data)
-        except Exception as exc:  # noqa: BLE001 - the points fail with it, said once by the loop
-            why = f"the loop's share function could not be unpickled on rank {self.rank}: {exc!r}"
-
-            def cannot(i: int, value: Any) -> Any:
-                raise RuntimeError(why)
-            return cannot
-
     def _loop_value(self, m: msg.LoopValue) -> None:
         """A value of a loop's step, pushed by the rank that computed it."""
         lid = m.launch_id
@@ -1077,8 +1067,8 @@ class Worker(JobRunner, Client):
         job.point = job.call = (j, st.call(t, j))
         job.inputs = inputs
         job.loop = (st, t)
-        if self.trace_runs is not None:
-            job.trace_in = []
+        if self.trace_runs is not None:  # (values pushed: no request, so no ask time)
+            job.trace_in = [_Input(d, r, 0, 0.0, 0.0) for d, r in st.trace_inputs(t, j)]
         self._runq.append(job)
 
     def _waiting_points(self, lid: int) -> list:

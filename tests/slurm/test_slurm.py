@@ -152,7 +152,7 @@ def test_grayscott_job_is_preempted_requeued_and_ends_bit_identical(cluster, tmp
     """The flagship application as a batch job: preempted mid-run by a job of a higher
     partition, requeued, continued from its newest saved step; the final state equals an
     uninterrupted run's, bit for bit."""
-    args = ["--size", "96", "--steps", "800", "--blocks", "48", "--analysis-every", "0",
+    args = ["--size", "96", "--steps", "4000", "--blocks", "48", "--analysis-every", "0",
             "--output-every", "0", "--checkpoint-every", "40", "--no-trace"]
     env = dict(os.environ, PYTHONPATH=str(ROOT), DAGMPI_PYTHON=sys.executable, DAGMPI_HOME=str(ROOT),
                DAGMPI_CHECKPOINT_INTERVAL="0.2")

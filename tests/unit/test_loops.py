@@ -70,6 +70,15 @@ def test_the_carry_form_waits_for_its_own_value_first():
     assert st2.arrive(1, 3, OWN, None, error="boom") == [0, {1: "edge"}, "boom"]
 
 
+def test_every_run_of_a_loop_has_its_own_trace_id():
+    st = LoopState(100, 101, Layout.blocks(4, [1, 2]), 2, 3, [Projection("offsets", (-1, 0))], share=b"pickled")
+    ids = {st.trace_id(t, j) for t in range(3) for j in range(4)}
+    assert len(ids) == 12 and min(ids) == 101 and max(ids) == 100 + 4 * 3  # (the ids a loop reserves)
+    assert [st.trace_id(2, j) for j in range(4)] == [101, 102, 103, 104]  # (the last step: the points' ids)
+    # point 2 (rank 2) at step 1: its own value, then point 1's (on rank 1)
+    assert st.trace_inputs(1, 2) == [(st.trace_id(0, 2), 2), (st.trace_id(0, 1), 1)]
+
+
 def test_points_that_read_nothing_are_found():
     up = Projection("grid", ((2, 3), ((-1, 0),), (False, False)))  # (the first row reads nothing)
     st = LoopState(0, 1, Layout.blocks(6, [1]), 1, 3, [up])
