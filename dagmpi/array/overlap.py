@@ -329,40 +329,18 @@ def overlap_point(fn: Callable, faces_fn: Any, i: int, chunks: Any, depths: tupl
                  kwargs, *inputs)
 
 
-def _launched_step(a: core.DArray, fn: Callable, faces_fn: Any, depths: tuple, bounds: tuple, dtype: Any,
-                   kwargs: dict) -> core.DArray:
-    """One ``map_overlap`` step of a launched array as two launches: every block's halos,
-    then every block from its own and its neighbours' halos (grid projection)."""
-    from . import launched
-
-    src = a._launch
-    faces = faces_fn is not None
-    chunks = a.chunks
-    grid = g.nblocks(chunks)
-    wrap = tuple(d > 0 and isinstance(b, str) and b == "periodic" for d, b in zip(depths, bounds))
-    proj = launched.Projection("grid", (grid, _offsets(depths, faces), wrap))
-    args = (chunks, depths, bounds, faces)
-    hal = launched.launch(halos_point, chunks, args, src.layout, [(src, launched.SAME)], name="halos")
-    step = launched.launch(ops.Bound(overlap_point, fn, faces_fn), chunks,
-                           (chunks, depths, bounds, a.dtype.str, kwargs, proj), src.layout,
-                           [(src, launched.SAME), (hal, proj)], name=getattr(fn, "__name__", "map_overlap"))
-    out = core.DArray(chunks, dtype, None, a._owners, name="map_overlap")
-    out._set_launch(step)
-    out._device = a._device
-    return out
-
-
 def _halos_share(chunks: Any, depths: tuple, bounds: tuple, faces: bool, i: int, block: Any) -> tuple:
     """A ``map_overlap_loop``'s share of block ``i``: the halo slices its neighbours read."""
     return halos_point(i, chunks, depths, bounds, faces, block)
 
 
-def _looped_steps(a: core.DArray, fn: Callable, steps: int, faces_fn: Any, depths: tuple, bounds: tuple,
-                  kwargs: dict) -> core.DArray:
-    """``steps`` ``map_overlap`` steps of a launched array as one loop
-    (:func:`dagmpi.spawn_loop`, carry form): a halos launch, then each block's points
-    keep their block from step to step and push only its halos to the ranks of its
-    neighbours; rank 0 handles two launches in all."""
+def _launched_steps(a: core.DArray, fn: Callable, faces_fn: Any, depths: tuple, bounds: tuple, dtype: Any,
+                    kwargs: dict, steps: int = 1) -> core.DArray:
+    """``map_overlap`` steps of a launched array: every block's halos (a launch), then
+    every block from its own and its neighbours' halos (grid projection): one launch
+    for one step; for more, one loop (:func:`dagmpi.spawn_loop`, carry form) whose
+    points keep their block from step to step and push only its halos to the ranks of
+    its neighbours, so rank 0 handles two launches in all."""
     from . import launched
 
     src = a._launch
@@ -373,13 +351,17 @@ def _looped_steps(a: core.DArray, fn: Callable, steps: int, faces_fn: Any, depth
     proj = launched.Projection("grid", (grid, _offsets(depths, faces), wrap))
     args = (chunks, depths, bounds, faces)
     hal = launched.launch(halos_point, chunks, args, src.layout, [(src, launched.SAME)], name="halos")
-    loop = api.spawn_loop(ops.Bound(overlap_point, fn, faces_fn), math.prod(grid), steps,
-                          chunks, depths, bounds, a.dtype.str, kwargs, proj, layout=src.layout,
-                          reads=[(src, launched.SAME), (hal, proj)], step_reads=proj,
-                          share=functools.partial(_halos_share, *args),
-                          name=getattr(fn, "__name__", "map_overlap"))
-    out = core.DArray(chunks, a.dtype, None, a._owners, name="map_overlap")
-    out._set_launch(loop)
+    point = ops.Bound(overlap_point, fn, faces_fn)
+    pargs = (chunks, depths, bounds, a.dtype.str, kwargs, proj)
+    reads = [(src, launched.SAME), (hal, proj)]
+    name = getattr(fn, "__name__", "map_overlap")
+    if steps == 1:
+        step = launched.launch(point, chunks, pargs, src.layout, reads, name=name)
+    else:
+        step = api.spawn_loop(point, math.prod(grid), steps, *pargs, layout=src.layout, reads=reads,
+                              step_reads=proj, share=functools.partial(_halos_share, *args), name=name)
+    out = core.DArray(chunks, dtype, None, a._owners, name="map_overlap")
+    out._set_launch(step)
     out._device = a._device
     return out
 
@@ -430,7 +412,7 @@ def map_overlap_loop(a: Any, fn: Callable, steps: int, depth: Any = 1, boundary:
         a = map_overlap(a, fn, depth, boundary, dtype, **kwargs)  # (the others keep its dtype)
         steps -= 1
     if steps > 1 and a._launch is not None and a._device != "gpu" and launched_enabled():
-        return _looped_steps(a, fn, steps, faces_fn, depths, bounds, kwargs)
+        return _launched_steps(a, fn, faces_fn, depths, bounds, a.dtype, kwargs, steps)
     for _ in range(steps):
         a = map_overlap(a, fn, depth, boundary, **kwargs)
     return a
@@ -445,7 +427,7 @@ def map_overlap(a: Any, fn: Callable, depth: Any = 1, boundary: Any = "none", dt
     src = a.tasks
     out = np.empty(a.nblocks, dtype=object)
     if a._launch is not None and a._device != "gpu" and launched_enabled():
-        return _launched_step(a, fn, faces_fn, depths, bounds, dtype, kwargs)
+        return _launched_steps(a, fn, faces_fn, depths, bounds, dtype, kwargs)
     task_fn = ops.Bound(apply, fn, faces_fn)
     # pass 1: per block, its pieces (neighbour block, slice key) in layout order; per
     # neighbour block, the halo slices all its consumers need (one halos task each)
