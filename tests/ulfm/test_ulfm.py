@@ -173,6 +173,15 @@ def test_an_array_time_loop_survives_a_rank_death(ompi, tmp_path):
 
 
 @pytest.mark.mpi
+def test_a_map_overlap_loop_runs_again_after_a_rank_death(ompi, tmp_path):
+    """map_overlap_loop (one carry loop on the workers): a rank killed at a block's 6th
+    step makes the loop run again from the start on the ranks left; numpy's answer."""
+    res = run_ompi(ompi, "array_death.py", 4, [tmp_path, "loop"], timeout=150)
+    _ok(res)
+    assert "ARRAY-DEATH-OK loop" in res.stdout and "died" in res.stderr, res
+
+
+@pytest.mark.mpi
 def test_an_array_time_loop_computes_lost_blocks_again_from_its_checkpoint(ompi, tmp_path):
     """With the loop checkpointed every third step, the blocks the dead rank held are
     computed again from the last checkpoint's blocks, read back from its files."""
