@@ -60,7 +60,7 @@ class LoopState:
     """What a rank keeps of a loop while it runs there (see the module docstring)."""
 
     __slots__ = ("id", "base", "n", "steps", "layout", "rank", "projections", "mine", "spec", "epoch", "pending",
-                 "left", "ended0", "share", "_links")
+                 "left", "ended0", "share", "pushed", "_links")
 
     def __init__(self, launch_id: int, base: int, layout: Layout, rank: int, steps: int,
                  projections: Sequence[Projection], spec: Any = None, epoch: int = 0,
@@ -84,6 +84,9 @@ class LoopState:
         #: the carry form's ``share(i, value)``, or its pickle until a point first calls it
         #: (None: readers get the whole value)
         self.share = share
+        #: tracing: ``(step, point) -> (bytes, arrival time)`` of values pushed here, until
+        #: a point reading it starts (its trace record counts the bytes that moved, once)
+        self.pushed: Optional[dict] = None
         self._links: dict[int, tuple[dict, dict, dict, dict, dict]] = {}
 
     def links(self, t: int) -> tuple[dict, dict, dict, dict, dict]:
@@ -139,15 +142,17 @@ class LoopState:
         ``n * steps`` ids), so every run of a loop has its own."""
         return self.base + (self.steps - 1 - t) * self.n + j
 
-    def trace_inputs(self, t: int, j: int) -> list[tuple[int, int]]:
-        """``(producer's trace id, its rank)`` of each distinct input of point ``j``
-        (this rank's) at step ``t >= 1`` (its own value and its own share: one input)."""
+    def trace_inputs(self, t: int, j: int) -> list[tuple[int, int, int]]:
+        """``(producer's trace id, its rank, its point)`` of each distinct input of point
+        ``j`` (this rank's) at step ``t >= 1`` (its own value and its own share: one input)."""
         rank_of, base = self.layout.rank_of, self.base
-        out: dict[int, int] = {}
+        out: dict[int, tuple] = {}
         for d in self.call(t, j):
             i = j if d == OWN else d - base
-            out.setdefault(self.trace_id(t - 1, i), self.rank if d == OWN else rank_of(i))
-        return list(out.items())
+            tid = self.trace_id(t - 1, i)
+            if tid not in out:
+                out[tid] = (tid, self.rank if d == OWN else rank_of(i), i)
+        return list(out.values())
 
     def empty(self, t: int) -> Sequence[int]:
         """This rank's points that read nothing at step ``t >= 1`` (e.g. a grid's edge

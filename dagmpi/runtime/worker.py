@@ -987,6 +987,13 @@ class Worker(JobRunner, Client):
                     value.flags.writeable = False  # (shared by the points here that read it)
         t1 = m.step + 1
         i = m.index
+        if self.trace_runs is not None:
+            if st.pushed is None:
+                st.pushed = {}
+            nbytes = 0
+            if m.ok and self.serializes:
+                nbytes = len(m.payload) + (serialize.buffers_nbytes(m.buffers) if m.buffers else 0)
+            st.pushed[(m.step, i)] = (nbytes, time.time())
         for j in st.links(t1)[0].get(i, ()):
             got = st.arrive(t1, j, i, value, error)
             if got is not None:
@@ -1067,8 +1074,14 @@ class Worker(JobRunner, Client):
         job.point = job.call = (j, st.call(t, j))
         job.inputs = inputs
         job.loop = (st, t)
-        if self.trace_runs is not None:  # (values pushed: no request, so no ask time)
-            job.trace_in = [_Input(d, r, 0, 0.0, 0.0) for d, r in st.trace_inputs(t, j)]
+        if self.trace_runs is not None:
+            # (a value pushed here: its bytes on the first point that reads it, with its
+            # arrival; no request, so no ask time)
+            pushed = st.pushed or {}
+            job.trace_in = trace_in = []
+            for d, r, i in st.trace_inputs(t, j):
+                nbytes, arrived = pushed.pop((t - 1, i), (0, 0.0))
+                trace_in.append(_Input(d, r, nbytes, 0.0, arrived))
         self._runq.append(job)
 
     def _waiting_points(self, lid: int) -> list:

@@ -99,6 +99,12 @@ def test_grayscott_matches_numpy_and_writes_its_outputs(tmp_path, n):
     steps = [e for e in trace["traceEvents"] if e.get("ph") == "X" and e["name"] == "step"]
     assert len(steps) == 200 * (64 // side) ** 2  # one run per block and step
     assert len({e["args"]["task_id"] for e in steps}) == len(steps)
+    from dagmpi.trace import chrome, summary
+
+    summed = summary.summarize(chrome.load(str(out / "grayscott.trace.json")))
+    assert summed["totals"]["tasks"] >= len(steps)  # (every step of a loop counted)
+    if n == 4:  # (halos pushed between the ranks of a loop: counted, with their bytes)
+        assert summed["transfers"]["count"] > 0 and summed["transfers"]["bytes"] > 0, summed["transfers"]
     assert "where the time went" in r.stdout and "Mcell/s" in r.stdout
 
 

@@ -76,7 +76,7 @@ def test_every_run_of_a_loop_has_its_own_trace_id():
     assert len(ids) == 12 and min(ids) == 101 and max(ids) == 100 + 4 * 3  # (the ids a loop reserves)
     assert [st.trace_id(2, j) for j in range(4)] == [101, 102, 103, 104]  # (the last step: the points' ids)
     # point 2 (rank 2) at step 1: its own value, then point 1's (on rank 1)
-    assert st.trace_inputs(1, 2) == [(st.trace_id(0, 2), 2), (st.trace_id(0, 1), 1)]
+    assert st.trace_inputs(1, 2) == [(st.trace_id(0, 2), 2, 2), (st.trace_id(0, 1), 1, 1)]
 
 
 def test_points_that_read_nothing_are_found():
