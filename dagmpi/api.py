@@ -347,8 +347,9 @@ def shutdown() -> None:
 
 
 def workers() -> list[int]:
-    """The ranks that run tasks."""
-    return sorted(context.current_client().worker_ranks)
+    """The ranks that run tasks (under ULFM, a rank that died is no longer among them)."""
+    client = context.current_client()
+    return sorted(client.worker_ranks - client.dead)
 
 
 def processors() -> list[dict[str, Any]]:

@@ -518,13 +518,18 @@ class Launches:
                     if pid in tasks:  # (one only waited for: forgotten after its delivery)
                         self._maybe_forget(t)
             rec.refs -= 1
+        if not (rec.loop and self.lineage):  # (a loop keeps what it read while it is held: below)
+            self._let_go_of_reads(rec)
+        self._maybe_release_launch(rec)
+
+    def _let_go_of_reads(self, rec: LaunchRecord) -> None:
+        """``rec`` no longer reads its launches: they may be released."""
         launches = self.launches
         for rd in rec.reads:
             src = launches.get(rd.launch_id)
             if src is not None:
                 src.readers.discard(rec.id)
                 self._maybe_release_launch(src)
-        self._maybe_release_launch(rec)
 
     def _maybe_release_launch(self, rec: LaunchRecord) -> None:
         """Free a launch's values once it ended, nobody holds it and no launch reading it runs."""
@@ -535,6 +540,10 @@ class Launches:
         _unsort(self._launch_ids, rec.id)
         if len(rec.ranks):
             self._out.append(ReleaseLaunch(rec.ranks, rec.id))
+        if rec.loop and self.lineage:
+            # (under ULFM a loop that ended holds what it read until now: a death that
+            # loses its values runs it again from them, see _launches_recover)
+            self._let_go_of_reads(rec)
         if self.lineage:
             if rec.heirs > 0 and rec.error is None and not rec.loop:  # its points may have to be computed again
                 self._lineage_launches[rec.id] = rec
@@ -614,10 +623,11 @@ class Launches:
         hit = [rec for rec in self.launches.values() if rank in rec.layout.touched()]
         failing = []
         for rec in hit:
-            if rec.error is not None or rec.spec is None or rec.loop and not rec.pending:
+            if rec.error is not None or rec.spec is None or rec.loop and not rec.pending and not self._rerunnable(rec):
                 # (a loop's points are its last step: computing one again would take every
-                # step of its cone; a loop that ended fails, said so; one that runs starts
-                # again, below)
+                # step of its cone; a loop runs again from the start instead, below, when
+                # it still runs or, ended, when what it read is held and no task reads its
+                # points one by one; else it fails, said so)
                 failing.append(rec)
             else:
                 new = self._relayout(rec.layout, [rank])
@@ -630,8 +640,9 @@ class Launches:
         # points on live ranks wait for its values there)
         why = f"worker rank {rank} died holding points of "
         self._fail_launches([(rec, RankLost(rank, why + (
-            f"loop {rec.name!r}, which had ended (a loop's points are not computed again one by one: "
-            "spawn the loop again, from the values it started from or from a checkpoint)" if rec.loop
+            f"loop {rec.name!r}, which had ended and cannot run again (a task reads its points one by "
+            "one, or what it read is gone; a loop's points are not computed again one by one: spawn "
+            "the loop again, from the values it started from or from a checkpoint)" if rec.loop
             else f"launch {rec.name!r}"))) for rec in failing], readers=True)
         redo: list = []
         for rec in hit:
@@ -646,7 +657,7 @@ class Launches:
                 rec.ranks = new.touched()
                 continue
             rec.ranks = tuple(sorted(set(rec.ranks) - {rank} | set(new.touched())))
-            if rec.loop:  # a loop running: it runs again from the start, on the ranks left
+            if rec.loop:  # a loop (running, or ended and rerunnable): again from the start, on the ranks left
                 rec.epoch += 1
                 self.n_points_done -= rec.n - rec.pending  # (its points run again: counted then)
                 rec.pending, rec.nbytes = rec.n, 0
@@ -667,6 +678,16 @@ class Launches:
                     redo.append(t)
             self._out.append(MoveLaunch(rec.id, rec.base, new))
         return redo
+
+    def _rerunnable(self, rec: LaunchRecord) -> bool:
+        """May loop ``rec``, which ended, run again from the start (its launches read are
+        held and well, and none of its points has a task record of its own)?"""
+        for rd in rec.reads:
+            src = self.launches.get(rd.launch_id)
+            if src is None or src.error is not None or rec.id not in src.readers:
+                return False
+        tasks = self.tasks
+        return not any(pid in tasks for pid in range(rec.base, rec.base + rec.n))
 
     def _lost_point(self, rec: LaunchRecord, i: int, counted: bool, pin: frozenset) -> Any:
         """Point ``i`` of ``rec`` was sent to a rank that died: its record (made now if

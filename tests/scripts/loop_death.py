@@ -1,7 +1,9 @@
 """A worker rank dies (SIGKILL) inside a point of a dagmpi.spawn_loop (ULFM): the loop
 runs again from the start on the ranks left (the launch it started from is computed
 again where its points were lost), gives the right values, and nothing hangs; a loop
-that had ended and loses values with a rank fails with a WorkerLostError that says why.
+that had ended and loses values with a rank runs again too (what it read is held while
+it is), but one whose points a task reads one by one fails with a WorkerLostError that
+says why.
 
     loop_death.py MARKER_DIR
 """
@@ -29,9 +31,19 @@ def value(i, *ins):
 
 
 def die(marker):
-    if not os.path.exists(marker + "-2"):  # (once: it is not run again where it would kill another)
-        open(marker + "-2", "w").close()
+    if not os.path.exists(marker):  # (once: it is not run again where it would kill another)
+        open(marker, "w").close()
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def kill_rank(rank, marker):
+    """Kill worker ``rank`` (once) and wait until rank 0 knows it died."""
+    before = len(dagmpi.workers())
+    dagmpi.spawn(die, marker, options=dagmpi.Options(scope=dagmpi.scope(ranks=[rank])))
+    deadline = time.monotonic() + 30
+    while len(dagmpi.workers()) == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(dagmpi.workers()) < before, "the rank did not die"
 
 
 if __name__ == "__main__":
@@ -53,19 +65,32 @@ if __name__ == "__main__":
                                   np.array([value(i, want[i]) for i in range(n)]))
     assert time.monotonic() - t0 < 30
     print("loop run again:", [float(x[0]) for x in got], flush=True)
-    # a loop that has ended loses the values a second rank held: reading it fails, said so
+    # a loop that has ended loses the values a second rank held: it runs again from what
+    # it read (a launch no handle holds: the loop holds it), and what reads it gets its values
     left = sorted(dagmpi.workers())
-    done = dagmpi.spawn_loop(step, n, 3, marker, step_reads=proj, layout=dagmpi.Layout.cyclic(n, left))
-    done.fetch(timeout=60)
-    dagmpi.spawn(die, marker, options=dagmpi.Options(scope=dagmpi.scope(ranks=[left[-1]])))
-    deadline = time.monotonic() + 30
-    while len(dagmpi.workers()) == len(left) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    done = dagmpi.spawn_loop(step, n, 3, marker, reads=[(dagmpi.spawn_many(step, n, marker), proj)], step_reads=proj,
+                             layout=dagmpi.Layout.cyclic(n, left))
+    want = [value(i) for i in range(n)]
+    for _ in range(3):
+        want = [value(i, *[want[j] for j in proj.points(i, n)]) for i in range(n)]
+    np.testing.assert_array_equal(np.array(done.fetch(timeout=60)), np.array(want))
+    kill_rank(left[-1], marker + "-2")
+    after = dagmpi.spawn_many(step, n, marker, reads=[(done, Projection("same"))]).fetch(timeout=60)
+    np.testing.assert_array_equal(np.array(after), np.array([value(i, want[i]) for i in range(n)]))
+    np.testing.assert_array_equal(np.array(done.fetch(timeout=60)), np.array(want))
+    print("ended loop run again:", [float(x[0]) for x in after], flush=True)
+    # ... but not one whose point a task waits to read on its own: that task fails, said so
+    left = sorted(dagmpi.workers())
+    held = dagmpi.spawn_loop(step, n, 3, marker, step_reads=proj, layout=dagmpi.Layout.cyclic(n, left))
+    held.fetch(timeout=60)
+    slow = dagmpi.spawn(time.sleep, 3, options=dagmpi.Options(scope=dagmpi.scope(ranks=[left[0]])))
+    reader = dagmpi.spawn(lambda x, _: float(x[0]), held[n - 1], slow)
+    kill_rank(left[-1], marker + "-3")
     try:
-        dagmpi.spawn_many(step, n, marker, reads=[(done, Projection("same"))]).fetch(timeout=60)
+        dagmpi.fetch(reader, timeout=60)
     except (dagmpi.WorkerLostError, dagmpi.TaskError) as exc:
-        assert "not computed again one by one" in str(exc), exc
+        assert f"worker rank {left[-1]} died" in str(exc), exc
         print("ended loop lost:", exc, flush=True)
     else:
-        raise AssertionError("reading a loop whose values died with a rank must fail")
+        raise AssertionError("a task reading a point of a loop whose values died with a rank must fail")
     print("LOOP-DEATH-OK", flush=True)
