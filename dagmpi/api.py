@@ -98,9 +98,10 @@ def spawn_loop(fn: Callable, n: int, steps: int, *args: Any, step_reads: Any, re
     retries), at any step, fails the loop with its error, and the points that read it at
     later steps fail without running (those outside its cone run on).
     A worker rank that dies while the loop runs (ULFM) makes it run again from the start on
-    the ranks left; a loop that had ended and loses values with a rank fails, with a
-    :class:`~dagmpi.errors.WorkerLostError` that says so (its points are not computed
-    again one by one).
+    the ranks left; so does a loop that had ended and loses values with a rank while it is
+    held (it keeps what it read until it is released), unless a task reads one of its points
+    on its own: that task fails with a :class:`~dagmpi.errors.WorkerLostError` (a loop's
+    points are not computed again one by one).
     """
     return context.current_client().spawn_loop(fn, n, steps, args, step_reads, layout, reads, name, retries,
                                                retry_on, checkpoint, None if keys is None else tuple(keys),
