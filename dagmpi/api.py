@@ -90,7 +90,10 @@ def spawn_loop(fn: Callable, n: int, steps: int, *args: Any, step_reads: Any, re
     and is never sent) and ``shares`` are ``share(j, value_j)`` of the points ``j``
     that ``step_reads`` gives it, in order.  ``share`` runs on point ``j``'s rank right
     after its step (not after the last); only what it returns travels, e.g. a block's
-    halos, never the block.  Step 0 reads ``reads`` as without ``share``.
+    halos, never the block.  Step 0 reads ``reads`` as without ``share``.  The points on
+    ``j``'s rank get the very object ``share`` returned (other ranks a copy): if ``fn``
+    updates ``own`` in place, ``share`` must return a copy (``v[:1].copy()``), not a
+    view of it.
 
     Retries, ``checkpoint`` and ``keys`` are :func:`spawn_many`'s, for the last step's
     points: a rerun of the script reads the loop back from the checkpoint when it holds

@@ -413,12 +413,16 @@ def map_overlap_loop(a: Any, fn: Callable, steps: int, depth: Any = 1, boundary:
     step and only its halos travel, pushed to its neighbours' ranks as soon as they
     exist, with no step through rank 0.  Rank 0 handles two launches for the whole loop
     (the first halos, the loop), so a step costs what the workers spend on it.  Only the
-    last step's blocks are kept.  ``dtype``: the result's (the first step converts, the
-    others keep it).  Elsewhere (GPU blocks, one task per block) it is that Python loop.
+    last step's blocks are kept.  ``dtype``: as :func:`map_overlap`'s, for the first step
+    (then a ``map_overlap`` of its own; the loop keeps that dtype).  Elsewhere (GPU blocks, one task per block) it is that Python loop.
+    Under ULFM a rank that dies while the loop runs, or after it while something still
+    holds its result, makes the loop run again from the start (see
+    :func:`dagmpi.spawn_loop`).
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"map_overlap_loop needs a number of steps >= 0, got {steps!r}")
     a, depths, bounds, faces_fn = _checked(a, fn, depth, boundary, "map_overlap_loop")
+    a.tasks  # (a lazy array is computed now: a launched one then runs as a loop)
     if steps and dtype is not None and np.dtype(dtype) != a.dtype:
         a = map_overlap(a, fn, depth, boundary, dtype, **kwargs)  # (the others keep its dtype)
         steps -= 1

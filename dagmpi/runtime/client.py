@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import hashlib
 import itertools
 import math
 import threading
@@ -331,10 +332,8 @@ class Client:
             if keyless:
                 raise SerializationError(f"{what}: {keyless[0]!r} has no checkpoint key (it was launched "
                                          "before checkpointing was enabled, or on another rank)")
-            from ..checkpoint.keys import function_fingerprint
-
             kind = ("launch", n) if loop is None else \
-                ("loop", n, *loop[:2], *(() if share is None else (function_fingerprint(share),)))
+                ("loop", n, *loop[:2], *(() if share is None else (hashlib.sha256(loop[2]).hexdigest(),)))
             key = task_key(fn, (kind, *args),
                            {"reads": tuple((r[0]._key, r[1]) for r in reads),
                                                           "keys": keys})

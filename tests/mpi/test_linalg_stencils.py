@@ -36,7 +36,8 @@ def test_stencils_match_numpy_for_every_boundary(mode, n):
                  "faces form with an axis of depth 0 (gray-scott)",
                  "faces (7, 5) (7, 1) boundary=reflect", "faces (1, 6) (1, 3) boundary=2.5",
                  "heat map_overlap_loop 300", "loop plain form depth 2 boundary none", "loop plain form depth 2 reflect",
-                 "loop faces form gray-scott 20", "loop converting its dtype at the first step", "loop of one step"]:
+                 "loop faces form gray-scott 20", "loop converting its dtype at the first step", "loop of one step",
+                 "loop of a lazy array"]:
         assert f"ok {name}" in res.stdout, (name, res)
     if mode == "launches":  # (map_overlap_loop: one spawn_loop, carry form)
         assert "ok a loop is two launches" in res.stdout, res

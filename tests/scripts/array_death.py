@@ -9,7 +9,11 @@ With ``loop`` the 12 steps are one ``map_overlap_loop`` (a carry loop on the wor
 the rank dies at its top-left block's 6th step, and the loop runs again from the start
 on the ranks left (the blocks it starts from computed again where they were lost).
 
-    array_death.py MARKER_DIR [ckpt | loop]
+With ``loop-ended`` a rank dies after a ``map_overlap_loop`` ended, while its result is
+held (its blocks waited for one by one and fetched): the loop runs again from what it read,
+and the next step gives numpy's answer.
+
+    array_death.py MARKER_DIR [ckpt | loop | loop-ended]
 """
 import os
 import signal
@@ -34,6 +38,12 @@ def smooth(u, marker, step):
             time.sleep(0.5)  # (the checkpoint files of the steps before are written meanwhile)
             os.kill(os.getpid(), signal.SIGKILL)
     return (u[1:-1, 1:-1] + u[:-2, 1:-1] + u[2:, 1:-1] + u[1:-1, :-2] + u[1:-1, 2:]) / 5
+
+
+def die(marker):
+    if not os.path.exists(marker):  # (once: it is not run again where it would kill another)
+        open(marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def smooth_counted(u, marker):
@@ -61,6 +71,24 @@ if __name__ == "__main__":
         assert os.path.exists(marker), "no rank died"
         np.testing.assert_allclose(got, want, rtol=1e-13)
         print("ARRAY-DEATH-OK loop", flush=True)
+        sys.exit(0)
+    if sys.argv[2:] == ["loop-ended"]:
+        want = np.zeros((32, 32))
+        for _ in range(6):
+            p = np.pad(want, 1, constant_values=-1.0)
+            want = (p[1:-1, 1:-1] + p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:]) / 5
+        B = da.zeros((32, 32), blocks=8).map_overlap_loop(smooth, 5, 1, boundary=-1.0, marker=marker, step=0)
+        dagmpi.wait(list(B.tasks.flat))
+        B.to_numpy(timeout=60)
+        last = sorted(dagmpi.workers())[-1]
+        dagmpi.spawn(die, marker, options=dagmpi.Options(scope=dagmpi.scope(ranks=[last])))
+        deadline = time.monotonic() + 30
+        while last in dagmpi.workers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert last not in dagmpi.workers(), "no rank died"
+        got = B.map_overlap(smooth, 1, boundary=-1.0, marker=marker, step=0).to_numpy(timeout=120)
+        np.testing.assert_allclose(got, want, rtol=1e-13)
+        print("ARRAY-DEATH-OK loop-ended", flush=True)
         sys.exit(0)
     x = np.zeros((32, 32))
     want = x.copy()

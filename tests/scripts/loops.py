@@ -106,6 +106,18 @@ def cshare_boom(i, value):
     return float(value[0])
 
 
+def cflaky(i, where, own, *shares):
+    """The carry form, raising OSError the first time each point runs at each step."""
+    flaky(i, where)
+    return np.array([own[0] + sum(shares), own[1] + 1.0])
+
+
+def clogged(i, log, own, *shares):
+    with open(log, "a") as fh:
+        fh.write("point\n")
+    return np.array([own[0] + sum(shares) + i, own[1] + 1.0])
+
+
 def carried(n, steps, scale, projs):
     """The carry loop in plain Python (step 0 reads its start value only)."""
     u = [(0.5 * i + i, 1.0) for i in range(n)]
@@ -148,7 +160,11 @@ def checkpointed(ckpt, log):
     dagmpi.init(checkpoint=ckpt)
     p = Projection("offsets", (-1, 0, 1))
     u = dagmpi.spawn_loop(logged, 5, 4, log, step_reads=p, checkpoint=True)
-    print("RESULT", sum(float(x[0]) for x in u.fetch(timeout=60)), flush=True)
+    c0 = dagmpi.spawn_many(cinit, 5, checkpoint=True)
+    c = dagmpi.spawn_loop(clogged, 5, 4, log, reads=[(c0, Projection("same"))], step_reads=p, share=cshare,
+                          checkpoint=True)
+    print("RESULT", sum(float(x[0]) for x in u.fetch(timeout=60)), sum(float(x[0]) for x in c.fetch(timeout=60)),
+          flush=True)
     dagmpi.shutdown()
     with open(log) as fh:
         print("RUNS", fh.read().count("point"), flush=True)
@@ -210,6 +226,14 @@ def main():
     expect(lambda: dagmpi.spawn_loop(cstep, 5, 6, 1.0, reads=[(c0, Projection("same"))], step_reads=stencil,
                                      share=cshare_boom).fetch(timeout=60),
            ZeroDivisionError, "share of point 2")
+    with tempfile.TemporaryDirectory() as d:  # (a point retried in place keeps its own value)
+        c0 = dagmpi.spawn_many(cinit, 4)
+        got = dagmpi.spawn_loop(cflaky, 4, 3, d, reads=[(c0, Projection("same"))], step_reads=Projection("same"),
+                                share=cshare, retries=1).fetch()
+        want = [(float(i), 0.0) for i in range(4)]
+        for _ in range(3):
+            want = [(x + (x + i if _ else 0.0), c + 1.0) for i, (x, c) in enumerate(want)]
+        assert [tuple(x) for x in got] == want, (got, want)
     print("ok carry form", flush=True)
     # a point that fails at its third step fails the loop with its error, and what reads it
     with tempfile.TemporaryDirectory() as d:

@@ -168,6 +168,14 @@ if __name__ == "__main__":
     D = D.map_overlap(stencil.laplacian, 1, boundary="nearest").map_overlap(stencil.laplacian, 1, boundary="nearest")
     assert C.dtype == np.float32
     check("loop converting its dtype at the first step", C, D.to_numpy())
+    before = sched.n_launches  # (a lazy array: computed first, then one loop)
+    L = (A + 1.0).map_overlap_loop(smooth, 4, 1, boundary="periodic")
+    want4 = X + 1.0
+    for _ in range(4):
+        want4 = reference(smooth, want4, 1, "wrap")
+    check("loop of a lazy array", L, want4)
+    if LAUNCHES:
+        assert sched.n_launches - before == 3, (sched.n_launches, before)  # (+1.0, halos, the loop)
     assert A.map_overlap_loop(smooth, 0) is A
     check("loop of one step", A.map_overlap_loop(smooth, 1, 1, boundary="periodic"), reference(smooth, X, 1, "wrap"))
     live = len(context._runtime.driver.scheduler.tasks) + len(context._runtime.driver.scheduler.launches)

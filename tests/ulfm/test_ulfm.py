@@ -182,6 +182,15 @@ def test_a_map_overlap_loop_runs_again_after_a_rank_death(ompi, tmp_path):
 
 
 @pytest.mark.mpi
+def test_a_map_overlap_loop_that_ended_runs_again_after_a_rank_death(ompi, tmp_path):
+    """A rank dies after a map_overlap_loop ended (its result held, its blocks fetched):
+    the loop runs again from what it read, and the next step gives numpy's answer."""
+    res = run_ompi(ompi, "array_death.py", 4, [tmp_path, "loop-ended"], timeout=150)
+    _ok(res)
+    assert "ARRAY-DEATH-OK loop-ended" in res.stdout and "died" in res.stderr, res
+
+
+@pytest.mark.mpi
 def test_an_array_time_loop_computes_lost_blocks_again_from_its_checkpoint(ompi, tmp_path):
     """With the loop checkpointed every third step, the blocks the dead rank held are
     computed again from the last checkpoint's blocks, read back from its files."""
