@@ -743,6 +743,11 @@ class Worker(JobRunner, Client):
     def _serve(self, dest: int, tid: int, rid: int) -> None:
         entry = self.store.get(tid, _MISSING)
         if entry is _MISSING:
+            if tid in self._point_launch and tid not in self._failed_here:
+                # a point of a launch here that has not ended: computed again after a rank
+                # died (a loop running again from the start): answered when it ends
+                self._awaits.setdefault(tid, []).append((dest, rid))
+                return
             self._send(dest, msg.Value(rid, False,
                               f"rank {self.rank} does not hold the value of task {tid:#x} "
                               "(it was freed or never computed here)", None))

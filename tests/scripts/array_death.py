@@ -79,13 +79,14 @@ if __name__ == "__main__":
             want = (p[1:-1, 1:-1] + p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:]) / 5
         B = da.zeros((32, 32), blocks=8).map_overlap_loop(smooth, 5, 1, boundary=-1.0, marker=marker, step=0)
         dagmpi.wait(list(B.tasks.flat))
-        B.to_numpy(timeout=60)
+        before = B.to_numpy(timeout=60)
         last = sorted(dagmpi.workers())[-1]
         dagmpi.spawn(die, marker, options=dagmpi.Options(scope=dagmpi.scope(ranks=[last])))
         deadline = time.monotonic() + 30
         while last in dagmpi.workers() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert last not in dagmpi.workers(), "no rank died"
+        np.testing.assert_allclose(B.to_numpy(timeout=120), before, rtol=1e-13)  # (fetched while it runs again)
         got = B.map_overlap(smooth, 1, boundary=-1.0, marker=marker, step=0).to_numpy(timeout=120)
         np.testing.assert_allclose(got, want, rtol=1e-13)
         print("ARRAY-DEATH-OK loop-ended", flush=True)
