@@ -19,7 +19,8 @@ What each dagmpi feature does here:
   with the Numba kernel of ``dagmpi.kernels.cpu``: a loop run by the workers, each
   block staying on its rank and receiving only its neighbours' halo slices, pushed
   straight from their ranks, with no step through rank 0 (``--per-step``: one
-  ``map_overlap`` per step instead, two launches each).
+  ``map_overlap`` per step instead, two launches each; so it is under ULFM, where each
+  step's launches are kept for their lineage).
 - **Streaming**: the driver spawns loops ahead (at most ``--lag`` in flight) and
   older blocks are freed as soon as nothing needs them.
 - **Analysis beside the simulation**: every ``--analysis-every`` steps, tasks

@@ -377,6 +377,12 @@ def _launched_steps(a: core.DArray, fn: Callable, faces_fn: Any, depths: tuple, 
     return out
 
 
+def _lineage() -> bool:
+    """Does this job keep lineage (ULFM: a rank may die and the job go on)?"""
+    client = api.context.current_client()
+    return bool(getattr(getattr(client, "transport", None), "fault_tolerant", False))
+
+
 def _checked(a: Any, fn: Callable, depth: Any, boundary: Any, what: str) -> tuple:
     """``map_overlap``'s checks: the array, its depths and boundaries per axis, and the
     faces form of ``fn`` when it may be used (else None)."""
@@ -414,10 +420,14 @@ def map_overlap_loop(a: Any, fn: Callable, steps: int, depth: Any = 1, boundary:
     exist, with no step through rank 0.  Rank 0 handles two launches for the whole loop
     (the first halos, the loop), so a step costs what the workers spend on it.  Only the
     last step's blocks are kept.  ``dtype``: as :func:`map_overlap`'s, for the first step
-    (then a ``map_overlap`` of its own; the loop keeps that dtype).  Elsewhere (GPU blocks, one task per block) it is that Python loop.
-    Under ULFM a rank that dies while the loop runs, or after it while something still
-    holds its result, makes the loop run again from the start (see
-    :func:`dagmpi.spawn_loop`).
+    (then a ``map_overlap`` of its own; the loop keeps that dtype).
+
+    Elsewhere (GPU blocks, one task per block) it is that Python loop, and so it is
+    under ULFM: there each step's launches are kept for their lineage, so that the
+    blocks a dead rank held are computed again from them (or read back from a
+    checkpoint) whenever the rank dies.  A loop's points cannot be computed again one by
+    one, so a launch that had read a loop released since (a ``da.checkpoint`` of its
+    result, the next step's halos) could not be computed again after a death.
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"map_overlap_loop needs a number of steps >= 0, got {steps!r}")
@@ -426,7 +436,7 @@ def map_overlap_loop(a: Any, fn: Callable, steps: int, depth: Any = 1, boundary:
     if steps and dtype is not None and np.dtype(dtype) != a.dtype:
         a = map_overlap(a, fn, depth, boundary, dtype, **kwargs)  # (the others keep its dtype)
         steps -= 1
-    if steps > 1 and a._launch is not None and a._device != "gpu" and launched_enabled():
+    if steps > 1 and a._launch is not None and a._device != "gpu" and launched_enabled() and not _lineage():
         return _launched_steps(a, fn, faces_fn, depths, bounds, a.dtype, kwargs, steps)
     for _ in range(steps):
         a = map_overlap(a, fn, depth, boundary, **kwargs)

@@ -5,13 +5,13 @@ numpy's answer.  With ``ckpt`` (and ``DAGMPI_CHECKPOINT`` set) the loop checkpoi
 its array every third step (``da.checkpoint``: a launch whose points are saved), and
 the cone of points computed again stops there: they are read back from the files.
 
-With ``loop`` the 12 steps are one ``map_overlap_loop`` (a carry loop on the workers):
-the rank dies at its top-left block's 6th step, and the loop runs again from the start
-on the ranks left (the blocks it starts from computed again where they were lost).
+With ``loop`` the 12 steps are one ``map_overlap_loop`` (under ULFM: launches kept for
+their lineage, step by step): the rank dies at its top-left block's 6th step, and the
+result is numpy's.
 
 With ``loop-ended`` a rank dies after a ``map_overlap_loop`` ended, while its result is
-held (its blocks waited for one by one and fetched): the loop runs again from what it read,
-and the next step gives numpy's answer.
+held (its blocks waited for one by one and fetched): fetched again, and the next step,
+give numpy's answer.
 
     array_death.py MARKER_DIR [ckpt | loop | loop-ended]
 """

@@ -174,8 +174,8 @@ def test_an_array_time_loop_survives_a_rank_death(ompi, tmp_path):
 
 @pytest.mark.mpi
 def test_a_map_overlap_loop_runs_again_after_a_rank_death(ompi, tmp_path):
-    """map_overlap_loop (one carry loop on the workers): a rank killed at a block's 6th
-    step makes the loop run again from the start on the ranks left; numpy's answer."""
+    """map_overlap_loop under ULFM (its steps as launches, kept for their lineage): a rank
+    killed at a block's 6th step; numpy's answer."""
     res = run_ompi(ompi, "array_death.py", 4, [tmp_path, "loop"], timeout=150)
     _ok(res)
     assert "ARRAY-DEATH-OK loop" in res.stdout and "died" in res.stderr, res
@@ -184,7 +184,7 @@ def test_a_map_overlap_loop_runs_again_after_a_rank_death(ompi, tmp_path):
 @pytest.mark.mpi
 def test_a_map_overlap_loop_that_ended_runs_again_after_a_rank_death(ompi, tmp_path):
     """A rank dies after a map_overlap_loop ended (its result held, its blocks fetched):
-    the loop runs again from what it read, and the next step gives numpy's answer."""
+    fetched again, and the next step, give numpy's answer."""
     res = run_ompi(ompi, "array_death.py", 4, [tmp_path, "loop-ended"], timeout=150)
     _ok(res)
     assert "ARRAY-DEATH-OK loop-ended" in res.stdout and "died" in res.stderr, res
@@ -350,3 +350,58 @@ def test_a_rank_dying_inside_a_loop_runs_it_again_from_the_start(ompi, tmp_path)
     assert "LOOP-DEATH-OK" in res.stdout and "loop run again" in res.stdout, res
     assert "ended loop run again" in res.stdout, res
     assert "ended loop lost" in res.stdout and res.stderr.count("died;") == 3, res
+
+
+def _rank_pid(marker: str, rank: int) -> int | None:
+    """The pid of MPI rank ``rank`` of the job whose command line holds ``marker``."""
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as fh:
+                if marker.encode() not in fh.read():
+                    continue
+            with open(f"/proc/{d}/environ", "rb") as fh:
+                if f"OMPI_COMM_WORLD_RANK={rank}".encode() in fh.read().split(b"\0"):
+                    return int(d)
+        except OSError:
+            continue
+    return None
+
+
+@pytest.mark.mpi
+def test_grayscott_ends_bit_identical_after_a_worker_is_killed(ompi, tmp_path):
+    """The application under ULFM: a worker rank killed (SIGKILL) mid-run; the run goes
+    on on the ranks left (its steps' launches kept for their lineage: map_overlap_loop
+    runs step by step under ULFM) and its final state equals an uninterrupted run's,
+    bit for bit."""
+    import re
+    import signal
+    import time
+
+    app = ROOT / "examples" / "grayscott.py"
+    args = ["--size", "96", "--blocks", "48", "--steps", "3000", "--analysis-every", "1000", "--no-frames",
+            "--output-every", "0", "--checkpoint-every", "200", "--no-trace"]
+    ref = subprocess.run([sys.executable, str(app), *args, "--no-checkpoint", "--out", str(tmp_path / "ref")],
+                         capture_output=True, text=True, timeout=300, cwd=str(ROOT))
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    expected = re.findall(r"^RESULT (\S+)", ref.stdout, re.M)
+    out = tmp_path / "killed"
+    env = dict(ompi, DAGMPI_CHECKPOINT_INTERVAL="0.2")
+    cmd = [str(VENV / "bin" / "mpiexec"), "--with-ft", "ulfm", "-n", "4", str(VENV / "bin" / "python"), "-m",
+           "dagmpi", str(app), *args, "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True, cwd=str(ROOT))
+    ckpt = out / "checkpoint"
+    t0 = time.monotonic()
+    while not (ckpt.is_dir() and any(p.endswith(".h5") for p in os.listdir(ckpt))):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() - t0 < 120, "no checkpoint file appeared"
+        time.sleep(0.02)
+    pid = _rank_pid(str(out), 3)
+    assert pid is not None, "rank 3 not found"
+    os.kill(pid, signal.SIGKILL)
+    res = wait_or_kill(proc, 240)
+    assert res.returncode == 0, res
+    assert "worker rank 3" in res.stderr and "died" in res.stderr, res
+    assert re.findall(r"^RESULT (\S+)", res.stdout, re.M) == expected, res
