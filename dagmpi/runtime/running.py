@@ -226,7 +226,8 @@ class JobRunner:
             value = fn(*args, **kwargs)
             del args, kwargs
             lp = job.loop
-            if lp is not None and lp[0].share is not None and lp[1] < lp[0].steps - 1:
+            carry = lp is not None and lp[0].share is not None and lp[1] < lp[0].steps - 1
+            if carry:
                 # a loop's carry form: the value stays here for the point's next step, and
                 # what its readers get (and what travels) is its share
                 own = value
@@ -234,8 +235,6 @@ class JobRunner:
                 if type(share) is bytes:  # (unpickled on the thread that runs tasks, as functions are)
                     share = lp[0].share = serialize.load_function(share)
                 value = share(call[0], own)
-            else:
-                lp = None
             seconds = time.perf_counter() - t0
             if self.serializes:
                 payload, buffers = serialize.dump_value(value)
@@ -246,7 +245,7 @@ class JobRunner:
                 nbytes = serialize.sizeof(value)
                 result = value
                 dev = 0
-            if lp is not None:
+            if carry:
                 result = (own, result)
             # (bytes in GPU memory count against the GPU's gpu_memory while the value is kept)
             item: tuple = ("fin", job, result, (nbytes, seconds, dev) if dev else (nbytes, seconds))

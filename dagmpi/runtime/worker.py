@@ -995,10 +995,8 @@ class Worker(JobRunner, Client):
         if self.trace_runs is not None:
             if st.pushed is None:
                 st.pushed = {}
-            nbytes = 0
-            if m.ok and self.serializes:
-                nbytes = len(m.payload) + (serialize.buffers_nbytes(m.buffers) if m.buffers else 0)
-            st.pushed[(m.step, i)] = (nbytes, time.time())
+            nb = (len(m.payload) + serialize.buffers_nbytes(m.buffers or ())) if m.ok and self.serializes else 0
+            st.pushed[(m.step, i)] = (nb, time.time())
         for j in st.links(t1)[0].get(i, ()):
             got = st.arrive(t1, j, i, value, error)
             if got is not None:
