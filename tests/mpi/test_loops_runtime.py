@@ -23,8 +23,8 @@ def test_a_loop_is_read_back_from_the_checkpoint(tmp_path, n):
     """A loop whose last values are saved: the rerun reads all of them back, no step runs."""
     ckpt, log = tmp_path / "ckpt", tmp_path / "runs.log"
     first = run_dagmpi("loops.py", n=n, args=[ckpt, log], timeout=90)
-    assert first.returncode == 0 and "RUNS 40" in first.stdout, first  # (2 loops x 5 points x 4 steps)
+    assert first.returncode == 0 and "RUNS 60" in first.stdout, first  # (3 loops x 5 points x 4 steps)
     result = [line for line in first.stdout.splitlines() if line.startswith("RESULT")]
     second = run_dagmpi("loops.py", n=n, args=[ckpt, log], timeout=90)
     assert second.returncode == 0 and result[0] in second.stdout, second
-    assert "RUNS 40" in second.stdout, second  # (none of the points ran again)
+    assert "RUNS 60" in second.stdout, second  # (none of the points ran again: each loop read back its own)

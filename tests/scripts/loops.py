@@ -8,6 +8,7 @@ With a checkpoint folder, it runs only the checkpoint part (twice in a row from 
 test: the second run reads the loop back) and prints ``RESULT`` and ``RUNS``.
 """
 
+import functools
 import os
 import sys
 import tempfile
@@ -100,6 +101,10 @@ def cshare(i, value):
     return float(value[0]) + i
 
 
+def cscaled(k, i, value):
+    return k * float(value[0]) + i
+
+
 def cshare_boom(i, value):
     if i == 2 and value[1] == 3:
         raise ZeroDivisionError("the share of point 2 after its third step")
@@ -161,10 +166,12 @@ def checkpointed(ckpt, log):
     p = Projection("offsets", (-1, 0, 1))
     u = dagmpi.spawn_loop(logged, 5, 4, log, step_reads=p, checkpoint=True)
     c0 = dagmpi.spawn_many(cinit, 5, checkpoint=True)
-    c = dagmpi.spawn_loop(clogged, 5, 4, log, reads=[(c0, Projection("same"))], step_reads=p, share=cshare,
-                          checkpoint=True)
-    print("RESULT", sum(float(x[0]) for x in u.fetch(timeout=60)), sum(float(x[0]) for x in c.fetch(timeout=60)),
-          flush=True)
+    # (two carry loops that differ only in their share's bound argument: two checkpoint keys)
+    c1, c2 = [dagmpi.spawn_loop(clogged, 5, 4, log, reads=[(c0, Projection("same"))], step_reads=p,
+                                share=functools.partial(cscaled, k), checkpoint=True) for k in (1.0, 2.0)]
+    got = [sum(float(x[0]) for x in v.fetch(timeout=60)) for v in (u, c1, c2)]
+    assert got[1] != got[2], got
+    print("RESULT", *got, flush=True)
     dagmpi.shutdown()
     with open(log) as fh:
         print("RUNS", fh.read().count("point"), flush=True)
