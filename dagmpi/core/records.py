@@ -21,7 +21,7 @@ class TaskRecord:
         "id", "name", "state", "deps", "waiting", "dependents", "priority", "ranks",
         "owner", "nbytes", "refs", "consumers", "spec", "watchers", "error",
         "worker", "blocked", "needs", "near", "level", "retries", "attempt", "avoid", "fn", "est",
-        "in_ahead", "heirs", "gone", "lost", "stale", "started_on", "launch", "held",
+        "in_ahead", "heirs", "gone", "lost", "stale", "started_on", "launch", "held", "restore",
     )
 
     def __init__(self, ev: TaskSubmitted) -> None:
@@ -53,6 +53,7 @@ class TaskRecord:
         self.fn = ev.fn
         self.est = 0.0  # its estimated run time, counted in its worker's backlog
         self.in_ahead = False  # queued in a worker's ``ahead`` list
+        self.restore: Any = None  # a lost point read back from this checkpoint location
         self.heirs = 0  # records of tasks that consume it (lineage mode: they may need it again)
         self.gone = False  # FINISHED, but the value no longer exists (freed, or its rank died)
         self.lost = 0  # times it was running on a rank that died

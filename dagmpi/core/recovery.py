@@ -30,6 +30,7 @@ class Recovery:
     max_lost: int
     launches: dict
     lineage: bool
+    make_restore_spec: Any
     _cone: dict
     _worker_span: Any
     n_workers_lost: int
@@ -109,7 +110,16 @@ class Recovery:
             t.nbytes = 0
             self.n_finished -= 1
             touched[t.id] = t
-            if t.spec is None and (t.launch is not None or t.id in self._cone):
+            if t.id in saved and t.launch is not None and self.make_restore_spec is not None \
+                    and t.launch in self.launches:
+                # a point of a launch held here, lost and saved: read back on the rank its
+                # launch's layout now gives it, not computed again (its cone may be long,
+                # or reach a loop, whose points are not computed again one by one)
+                t.restore = saved[t.id]
+                t.spec = self.make_restore_spec(t.name, t.id - self.launches[t.launch].base, t.id)
+                t.deps = ()
+                self.n_reloaded += 1
+            elif t.spec is None and (t.launch is not None or t.id in self._cone):
                 self._point_lineage(t)  # (a point: its launch's spec and projections)
             for d in t.deps:
                 tasks[d].consumers += 1
@@ -117,7 +127,8 @@ class Recovery:
             if why is not None:
                 doomed[t.id] = why
                 continue
-            self.n_recomputed += 1
+            if t.restore is None:
+                self.n_recomputed += 1
             for d in t.deps:
                 dep = tasks[d]
                 if dep.state is _FINISHED and dep.gone:

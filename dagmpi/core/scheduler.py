@@ -173,6 +173,9 @@ class Scheduler(Placement, Recovery, Launches):
         #: ``(launch spec, name, index, inputs in order) -> spec`` of a point run on its
         #: own (computed again after its rank died); the runtime sets its own
         self.make_point_spec: Any = _point_spec
+        #: ``(name, index, task id) -> spec`` of a launch's lost point read back from the
+        #: checkpoint on its new rank (None: computed again instead); the runtime sets it
+        self.make_restore_spec: Any = None
         self.n_launches = 0
         self.n_points = 0
         self.n_points_done = 0
@@ -754,8 +757,8 @@ class Scheduler(Placement, Recovery, Launches):
                         o = ~o
                 ins.append((d, o))
             inputs: tuple = tuple(ins)
-        else:
-            inputs = ()
+        else:  # (a lost point read back from the checkpoint: its own saved value)
+            inputs = () if t.restore is None else ((t.id, t.restore),)
         self._out.append(Execute(rank, t.id, t.spec, inputs, t.attempt, t.lost > 0, t.launch is not None))
         if not t.retries and not self.lineage:
             t.spec = None  # kept only while a retry (or a recomputation) may need it

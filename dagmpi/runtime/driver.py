@@ -56,6 +56,7 @@ class Driver(Client):
         self.fault_tolerant = bool(getattr(transport, "fault_tolerant", False))
         self.scheduler = Scheduler(prefetch=prefetch, lineage=self.fault_tolerant)
         self.scheduler.make_point_spec = msg.point_spec
+        self.scheduler.make_restore_spec = msg.restore_spec
         self.failures: list[dict] = []  # one record per dead rank: when, what was redone
         self.fn_table: dict[tuple[int, int], bytes] = {}
         self.fn_sent: dict[int, set] = {r: set() for r in self.worker_ranks}
@@ -661,7 +662,7 @@ class Driver(Client):
                 fn_id = spec.fn_id
                 rank = ins.rank
                 sent = self.fn_sent[rank]
-                if fn_id not in sent:
+                if fn_id not in sent and fn_id != msg.RESTORED_FN:  # (every worker has that one)
                     sent.add(fn_id)
                     send(rank, msg.FnCode(fn_id, self.fn_table[fn_id]))
                 point = spec.point

@@ -118,6 +118,20 @@ class TaskSpec(NamedTuple):
     loop: Optional[tuple] = None
 
 
+#: The function of a point read back from the checkpoint: its value is its one input
+#: (the worker's ``_restored``).
+RESTORED_FN = (-1, 0)
+#: The pickled arguments of a call without any (``serialize.dump_args((), {})[0]``).
+NO_ARGS = b"\x80\x05\x95\x06\x00\x00\x00\x00\x00\x00\x00)}\x94\x86\x94."
+
+
+def restore_spec(name: str, index: int, task_id: int) -> TaskSpec:
+    """The spec of point ``index`` (id ``task_id``) of a launch, lost with its rank and
+    read back from the checkpoint where its launch's layout now puts it
+    (``Scheduler.make_restore_spec``): its one input is its own saved value."""
+    return TaskSpec(name, RESTORED_FN, NO_ARGS, (), None, None, None, (index, (task_id,)))
+
+
 def point_spec(spec: TaskSpec, name: str, index: int, inputs: tuple) -> TaskSpec:
     """The spec of point ``index`` of a launch whose spec is ``spec`` (its ``save``:
     ``(keys to save under, restored)``), run on its own as a plain task

@@ -1210,9 +1210,8 @@ class Worker(JobRunner, Client):
 
 _MISSING = object()
 
-#: The function of a point read back from the checkpoint: its value is its one input.
-RESTORED_FN = (-1, 0)
-_NO_ARGS = serialize.dump_args((), {})[0]
+RESTORED_FN = msg.RESTORED_FN  # (a point read back from the checkpoint: its value is its one input)
+_NO_ARGS = msg.NO_ARGS
 
 
 def _restored(index: int, value: Any) -> Any:

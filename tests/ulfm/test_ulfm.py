@@ -191,6 +191,20 @@ def test_a_map_overlap_loop_that_ended_runs_again_after_a_rank_death(ompi, tmp_p
 
 
 @pytest.mark.mpi
+def test_lost_saved_points_of_a_launch_are_read_back_from_the_checkpoint(ompi, tmp_path):
+    """A rank dies holding points of a checkpointed launch whose lineage ends in a loop
+    released since: they are read back from the checkpoint on their new ranks (not
+    computed again, which a loop's points cannot be), and what reads them is right."""
+    import re
+
+    env = dict(ompi, DAGMPI_CHECKPOINT=str(tmp_path / "ckpt"), DAGMPI_CHECKPOINT_INTERVAL="0.1")
+    res = run_ompi(env, "ckpt_death.py", 4, [tmp_path], timeout=150)
+    _ok(res)
+    m = re.search(r"(\d+) lost value\(s\) being recomputed, (\d+) read back from the checkpoint", res.stderr)
+    assert "CKPT-DEATH-OK" in res.stdout and m and int(m.group(2)) > 0, res
+
+
+@pytest.mark.mpi
 def test_an_array_time_loop_computes_lost_blocks_again_from_its_checkpoint(ompi, tmp_path):
     """With the loop checkpointed every third step, the blocks the dead rank held are
     computed again from the last checkpoint's blocks, read back from its files."""

@@ -220,3 +220,33 @@ def test_random_runs_with_rank_deaths_keep_every_count_right(pfail):
         if problems:
             bad.append((seed, problems[:2]))
     assert not bad, bad[:5]
+
+
+def test_a_lost_saved_point_is_read_back_where_its_launch_now_puts_it():
+    """A launch whose lineage ends in a loop released since (its points cannot be
+    computed again one by one) loses a point with its rank: the point was saved, so it
+    is read back from the checkpoint on its new rank (an Execute of the restore spec,
+    its one input the saved location), not failed; without a restore spec it fails."""
+    for restore in (True, False):
+        s = Scheduler(lineage=True, queue_window=0)
+        if restore:
+            s.make_restore_spec = lambda name, i, tid: ("restore", name, i, tid)
+        s.handle(*[WorkerJoined(r) for r in (1, 2)])
+        lay = Layout.blocks(4, (1, 2))
+        s.handle(LaunchSubmitted(100, 101, 4, "loop", ("loop",), lay, (), 0, False, True))
+        s.handle(LaunchDone(100, 1, 2), LaunchDone(100, 2, 2))
+        s.handle(LaunchSubmitted(200, 201, 4, "saved", ("saved",), lay, ((100, Projection("same")),), 0, True))
+        s.handle(HandleAcquired(200))
+        s.handle(LaunchDone(200, 1, 2), LaunchDone(200, 2, 2))
+        s.handle(HandleReleased(100))  # (nothing reads the loop now: released, not kept)
+        assert 100 not in s.launches and 100 not in s._lineage_launches
+        out = s.handle(WorkerLost(2, saved={203: "file:203", 204: "file:204"}))
+        runs = {i.task_id: i for i in out if isinstance(i, Execute)}
+        if restore:
+            assert set(runs) == {203, 204} and all(i.rank == 1 for i in runs.values()), out
+            assert runs[203].spec == ("restore", "saved[2]", 2, 203) and runs[203].inputs == ((203, "file:203"),)
+            assert s.n_reloaded == 2
+            s.handle(TaskFinished(203, 1, 8, 0.0), TaskFinished(204, 1, 8, 0.0))
+            assert 200 in s.launches and s.launches[200].error is None
+        else:
+            assert not runs and s.launches[200].error is not None, out
