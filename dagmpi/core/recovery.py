@@ -110,6 +110,7 @@ class Recovery:
             t.nbytes = 0
             self.n_finished -= 1
             touched[t.id] = t
+            t.restore = None  # (read back last time it was lost, perhaps: set again below if so now)
             if t.id in saved and t.launch is not None and self.make_restore_spec is not None \
                     and t.launch in self.launches:
                 # a point of a launch held here, lost and saved: read back on the rank its

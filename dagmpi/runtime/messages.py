@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple, Optional
 
+from .. import serialize
 from ..transport.base import Abort, RankDead
 
 __all__ = [
@@ -121,8 +122,8 @@ class TaskSpec(NamedTuple):
 #: The function of a point read back from the checkpoint: its value is its one input
 #: (the worker's ``_restored``).
 RESTORED_FN = (-1, 0)
-#: The pickled arguments of a call without any (``serialize.dump_args((), {})[0]``).
-NO_ARGS = b"\x80\x05\x95\x06\x00\x00\x00\x00\x00\x00\x00)}\x94\x86\x94."
+#: The pickled arguments of a call without any.
+NO_ARGS = serialize.dump_args((), {})[0]
 
 
 def restore_spec(name: str, index: int, task_id: int) -> TaskSpec:

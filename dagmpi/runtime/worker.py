@@ -62,7 +62,7 @@ class Worker(JobRunner, Client):
         #: id -> value (in-process) or (value, payload, buffers); past ``memory_limit``
         #: bytes (0: none) the coldest go to ``spill_dir`` (see :mod:`.spill`).
         self.store = Store(memory_limit, spill_dir, serialized=transport.serializes, rank=self.rank)
-        self.fn_cache: dict[tuple[int, int], Callable] = {RESTORED_FN: _restored}
+        self.fn_cache: dict[tuple[int, int], Callable] = {msg.RESTORED_FN: _restored}
         self._waiting: dict[int, _Job] = {}  # req_id -> job waiting for that input
         self._input_reqs: dict[int, tuple[_Job, int, int]] = {}  # req id -> (job, input, owner)
         self._local_waits: dict[int, list[_Job]] = {}  # task id -> jobs here that wait for it
@@ -851,7 +851,7 @@ class Worker(JobRunner, Client):
             i = tid - m.base
             where = restored.get(i) if restored else None
             if where is not None:  # in the checkpoint: read back here (as a restored input), not run
-                ex = msg.Exec(tid, m.name, RESTORED_FN, _NO_ARGS, (), ((tid, where),), None, None, 1, None, False)
+                ex = msg.Exec(tid, m.name, msg.RESTORED_FN, msg.NO_ARGS, (), ((tid, where),), None, None, 1, None, False)
                 self._on_exec(ex, (i, (tid,)))
                 continue
             # (an input named twice, e.g. both neighbours of a block on a periodic axis of
@@ -1210,11 +1210,9 @@ class Worker(JobRunner, Client):
 
 _MISSING = object()
 
-RESTORED_FN = msg.RESTORED_FN  # (a point read back from the checkpoint: its value is its one input)
-_NO_ARGS = msg.NO_ARGS
-
 
 def _restored(index: int, value: Any) -> Any:
+    """A point read back from the checkpoint (``msg.RESTORED_FN``): its value is its one input."""
     return value
 
 
