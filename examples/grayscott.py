@@ -274,8 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         for every in (ns.checkpoint_every if ckpt else 0, ns.analysis_every, ns.output_every):
             if every:
                 stop = min(stop, (step // every + 1) * every)
-        state = state.map_overlap_loop(kernel.step, stop - step, depth=depth, boundary="periodic", **kw) \
-            if stop - step > 1 else state.map_overlap(kernel.step, depth=depth, boundary="periodic", **kw)
+        state = state.map_overlap_loop(kernel.step, stop - step, depth=depth, boundary="periodic", **kw)
         ran, step = stop - step, stop
         if ns.checkpoint_every and ckpt and step % ns.checkpoint_every == 0:
             state = da.checkpoint(state, f"{tag}/step{step}")
