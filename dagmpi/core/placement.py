@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from typing import Optional
+from typing import Any, Optional
 
 from .events import Steal
 from .records import TaskRecord, WorkerRecord
@@ -63,10 +63,10 @@ class Placement:
     n_run_ahead: int
     free_total: int
     _room: list
-    _ahead_ranks: set
+    _ahead_due: set
     _n_queued: int
     _n_idle: int
-    _queued_ranks: set
+    _victims: dict
     _idle_ranks: set
     _per_slot: Optional[int]
     _ring: Optional[list] = None  # sorted worker ranks (rebuilt when the workers change)
@@ -74,7 +74,7 @@ class Placement:
     def estimate(self, t: TaskRecord) -> float:
         """Expected run time of ``t``: the recent mean of its function on its
         processor kind, else the mean of all tasks so far."""
-        est = self._fn_mean.get((t.fn, t.needs is not None and "gpu" in t.needs))
+        est = self._fn_mean.get(t.fn)
         return self._mean_duration if est is None else est
 
     def _update_capacity(self, new: Optional[WorkerRecord] = None) -> None:
@@ -104,31 +104,32 @@ class Placement:
 
     def _touch(self, w: WorkerRecord) -> None:
         """``w``'s load, backlog, capacity or stuck count changed: update the indexes
-        (free room, the heap of workers with room, the idle and queued counts)."""
-        f = w.capacity - w.load
+        (free room, the heap of workers with room, the idle ranks, the steal victims)."""
+        load = w.load
+        slots = w.slots
+        f = w.capacity - load
         if f < 0 or w.stuck:
             f = 0
-        self.free_total += f - w.free
-        w.free = f
-        q = w.load > w.slots
-        if q is not w.queued:
-            if q:
-                self._n_queued += 1
-                self._queued_ranks.add(w.rank)
-            else:
-                self._n_queued -= 1
-                self._queued_ranks.discard(w.rank)
-            w.queued = q
-        i = w.load < w.slots
-        if i is not w.idle:
-            if i:
+        if f != w.free:
+            self.free_total += f - w.free
+            w.free = f
+        if load < slots:
+            if not w.idle:
                 self._n_idle += 1
                 self._idle_ranks.add(w.rank)
-            else:
+                w.idle = True
+            if w.qdepth:
+                self._requeue_victim(w, 0)
+        else:
+            if w.idle:
                 self._n_idle -= 1
                 self._idle_ranks.discard(w.rank)
-            w.idle = i
+                w.idle = False
+            if load - slots != w.qdepth or w.barren:  # (a barren victim's load changed: look again)
+                self._requeue_victim(w, load - slots)
         if f > 0:
+            if w.ahead:
+                self._ahead_due.add(w.rank)
             # its entry in the heap moves only when its key falls: one that grew is
             # moved when it comes to the top (_least_loaded), most never do
             key = w.backlog / w.slots
@@ -146,19 +147,36 @@ class Placement:
                             room.append((k, x.rank))
                     heapq.heapify(room)
 
+    def _requeue_victim(self, w: WorkerRecord, depth: int) -> None:
+        """``w``'s queue beyond its slots is ``depth`` tasks now: its place among the
+        steal victims (none at 0), no longer barren."""
+        victims = self._victims
+        old = w.qdepth
+        if old and not w.barren:
+            victims[old].discard(w.rank)
+        if depth:
+            at = victims.get(depth)
+            if at is None:
+                at = victims[depth] = set()
+            at.add(w.rank)
+            if not old:
+                self._n_queued += 1
+        elif old:
+            self._n_queued -= 1
+        w.qdepth = depth
+        w.barren = False
+
     def _untouch(self, w: WorkerRecord) -> None:
         """``w`` leaves (it died, or joins again with new slots): out of the indexes."""
         self.free_total -= w.free
         w.free = 0
-        if w.queued:
-            self._n_queued -= 1
-            self._queued_ranks.discard(w.rank)
-            w.queued = False
+        if w.qdepth:
+            self._requeue_victim(w, 0)
         if w.idle:
             self._n_idle -= 1
             self._idle_ranks.discard(w.rank)
             w.idle = False
-        self._ahead_ranks.discard(w.rank)
+        self._ahead_due.discard(w.rank)
 
     def _least_loaded(self) -> Optional[WorkerRecord]:
         """The worker with room and the least backlog per slot (lowest rank on a tie).
@@ -228,54 +246,62 @@ class Placement:
         """
         if self.ready:
             return  # placement could not fill the idle slots with ready work: stealing would not help
-        # (from the indexes: O(victims + the idle ranks that can take what they give),
-        # not O(workers), so a ramp of many idle ranks costs no scan of them all)
+        # From the indexes, the deepest queues first: O(the victims looked at + the idle
+        # ranks that take what they give), not O(workers), so a ramp of many idle ranks
+        # costs no scan of them all; and a victim whose newest tasks cannot move (they ran
+        # ahead and wait for inputs) is left out until its load changes, so a cluster of
+        # such queues is not scanned again on every batch.
         workers = self.workers
-        victims = sorted((workers[r] for r in self._queued_ranks), key=lambda w: w.slots - w.load)
-        most = sum((v.load - v.slots - len(v.stealing) + 1) // 2 for v in victims)
-        idle: list = []
-        want = 0  # the room of the idle ranks in ``idle``
-        if most > 0:
-            for r in self._idle_ranks:
-                w = workers[r]
-                idle.append(w)
-                want += w.capacity - w.load
-                if want >= most:
-                    break
-        if not idle:
-            return
+        victims = self._victims
         tasks = self.tasks
-        for v in victims:
-            queued = v.load - v.slots - len(v.stealing)
-            if queued <= 0 or not idle:
-                continue
-            take = []
-            limit = min(want, (queued + 1) // 2)
-            # look at the newest tasks only: a queue that ran ahead (a chain waiting
-            # on itself) has nothing to steal, and scanning it all on every batch
-            # would cost O(queue) per event
-            for n, tid in enumerate(reversed(v.assigned)):
-                if len(take) >= limit or n >= 4 * limit + STEAL_SCAN:
-                    break
-                t = tasks[tid]
-                if t.blocked or tid in v.stealing or t.near is not None or t.waiting:
-                    continue
-                if any((c := tasks.get(d)) is not None and c.state is _ASSIGNED and c.waiting
-                       for d in t.dependents):
-                    continue  # a task ran ahead on this rank and waits for it there
-                # inputs held by the victim would have to move: worth it only
-                # when that is quicker than waiting in the victim's queue
-                held = sum(tasks[d].nbytes for d in t.deps if tasks[d].owner == v.rank)
-                if held / self.bandwidth > queued * self._mean_duration:
-                    continue
-                if any(self._fits(t, w) for w in idle):
-                    take.append(tid)
-            if take:
-                v.stealing.update(take)
-                self._out.append(Steal(v.rank, tuple(take)))
-                if len(take) >= want:
-                    want -= idle[0].capacity - idle[0].load
-                    idle = idle[1:]
+        spare = iter(self._idle_ranks)
+        idle: list = []  # the idle ranks taken so far
+        room = 0  # what they can still take
+        for depth in sorted((d for d, rs in victims.items() if rs), reverse=True):
+            at = victims[depth]
+            for r in list(at):
+                v = workers[r]
+                queued = depth - len(v.stealing)
+                if queued <= 0:
+                    continue  # (its last steal is not answered yet)
+                limit = (queued + 1) // 2
+                while room < limit:
+                    i = next(spare, None)
+                    if i is None:
+                        break
+                    w = workers[i]
+                    if w.free > 0:
+                        idle.append(w)
+                        room += w.free
+                if room <= 0:
+                    return
+                limit = min(limit, room)
+                take = []
+                # look at the newest tasks only: a queue that ran ahead (a chain waiting
+                # on itself) has nothing to steal, and scanning it all would cost O(queue)
+                for n, tid in enumerate(reversed(v.assigned)):
+                    if len(take) >= limit or n >= 4 * limit + STEAL_SCAN:
+                        break
+                    t = tasks[tid]
+                    if t.blocked or tid in v.stealing or t.near is not None or t.waiting:
+                        continue
+                    if any((c := tasks.get(d)) is not None and c.state is _ASSIGNED and c.waiting
+                           for d in t.dependents):
+                        continue  # a task ran ahead on this rank and waits for it there
+                    # inputs held by the victim would have to move: worth it only
+                    # when that is quicker than waiting in the victim's queue
+                    held = sum(tasks[d].nbytes for d in t.deps if tasks[d].owner == v.rank)
+                    if held / self.bandwidth > queued * self._mean_duration:
+                        continue
+                    if any(self._fits(t, w) for w in idle):
+                        take.append(tid)
+                if take:
+                    v.stealing.update(take)
+                    self._out.append(Steal(v.rank, tuple(take)))
+                    room -= len(take)
+                else:  # nothing to take until its load changes (Placement._touch)
+                    at.discard(r)
+                    v.barren = True
 
     def _fits(self, t: TaskRecord, w: WorkerRecord) -> bool:
         if t.ranks is not None and w.rank not in t.ranks:
@@ -310,6 +336,8 @@ class Placement:
 
     def _choose_worker(self, t: TaskRecord) -> Optional[WorkerRecord]:
         """The worker with the earliest estimated finish time for ``t``."""
+        if t.near is None and t.ranks is None and t.needs is None and t.avoid is None:
+            return self._choose_anywhere(t)
         tasks = self.tasks
         needs = t.needs
         ranks = t.ranks
@@ -331,23 +359,7 @@ class Placement:
                 w.rank not in avoid and not w.stuck and self._fits(t, w) for w in self.workers.values()):
             avoid = None  # every rank that could run it failed it already: any will do
         if ranks is None and needs is None and avoid is None:
-            # Anywhere: the ranks holding its inputs against the least-loaded worker
-            # with room.  Any other rank holds none of its inputs and has no less
-            # backlog, so this is the full scan's choice, in O(inputs + log W).
-            workers = self.workers
-            for r, held in local.items():
-                w = workers.get(r) if type(r) is int else None
-                if w is None or w.free <= 0:
-                    continue
-                cost = w.backlog / w.slots + (total - held) / bw
-                if best is None or cost < best_cost or (cost == best_cost and w.rank < best.rank):
-                    best, best_cost = w, cost
-            w = self._least_loaded()
-            if w is not None:
-                cost = w.backlog / w.slots + (total - local.get(w.rank, 0)) / bw
-                if best is None or cost < best_cost or (cost == best_cost and w.rank < best.rank):
-                    best, best_cost = w, cost
-            return best
+            return self._choose_anywhere(t)
         for w in self.workers.values():
             if w.load >= w.capacity or w.stuck or (ranks is not None and w.rank not in ranks):
                 continue
@@ -361,6 +373,51 @@ class Placement:
             cost = w.backlog / w.slots + (total - local.get(w.rank, 0)) / bw
             if best is None or cost < best_cost:
                 best, best_cost = w, cost
+        return best
+
+    def _choose_anywhere(self, t: TaskRecord) -> Optional[WorkerRecord]:
+        """:meth:`_choose_worker` for a task that may run anywhere: the ranks holding
+        its inputs against the least-loaded worker with room.  Any other rank holds
+        none of its inputs and has no less backlog, so this is the full scan's
+        choice, in O(inputs + log W)."""
+        tasks, workers = self.tasks, self.workers
+        bw = self.bandwidth
+        deps = t.deps
+        if len(deps) == 1:  # (most tasks: no table of the ranks holding inputs)
+            dep = tasks[deps[0]]
+            total = dep.nbytes
+            local: Any = None
+            held_on = dep.owner
+        else:
+            local = {}
+            total = 0
+            for d in deps:
+                dep = tasks[d]
+                total += dep.nbytes
+                local[dep.owner] = local.get(dep.owner, 0) + dep.nbytes
+            held_on = None
+        best: Optional[WorkerRecord] = None
+        best_cost = 0.0
+        if local is not None:
+            for r, held in local.items():
+                w = workers.get(r) if type(r) is int else None
+                if w is None or w.free <= 0:
+                    continue
+                cost = w.backlog / w.slots + (total - held) / bw
+                if best is None or cost < best_cost or (cost == best_cost and w.rank < best.rank):
+                    best, best_cost = w, cost
+        elif type(held_on) is int:
+            w = workers.get(held_on)
+            if w is not None and w.free > 0:
+                best, best_cost = w, w.backlog / w.slots
+        w = self._least_loaded()
+        if w is not None:
+            if local is not None:
+                cost = w.backlog / w.slots + (total - local.get(w.rank, 0)) / bw
+            else:
+                cost = w.backlog / w.slots + (0 if w.rank == held_on else total / bw)
+            if best is None or cost < best_cost or (cost == best_cost and w.rank < best.rank):
+                best = w
         return best
 
     def _run_ahead(self, t: TaskRecord) -> None:
@@ -419,6 +476,11 @@ class Placement:
             nxt = self._ring_next(home)
             if nxt is not None:
                 ranks[nxt] = 0
+        if t.near is None and t.ranks is None and t.needs is None and all(
+                workers[r].levels.get(level, 0) >= share for r in ranks):
+            spare = self._least_loaded()
+            if spare is not None and spare.rank not in ranks and spare.levels.get(level, 0) < share:
+                ranks[spare.rank] = 0
         if t.near is not None:
             home = self._near_home(t.near)  # where it runs anyway: its inputs come to it
             if home is None:
@@ -442,8 +504,7 @@ class Placement:
         if w.load >= w.capacity:
             if not t.in_ahead:  # retried when a task of this rank ends
                 t.in_ahead = True
-                w.ahead.append(t.id)
-                self._ahead_ranks.add(w.rank)
+                w.ahead.append(t.id)  # (due for a retry when it has room: _touch)
             return
         if t.needs is not None and any(w.total.get(k, 0) - w.used.get(k, 0) < v
                                        for k, v in t.needs.items()):

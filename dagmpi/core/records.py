@@ -50,7 +50,8 @@ class TaskRecord:
         self.retries = ev.retries  # re-runs left
         self.attempt = 1
         self.avoid: Optional[set[int]] = None  # ranks it failed on
-        self.fn = ev.fn
+        #: a key of its function and processor kind (durations are learned per key)
+        self.fn = (ev.fn, ev.needs is not None and "gpu" in ev.needs)
         self.est = 0.0  # its estimated run time, counted in its worker's backlog
         self.in_ahead = False  # queued in a worker's ``ahead`` list
         self.restore: Any = None  # a lost point read back from this checkpoint location
@@ -67,7 +68,7 @@ class TaskRecord:
 
 class WorkerRecord:
     __slots__ = ("rank", "slots", "capacity", "load", "assigned", "total", "used", "stealing", "ahead",
-                 "stuck", "backlog", "levels", "free", "queued", "idle", "room_key")
+                 "stuck", "backlog", "levels", "free", "idle", "room_key", "qdepth", "barren")
 
     def __init__(self, rank: int, slots: int, capacity: int, resources: Optional[dict]) -> None:
         self.rank = rank
@@ -83,10 +84,13 @@ class WorkerRecord:
         self.backlog = 0.0  # estimated seconds of work of its unblocked assigned tasks
         self.levels: dict[int, int] = {}  # graph depth -> its assigned tasks of that depth
         # its part of the scheduler's indexes (Placement._touch keeps them): room for
-        # more tasks (0 while stuck), more tasks than slots, fewer tasks than slots
+        # more tasks (0 while stuck), fewer tasks than slots
         self.free = 0
-        self.queued = False
         self.idle = False
         #: the key of its entry in the heap of ranks with room, at most its backlog per
         #: slot (a larger backlog moves the entry when it comes to the top); None: none
         self.room_key: Optional[float] = None
+        #: its queue depth (tasks beyond its slots; > 0: a steal victim), and whether it
+        #: is left out of the victims, as a steal found nothing to take since its load changed
+        self.qdepth = 0
+        self.barren = False

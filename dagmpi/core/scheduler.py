@@ -128,13 +128,16 @@ class Scheduler(Placement, Recovery, Launches):
         #: heap of ``(backlog per slot, rank)`` of workers with room; stale entries
         #: are dropped when they reach the top (Placement._least_loaded)
         self._room: list = []
-        #: ranks whose ``ahead`` list is not empty
-        self._ahead_ranks: set[int] = set()
+        #: ranks whose ``ahead`` list is not empty and that had room again since it was
+        #: last tried (Placement._touch): only those are tried after a batch
+        self._ahead_due: set[int] = set()
         #: workers with more tasks than slots (steal victims), with fewer (idle slots)
         self._n_queued = 0
         self._n_idle = 0
-        self._queued_ranks: set[int] = set()  # their ranks
-        self._idle_ranks: set[int] = set()
+        #: the queued ranks by their queue depth (tasks beyond their slots), less those
+        #: whose queue a steal found nothing to take from since their load last changed
+        self._victims: dict[int, set[int]] = {}
+        self._idle_ranks: set[int] = set()  # the idle ones
         self._per_slot: Optional[int] = None  # queue depth per slot last set (_update_capacity)
         self.ready = ReadyQueue()
         self.prefetch = prefetch
@@ -208,12 +211,12 @@ class Scheduler(Placement, Recovery, Launches):
         for ev in events:
             handlers[type(ev)](ev)
         self._schedule()
-        if self._ahead_ranks:
+        if self._ahead_due:
             workers = self.workers
-            for r in list(self._ahead_ranks):
+            due, self._ahead_due = self._ahead_due, set()
+            for r in due:
                 w = workers.get(r)
                 if w is None:
-                    self._ahead_ranks.discard(r)
                     continue
                 ahead = w.ahead
                 while ahead and w.load < w.capacity:
@@ -222,8 +225,6 @@ class Scheduler(Placement, Recovery, Launches):
                         t.in_ahead = False
                         if t.state is _WAITING:
                             self._run_ahead(t)
-                if not w.ahead:
-                    self._ahead_ranks.discard(r)
         if self._n_steal_candidates():
             self._steal()
         out, self._out = self._out, []
@@ -266,17 +267,18 @@ class Scheduler(Placement, Recovery, Launches):
         for w in ws:
             f = 0 if w.stuck else max(0, w.capacity - w.load)
             assert w.free == f, f"worker {w.rank}: free {w.free} != {f}"
-            assert w.queued == (w.load > w.slots) and w.idle == (w.load < w.slots), f"worker {w.rank}: flags"
+            assert w.qdepth == max(0, w.load - w.slots) and w.idle == (w.load < w.slots), f"worker {w.rank}: flags"
             if f > 0:  # (an entry no later than its key: see Placement._least_loaded)
                 key = w.backlog / w.slots
                 assert w.room_key is not None and w.room_key <= key and (w.room_key, w.rank) in self._room, \
                     f"worker {w.rank} has room, not in the heap"
-            if w.ahead:
-                assert w.rank in self._ahead_ranks, f"worker {w.rank}: ahead list not indexed"
+            if w.ahead and f > 0:
+                assert w.rank in self._ahead_due, f"worker {w.rank}: ahead list with room, not due"
         assert self.free_total == sum(w.free for w in ws), "free_total"
-        assert self._n_queued == sum(1 for w in ws if w.queued) == len(self._queued_ranks), "queued count"
+        assert self._n_queued == sum(1 for w in ws if w.qdepth), "queued count"
         assert self._n_idle == sum(1 for w in ws if w.idle) == len(self._idle_ranks), "idle count"
-        assert self._queued_ranks == {w.rank for w in ws if w.queued}, "queued ranks"
+        victims = {(q, r) for q, rs in self._victims.items() for r in rs}
+        assert victims == {(w.load - w.slots, w.rank) for w in ws if w.qdepth and not w.barren}, "victims"
         assert self._idle_ranks == {w.rank for w in ws if w.idle}, "idle ranks"
 
     def state_of(self, task_id: int) -> Optional[TaskState]:
@@ -393,9 +395,8 @@ class Scheduler(Placement, Recovery, Launches):
             self._n_durations += 1
             n = self._n_durations if self._n_durations < 100 else 100
             self._mean_duration += (ev.duration - self._mean_duration) / n
-            key = (t.fn, t.needs is not None and "gpu" in t.needs)
-            old = self._fn_mean.get(key)
-            self._fn_mean[key] = ev.duration if old is None else old + 0.2 * (ev.duration - old)
+            old = self._fn_mean.get(t.fn)
+            self._fn_mean[t.fn] = ev.duration if old is None else old + 0.2 * (ev.duration - old)
             if self._n_durations & 63 == 1:
                 self._update_capacity()
         self._finished_news(t)
@@ -733,7 +734,7 @@ class Scheduler(Placement, Recovery, Launches):
         rank = t.worker = w.rank
         w.load += 1
         # (self.estimate(t), inline: this runs once per task)
-        est = self._fn_mean.get((t.fn, t.needs is not None and "gpu" in t.needs))
+        est = self._fn_mean.get(t.fn)
         t.est = est = self._mean_duration if est is None else est
         w.backlog += est
         self._touch(w)

@@ -671,7 +671,7 @@ def test_least_loaded_index_agrees_with_a_scan_under_random_load():
             elif r < 0.85 and running:
                 t = running.pop(rng.randrange(len(running)))
                 rec = s.tasks.get(t)
-                fn = rec.fn if rec is not None else "a"
+                fn = rec.fn[0] if rec is not None else "a"  # (its function, processor kind)
                 dur = {"a": 1e-3, "b": 1e-2, "c": 0.1}[fn] * rng.uniform(0.5, 2)
                 out = s.handle(TaskFinished(t, s.tasks[t].worker, 8, dur) if rec is not None
                                and rec.worker is not None else TaskFinished(t, 1, 8, dur))
