@@ -438,7 +438,9 @@ class Placement:
         and a graph does not collapse onto the rank that happens to compute its
         first inputs), then the one with most of its inputs (a stencil keeps
         its points on the ranks that computed them: owner computes), the fewest
-        tasks of this depth, the least backlog, the lowest rank;
+        tasks of this depth, the least backlog, the lowest rank; when every one of
+        those ranks has its share, the least-loaded rank joins them (unless the
+        inputs that exist already are big: moving them would take longer than a task);
         a home without room keeps the task in its ``ahead`` list, retried when a
         task of that rank ends.  Inputs already finished elsewhere are pulled as
         usual."""
@@ -446,9 +448,11 @@ class Placement:
         workers = self.workers
         ranks: dict = {}  # rank -> its inputs computed or held there
         pending = False
+        held = 0  # bytes of its inputs that exist already
         for d in t.deps:
             dep = tasks[d]
             if dep.state is _FINISHED:
+                held += dep.nbytes
                 r = dep.owner
                 if type(r) is not int or r not in workers:
                     continue  # (a value in a checkpoint file)
@@ -476,8 +480,14 @@ class Placement:
             nxt = self._ring_next(home)
             if nxt is not None:
                 ranks[nxt] = 0
-        if t.near is None and t.ranks is None and t.needs is None and all(
-                workers[r].levels.get(level, 0) >= share for r in ranks):
+        if t.near is None and t.ranks is None and t.needs is None and \
+                held / self.bandwidth < self._mean_duration and \
+                all(workers[r].levels.get(level, 0) >= share for r in ranks):
+            # every rank of its inputs has its share of this depth already: the
+            # least-loaded rank may take it (a tree, whose points of one step read one
+            # point each of the step before, would pile up on the ranks of the first
+            # points, and be stolen back from there), unless moving the inputs that
+            # exist takes longer than a task
             spare = self._least_loaded()
             if spare is not None and spare.rank not in ranks and spare.levels.get(level, 0) < share:
                 ranks[spare.rank] = 0
