@@ -214,7 +214,10 @@ class Placement:
             t = tasks.get(item[1])
             if t is None or t.state is not _READY:
                 continue
-            w = self._choose_worker(t)
+            if t.near is None and t.ranks is None and t.needs is None and t.avoid is None:
+                w = self._choose_anywhere(t)  # (most tasks: _choose_worker's first case)
+            else:
+                w = self._choose_worker(t)
             if w is None:
                 deferred.append(item)
                 # running ahead (when tasks are assigned) also takes room: recount
@@ -480,34 +483,36 @@ class Placement:
             nxt = self._ring_next(home)
             if nxt is not None:
                 ranks[nxt] = 0
-        if t.near is None and t.ranks is None and t.needs is None and \
-                held / self.bandwidth < self._mean_duration and \
-                all(workers[r].levels.get(level, 0) >= share for r in ranks):
-            # every rank of its inputs has its share of this depth already: the
-            # least-loaded rank may take it (a tree, whose points of one step read one
-            # point each of the step before, would pile up on the ranks of the first
-            # points, and be stolen back from there), unless moving the inputs that
-            # exist takes longer than a task
-            spare = self._least_loaded()
-            if spare is not None and spare.rank not in ranks and spare.levels.get(level, 0) < share:
-                ranks[spare.rank] = 0
         if t.near is not None:
             home = self._near_home(t.near)  # where it runs anyway: its inputs come to it
             if home is None:
                 return
-        elif len(ranks) > 1:
-            best = None
-            for r, n in ranks.items():
-                w = workers[r]
-                if not self._fits(t, w) or w.stuck:
-                    continue
-                lv = w.levels.get(level, 0)
-                key = (w.load >= w.capacity, lv >= share, -n, lv, w.backlog / w.slots, r)
-                if best is None or key < best[0]:
-                    best = (key, r)
-            if best is None:
-                return
-            home = best[1]
+        else:
+            if len(ranks) > 1:
+                best = None
+                for r, n in ranks.items():
+                    w = workers[r]
+                    if not self._fits(t, w) or w.stuck:
+                        continue
+                    lv = w.levels.get(level, 0)
+                    key = (w.load >= w.capacity, lv >= share, -n, lv, w.backlog / w.slots, r)
+                    if best is None or key < best[0]:
+                        best = (key, r)
+                if best is None:
+                    return
+                home = best[1]
+                crowded = best[0][1]
+            else:
+                crowded = workers[home].levels.get(level, 0) >= share
+            if crowded and t.ranks is None and t.needs is None and held / self.bandwidth < self._mean_duration:
+                # the rank chosen has its share of this depth already: the least-loaded
+                # rank takes it if it has less (a tree, whose points of one step read
+                # one point each of the step before, would pile up on the ranks of the
+                # first points, to be stolen back from there), unless moving the inputs
+                # that exist takes longer than a task
+                spare = self._least_loaded()
+                if spare is not None and spare.levels.get(level, 0) < share:
+                    home = spare.rank
         w = workers[home]
         if not self._fits(t, w) or w.stuck:
             return
