@@ -441,9 +441,10 @@ class Placement:
         and a graph does not collapse onto the rank that happens to compute its
         first inputs), then the one with most of its inputs (a stencil keeps
         its points on the ranks that computed them: owner computes), the fewest
-        tasks of this depth, the least backlog, the lowest rank; when every one of
-        those ranks has its share, the least-loaded rank joins them (unless the
-        inputs that exist already are big: moving them would take longer than a task);
+        tasks of this depth, the least backlog, the lowest rank; when the rank chosen
+        has its share, the least-loaded rank takes it if it has less (neither this
+        nor the ring's next rank when the inputs that exist already are big: moving
+        them would take longer than a task);
         a home without room keeps the task in its ``ahead`` list, retried when a
         task of that rank ends.  Inputs already finished elsewhere are pulled as
         usual."""
@@ -475,7 +476,8 @@ class Placement:
         # a rank's fair share of this depth: the wider of this depth (so far) and
         # the one above it, over the workers
         share = -(-max(width.get(level - 1, 0), width[level]) // len(workers))
-        if len(ranks) == 1 and len(t.deps) > 1 and t.near is None and \
+        small = held / self.bandwidth < self._mean_duration  # (the inputs that exist may move)
+        if len(ranks) == 1 and len(t.deps) > 1 and t.near is None and small and \
                 workers[home].levels.get(level, 0) >= share:
             # all its inputs on one rank, which already has its share of this
             # depth: the next rank in ring order may take it (else a stencil
@@ -504,7 +506,7 @@ class Placement:
                 crowded = best[0][1]
             else:
                 crowded = workers[home].levels.get(level, 0) >= share
-            if crowded and t.ranks is None and t.needs is None and held / self.bandwidth < self._mean_duration:
+            if crowded and small and t.ranks is None and t.needs is None:
                 # the rank chosen has its share of this depth already: the least-loaded
                 # rank takes it if it has less (a tree, whose points of one step read
                 # one point each of the step before, would pile up on the ranks of the

@@ -452,6 +452,55 @@ def test_consumer_waiting_on_a_dead_rank_is_stale_until_given_back():
     assert any(isinstance(i, Deliver) and i.task_id == 3 and i.error is None for i in out)
 
 
+def test_a_tree_spreads_over_the_ranks_as_it_runs_ahead():
+    # each point of a step reads one point of the step before: once the producer's rank has
+    # its share of the depth, the least-loaded rank takes the next child (not the
+    # producer's rank, to be stolen back from there)
+    h = Harness(prefetch=2, workers=[(1, 1), (2, 1), (3, 1), (4, 1)])
+    h.step(sub(1))
+    root = h.s.tasks[1].worker
+    out = h.step(*(sub(i, deps=[1]) for i in range(2, 6)))
+    ex = {i.task_id: i for i in out if isinstance(i, Execute)}
+    assert set(ex) == {2, 3, 4, 5}  # all ran ahead, before their input exists
+    assert sorted(i.rank for i in ex.values()) == [1, 2, 3, 4]  # one per rank
+    for i in ex.values():  # told where the input is computed
+        assert i.inputs == ((1, root if i.rank == root else ~root),)
+    h.s.validate()
+
+
+def test_a_big_input_keeps_a_task_that_runs_ahead_on_its_rank():
+    # the inputs that exist would take longer to move than a task: no spreading
+    h = Harness(prefetch=2, workers=[(1, 1), (2, 1), (3, 1)])
+    h.step(sub(1, ranks=frozenset([1])))
+    h.step(TaskFinished(1, 1, 10**12, 1e-3))  # 1 TB on rank 1; tasks take 1 ms
+    h.step(sub(2, ranks=frozenset([1])))
+    out = h.step(*(sub(i, deps=[1, 2]) for i in range(3, 5)))
+    # rank 1 has its share of their depth after 3, and 4 stays with it all the same
+    assert [(i.rank, i.task_id) for i in out if isinstance(i, Execute)] == [(1, 3), (1, 4)]
+    h.s.validate()
+
+
+def test_a_barren_victim_is_looked_at_again_once_its_load_changes():
+    from dagmpi.core.events import WorkerJoined
+
+    h = Harness(prefetch=2, workers=[(1, 1)])
+    # rank 1 runs 1; 2 and 3 ran ahead behind it (they wait for 1: nothing to steal)
+    h.step(sub(1), sub(2, deps=[1]), sub(3, deps=[1]))
+    assert h.s.workers[1].load == 3
+    out = h.step(WorkerJoined(2, 1))
+    assert not [i for i in out if isinstance(i, Steal)]
+    w = h.s.workers[1]
+    assert w.barren and 1 not in h.s._victims.get(w.qdepth, ())  # left out of the index
+    out = h.step(sub(9, ranks=frozenset([2])))
+    assert executes(out) == [(2, 9)]
+    out = h.step(TaskFinished(9, 2))  # rank 2 idle again, rank 1 unchanged: not looked at
+    assert w.barren and not [i for i in out if isinstance(i, Steal)]
+    h.s.validate()
+    out = h.step(TaskFinished(1, 1))  # rank 1's load changed (and 2, 3 may start now)
+    assert [i for i in out if isinstance(i, Steal)] == [Steal(1, (3,))]
+    h.s.validate()
+
+
 def test_near_task_runs_ahead_on_its_near_rank():
     h = Harness(prefetch=2, workers=[(1, 1), (2, 1), (3, 1)])
     h.step(sub(1, ranks=frozenset([1])), sub(2, ranks=frozenset([2])), sub(9, ranks=frozenset([3])))
