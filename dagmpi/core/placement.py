@@ -346,7 +346,9 @@ class Placement:
         ranks = t.ranks
         if t.near is not None:
             home = self._near_home(t.near)
-            if home is not None and (ranks is None or home in ranks):
+            # (a rank it failed on is not its home: it runs elsewhere, its inputs moved)
+            if home is not None and (ranks is None or home in ranks) and \
+                    (t.avoid is None or home not in t.avoid):
                 ranks = frozenset([home])
         local: dict[int, int] = {}
         total = 0

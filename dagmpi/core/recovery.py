@@ -13,12 +13,12 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from .events import WorkerLost
-from .failures import RankLost
+from .failures import RankLost, root_error
 from .records import TaskRecord
 from .states import FIRST_FINAL, TaskState
 
 _WAITING, _READY, _ASSIGNED = TaskState.WAITING, TaskState.READY, TaskState.ASSIGNED
-_FINISHED = TaskState.FINISHED
+_FINISHED, _ERRORED = TaskState.FINISHED, TaskState.ERRORED
 
 
 class Recovery:
@@ -172,6 +172,12 @@ class Recovery:
 
     def _why_not_again(self, t: TaskRecord, rank: int) -> Optional[str]:
         """Why ``t`` (its value or its run lost with ``rank``) cannot run again, or ``None``."""
+        for d in t.deps:
+            dep = self.tasks.get(d)
+            if dep is not None and dep.state is _ERRORED:
+                # (computed again after a death of its own, and failed: t would wait for it forever)
+                return (f"its input {dep.name!r} ({d:#x}) was computed again after a rank died, "
+                        f"and failed: {root_error(dep.error)}")
         if t.spec is None and t.launch is not None:
             return (f"it is a point of a launch whose values on rank {rank} are lost, and its "
                     "launch's lineage is not kept any more (or an input of it failed)")

@@ -424,6 +424,10 @@ class Scheduler(Placement, Recovery, Launches):
                         self._make_ready(ct)
                 elif ct.state is _ASSIGNED and ct.waiting > 0:  # ran ahead: fed locally
                     ct.waiting -= 1
+                    if ct.waiting == 0:  # it may be stolen now: its rank is a victim again
+                        w = self.workers.get(ct.worker)
+                        if w is not None and w.barren:
+                            self._requeue_victim(w, w.qdepth)
 
     def _on_failed(self, ev: TaskFailed) -> None:
         if ev.stuck and ev.rank in self.workers:
@@ -481,6 +485,8 @@ class Scheduler(Placement, Recovery, Launches):
             return  # the rank died meanwhile: its tasks were rescheduled then
         for tid in ev.kept:
             w.stealing.discard(tid)
+        if w.barren:  # (its queue changed: look at it again)
+            self._requeue_victim(w, w.qdepth)
         for tid, spec in ev.returned:
             t = self.tasks.get(tid)
             if t is None or t.state >= FIRST_FINAL:

@@ -378,3 +378,21 @@ def test_lost_values_saved_in_a_checkpoint_are_read_back_not_recomputed():
     assert executes(out) == [] and h.s.n_recomputed == 0 and h.s.n_reloaded == 1
     assert h.s.tasks[2].owner == where[2] and h.s.state_of(2) is TaskState.FINISHED
     assert h.step(WatchRequested(2, 0)) == [Deliver(0, 2, owner=where[2])]
+
+
+def test_a_lost_value_whose_input_was_computed_again_and_failed_fails_with_a_reason():
+    # 1 is computed again after rank 1 dies, and fails; then 2's rank dies: 2 cannot be
+    # computed again from a failed input, and must fail (it waited for 1 forever before)
+    from dagmpi.core.events import TaskFailed
+
+    h = Harness(workers=((1, 1), (2, 1), (3, 1)))
+    h.step(sub(1, ranks=frozenset([1, 3])))
+    h.step(TaskFinished(1, 1, 8))
+    h.step(sub(2, deps=[1], ranks=frozenset([2, 3]), watch=True))
+    h.step(TaskFinished(2, 2, 8))
+    assert (3, 1) in [(i.rank, i.task_id) for i in h.step(WorkerLost(1)) if isinstance(i, Execute)]
+    h.step(TaskFailed(1, 3, "boom"))
+    h.step(WorkerLost(2))
+    assert h.s.state_of(2) is TaskState.ERRORED and h.s.n_active == 0
+    err = h.s.tasks[2].error
+    assert isinstance(err, RankLost) and "was computed again" in str(err) and "boom" in str(err)

@@ -501,6 +501,32 @@ def test_a_barren_victim_is_looked_at_again_once_its_load_changes():
     h.s.validate()
 
 
+def test_a_task_that_can_be_stolen_once_its_input_ends_elsewhere_is_stolen_at_once():
+    # a2 ran ahead behind a long task on rank 1 and waited for an input of rank 2, so
+    # rank 1 was no victim; when that input ends, a2 may move: rank 3, idle, takes it
+    # (not only once rank 1's load changes)
+    from dagmpi.core.events import WorkerJoined
+
+    h = Harness(prefetch=2, workers=[(1, 1), (2, 1)])
+    h.step(sub(1, ranks=frozenset([1])), sub(2, ranks=frozenset([2])))
+    h.step(sub(3, deps=[2]), sub(4, deps=[2]))
+    assert h.s.tasks[4].worker == 1
+    h.step(WorkerJoined(3, 1))
+    assert h.s.workers[1].barren
+    out = h.step(TaskFinished(2, 2, 8, 1e-3))
+    assert [i for i in out if isinstance(i, Steal)] == [Steal(1, (4,))]
+
+
+def test_a_near_task_that_failed_on_its_near_rank_is_retried_elsewhere():
+    h = Harness(workers=[(1, 1), (2, 1)])
+    h.step(sub(1, ranks=frozenset([1])))
+    h.step(TaskFinished(1, 1, 8))
+    out = h.step(TaskSubmitted(2, "b", (1,), "s2", near=1, retries=1))
+    assert executes(out) == [(1, 2)]
+    out = h.step(TaskFailed(2, 1, "boom", retryable=True))
+    assert executes(out) == [(2, 2)]  # (it stayed READY forever: near said rank 1, avoid said not)
+
+
 def test_near_task_runs_ahead_on_its_near_rank():
     h = Harness(prefetch=2, workers=[(1, 1), (2, 1), (3, 1)])
     h.step(sub(1, ranks=frozenset([1])), sub(2, ranks=frozenset([2])), sub(9, ranks=frozenset([3])))
