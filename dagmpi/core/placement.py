@@ -214,10 +214,7 @@ class Placement:
             t = tasks.get(item[1])
             if t is None or t.state is not _READY:
                 continue
-            if t.near is None and t.ranks is None and t.needs is None and t.avoid is None:
-                w = self._choose_anywhere(t)  # (most tasks: _choose_worker's first case)
-            else:
-                w = self._choose_worker(t)
+            w = self._choose_worker(t)
             if w is None:
                 deferred.append(item)
                 # running ahead (when tasks are assigned) also takes room: recount
