@@ -628,26 +628,29 @@ class Driver(Client):
             if t.state is TaskState.FINISHED and (t.owner == rank or t.gone) and t.spec is not None \
                     and t.spec.save is not None:
                 wanted[t.spec.save] = t.id
-        # the points of launches kept for their lineage that were saved: a point computed
+        # the points of launches kept for their lineage that were saved, or read back from
+        # the checkpoint when they were launched (and not saved again): a point computed
         # again after this death reads them back instead of computing its cone further
+        found = {}
         for rec in (*sched.launches.values(), *sched._lineage_launches.values()):
-            keys = rec.spec.save[0] if rec.spec is not None and rec.spec.save else None
+            keys, restored = rec.spec.save if rec.spec is not None and rec.spec.save else (None, None)
             if keys:
                 for i, key in enumerate(keys):
                     wanted.setdefault(key, rec.base + i)
-        if not wanted:
-            return None
-        try:
-            index = scan(self.ckpt_dir)
-        except Exception as exc:  # noqa: BLE001 - recomputing is the fallback
-            log.warning("checkpoint %s could not be scanned after rank %d died: %r", self.ckpt_dir, rank, exc)
-            return None
-        found = {}
-        for key, tid in wanted.items():
-            where = index.get(key)
-            if where is not None:
-                found[tid] = where
-        return found
+            if restored:
+                for i, where in restored.items():
+                    found[rec.base + i] = where
+        if wanted:
+            try:
+                index = scan(self.ckpt_dir)
+            except Exception as exc:  # noqa: BLE001 - recomputing is the fallback
+                log.warning("checkpoint %s could not be scanned after rank %d died: %r", self.ckpt_dir, rank, exc)
+                index = {}
+            for key, tid in wanted.items():
+                where = index.get(key)
+                if where is not None:
+                    found[tid] = where
+        return found or None
 
     # --------------------------------------------------- instructions
 

@@ -3,7 +3,12 @@ ends in a loop released since (a loop's points are not computed again one by one
 lost points are read back from the checkpoint where the launch's layout now puts them,
 and what reads the launch afterwards gets the right values.
 
-    DAGMPI_CHECKPOINT=DIR ckpt_death.py MARKER_DIR
+    DAGMPI_CHECKPOINT=DIR ckpt_death.py MARKER_DIR [save | restored]
+
+``save``: compute and save the launch, and stop (no death).  ``restored``, run after
+``save`` with the same directory: the launch is read back from the checkpoint when it is
+launched and not saved again (``checkpoint=False``); its lost points are read back from
+the first run's files all the same.
 """
 import os
 import signal
@@ -13,6 +18,7 @@ import time
 import numpy as np
 
 import dagmpi
+import dagmpi.runtime.context
 from dagmpi import Projection
 
 
@@ -36,6 +42,7 @@ def die(marker):
 
 if __name__ == "__main__":
     marker = os.path.join(sys.argv[1], "died")
+    mode = sys.argv[2] if len(sys.argv) > 2 else ""
     workers = sorted(dagmpi.workers())
     n = 2 * len(workers)
     proj = Projection("offsets", (-1, 0, 1))
@@ -43,8 +50,14 @@ if __name__ == "__main__":
     for _ in range(1, 5):
         want = [float(i) + sum(want[j] for j in proj.points(i, n)) for i in range(n)]
     loop = dagmpi.spawn_loop(step, n, 5, step_reads=proj)
-    saved = dagmpi.spawn_many(same, n, reads=[(loop, Projection("same"))], checkpoint=True)
+    saved = dagmpi.spawn_many(same, n, reads=[(loop, Projection("same"))], checkpoint=mode != "restored")
     assert [float(x[0]) for x in saved.fetch(timeout=60)] == want
+    if mode == "save":
+        print("CKPT-DEATH-OK saved", flush=True)
+        sys.exit(0)
+    if mode == "restored":
+        restored = dagmpi.runtime.context._runtime.driver.n_restored
+        assert restored >= n, restored  # (read back when launched, all of its points)
     del loop  # (released: only the checkpointed launch's saved values are left of it)
     time.sleep(1.0)  # (the saves are made durable meanwhile: DAGMPI_CHECKPOINT_INTERVAL)
     last = workers[-1]

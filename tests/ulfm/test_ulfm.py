@@ -205,6 +205,23 @@ def test_lost_saved_points_of_a_launch_are_read_back_from_the_checkpoint(ompi, t
 
 
 @pytest.mark.mpi
+def test_lost_points_read_back_at_launch_are_read_back_again(ompi, tmp_path):
+    """A rerun reads a launch back from the checkpoint when it is launched, and does not
+    save it again; a rank dies holding some of its points: they are read back again from
+    the first run's files (their lineage ends in a loop released since, which cannot be
+    computed again point by point)."""
+    import re
+
+    env = dict(ompi, DAGMPI_CHECKPOINT=str(tmp_path / "ckpt"), DAGMPI_CHECKPOINT_INTERVAL="0.1")
+    res = run_ompi(env, "ckpt_death.py", 4, [tmp_path, "save"], timeout=150)
+    assert res.returncode == 0 and "CKPT-DEATH-OK saved" in res.stdout, res
+    res = run_ompi(env, "ckpt_death.py", 4, [tmp_path, "restored"], timeout=150)
+    _ok(res)
+    m = re.search(r"(\d+) lost value\(s\) being recomputed, (\d+) read back from the checkpoint", res.stderr)
+    assert "CKPT-DEATH-OK" in res.stdout and m and int(m.group(2)) > 0, res
+
+
+@pytest.mark.mpi
 def test_an_array_time_loop_computes_lost_blocks_again_from_its_checkpoint(ompi, tmp_path):
     """With the loop checkpointed every third step, the blocks the dead rank held are
     computed again from the last checkpoint's blocks, read back from its files."""
