@@ -347,7 +347,13 @@ class Placement:
             if home is not None and (ranks is None or home in ranks) and \
                     (t.avoid is None or home not in t.avoid):
                 ranks = frozenset([home])
-        local: dict[int, int] = {}
+        avoid = t.avoid
+        if avoid is not None and not any(
+                w.rank not in avoid and not w.stuck and self._fits(t, w) for w in self.workers.values()):
+            avoid = None  # every rank that could run it failed it already: any will do
+        if ranks is None and needs is None and avoid is None:
+            return self._choose_anywhere(t)
+        local: dict[int, int] = {}  # (only for the scan: _choose_anywhere counts its own)
         total = 0
         for d in t.deps:
             dep = tasks[d]
@@ -356,12 +362,6 @@ class Placement:
         best: Optional[WorkerRecord] = None
         best_cost = 0.0
         bw = self.bandwidth
-        avoid = t.avoid
-        if avoid is not None and not any(
-                w.rank not in avoid and not w.stuck and self._fits(t, w) for w in self.workers.values()):
-            avoid = None  # every rank that could run it failed it already: any will do
-        if ranks is None and needs is None and avoid is None:
-            return self._choose_anywhere(t)
         for w in self.workers.values():
             if w.load >= w.capacity or w.stuck or (ranks is not None and w.rank not in ranks):
                 continue

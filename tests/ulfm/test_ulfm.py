@@ -93,6 +93,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("chaos_seed_few", range(n or 1))
 
 
+def _checkpointed(env: dict, tmp_path: Path) -> dict:
+    """``env`` with checkpoints under ``tmp_path``, made durable every 0.1 s."""
+    return dict(env, DAGMPI_CHECKPOINT=str(tmp_path / "ckpt"), DAGMPI_CHECKPOINT_INTERVAL="0.1")
+
+
+def _read_back(res: Result) -> int:
+    """How many lost values rank 0's death report says were read back from the checkpoint (0: none said)."""
+    import re
+
+    m = re.search(r"(\d+) lost value\(s\) being recomputed, (\d+) read back from the checkpoint", res.stderr)
+    return int(m.group(2)) if m else 0
+
+
 def _ok(res: Result) -> None:
     assert res.returncode == 0 and "OK" in res.stdout, res
 
@@ -195,13 +208,10 @@ def test_lost_saved_points_of_a_launch_are_read_back_from_the_checkpoint(ompi, t
     """A rank dies holding points of a checkpointed launch whose lineage ends in a loop
     released since: they are read back from the checkpoint on their new ranks (not
     computed again, which a loop's points cannot be), and what reads them is right."""
-    import re
-
-    env = dict(ompi, DAGMPI_CHECKPOINT=str(tmp_path / "ckpt"), DAGMPI_CHECKPOINT_INTERVAL="0.1")
+    env = _checkpointed(ompi, tmp_path)
     res = run_ompi(env, "ckpt_death.py", 4, [tmp_path], timeout=150)
     _ok(res)
-    m = re.search(r"(\d+) lost value\(s\) being recomputed, (\d+) read back from the checkpoint", res.stderr)
-    assert "CKPT-DEATH-OK" in res.stdout and m and int(m.group(2)) > 0, res
+    assert "CKPT-DEATH-OK" in res.stdout and _read_back(res) > 0, res
 
 
 @pytest.mark.mpi
@@ -210,28 +220,22 @@ def test_lost_points_read_back_at_launch_are_read_back_again(ompi, tmp_path):
     save it again; a rank dies holding some of its points: they are read back again from
     the first run's files (their lineage ends in a loop released since, which cannot be
     computed again point by point)."""
-    import re
-
-    env = dict(ompi, DAGMPI_CHECKPOINT=str(tmp_path / "ckpt"), DAGMPI_CHECKPOINT_INTERVAL="0.1")
+    env = _checkpointed(ompi, tmp_path)
     res = run_ompi(env, "ckpt_death.py", 4, [tmp_path, "save"], timeout=150)
     assert res.returncode == 0 and "CKPT-DEATH-OK saved" in res.stdout, res
     res = run_ompi(env, "ckpt_death.py", 4, [tmp_path, "restored"], timeout=150)
     _ok(res)
-    m = re.search(r"(\d+) lost value\(s\) being recomputed, (\d+) read back from the checkpoint", res.stderr)
-    assert "CKPT-DEATH-OK" in res.stdout and m and int(m.group(2)) > 0, res
+    assert "CKPT-DEATH-OK" in res.stdout and _read_back(res) > 0, res
 
 
 @pytest.mark.mpi
 def test_an_array_time_loop_computes_lost_blocks_again_from_its_checkpoint(ompi, tmp_path):
     """With the loop checkpointed every third step, the blocks the dead rank held are
     computed again from the last checkpoint's blocks, read back from its files."""
-    import re
-
-    env = dict(ompi, DAGMPI_CHECKPOINT=str(tmp_path / "ckpt"), DAGMPI_CHECKPOINT_INTERVAL="0.1")
+    env = _checkpointed(ompi, tmp_path)
     res = run_ompi(env, "array_death.py", 4, [tmp_path, "ckpt"], timeout=150)
     _ok(res)
-    m = re.search(r"(\d+) lost value\(s\) being recomputed, (\d+) read back from the checkpoint", res.stderr)
-    assert "ARRAY-DEATH-OK" in res.stdout and m and int(m.group(2)) > 0, res
+    assert "ARRAY-DEATH-OK" in res.stdout and _read_back(res) > 0, res
 
 
 @pytest.mark.mpi
